@@ -1,0 +1,36 @@
+# The two commands: `make demo` runs the main job, `make test` passes the tests.
+# Both set up what they need (virtual env, dependencies, DynamoDB Local) idempotently.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.stamp
+DDB_STAMP := .cache/dynamodb-local/.stamp
+export STATELESS_STATE_DYNAMODB_LOCAL_DIR := $(CURDIR)/.cache/dynamodb-local
+
+.PHONY: setup test lint demo clean
+
+setup: $(STAMP) $(DDB_STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+$(DDB_STAMP): $(STAMP) stateless_state/testing/dynamodb_local.py
+	$(PY) -m stateless_state.testing install
+	touch $@
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: setup lint
+	$(VENV)/bin/pytest -q
+
+demo: setup
+	$(PY) -m examples.counter_demo
+
+clean:
+	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,71 @@
+"""Retries the library owns: transaction conflicts and optimistic read-compare-write loops.
+
+botocore (standard mode) already retries throttling and 5xx; wrapping it again would multiply
+attempts, so nothing here retries those. ``ConditionalCheckFailed`` is an answer, never retried
+blindly: a loop that retries after one re-reads first.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+import tenacity
+
+__all__ = ["LambdaContext", "deadline_from", "remaining", "retrying"]
+
+
+class LambdaContext(Protocol):
+    """The part of the Lambda context object the library reads."""
+
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
+def deadline_from(context: LambdaContext | None, *, margin: float = 0.0) -> float | None:
+    """The ``time.monotonic()`` instant this invocation's time runs out, less ``margin`` seconds.
+
+    A context reporting 0 ms left yields a deadline that has already passed: 0 is a real value.
+    """
+    if context is None:
+        return None
+    return time.monotonic() + context.get_remaining_time_in_millis() / 1000.0 - margin
+
+
+def remaining(deadline: float | None) -> float | None:
+    """Seconds left before ``deadline`` (never negative), or None when there is none."""
+    if deadline is None:
+        return None
+    return max(0.0, deadline - time.monotonic())
+
+
+class _StopAtDeadline(tenacity.stop.stop_base):
+    def __init__(self, deadline: float | None) -> None:
+        self._deadline = deadline
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        if self._deadline is None:
+            return False
+        sleep = retry_state.upcoming_sleep or 0.0
+        return time.monotonic() + sleep >= self._deadline
+
+
+def retrying(
+    retry_on: tuple[type[BaseException], ...],
+    *,
+    attempts: int = 10,
+    deadline: float | None = None,
+    base: float = 0.01,
+    cap: float = 1.0,
+    on_retry: Any = None,
+) -> tenacity.Retrying:
+    """A tenacity loop with full-jitter backoff, bounded by attempts and by ``deadline``.
+
+    When it gives up it re-raises the last error, so callers see the real cause.
+    """
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(retry_on),
+        wait=tenacity.wait_random_exponential(multiplier=base, max=cap),
+        stop=tenacity.stop_after_attempt(attempts) | _StopAtDeadline(deadline),
+        before_sleep=on_retry,
+        reraise=True,
+    )

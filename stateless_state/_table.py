@@ -1,0 +1,226 @@
+"""The thin layer between the primitives and DynamoDB's low-level client.
+
+It owns three things: the attribute-value codec, translation of DynamoDB's error codes into the
+library's answers (a failed condition is a value, not a crash), and cost accounting on every call.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from .errors import InvalidArgument, ItemTooLarge, TableNotFound
+from .metrics import Metrics
+
+__all__ = [
+    "ConditionFailed",
+    "Table",
+    "TransactionCanceled",
+    "check_name",
+    "deserialize",
+    "serialize",
+]
+
+Item = dict[str, Any]
+
+_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_NAME_BYTES = 255
+
+
+def check_name(kind: str, name: object) -> str:
+    """Validate a user-supplied name or token that becomes part of a key."""
+    if not isinstance(name, str):
+        raise InvalidArgument(f"{kind} must be a str, got {type(name).__name__}")
+    if not name:
+        raise InvalidArgument(f"{kind} must not be empty")
+    size = len(name.encode("utf-8"))
+    if size > MAX_NAME_BYTES:
+        raise InvalidArgument(
+            f"{kind} is {size} bytes in UTF-8; the limit is {MAX_NAME_BYTES}. "
+            "Hash long identifiers (e.g. hashlib.sha256(x).hexdigest()) before passing them."
+        )
+    if _CONTROL.search(name):
+        raise InvalidArgument(f"{kind} {name!r} contains control characters; remove them")
+    return name
+
+
+def serialize(value: Any) -> dict[str, Any]:
+    """Python value to a DynamoDB attribute value (ints and floats to N, str to S, ...)."""
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, int | float):
+        return {"N": repr(value)}
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bytes):
+        return {"B": value}
+    if isinstance(value, Mapping):
+        return {"M": {str(k): serialize(v) for k, v in value.items()}}
+    if isinstance(value, list | tuple):
+        return {"L": [serialize(v) for v in value]}
+    if isinstance(value, set | frozenset):
+        if all(isinstance(v, str) for v in value):
+            return {"SS": sorted(value)}
+        return {"NS": sorted(repr(v) for v in value)}
+    raise InvalidArgument(f"cannot store a {type(value).__name__} in DynamoDB")
+
+
+def _number(text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def deserialize(av: Mapping[str, Any]) -> Any:
+    """A DynamoDB attribute value back to Python (N to int when integral, else float)."""
+    ((tag, v),) = av.items()
+    if tag == "S":
+        return v
+    if tag == "N":
+        return _number(v)
+    if tag == "BOOL":
+        return bool(v)
+    if tag == "NULL":
+        return None
+    if tag == "M":
+        return {k: deserialize(x) for k, x in v.items()}
+    if tag == "L":
+        return [deserialize(x) for x in v]
+    if tag == "SS":
+        return set(v)
+    if tag == "NS":
+        return {_number(x) for x in v}
+    if tag == "B":
+        return bytes(v)
+    raise InvalidArgument(f"unknown DynamoDB attribute type {tag!r}")
+
+
+def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: serialize(v) for k, v in values.items()}
+
+
+def from_item(item: Mapping[str, Any] | None) -> Item | None:
+    if not item:
+        return None
+    return {k: deserialize(v) for k, v in item.items()}
+
+
+class ConditionFailed(Exception):
+    """A conditional write's condition was false. ``old`` is the item as it was (ALL_OLD)."""
+
+    def __init__(self, old: Item | None) -> None:
+        super().__init__("conditional check failed")
+        self.old = old
+
+
+class TransactionCanceled(Exception):
+    """A transaction was cancelled. ``codes[i]`` and ``old[i]`` describe the i-th action."""
+
+    def __init__(self, reasons: list[dict[str, Any]]) -> None:
+        self.codes: list[str] = [r.get("Code", "None") for r in reasons]
+        self.old: list[Item | None] = [from_item(r.get("Item")) for r in reasons]
+        super().__init__(f"transaction cancelled: {self.codes}")
+
+    @property
+    def conflict(self) -> bool:
+        """True when another request raced this one: retrying (after backoff) is the answer."""
+        return "TransactionConflict" in self.codes
+
+    @property
+    def condition_failed(self) -> bool:
+        return "ConditionalCheckFailed" in self.codes
+
+
+def _size_error(message: str) -> bool:
+    m = message.lower()
+    return "item size" in m and "exceeded" in m
+
+
+class Table:
+    """One table, one client, one metrics sink. Thread-safe (boto3 clients are)."""
+
+    def __init__(self, client: Any, name: str, metrics: Metrics) -> None:
+        self.client = client
+        self.name = name
+        self.metrics = metrics
+        # Per-container hints (last value seen, per key) that make a first guess cheaper. A wrong
+        # hint costs a cancelled conditional write, never a wrong answer.
+        self.hints: dict[str, int] = {}
+
+    def call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """Run one DynamoDB operation, account for it, and translate its errors.
+
+        Raises :class:`ConditionFailed`, :class:`TransactionCanceled`, ``TableNotFound`` or
+        ``ItemTooLarge``; other botocore errors pass through unchanged.
+        """
+        method = getattr(self.client, _snake(operation))
+        kwargs.setdefault("ReturnConsumedCapacity", "TOTAL")
+        try:
+            response: dict[str, Any] = method(**kwargs)
+        except ClientError as e:
+            self._account(operation, e.response, error=e)
+            raise self._translate(e) from e
+        except Exception:
+            self.metrics.record(operation, error=True)
+            raise
+        self._account(operation, response)
+        return response
+
+    def _account(
+        self, operation: str, response: Mapping[str, Any], error: ClientError | None = None
+    ) -> None:
+        units = 0.0
+        consumed = response.get("ConsumedCapacity")
+        for c in consumed if isinstance(consumed, list) else [consumed] if consumed else []:
+            units += float(c.get("CapacityUnits", 0.0))
+        attempts = 1 + int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
+        code = error.response.get("Error", {}).get("Code", "") if error else ""
+        reasons = response.get("CancellationReasons", []) if error else []
+        write = operation in _WRITES
+        condition_failure = code == "ConditionalCheckFailedException" or any(
+            r.get("Code") == "ConditionalCheckFailed" for r in reasons
+        )
+        conflict = any(r.get("Code") == "TransactionConflict" for r in reasons)
+        self.metrics.record(
+            operation,
+            requests=attempts,
+            wcu=units if write else 0.0,
+            rcu=0.0 if write else units,
+            retries=attempts - 1,
+            condition_failure=condition_failure,
+            conflict=conflict,
+            error=error is not None and not (condition_failure or conflict),
+        )
+
+    def _translate(self, e: ClientError) -> Exception:
+        err = e.response.get("Error", {})
+        code, message = err.get("Code", ""), err.get("Message", "")
+        if code == "ConditionalCheckFailedException":
+            return ConditionFailed(from_item(e.response.get("Item")))
+        if code == "TransactionCanceledException":
+            return TransactionCanceled(e.response.get("CancellationReasons", []))
+        if code == "ResourceNotFoundException":
+            return TableNotFound(self.name, getattr(self.client.meta, "endpoint_url", None))
+        if code == "ValidationException" and _size_error(message):
+            return ItemTooLarge(
+                f"a write to table {self.name!r} would exceed DynamoDB's 400 KB item limit "
+                f"({message}); nothing was written. Store large values in S3 (Versioned does "
+                "this for you) or split them."
+            )
+        unchanged: Exception = e
+        return unchanged
+
+    def get(self, key: Mapping[str, Any], *, consistent: bool = True) -> Item | None:
+        r = self.call("GetItem", TableName=self.name, Key=to_item(key), ConsistentRead=consistent)
+        return from_item(r.get("Item"))
+
+
+def _snake(operation: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()

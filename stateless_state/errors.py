@@ -1,0 +1,119 @@
+"""The error hierarchy.
+
+Every error the library raises on purpose derives from :class:`StatelessStateError`, so a handler
+can catch the library's failures without catching botocore's. Each subclass is narrow: it names one
+situation and its message says what to do about it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AlreadyInProgress",
+    "ConflictRetriesExhausted",
+    "InvalidArgument",
+    "ItemTooLarge",
+    "LeaseLost",
+    "LeaseUnavailable",
+    "LimitExceeded",
+    "MalformedEvent",
+    "NotSerializable",
+    "PayloadMismatch",
+    "StatelessStateError",
+    "TableNotFound",
+    "VersionConflict",
+]
+
+
+class StatelessStateError(Exception):
+    """Base class of every error raised by stateless_state."""
+
+
+class InvalidArgument(StatelessStateError, ValueError):
+    """An argument is out of range or of the wrong type; nothing was written."""
+
+
+class TableNotFound(StatelessStateError):
+    """The DynamoDB table does not exist in the account, region or endpoint in use."""
+
+    def __init__(self, table_name: str, endpoint: str | None = None) -> None:
+        where = f" at {endpoint}" if endpoint else ""
+        super().__init__(
+            f"DynamoDB table {table_name!r} does not exist{where}. Create it with "
+            f"Store({table_name!r}).create_table() or deploy the SAM template, and check that "
+            "AWS_REGION / AWS_ENDPOINT_URL_DYNAMODB point where you expect."
+        )
+        self.table_name = table_name
+
+
+class ItemTooLarge(StatelessStateError):
+    """An item would exceed DynamoDB's 400 KB item limit; nothing was written."""
+
+
+class NotSerializable(StatelessStateError, TypeError):
+    """A value cannot be stored as JSON; nothing was written."""
+
+
+class LimitExceeded(StatelessStateError):
+    """A counter add would take the value past its limit; nothing was applied."""
+
+    def __init__(self, name: str, value: int, amount: int, limit: int) -> None:
+        super().__init__(
+            f"counter {name!r} is at {value}; adding {amount} would exceed its limit of {limit}. "
+            "Nothing was applied."
+        )
+        self.name = name
+        self.value = value
+        self.amount = amount
+        self.limit = limit
+
+
+class VersionConflict(StatelessStateError):
+    """A compare-and-set write found a different version than the one expected."""
+
+    def __init__(self, name: str, expected: int | None, actual: int | None) -> None:
+        super().__init__(
+            f"versioned object {name!r}: expected version {expected}, found {actual}. "
+            "Re-read with get() and retry, or use update(fn) which does that for you."
+        )
+        self.name = name
+        self.expected = expected
+        self.actual = actual
+
+
+class LeaseUnavailable(StatelessStateError):
+    """The lease is held by another owner and has not expired."""
+
+    def __init__(self, name: str, owner: str | None, expires_at: float | None) -> None:
+        super().__init__(
+            f"lease {name!r} is held by {owner!r} until {expires_at}; try again after it expires."
+        )
+        self.name = name
+        self.owner = owner
+        self.expires_at = expires_at
+
+
+class LeaseLost(StatelessStateError):
+    """A renew, release or fenced write found that this holder no longer owns the lease."""
+
+
+class AlreadyInProgress(StatelessStateError):
+    """Another invocation holds the idempotency claim for this key and its lease has not expired."""
+
+
+class PayloadMismatch(StatelessStateError):
+    """The same idempotency key was used with a different payload."""
+
+
+class MalformedEvent(StatelessStateError):
+    """An event does not have the shape the parser expects."""
+
+
+class ConflictRetriesExhausted(StatelessStateError):
+    """An optimistic loop or transaction kept conflicting until its attempts or time ran out."""
+
+    def __init__(self, what: str, attempts: int, last: BaseException | None = None) -> None:
+        super().__init__(f"{what}: still conflicting after {attempts} attempts")
+        self.attempts = attempts
+        self.last: Any = last

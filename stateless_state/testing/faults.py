@@ -1,0 +1,156 @@
+"""Fault injection through botocore's event hooks.
+
+DynamoDB Local never throttles and never reports ``TransactionConflict``; real DynamoDB does both,
+and any network can lose a response after the write was applied. :class:`FaultInjector` makes a
+client see all of these, so tests exercise the same retry paths production will:
+
+* ``throttle``: a ``ProvisionedThroughputExceededException`` instead of sending (botocore retries).
+* ``server_error``: an HTTP 500 ``InternalServerError`` instead of sending (botocore retries).
+* ``conflict``: a ``TransactionCanceledException`` with ``TransactionConflict`` reasons, for
+  ``TransactWriteItems`` only (botocore does not retry it; the library does).
+* ``ambiguous``: the request **is sent and applied**, then the client sees a read timeout, and
+  botocore retries it: the write lands twice unless it is idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ReadTimeoutError
+
+__all__ = ["FAULT_KINDS", "FaultInjector"]
+
+FAULT_KINDS = ("throttle", "server_error", "conflict", "ambiguous")
+_WRITE_OPS = frozenset(
+    {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
+)
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._body
+
+
+def _error_response(url: str, status: int, code: str, message: str, **extra: Any) -> AWSResponse:
+    body = json.dumps(
+        {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": message, **extra}
+    ).encode()
+    headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": "injected"}
+    return AWSResponse(url, status, headers, _Raw(body))
+
+
+@dataclass
+class _Rule:
+    kind: str
+    rate: float
+    operations: frozenset[str] | None
+
+
+@dataclass
+class FaultInjector:
+    """Inject faults into one boto3 client's DynamoDB calls, at a given rate per HTTP attempt.
+
+    >>> with FaultInjector(store.client, seed=1) as faults:
+    ...     faults.add("ambiguous", rate=0.33)
+    ...     counter.add(1, token="event-1")
+    >>> faults.injected["ambiguous"]
+
+    Rules apply to write operations unless ``operations`` names others. Decisions come from a
+    seeded RNG; under threads the order of draws varies, the rates do not.
+    """
+
+    client: Any
+    seed: int | None = None
+    injected: Counter[str] = field(default_factory=Counter)
+    _rules: list[_Rule] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _rng: random.Random = field(init=False)
+    _active: bool = False
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    def add(self, kind: str, rate: float, operations: Iterable[str] | None = None) -> FaultInjector:
+        """Inject ``kind`` (one of :data:`FAULT_KINDS`) on a ``rate`` fraction of attempts."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {kind!r}; choose from {FAULT_KINDS}")
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"rate must be within [0, 1], got {rate}")
+        ops = frozenset(operations) if operations is not None else None
+        with self._lock:
+            self._rules.append(_Rule(kind, rate, ops))
+        return self
+
+    def clear(self) -> None:
+        """Remove every rule (counts in ``injected`` stay)."""
+        with self._lock:
+            self._rules.clear()
+
+    def __enter__(self) -> FaultInjector:
+        self.client.meta.events.register("before-send.dynamodb.*", self._before_send)
+        self._active = True
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.client.meta.events.unregister("before-send.dynamodb.*", self._before_send)
+        self._active = False
+
+    def _pick(self, operation: str) -> str | None:
+        with self._lock:
+            for rule in self._rules:
+                applies = (
+                    operation in rule.operations
+                    if rule.operations is not None
+                    else operation in _WRITE_OPS
+                )
+                if rule.kind == "conflict" and operation != "TransactWriteItems":
+                    applies = False
+                if applies and self._rng.random() < rule.rate:
+                    self.injected[rule.kind] += 1
+                    return rule.kind
+        return None
+
+    def _before_send(self, request: Any, **kwargs: Any) -> AWSResponse | None:
+        target = request.headers.get("X-Amz-Target", b"")
+        if isinstance(target, bytes):
+            target = target.decode()
+        operation = target.rsplit(".", 1)[-1]
+        kind = self._pick(operation)
+        if kind is None:
+            return None
+        url = request.url
+        if kind == "throttle":
+            return _error_response(
+                url, 400, "ProvisionedThroughputExceededException", "injected throttle"
+            )
+        if kind == "server_error":
+            return _error_response(url, 500, "InternalServerError", "injected 5xx")
+        if kind == "conflict":
+            count = len(json.loads(request.body or b"{}").get("TransactItems", [])) or 1
+            reasons = [{"Code": "TransactionConflict", "Message": "injected"}] * count
+            return _error_response(
+                url,
+                400,
+                "TransactionCanceledException",
+                "Transaction cancelled (injected conflict)",
+                CancellationReasons=reasons,
+            )
+        # ambiguous: apply the request for real, then lose the response.
+        self.client._endpoint.http_session.send(request)
+        raise ReadTimeoutError(endpoint_url=url)
