@@ -18,17 +18,24 @@ from .errors import (
     TableNotFound,
     VersionConflict,
 )
+from .idempotency import Claim, Idempotency, idempotent
+from .lease import Held, Lease, LeaseState
 from .metrics import Metrics, OperationStats
 from .store import Store
 
 __all__ = [
     "AlreadyInProgress",
+    "Claim",
     "ConflictRetriesExhausted",
     "Count",
     "Counter",
+    "Held",
+    "Idempotency",
     "InvalidArgument",
     "ItemTooLarge",
+    "Lease",
     "LeaseLost",
+    "LeaseState",
     "LeaseUnavailable",
     "LimitExceeded",
     "MalformedEvent",
@@ -41,5 +48,6 @@ __all__ = [
     "Store",
     "TableNotFound",
     "VersionConflict",
+    "idempotent",
 ]
 __version__ = "0.1.0"

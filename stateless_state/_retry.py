@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import tenacity
 
-__all__ = ["LambdaContext", "deadline_from", "remaining", "retrying"]
+__all__ = ["LambdaContext", "deadline_from", "remaining", "retrying", "transient"]
 
 
 class LambdaContext(Protocol):
@@ -49,6 +49,25 @@ class _StopAtDeadline(tenacity.stop.stop_base):
         return time.monotonic() + sleep >= self._deadline
 
 
+def transient(error: BaseException) -> bool:
+    """True for a failure botocore already retried and gave up on: connection errors, timeouts,
+    throttling and 5xx. Never true for a failed condition (an answer) or a validation error."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if isinstance(error, BotoCoreError):
+        return True
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return status >= 500 or "Throttl" in code or code in _THROTTLES
+    return False
+
+
+_THROTTLES = frozenset(
+    {"ProvisionedThroughputExceededException", "RequestLimitExceeded", "ThrottlingException"}
+)
+
+
 def retrying(
     retry_on: tuple[type[BaseException], ...],
     *,
@@ -60,10 +79,14 @@ def retrying(
 ) -> tenacity.Retrying:
     """A tenacity loop with full-jitter backoff, bounded by attempts and by ``deadline``.
 
+    With an empty ``retry_on`` it retries :func:`transient` failures: only for the rare write that
+    must land after botocore has given up (an idempotency completion), never as a general layer.
     When it gives up it re-raises the last error, so callers see the real cause.
     """
     return tenacity.Retrying(
-        retry=tenacity.retry_if_exception_type(retry_on),
+        retry=tenacity.retry_if_exception_type(retry_on)
+        if retry_on
+        else tenacity.retry_if_exception(transient),
         wait=tenacity.wait_random_exponential(multiplier=base, max=cap),
         stop=tenacity.stop_after_attempt(attempts) | _StopAtDeadline(deadline),
         before_sleep=on_retry,

@@ -9,6 +9,8 @@ from typing import Any
 from ._table import Table, check_name
 from .counter import Counter, ShardedCounter
 from .errors import InvalidArgument, TableNotFound
+from .idempotency import Idempotency
+from .lease import Lease
 from .metrics import Metrics
 
 __all__ = ["TABLE_ENV", "TTL_ATTRIBUTE", "Store"]
@@ -132,6 +134,27 @@ class Store:
         """A counter spread over ``shards`` items; see :class:`ShardedCounter`."""
         return ShardedCounter(
             self._table, check_name("counter name", name), shards, token_ttl=token_ttl
+        )
+
+    def lease(self, name: str, *, duration: timedelta | float, owner: str | None = None) -> Lease:
+        """A lease with fencing tokens; see :class:`~stateless_state.lease.Lease`."""
+        return Lease(self._table, check_name("lease name", name), duration=duration, owner=owner)
+
+    def idempotency(
+        self,
+        namespace: str = "default",
+        *,
+        expires_after: timedelta | float = timedelta(hours=1),
+        in_progress_timeout: timedelta | float = timedelta(minutes=15),
+        cache_size: int = 0,
+    ) -> Idempotency:
+        """Idempotency keys in ``namespace`` (the lower-level API under :func:`idempotent`)."""
+        return Idempotency(
+            self._table,
+            namespace,
+            expires_after=expires_after,
+            in_progress_timeout=in_progress_timeout,
+            cache_size=cache_size,
         )
 
     def __repr__(self) -> str:

@@ -28,7 +28,7 @@ def add_until_answered(store: Store, token: str) -> Count:
 def test_ambiguous_writes_do_not_double_count_tokens(
     ddb_store: Store, fault_injector: FaultInjector
 ) -> None:
-    fault_injector.add("ambiguous", rate=1 / 3)
+    fault_injector.add("ambiguous", rate=1 / 3, exhaust=True)
     counts = [add_until_answered(ddb_store, f"t{i}") for i in range(60)]
     counts += [add_until_answered(ddb_store, f"t{i}") for i in range(0, 60, 3)]
     assert fault_injector.injected["ambiguous"] > 10
@@ -57,6 +57,7 @@ def test_conflicts_and_throttling_keep_tokens_exact(
     ddb_store: Store, fault_injector: FaultInjector
 ) -> None:
     fault_injector.add("conflict", rate=0.4).add("throttle", rate=0.2).add("server_error", 0.1)
+    fault_injector.add("ambiguous", rate=0.2, exhaust=True)
     for i in range(40):
         add_until_answered(ddb_store, f"t{i % 30}")
     assert fault_injector.injected["conflict"] > 5
@@ -69,7 +70,7 @@ def test_sharded_tokens_exact_under_ambiguous_writes(
     ddb_store: Store, fault_injector: FaultInjector
 ) -> None:
     s = ddb_store.sharded_counter("hot", shards=4)
-    fault_injector.add("ambiguous", rate=1 / 3)
+    fault_injector.add("ambiguous", rate=1 / 3, exhaust=True)
     for i in range(45):
         for _ in range(20):
             try:

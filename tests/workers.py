@@ -40,3 +40,54 @@ def limited_adds(endpoint: str, table: str, name: str, amounts: list[int], limit
         except LimitExceeded:
             out.append((a, None, None))
     return out
+
+
+def lease_worker(
+    endpoint: str, table: str, name: str, rounds: int, hold: float
+) -> list[tuple[int, str, float, float]]:
+    """Try to take the lease ``rounds`` times; record (fence, owner, start, end) of each hold."""
+    import secrets
+    import time
+
+    from stateless_state import LeaseUnavailable
+
+    owner = secrets.token_hex(4)
+    lease = _store(endpoint, table).lease(name, duration=30, owner=owner)
+    out = []
+    for _ in range(rounds):
+        try:
+            held = lease.acquire()
+        except LeaseUnavailable:
+            time.sleep(0.005)
+            continue
+        start = time.monotonic()
+        time.sleep(hold)
+        end = time.monotonic()
+        held.release()
+        out.append((held.fence, owner, start, end))
+    return out
+
+
+def idempotent_caller(endpoint: str, table: str, key: str, marker: str) -> list[Any]:
+    """Call an idempotent body that counts its executions; retry while it is in progress."""
+    import time
+
+    from stateless_state import AlreadyInProgress, idempotent
+    from stateless_state.testing import FakeLambdaContext
+
+    store = _store(endpoint, table)
+
+    @idempotent(store, key="id", namespace="race")
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        runs = store.counter(f"runs-{event['id']}").add(1)
+        time.sleep(0.05)
+        return {"ran_by": marker, "run": runs.value}
+
+    outcomes: list[Any] = []
+    while True:
+        try:
+            outcomes.append(handler({"id": key}, FakeLambdaContext(60_000)))
+            return outcomes
+        except AlreadyInProgress:
+            outcomes.append("in_progress")
+            time.sleep(0.01)

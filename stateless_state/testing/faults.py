@@ -55,6 +55,15 @@ class _Rule:
     kind: str
     rate: float
     operations: frozenset[str] | None
+    exhaust: bool
+
+
+def _attempt(request: Any) -> tuple[int, int]:
+    """botocore's own ``amz-sdk-request: attempt=N; max=M`` header, as (N, M)."""
+    raw = request.headers.get("amz-sdk-request", b"")
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    fields = dict(p.strip().split("=", 1) for p in text.split(";") if "=" in p)
+    return int(fields.get("attempt", 1)), int(fields.get("max", 0))
 
 
 @dataclass
@@ -68,6 +77,11 @@ class FaultInjector:
 
     Rules apply to write operations unless ``operations`` names others. Decisions come from a
     seeded RNG; under threads the order of draws varies, the rates do not.
+
+    botocore's standard retry mode keeps a retry quota per client (500 units; a retry costs 14, 5
+    for throttling, refunded only when the call ends in a 2xx). An ambiguous *conditional* write
+    ends in a 400 (its retry meets its own write), so at high injected rates the quota drains
+    and botocore stops retrying: a real effect that tests at unrealistic rates will meet.
     """
 
     client: Any
@@ -81,15 +95,28 @@ class FaultInjector:
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
 
-    def add(self, kind: str, rate: float, operations: Iterable[str] | None = None) -> FaultInjector:
-        """Inject ``kind`` (one of :data:`FAULT_KINDS`) on a ``rate`` fraction of attempts."""
+    def add(
+        self,
+        kind: str,
+        rate: float,
+        operations: Iterable[str] | None = None,
+        *,
+        exhaust: bool = False,
+    ) -> FaultInjector:
+        """Inject ``kind`` (one of :data:`FAULT_KINDS`) on a ``rate`` fraction of attempts.
+
+        By default a fault is never injected on the last attempt botocore will make, so every
+        injected fault is one botocore's retries can recover from (as transient faults are).
+        ``exhaust=True`` lets faults reach the caller too (``conflict`` always does: botocore
+        does not retry it).
+        """
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}; choose from {FAULT_KINDS}")
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"rate must be within [0, 1], got {rate}")
         ops = frozenset(operations) if operations is not None else None
         with self._lock:
-            self._rules.append(_Rule(kind, rate, ops))
+            self._rules.append(_Rule(kind, rate, ops, exhaust))
         return self
 
     def clear(self) -> None:
@@ -111,9 +138,12 @@ class FaultInjector:
         self.client.meta.events.unregister("before-send.dynamodb.*", self._before_send)
         self._active = False
 
-    def _pick(self, operation: str) -> str | None:
+    def _pick(self, operation: str, attempt: int, max_attempts: int) -> str | None:
+        last = max_attempts > 0 and attempt >= max_attempts
         with self._lock:
             for rule in self._rules:
+                if last and not rule.exhaust and rule.kind != "conflict":
+                    continue
                 applies = (
                     operation in rule.operations
                     if rule.operations is not None
@@ -131,7 +161,7 @@ class FaultInjector:
         if isinstance(target, bytes):
             target = target.decode()
         operation = target.rsplit(".", 1)[-1]
-        kind = self._pick(operation)
+        kind = self._pick(operation, *_attempt(request))
         if kind is None:
             return None
         url = request.url

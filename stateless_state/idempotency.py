@@ -1,0 +1,426 @@
+"""Idempotency keys: run a body once per key, replay its stored result to every duplicate.
+
+One item per key, ``pk=idem#<sha256(namespace, key)>, sk=idem``:
+``status`` (``in_progress`` | ``completed`` | ``released``), ``owner`` (a random nonce per claim),
+``fence`` (increases with every claim), ``lease_until`` (when an in-progress claim may be taken
+over), ``hash`` (of the validated payload), ``result`` (JSON) and ``ttl``.
+
+Fenced: completing and releasing are conditional on ``owner`` still being this claim's nonce, so
+an invocation that outlived its lease (a zombie) can neither overwrite nor delete the record of
+the invocation that took over. That closes the hole where Powertools' unconditional success update
+and delete let a late first attempt clobber a newer owner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, ParamSpec, TypeVar
+
+from ._retry import LambdaContext, retrying
+from ._table import ConditionFailed, Table, check_name, serialize, to_item
+from .errors import (
+    AlreadyInProgress,
+    InvalidArgument,
+    ItemTooLarge,
+    LeaseLost,
+    NotSerializable,
+    PayloadMismatch,
+)
+
+__all__ = ["Claim", "Idempotency", "idempotent"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+MAX_RESULT_BYTES = 350_000
+_IN_PROGRESS, _COMPLETED, _RELEASED = "in_progress", "completed", "released"
+
+
+def _to_json(value: Any, what: str) -> str:
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False, sort_keys=True)
+    except (TypeError, ValueError) as e:
+        raise NotSerializable(
+            f"{what} cannot be stored as JSON ({e}); return plain dicts, lists, str, int, float, "
+            "bool or None (convert datetimes and Decimals first)"
+        ) from None
+
+
+def payload_hash(payload: Any) -> str:
+    """SHA-256 of the payload's canonical JSON (non-JSON leaves hashed by their repr)."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _seconds(value: timedelta | float) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+@dataclass(slots=True)
+class Claim:
+    """The outcome of :meth:`Idempotency.claim`.
+
+    ``replay`` True: the key was completed earlier and ``result`` is the stored result (falsy
+    results included); call nothing else. ``replay`` False: this caller owns the key and must
+    end the claim with :meth:`complete` or :meth:`release`.
+    """
+
+    key: str
+    replay: bool
+    result: Any = None
+    fence: int = 0
+    lease_until: float = 0.0
+    _owner: Idempotency | None = field(default=None, repr=False)
+    _nonce: str = field(default="", repr=False)
+
+    def complete(self, result: Any) -> None:
+        """Store ``result`` and mark the key completed. One conditional ``UpdateItem`` (1 WCU
+        for small results).
+
+        Raises :class:`NotSerializable` or :class:`ItemTooLarge` (the claim is released, nothing
+        is stored), or :class:`LeaseLost` when another invocation took the key over. Transient
+        failures that outlast botocore's retries are retried (up to 4 times, within the lease):
+        losing this write would let the body run again once the lease ends.
+        """
+        owner = self._require_owner()
+        try:
+            text = _to_json(result, "the result")
+        except NotSerializable:
+            self.release()
+            raise
+        if len(text.encode()) > MAX_RESULT_BYTES:
+            self.release()
+            raise ItemTooLarge(
+                f"the result for key {self.key!r} is {len(text.encode())} bytes of JSON; at most "
+                f"{MAX_RESULT_BYTES} fit in a DynamoDB item. Store it in S3 and return its key."
+            )
+        # The one write whose loss would make the body run twice (the key would be taken over
+        # when the lease ends), and it is safe to repeat (conditional on this claim's nonce): so
+        # it gets a few more tries after botocore gives up, within the claim's lease.
+        lease_left = self.lease_until - time.time()
+        for attempt in retrying((), attempts=4, deadline=time.monotonic() + lease_left):
+            with attempt:
+                owner._complete(self, text)
+        owner._cache_put(self.key, result)
+
+    def release(self) -> bool:
+        """Give the key up so a retry can run the body. One conditional ``UpdateItem``.
+
+        Returns False when the key had already passed to another invocation (nothing changed).
+        """
+        return self._require_owner()._release(self)
+
+    def _require_owner(self) -> Idempotency:
+        if self._owner is None or self.replay:
+            raise InvalidArgument(
+                "this claim is a replay of a completed key; there is nothing to end"
+            )
+        return self._owner
+
+
+class Idempotency:
+    """Claims on keys in one namespace. Build it with ``store.idempotency(namespace, ...)``, or
+    use the :func:`idempotent` decorator, which drives it.
+
+    Guarantee: while a key's record lives (``expires_after`` from completion), its body runs at
+    most once to completion, whatever the interleaving of duplicates, retries and crashes; an
+    in-progress claim can be taken over only after its lease (the Lambda's remaining time, or
+    ``in_progress_timeout``) ends, and the stale claimant can then no longer complete or release.
+
+    Cost: a first call is 2 writes (claim, complete) of 1 WCU each for small results; a replay of a
+    completed key is 1 request (the failed conditional claim returns the record), or none from
+    the optional in-process cache.
+    """
+
+    def __init__(
+        self,
+        table: Table,
+        namespace: str,
+        *,
+        expires_after: timedelta | float = timedelta(hours=1),
+        in_progress_timeout: timedelta | float = timedelta(minutes=15),
+        cache_size: int = 0,
+    ) -> None:
+        self.namespace = check_name("namespace", namespace)
+        self.expires_after = _seconds(expires_after)
+        self.in_progress_timeout = _seconds(in_progress_timeout)
+        if self.expires_after <= 0 or self.in_progress_timeout <= 0:
+            raise InvalidArgument("expires_after and in_progress_timeout must be positive")
+        self._t = table
+        self._cache_size = cache_size
+        self._cache: OrderedDict[str, tuple[Any, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _key(self, key: str) -> dict[str, str]:
+        digest = hashlib.sha256(f"{self.namespace}\0{key}".encode()).hexdigest()
+        return {"pk": f"idem#{digest}", "sk": "idem"}
+
+    def claim(
+        self, key: str, *, payload: Any = None, context: LambdaContext | None = None
+    ) -> Claim:
+        """Claim ``key``, or get its stored result.
+
+        Args:
+            payload: when given, its hash is stored and compared: reusing the key with a
+                different payload raises :class:`PayloadMismatch`.
+            context: the Lambda context; the claim's lease ends when the invocation's time does
+                (0 ms left is a lease that has already ended).
+
+        Raises :class:`AlreadyInProgress` while another invocation holds an unexpired claim.
+        One conditional ``UpdateItem`` (1 WCU) whatever the outcome.
+        """
+        if not isinstance(key, str) or not key:
+            raise InvalidArgument(f"idempotency key must be a non-empty str, got {key!r}")
+        cached = self._cache_get(key)
+        if cached is not None:
+            return Claim(key, True, cached[0])
+        digest = payload_hash(payload) if payload is not None else None
+        now = time.time()
+        lease = (
+            context.get_remaining_time_in_millis() / 1000.0
+            if context is not None
+            else self.in_progress_timeout
+        )
+        nonce = secrets.token_hex(8)
+        values: dict[str, Any] = {
+            ":ip": _IN_PROGRESS,
+            ":rel": _RELEASED,
+            ":n": nonce,
+            ":lease": now + lease,
+            ":ttl": int(now + lease + self.expires_after),
+            ":now": now,
+            ":one": 1,
+            ":key": key,
+            ":ns": self.namespace,
+        }
+        sets = (
+            "SET #status = :ip, #owner = :n, lease_until = :lease, #ttl = :ttl, #key = :key, "
+            "#ns = :ns"
+        )
+        removes = ["#result"]
+        if digest:
+            sets += ", #hash = :h"
+            values[":h"] = digest
+        else:
+            removes.append("#hash")
+        try:
+            r = self._t.call(
+                "UpdateItem",
+                TableName=self._t.name,
+                Key=to_item(self._key(key)),
+                UpdateExpression=f"{sets} ADD fence :one REMOVE {', '.join(removes)}",
+                ConditionExpression=(
+                    "attribute_not_exists(#status) OR #status = :rel OR #ttl <= :now "
+                    "OR (#status = :ip AND lease_until <= :now)"
+                ),
+                ExpressionAttributeNames={
+                    "#status": "status",
+                    "#owner": "owner",
+                    "#ttl": "ttl",
+                    "#key": "key",
+                    "#ns": "namespace",
+                    "#hash": "hash",
+                    "#result": "result",
+                },
+                ExpressionAttributeValues={k: serialize(v) for k, v in values.items()},
+                ReturnValues="UPDATED_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ConditionFailed as e:
+            return self._existing(key, e.old or {}, digest, nonce)
+        except Exception:
+            # The claim may have been applied with its response lost for good; undo it if so, or
+            # the key would stay in progress until the lease ends.
+            with contextlib.suppress(Exception):
+                self._release(Claim(key, False, _nonce=nonce))
+            raise
+        fence = int(r["Attributes"]["fence"]["N"])
+        return Claim(key, False, None, fence, now + lease, self, nonce)
+
+    def _existing(self, key: str, old: dict[str, Any], digest: str | None, nonce: str) -> Claim:
+        if old.get("owner") == nonce:
+            # Our own claim, applied and then retried by botocore after a lost response.
+            return Claim(
+                key, False, None, int(old["fence"]), float(old["lease_until"]), self, nonce
+            )
+        if digest is not None and old.get("hash") not in (None, digest):
+            raise PayloadMismatch(
+                f"idempotency key {key!r} was used before with a different payload; use a new "
+                "key for a new request, or narrow `validate` to the fields that identify it"
+            )
+        if old.get("status") == _COMPLETED:
+            result = json.loads(old["result"])
+            self._cache_put(key, result, float(old.get("ttl", 0)))
+            return Claim(key, True, result, int(old.get("fence", 0)))
+        raise AlreadyInProgress(
+            f"idempotency key {key!r} is being processed by another invocation (claim "
+            f"{old.get('fence')}, lease until {old.get('lease_until')}); retry later"
+        )
+
+    def _complete(self, claim: Claim, text: str) -> None:
+        try:
+            self._t.call(
+                "UpdateItem",
+                TableName=self._t.name,
+                Key=to_item(self._key(claim.key)),
+                UpdateExpression="SET #status = :done, #result = :r, #ttl = :ttl",
+                ConditionExpression="#owner = :n",
+                ExpressionAttributeNames={
+                    "#status": "status",
+                    "#result": "result",
+                    "#ttl": "ttl",
+                    "#owner": "owner",
+                },
+                ExpressionAttributeValues={
+                    ":done": serialize(_COMPLETED),
+                    ":r": serialize(text),
+                    ":ttl": serialize(int(time.time() + self.expires_after)),
+                    ":n": serialize(claim._nonce),
+                },
+            )
+        except ConditionFailed:
+            raise LeaseLost(
+                f"idempotency key {claim.key!r}: this invocation's claim expired and another took "
+                "the key over; the result was not stored"
+            ) from None
+
+    def _release(self, claim: Claim) -> bool:
+        try:
+            self._t.call(
+                "UpdateItem",
+                TableName=self._t.name,
+                Key=to_item(self._key(claim.key)),
+                UpdateExpression="SET #status = :rel, lease_until = :zero",
+                ConditionExpression="#owner = :n AND #status IN (:ip, :rel)",
+                ExpressionAttributeNames={"#status": "status", "#owner": "owner"},
+                ExpressionAttributeValues={
+                    ":rel": serialize(_RELEASED),
+                    ":ip": serialize(_IN_PROGRESS),
+                    ":zero": serialize(0),
+                    ":n": serialize(claim._nonce),
+                },
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def _cache_get(self, key: str) -> tuple[Any] | None:
+        if not self._cache_size:
+            return None
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is None or hit[1] <= time.time():
+                self._cache.pop(key, None)
+                return None
+            self._cache.move_to_end(key)
+            return (hit[0],)
+
+    def _cache_put(self, key: str, result: Any, until: float | None = None) -> None:
+        if not self._cache_size:
+            return
+        with self._lock:
+            self._cache[key] = (result, until or time.time() + self.expires_after)
+            self._cache.move_to_end(key)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+
+
+def _path(obj: Any, path: str) -> Any:
+    for part in path.split("."):
+        try:
+            obj = obj[int(part)] if isinstance(obj, list) else obj[part]
+        except (KeyError, IndexError, ValueError, TypeError):
+            raise InvalidArgument(f"path {path!r} not found in the payload (at {part!r})") from None
+    return obj
+
+
+def _is_context(obj: Any) -> bool:
+    return callable(getattr(obj, "get_remaining_time_in_millis", None))
+
+
+def idempotent(
+    store: Any,
+    *,
+    key: str | Callable[..., str] | None = None,
+    validate: bool | str | Callable[..., Any] | None = None,
+    expires_after: timedelta | float = timedelta(hours=1),
+    in_progress_timeout: timedelta | float = timedelta(minutes=15),
+    namespace: str | None = None,
+    cache_size: int = 0,
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Make a Lambda handler ``(event, context)`` or a plain function idempotent.
+
+    Args:
+        key: what identifies a request. A dotted path into the event (``"detail.id"``,
+            ``"Records.0.messageId"``), a callable given the event (handlers) or the function's
+            arguments (plain functions), or None for a hash of the whole payload.
+        validate: also check that a repeated key carries the same payload: True for the whole
+            payload, or a path or callable selecting the part to compare. A mismatch raises
+            :class:`PayloadMismatch`.
+        expires_after: how long a completed result is kept and replayed.
+        in_progress_timeout: the claim's lease when there is no Lambda context (with one, the
+            lease ends with the invocation's remaining time).
+        namespace: separates keys of different functions; defaults to the function's qualified
+            name.
+        cache_size: keep up to this many completed results in process memory (off by default).
+
+    The body runs at most once per key while the record lives; duplicates get the stored result
+    (falsy ones too) or :class:`AlreadyInProgress` while the first is still running. If the body
+    raises, the claim is released and the exception propagates, so a retry can run it.
+    """
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        from .store import Store
+
+        if not isinstance(store, Store):
+            raise InvalidArgument("idempotent(store, ...) needs a stateless_state.Store")
+        keys = store.idempotency(
+            namespace or f"{fn.__module__}.{fn.__qualname__}",
+            expires_after=expires_after,
+            in_progress_timeout=in_progress_timeout,
+            cache_size=cache_size,
+        )
+
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            handler = len(args) == 2 and not kwargs and _is_context(args[1])
+            payload: Any = args[0] if handler else {"args": list(args), "kwargs": kwargs}
+            context: Any = args[1] if handler else None
+            if key is None:
+                k = payload_hash(payload)
+            elif isinstance(key, str):
+                k = str(_path(payload if handler else args[0] if args else kwargs, key))
+            else:
+                k = str(key(payload) if handler else key(*args, **kwargs))
+            checked: Any = None
+            if validate is True:
+                checked = payload
+            elif isinstance(validate, str):
+                checked = _path(payload if handler else args[0], validate)
+            elif callable(validate):
+                checked = validate(payload) if handler else validate(*args, **kwargs)
+            claim = keys.claim(k, payload=checked, context=context)
+            if claim.replay:
+                result: R = claim.result
+                return result
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException:
+                claim.release()
+                raise
+            claim.complete(result)
+            return result
+
+        return wrapper
+
+    return decorate

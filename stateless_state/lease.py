@@ -1,0 +1,266 @@
+"""Leases with fencing tokens: who may do this now, and proof of it for downstream writes.
+
+One item per lease, ``pk=lease#<name>, sk=lease``, never deleted: it carries the fence, which
+must keep increasing across every acquisition for as long as the name is used. No background
+threads (they freeze between Lambda invocations): a holder renews explicitly.
+
+Clocks: expiry compares wall-clock times of different machines, so a lease is only as exact as
+their clock skew (Lambda hosts are NTP-synchronised, typically within milliseconds). Safety does not
+rest on it: every write a holder makes downstream should check the fence (see :meth:`Held.write`),
+and a stale holder's fenced writes fail however wrong its clock is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import TracebackType
+from typing import Any
+
+from ._retry import LambdaContext
+from ._table import ConditionFailed, Table, TransactionCanceled, serialize, to_item
+from .errors import InvalidArgument, LeaseLost, LeaseUnavailable
+
+__all__ = ["Held", "Lease", "LeaseState"]
+
+
+def _seconds(duration: timedelta | float, what: str) -> float:
+    seconds = duration.total_seconds() if isinstance(duration, timedelta) else duration
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
+        raise InvalidArgument(f"{what} must be a positive timedelta or number of seconds")
+    return float(seconds)
+
+
+def default_owner() -> str:
+    """A readable owner name: host, process and a random suffix."""
+    import os
+
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseState:
+    """What the lease item says right now (for operators and tests)."""
+
+    name: str
+    owner: str | None
+    fence: int
+    expires_at: float
+    held: bool
+
+
+@dataclass(slots=True)
+class Held:
+    """A lease this process holds. ``fence`` is strictly greater than every earlier holder's.
+
+    Use it as a context manager to release on exit. It does not renew itself.
+    """
+
+    lease: Lease
+    owner: str
+    fence: int
+    expires_at: float
+    _nonce: str = field(repr=False)
+    released: bool = False
+
+    @property
+    def remaining(self) -> float:
+        """Seconds until this lease expires by the local clock (negative once expired)."""
+        return self.expires_at - time.time()
+
+    def renew(self, duration: timedelta | float | None = None) -> Held:
+        """Extend the lease from now. One conditional ``UpdateItem`` (1 WCU).
+
+        Succeeds while no one else has acquired since (even if the lease ran out meanwhile,
+        which is safe: no one else got a fence). Raises :class:`LeaseLost` otherwise.
+        """
+        seconds = self.lease._duration if duration is None else _seconds(duration, "duration")
+        expires = time.time() + seconds
+        try:
+            self.lease._update(
+                "SET expires_at = :e",
+                "fence = :f AND holder = :n",
+                {":e": expires, ":f": self.fence, ":n": self._nonce},
+            )
+        except ConditionFailed:
+            raise LeaseLost(
+                f"lease {self.lease.name!r}: fence {self.fence} was superseded; stop working"
+            ) from None
+        self.expires_at = expires
+        return self
+
+    def release(self) -> bool:
+        """Give the lease up. One conditional ``UpdateItem`` (1 WCU).
+
+        Returns False (and changes nothing) when the lease had already passed to someone else.
+        Safe to repeat; the fence is kept, so the next holder's is higher.
+        """
+        if self.released:
+            return True
+        try:
+            self.lease._update(
+                "SET expires_at = :zero REMOVE holder, #owner",
+                "fence = :f AND (holder = :n OR attribute_not_exists(holder))",
+                {":zero": 0, ":f": self.fence, ":n": self._nonce},
+                names={"#owner": "owner"},
+            )
+        except ConditionFailed:
+            return False
+        self.released = True
+        return True
+
+    def condition_check(self) -> dict[str, Any]:
+        """A ``ConditionCheck`` for ``TransactWriteItems`` that holds only while this fence is
+        current: put it in your own transaction to make any DynamoDB write fenced."""
+        return {
+            "ConditionCheck": {
+                "TableName": self.lease._t.name,
+                "Key": to_item(self.lease._key),
+                "ConditionExpression": "fence = :f",
+                "ExpressionAttributeValues": {":f": serialize(self.fence)},
+            }
+        }
+
+    def write(self, *actions: dict[str, Any]) -> None:
+        """Run ``actions`` (``TransactWriteItems`` entries) only if this fence is still current.
+
+        One transaction of ``len(actions) + 1`` items. Raises :class:`LeaseLost`, writing
+        nothing, once another holder has acquired the lease. Conditions of your own actions
+        that fail come back as the usual ``TransactionCanceled`` codes in the raised error.
+        """
+        try:
+            self.lease._t.call(
+                "TransactWriteItems", TransactItems=[self.condition_check(), *actions]
+            )
+        except TransactionCanceled as e:
+            if e.codes[0] == "ConditionalCheckFailed":
+                raise LeaseLost(
+                    f"lease {self.lease.name!r}: fence {self.fence} is no longer current; "
+                    "the write was not applied"
+                ) from None
+            raise
+
+    def __enter__(self) -> Held:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+class Lease:
+    """A named lease. Build it with ``store.lease(name, duration=..., owner=None)``.
+
+    Mutual exclusion: at most one holder at a time, as long as holders stop using the lease when it
+    expires (or renew it first). Fencing: :attr:`Held.fence` increases strictly with every
+    acquisition, so downstream writes that check it reject a stale holder even if it does not
+    know it is stale.
+    """
+
+    def __init__(
+        self, table: Table, name: str, *, duration: timedelta | float, owner: str | None
+    ) -> None:
+        self.name = name
+        self.owner = owner or default_owner()
+        self._duration = _seconds(duration, "duration")
+        self._t = table
+        self._key = {"pk": f"lease#{name}", "sk": "lease"}
+
+    def __repr__(self) -> str:
+        return f"Lease({self.name!r}, owner={self.owner!r})"
+
+    def _update(
+        self,
+        expression: str,
+        condition: str,
+        values: dict[str, Any],
+        *,
+        names: dict[str, str] | None = None,
+        returns: str = "NONE",
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"ExpressionAttributeNames": names} if names else {}
+        return self._t.call(
+            "UpdateItem",
+            TableName=self._t.name,
+            Key=to_item(self._key),
+            UpdateExpression=expression,
+            ConditionExpression=condition,
+            ExpressionAttributeValues={k: serialize(v) for k, v in values.items()},
+            ReturnValues=returns,
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            **kwargs,
+        )
+
+    def acquire(self, *, context: LambdaContext | None = None) -> Held:
+        """Take the lease if it is free or expired, else raise :class:`LeaseUnavailable`.
+
+        One conditional ``UpdateItem`` (1 WCU), whatever the outcome. With a Lambda ``context``
+        the duration is capped by the invocation's remaining time: a lease should not outlive
+        the only process that could renew it. An ambiguous write (applied, response lost, retried
+        by botocore) is recognised by its nonce and returns the lease it took.
+        """
+        seconds = self._duration
+        if context is not None:
+            seconds = min(seconds, max(0.0, context.get_remaining_time_in_millis() / 1000.0))
+        nonce = secrets.token_hex(8)
+        now = time.time()
+        try:
+            r = self._update(
+                "SET holder = :n, #owner = :o, expires_at = :e ADD fence :one",
+                "attribute_not_exists(fence) OR expires_at <= :now",
+                {":n": nonce, ":o": self.owner, ":e": now + seconds, ":one": 1, ":now": now},
+                names={"#owner": "owner"},
+                returns="ALL_NEW",
+            )
+        except ConditionFailed as e:
+            old = e.old or {}
+            if old.get("holder") == nonce:
+                return Held(self, self.owner, int(old["fence"]), float(old["expires_at"]), nonce)
+            raise LeaseUnavailable(self.name, old.get("owner"), old.get("expires_at")) from None
+        except Exception:
+            # Applied with its response lost for good? Then give it back rather than leave it held.
+            with contextlib.suppress(Exception):
+                self._update(
+                    "SET expires_at = :zero REMOVE holder, #owner",
+                    "holder = :n",
+                    {":zero": 0, ":n": nonce},
+                    names={"#owner": "owner"},
+                )
+            raise
+        fence = int(r["Attributes"]["fence"]["N"])
+        return Held(self, self.owner, fence, now + seconds, nonce)
+
+    def state(self) -> LeaseState:
+        """The lease as stored now (one consistent ``GetItem``)."""
+        item = self._t.get(self._key) or {}
+        expires = float(item.get("expires_at", 0))
+        return LeaseState(
+            self.name,
+            item.get("owner"),
+            int(item.get("fence", 0)),
+            expires,
+            "holder" in item and expires > time.time(),
+        )
+
+    def break_(self) -> bool:
+        """Operator action: expire the lease now, whoever holds it. The fence is kept, so the
+        broken holder's fenced writes fail from the next acquisition on. Returns False when the
+        lease was not held."""
+        try:
+            self._update(
+                "SET expires_at = :zero REMOVE holder, #owner",
+                "attribute_exists(holder)",
+                {":zero": 0},
+                names={"#owner": "owner"},
+            )
+        except ConditionFailed:
+            return False
+        return True

@@ -1,0 +1,188 @@
+"""Idempotency keys on moto: states, replay, payload checks, fencing. Races are elsewhere."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from stateless_state import (
+    AlreadyInProgress,
+    InvalidArgument,
+    ItemTooLarge,
+    LeaseLost,
+    NotSerializable,
+    PayloadMismatch,
+    Store,
+    idempotent,
+)
+from stateless_state.testing import FakeLambdaContext
+
+
+@pytest.mark.parametrize("falsy", [0, [], {}, False, None, ""])
+def test_falsy_results_are_replayed_not_rerun(moto_store: Store, falsy: Any) -> None:
+    runs = []
+
+    @idempotent(moto_store, key="id")
+    def handler(event: dict[str, Any], context: Any) -> Any:
+        runs.append(event)
+        return falsy
+
+    ctx = FakeLambdaContext(10_000)
+    assert handler({"id": "a"}, ctx) == falsy
+    assert handler({"id": "a"}, ctx) == falsy
+    assert len(runs) == 1
+
+
+def test_plain_function_keyed_by_its_arguments(moto_store: Store) -> None:
+    runs = []
+
+    @idempotent(moto_store)
+    def charge(customer: str, cents: int) -> dict[str, Any]:
+        runs.append((customer, cents))
+        return {"charged": cents}
+
+    assert charge("c1", 100) == {"charged": 100}
+    assert charge("c1", 100) == {"charged": 100}
+    assert charge("c1", 200) == {"charged": 200}
+    assert runs == [("c1", 100), ("c1", 200)]
+
+
+def test_key_callable_and_namespaces(moto_store: Store) -> None:
+    @idempotent(moto_store, key=lambda order: order["id"])
+    def ship(order: dict[str, Any]) -> str:
+        return f"shipped {order['id']}"
+
+    @idempotent(moto_store, key=lambda order: order["id"])
+    def bill(order: dict[str, Any]) -> str:
+        return f"billed {order['id']}"
+
+    assert ship({"id": 1}) == "shipped 1"
+    assert bill({"id": 1}) == "billed 1", "different functions do not share keys"
+
+
+def test_payload_mismatch(moto_store: Store) -> None:
+    @idempotent(moto_store, key="id", validate="amount")
+    def handler(event: dict[str, Any], context: Any) -> int:
+        return int(event["amount"])
+
+    ctx = FakeLambdaContext()
+    assert handler({"id": "x", "amount": 5, "noise": 1}, ctx) == 5
+    assert handler({"id": "x", "amount": 5, "noise": 2}, ctx) == 5
+    with pytest.raises(PayloadMismatch, match="different payload"):
+        handler({"id": "x", "amount": 6}, ctx)
+
+
+def test_body_raising_releases_the_claim(moto_store: Store) -> None:
+    attempts = []
+
+    @idempotent(moto_store, key="id")
+    def handler(event: dict[str, Any], context: Any) -> str:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise RuntimeError("transient")
+        return "ok"
+
+    with pytest.raises(RuntimeError):
+        handler({"id": "k"}, FakeLambdaContext())
+    assert handler({"id": "k"}, FakeLambdaContext()) == "ok"
+    assert len(attempts) == 2
+
+
+def test_concurrent_duplicate_is_in_progress(moto_store: Store) -> None:
+    keys = moto_store.idempotency("ns")
+    first = keys.claim("k", context=FakeLambdaContext(60_000))
+    with pytest.raises(AlreadyInProgress, match="being processed"):
+        keys.claim("k", context=FakeLambdaContext(60_000))
+    first.complete({"n": 1})
+    again = keys.claim("k")
+    assert again.replay and again.result == {"n": 1}
+
+
+def test_zero_remaining_time_is_a_lease_that_already_ended(moto_store: Store) -> None:
+    keys = moto_store.idempotency("ns")
+    keys.claim("k", context=FakeLambdaContext(0))
+    taken = keys.claim("k", context=FakeLambdaContext(60_000))
+    assert not taken.replay and taken.fence == 2
+
+
+def test_zombie_cannot_overwrite_or_delete_newer_owner(moto_store: Store) -> None:
+    keys = moto_store.idempotency("ns")
+    zombie = keys.claim("k", context=FakeLambdaContext(50))
+    time.sleep(0.1)  # the first invocation outlives its lease
+    newer = keys.claim("k", context=FakeLambdaContext(60_000))
+    assert newer.fence > zombie.fence
+    with pytest.raises(LeaseLost, match="another took the key over"):
+        zombie.complete("stale")
+    assert zombie.release() is False
+    with pytest.raises(AlreadyInProgress):
+        keys.claim("k", context=FakeLambdaContext(60_000))
+    newer.complete("fresh")
+    assert keys.claim("k").result == "fresh"
+    with pytest.raises(LeaseLost):
+        zombie.complete("stale")
+    assert keys.claim("k").result == "fresh"
+
+
+def test_unserializable_result_stores_nothing_and_releases(moto_store: Store) -> None:
+    runs = []
+
+    @idempotent(moto_store, key="id")
+    def handler(event: dict[str, Any], context: Any) -> Any:
+        runs.append(1)
+        return {"when": object()} if len(runs) == 1 else {"when": "now"}
+
+    with pytest.raises(NotSerializable, match="cannot be stored as JSON"):
+        handler({"id": "a"}, FakeLambdaContext())
+    assert handler({"id": "a"}, FakeLambdaContext()) == {"when": "now"}
+
+
+def test_oversized_result_is_a_clear_error(moto_store: Store) -> None:
+    keys = moto_store.idempotency("ns")
+    claim = keys.claim("big")
+    with pytest.raises(ItemTooLarge, match="Store it in S3"):
+        claim.complete("x" * 400_000)
+    assert not keys.claim("big").replay, "the claim was released"
+
+
+def test_expired_completed_record_runs_again(moto_store: Store) -> None:
+    keys = moto_store.idempotency("ns", expires_after=timedelta(seconds=1))
+    keys.claim("k").complete(1)
+    assert keys.claim("k").replay
+    time.sleep(1.1)
+    assert not keys.claim("k").replay, "TTL passed: treated as absent even before deletion"
+
+
+def test_cache_answers_replays_without_requests(moto_store: Store) -> None:
+    keys = moto_store.idempotency("ns", cache_size=10)
+    keys.claim("k").complete([1, 2])
+    before = moto_store.metrics.total.requests
+    assert keys.claim("k").result == [1, 2]
+    assert moto_store.metrics.total.requests == before
+
+
+def test_happy_path_and_replay_cost(moto_store: Store) -> None:
+    keys = moto_store.idempotency("ns")
+    claim = keys.claim("k", payload={"a": 1})
+    claim.complete("r")
+    assert moto_store.metrics.by_operation["UpdateItem"].calls == 2
+    keys.claim("k", payload={"a": 1})
+    assert moto_store.metrics.total.requests == 3, "a replay is one request"
+
+
+def test_bad_arguments(moto_store: Store) -> None:
+    with pytest.raises(InvalidArgument):
+        moto_store.idempotency("")
+    with pytest.raises(InvalidArgument):
+        moto_store.idempotency("ns").claim("")
+    with pytest.raises(InvalidArgument, match="not found in the payload"):
+
+        @idempotent(moto_store, key="missing.path")
+        def handler(event: dict[str, Any], context: Any) -> None:
+            return None
+
+        handler({"id": 1}, FakeLambdaContext())
+    with pytest.raises(InvalidArgument, match=r"needs a stateless_state\.Store"):
+        idempotent(object())(lambda: None)
