@@ -13,10 +13,11 @@ from .idempotency import Idempotency
 from .lease import Lease
 from .metrics import Metrics
 
-__all__ = ["TABLE_ENV", "TTL_ATTRIBUTE", "Store"]
+__all__ = ["INDEX_NAME", "INDEX_PK", "INDEX_SK", "TABLE_ENV", "TTL_ATTRIBUTE", "Store"]
 
 TABLE_ENV = "STATELESS_STATE_TABLE"
 TTL_ATTRIBUTE = "ttl"
+INDEX_NAME, INDEX_PK, INDEX_SK = "gsi1", "gsi1pk", "gsi1sk"
 
 
 def _default_client(session: Any, endpoint_url: str | None, region_name: str | None) -> Any:
@@ -42,7 +43,8 @@ class Store:
         endpoint_url, region_name: passed to the client; when omitted boto3's own conventions
             apply (``AWS_ENDPOINT_URL_DYNAMODB``, ``AWS_REGION``, the profile).
 
-    The table has a string partition key ``pk``, a string sort key ``sk`` and TTL on ``ttl``.
+    The table has a string partition key ``pk``, a string sort key ``sk``, TTL on ``ttl``, and one
+    sparse global secondary index ``gsi1`` (``gsi1pk``, ``gsi1sk``).
     ``store.metrics`` counts requests and consumed capacity of every call this store makes.
     """
 
@@ -93,6 +95,20 @@ class Store:
                 AttributeDefinitions=[
                     {"AttributeName": "pk", "AttributeType": "S"},
                     {"AttributeName": "sk", "AttributeType": "S"},
+                    {"AttributeName": INDEX_PK, "AttributeType": "S"},
+                    {"AttributeName": INDEX_SK, "AttributeType": "S"},
+                ],
+                # One sparse index: only items that are waiting for something (a batch to load)
+                # carry its keys, so it stays small and hot-path writes never touch it.
+                GlobalSecondaryIndexes=[
+                    {
+                        "IndexName": INDEX_NAME,
+                        "KeySchema": [
+                            {"AttributeName": INDEX_PK, "KeyType": "HASH"},
+                            {"AttributeName": INDEX_SK, "KeyType": "RANGE"},
+                        ],
+                        "Projection": {"ProjectionType": "ALL"},
+                    }
                 ],
                 BillingMode="PAY_PER_REQUEST",
             )
@@ -112,6 +128,11 @@ class Store:
                 TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
             )
         return created
+
+    @property
+    def table(self) -> Table:
+        """The table layer the primitives use (for patterns built on the store)."""
+        return self._table
 
     def check_table(self) -> None:
         """Raise :class:`TableNotFound` (with what to do) unless the table exists."""

@@ -1,0 +1,785 @@
+"""The batcher: accumulate arrivals until a threshold seals a batch, then load each batch once.
+
+Item layout, per stream and lane (single table):
+
+* batch   ``pk=batch#<stream>#<lane>, sk=<seq:012d>``: state, count, bytes, opened_at, and the
+  loading lifecycle (attempts, fence, loader, lease_until, statement_id, error). While a batch waits
+  to be loaded it carries the sparse index keys ``gsi1pk=pending#<stream>``, so the sweeper finds
+  it with one Query, never a Scan.
+* member  ``pk=member#<stream>#<lane>#<seq>, sk=sha256(arrival id)``: one small item per arrival.
+* arrival ``pk=arrival#<stream>#<sha256(arrival id)>, sk=arrival``: the global dedupe record,
+  naming the batch the arrival joined.
+
+The hot path is one ``TransactWriteItems`` of those three items: the arrival record (condition: it
+does not exist), the member, and the open batch's ``ADD count, bytes`` with the condition that the
+batch is still open **and below its thresholds after this add**. So the ordinary arrival needs
+no read and no item grows with the batch. The arrival that would reach a threshold fails that
+condition, learns the batch's exact count and bytes from ALL_OLD, and seals the batch in its
+own next transaction (joining it as the last member). The open batch's sequence number is cached
+per container and refreshed when a write finds the batch sealed.
+
+Why three items and not two: a member keyed only by arrival id (global dedupe in one item) cannot
+be listed per batch without an index, and an index is eventually consistent: a manifest built from
+it could miss a file. Three items cost 6 WCU on AWS (transactions bill two per item) in one
+request; the two-item layout with a GSI would cost 5 and needs a count-convergence wait.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import secrets
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import tenacity
+
+from stateless_state import InvalidArgument, LeaseLost, LeaseUnavailable, Store
+from stateless_state._table import (
+    ConditionFailed,
+    Table,
+    TransactionCanceled,
+    check_name,
+    from_item,
+    serialize,
+    to_item,
+)
+from stateless_state.errors import ConflictRetriesExhausted
+from stateless_state.store import INDEX_NAME
+
+__all__ = [
+    "AddResult",
+    "Arrival",
+    "Batch",
+    "BatchState",
+    "Batcher",
+    "LoadTicket",
+    "Member",
+    "Thresholds",
+]
+
+
+class BatchState:
+    """The states of a batch: open → sealed → loading → loaded | failed (sealed again to retry)."""
+
+    OPEN = "open"
+    SEALED = "sealed"
+    LOADING = "loading"
+    LOADED = "loaded"
+    FAILED = "failed"
+    ABANDONED = "abandoned"
+
+
+def _seconds(value: timedelta | float | None) -> float | None:
+    if value is None:
+        return None
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """When a batch seals: at ``count`` members, at ``bytes`` total size, or ``age`` after it
+    opened (age is enforced by :meth:`Batcher.seal_due`, driven by a schedule). ``None`` turns a
+    threshold off; at least one must be on."""
+
+    count: int | None = 1000
+    bytes: int | None = 1 << 30
+    age: timedelta | float | None = timedelta(minutes=5)
+
+    def __post_init__(self) -> None:
+        for name in ("count", "bytes"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise InvalidArgument(f"Thresholds.{name} must be a positive int or None")
+        age = _seconds(self.age)
+        if age is not None and age <= 0:
+            raise InvalidArgument("Thresholds.age must be positive or None")
+        if self.count is None and self.bytes is None and self.age is None:
+            raise InvalidArgument("at least one threshold (count, bytes or age) must be set")
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """Something that arrived: a file, usually. ``id`` identifies it globally (for S3: bucket,
+    key and version or ETag, so a rewritten object is a new arrival and a redelivered event is
+    not); ``size`` in bytes; ``at`` its event time (epoch seconds); ``data`` what the loader
+    needs (JSON-compatible)."""
+
+    id: str
+    size: int
+    at: float
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One arrival as recorded in its batch."""
+
+    id: str
+    size: int
+    at: float
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A batch as stored. ``id`` is ``<stream>/<lane>/<seq>``."""
+
+    stream: str
+    lane: int
+    seq: int
+    state: str
+    count: int
+    bytes: int
+    opened_at: float
+    sealed_at: float | None = None
+    seal_reason: str | None = None
+    attempts: int = 0
+    fence: int = 0
+    lease_until: float | None = None
+    next_attempt_at: float | None = None
+    statement_id: str | None = None
+    error: str | None = None
+    loaded_at: float | None = None
+    history: tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def id(self) -> str:
+        return batch_id(self.stream, self.lane, self.seq)
+
+
+@dataclass(frozen=True, slots=True)
+class AddResult:
+    """``batch_id`` the arrival is (or already was) a member of; ``duplicate`` when it had
+    arrived before (nothing was written); ``sealed`` the batch this add sealed, for exactly one
+    caller per count- or bytes-sealed batch."""
+
+    batch_id: str
+    duplicate: bool
+    sealed: Batch | None = None
+
+
+def batch_id(stream: str, lane: int, seq: int) -> str:
+    return f"{stream}/{lane}/{seq:012d}"
+
+
+def parse_batch_id(value: str) -> tuple[str, int, int]:
+    """Split a batch id into (stream, lane, seq); raises InvalidArgument when malformed."""
+    try:
+        stream, lane, seq = value.rsplit("/", 2)
+        return stream, int(lane), int(seq)
+    except ValueError:
+        raise InvalidArgument(f"{value!r} is not a batch id (<stream>/<lane>/<seq>)") from None
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _batch_from(item: Mapping[str, Any]) -> Batch:
+    def opt(name: str) -> Any:
+        return item.get(name)
+
+    return Batch(
+        stream=item["stream"],
+        lane=int(item["lane"]),
+        seq=int(item["seq"]),
+        state=item["state"],
+        count=int(item.get("count", 0)),
+        bytes=int(item.get("bytes", 0)),
+        opened_at=float(item.get("opened_at", 0)),
+        sealed_at=opt("sealed_at"),
+        seal_reason=opt("seal_reason"),
+        attempts=int(item.get("attempts", 0)),
+        fence=int(item.get("fence", 0)),
+        lease_until=opt("lease_until"),
+        next_attempt_at=opt("next_attempt_at"),
+        statement_id=opt("statement_id"),
+        error=opt("last_error"),
+        loaded_at=opt("loaded_at"),
+        history=tuple(item.get("history", ())),
+    )
+
+
+class _Moved(Exception):
+    """The batch we aimed at was not as assumed; retry at once with what we learned."""
+
+
+class _Conflict(Exception):
+    """A transaction conflict: retry after a jittered backoff."""
+
+
+def _wait(state: tenacity.RetryCallState) -> float:
+    if state.outcome is not None and isinstance(state.outcome.exception(), _Moved):
+        return 0.0
+    return random.uniform(0, min(1.0, 0.01 * 2**state.attempt_number))
+
+
+class Batcher:
+    """Accumulates arrivals of one ``stream`` into batches; see the module docstring.
+
+    Guarantees, under any number of concurrent callers, duplicate and reordered arrivals,
+    ambiguous writes and crashes: every distinct arrival is a member of exactly one batch; a
+    duplicate (same id) is never a member twice, in any batch; a sealed batch's members never
+    change; each sealed batch is handed to exactly one ``add`` or ``seal_due`` caller as
+    ``sealed``; a batch's count and bytes equal the sum over its members.
+
+    Cost of ``add``: one ``TransactWriteItems`` of three small items (6 WCU on AWS) and no read.
+    A container's first add per lane, and an add that finds its cached batch sealed, add one
+    ``Query`` (0.5 to 1 RCU). The sealing add is a second transaction. Flat in batch size.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        stream: str,
+        thresholds: Thresholds | None = None,
+        lanes: int = 1,
+        *,
+        max_attempts: int = 5,
+        retry_backoff: timedelta | float = timedelta(seconds=30),
+        load_lease: timedelta | float = timedelta(minutes=5),
+    ) -> None:
+        check_name("stream", stream)
+        if "#" in stream or "/" in stream:
+            raise InvalidArgument(f"stream {stream!r} must not contain '#' or '/'")
+        if isinstance(lanes, bool) or not isinstance(lanes, int) or not 1 <= lanes <= 256:
+            raise InvalidArgument(f"lanes must be an int from 1 to 256, got {lanes!r}")
+        self.store = store
+        self.stream = stream
+        self.thresholds = thresholds or Thresholds()
+        self.lanes = lanes
+        self.max_attempts = max_attempts
+        self.retry_backoff = _seconds(retry_backoff) or 30.0
+        self.load_lease = _seconds(load_lease) or 300.0
+        self._t: Table = store.table
+        self._open: dict[int, int] = {}
+
+    def __repr__(self) -> str:
+        return f"Batcher({self.stream!r}, {self.thresholds}, lanes={self.lanes})"
+
+    # keys
+
+    def lane_of(self, arrival_id: str) -> int:
+        """The lane an arrival belongs to (a stable hash of its id)."""
+        return int(_digest(arrival_id)[:8], 16) % self.lanes
+
+    def _batch_key(self, lane: int, seq: int) -> dict[str, str]:
+        return {"pk": f"batch#{self.stream}#{lane}", "sk": f"{seq:012d}"}
+
+    def _member_pk(self, lane: int, seq: int) -> str:
+        return f"member#{self.stream}#{lane}#{seq:012d}"
+
+    def _arrival_key(self, arrival_id: str) -> dict[str, str]:
+        return {"pk": f"arrival#{self.stream}#{_digest(arrival_id)}", "sk": "arrival"}
+
+    # adding
+
+    def _latest(self, lane: int) -> Batch | None:
+        r = self._t.call(
+            "Query",
+            TableName=self._t.name,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": serialize(f"batch#{self.stream}#{lane}")},
+            ScanIndexForward=False,
+            Limit=1,
+            ConsistentRead=True,
+        )
+        items = r.get("Items", [])
+        return _batch_from(from_item(items[0]) or {}) if items else None
+
+    def _discover(self, lane: int) -> int:
+        latest = self._latest(lane)
+        if latest is None:
+            return 0
+        return latest.seq if latest.state == BatchState.OPEN else latest.seq + 1
+
+    def add(self, arrival: Arrival) -> AddResult:
+        """Add ``arrival`` to its lane's open batch, exactly once; see the class docstring."""
+        _check_arrival(arrival)
+        lane = self.lane_of(arrival.id)
+        nonce = secrets.token_hex(8)
+        plan: dict[str, Any] = {"seq": self._open.get(lane), "seal": None}
+        attempts = 0
+        try:
+            for attempt in tenacity.Retrying(
+                retry=tenacity.retry_if_exception_type((_Moved, _Conflict)),
+                wait=_wait,
+                stop=tenacity.stop_after_attempt(60),
+                reraise=True,
+            ):
+                with attempt:
+                    attempts += 1
+                    if plan["seq"] is None:
+                        plan["seq"] = self._discover(lane)
+                    return self._try_add(arrival, lane, nonce, plan)
+        except (_Moved, _Conflict) as e:
+            raise ConflictRetriesExhausted(f"batcher {self.stream!r} add", attempts, e) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _try_add(self, arrival: Arrival, lane: int, nonce: str, plan: dict[str, Any]) -> AddResult:
+        seq: int = plan["seq"]
+        seal: tuple[int, int] | str | None = plan["seal"]
+        th = self.thresholds
+        now = time.time()
+        bid = batch_id(self.stream, lane, seq)
+        values: dict[str, Any] = {
+            ":one": 1,
+            ":size": arrival.size,
+            ":open": BatchState.OPEN,
+            ":now": now,
+            ":stream": self.stream,
+            ":lane": lane,
+            ":seq": seq,
+        }
+        names = {
+            "#state": "state",
+            "#count": "count",
+            "#bytes": "bytes",
+            "#stream": "stream",
+            "#lane": "lane",
+            "#seq": "seq",
+        }
+        if seal is None:
+            conditions = ["(attribute_not_exists(#state) OR #state = :open)"]
+            if th.count is not None:
+                if th.count <= 1:
+                    plan["seal"] = "new"
+                    raise _Moved()
+                conditions.append("(attribute_not_exists(#count) OR #count < :cmax)")
+                values[":cmax"] = th.count - 1
+            if th.bytes is not None:
+                if arrival.size >= th.bytes:
+                    plan["seal"] = "new"
+                    raise _Moved()
+                conditions.append("(attribute_not_exists(#bytes) OR #bytes < :bmax)")
+                values[":bmax"] = th.bytes - arrival.size
+            update = (
+                "ADD #count :one, #bytes :size SET opened_at = if_not_exists(opened_at, :now), "
+                "#state = if_not_exists(#state, :open), #stream = :stream, #lane = :lane, "
+                "#seq = :seq"
+            )
+            condition = " AND ".join(conditions)
+        else:
+            reason = self._seal_reason(seal, arrival.size)
+            update = (
+                "ADD #count :one, #bytes :size SET opened_at = if_not_exists(opened_at, :now), "
+                "#state = :sealed, sealed_at = :now, seal_reason = :reason, #stream = :stream, "
+                "#lane = :lane, #seq = :seq, gsi1pk = :gpk, gsi1sk = :gsk"
+            )
+            values.update(
+                {
+                    ":sealed": BatchState.SEALED,
+                    ":reason": reason,
+                    ":gpk": f"pending#{self.stream}",
+                    ":gsk": f"{now:017.6f}#{bid}",
+                }
+            )
+            if seal == "new":
+                condition = "attribute_not_exists(#state)"
+                del values[":open"]
+            else:
+                assert isinstance(seal, tuple)
+                condition = "#state = :open AND #count = :c AND #bytes = :b"
+                values[":c"], values[":b"] = seal
+        record = {
+            **self._arrival_key(arrival.id),
+            "batch": bid,
+            "nonce": nonce,
+            "sealed": seal is not None,
+            "at": now,
+        }
+        member = {
+            "pk": self._member_pk(lane, seq),
+            "sk": _digest(arrival.id),
+            "id": arrival.id,
+            "size": arrival.size,
+            "at": arrival.at,
+            "data": dict(arrival.data),
+        }
+        try:
+            self._t.call(
+                "TransactWriteItems",
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._t.name,
+                            "Item": to_item(record),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                        }
+                    },
+                    {"Put": {"TableName": self._t.name, "Item": to_item(member)}},
+                    {
+                        "Update": {
+                            "TableName": self._t.name,
+                            "Key": to_item(self._batch_key(lane, seq)),
+                            "UpdateExpression": update,
+                            "ConditionExpression": condition,
+                            "ExpressionAttributeNames": names,
+                            "ExpressionAttributeValues": {
+                                k: serialize(v) for k, v in values.items()
+                            },
+                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                        }
+                    },
+                ],
+            )
+        except TransactionCanceled as e:
+            return self._after_cancel(e, arrival, lane, nonce, plan)
+        if seal is not None:
+            self._open[lane] = seq + 1
+            sealed = self.batch(bid)
+            return AddResult(bid, False, sealed)
+        self._open[lane] = seq
+        return AddResult(bid, False, None)
+
+    def _seal_reason(self, seal: tuple[int, int] | str, size: int) -> str:
+        th = self.thresholds
+        if seal == "new":
+            count, total = 0, 0
+        else:
+            assert isinstance(seal, tuple)
+            count, total = seal
+        if th.count is not None and count + 1 >= th.count:
+            return "count"
+        return "bytes" if th.bytes is not None and total + size >= th.bytes else "count"
+
+    def _after_cancel(
+        self,
+        e: TransactionCanceled,
+        arrival: Arrival,
+        lane: int,
+        nonce: str,
+        plan: dict[str, Any],
+    ) -> AddResult:
+        if e.codes[0] == "ConditionalCheckFailed":
+            old = e.old[0] or {}
+            if old.get("nonce") != nonce:
+                return AddResult(old["batch"], True, None)
+            # Our own transaction, applied with its response lost and retried by botocore.
+            bid = old["batch"]
+            _, _, seq = parse_batch_id(bid)
+            if old.get("sealed"):
+                self._open[lane] = seq + 1
+                return AddResult(bid, False, self.batch(bid))
+            self._open[lane] = seq
+            return AddResult(bid, False, None)
+        if e.codes[2] == "ConditionalCheckFailed":
+            current = e.old[2] or {}
+            th = self.thresholds
+            if current.get("state") is None:
+                plan["seal"] = None
+            elif current["state"] != BatchState.OPEN:
+                plan["seq"] = max(int(current["seq"]) + 1, self._discover(lane))
+                plan["seal"] = None
+            else:
+                count, total = int(current.get("count", 0)), int(current.get("bytes", 0))
+                full = (th.count is not None and count + 1 >= th.count) or (
+                    th.bytes is not None and total + arrival.size >= th.bytes
+                )
+                plan["seal"] = (count, total) if full else None
+            raise _Moved() from e
+        if e.conflict:
+            raise _Conflict() from e
+        raise e
+
+    # sealing by age
+
+    def seal_due(self, now: float | None = None) -> list[Batch]:
+        """Seal every lane's open batch older than ``thresholds.age``; return those this call
+        sealed. Each batch is returned by exactly one caller, however many sweepers run.
+
+        Cost: one ``Query`` per lane, plus one conditional ``UpdateItem`` per batch sealed.
+        """
+        age = _seconds(self.thresholds.age)
+        if age is None:
+            return []
+        now = time.time() if now is None else now
+        sealed = []
+        for lane in range(self.lanes):
+            latest = self._latest(lane)
+            if latest is None or latest.state != BatchState.OPEN:
+                continue
+            if latest.opened_at + age > now:
+                continue
+            try:
+                r = self._t.call(
+                    "UpdateItem",
+                    TableName=self._t.name,
+                    Key=to_item(self._batch_key(lane, latest.seq)),
+                    UpdateExpression=(
+                        "SET #state = :sealed, sealed_at = :now, seal_reason = :age, "
+                        "gsi1pk = :gpk, gsi1sk = :gsk"
+                    ),
+                    ConditionExpression="#state = :open",
+                    ExpressionAttributeNames={"#state": "state"},
+                    ExpressionAttributeValues={
+                        k: serialize(v)
+                        for k, v in {
+                            ":sealed": BatchState.SEALED,
+                            ":open": BatchState.OPEN,
+                            ":now": now,
+                            ":age": "age",
+                            ":gpk": f"pending#{self.stream}",
+                            ":gsk": f"{now:017.6f}#{latest.id}",
+                        }.items()
+                    },
+                    ReturnValues="ALL_NEW",
+                )
+            except ConditionFailed:
+                continue
+            sealed.append(_batch_from(from_item(r["Attributes"]) or {}))
+        return sealed
+
+    # reading
+
+    def batch(self, batch_id_: str) -> Batch | None:
+        """One batch, strongly consistent (one ``GetItem``)."""
+        stream, lane, seq = parse_batch_id(batch_id_)
+        if stream != self.stream:
+            raise InvalidArgument(f"batch {batch_id_!r} is not in stream {self.stream!r}")
+        item = self._t.get(self._batch_key(lane, seq))
+        return _batch_from(item) if item else None
+
+    def members(self, batch_id_: str) -> list[Member]:
+        """A batch's members, sorted by id. Strongly consistent: for a sealed batch this is its
+        frozen member set, so a manifest rebuilt after a crash is the same manifest."""
+        _, lane, seq = parse_batch_id(batch_id_)
+        out = [
+            Member(i["id"], int(i["size"]), float(i["at"]), i.get("data", {}))
+            for i in self._query(
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": serialize(self._member_pk(lane, seq))},
+                ConsistentRead=True,
+            )
+        ]
+        return sorted(out, key=lambda m: m.id)
+
+    def batches(self, *, lane: int | None = None, newest_first: bool = True) -> Iterator[Batch]:
+        """Every batch of the stream (or of one lane), newest first by default."""
+        for ln in range(self.lanes) if lane is None else [lane]:
+            for item in self._query(
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": serialize(f"batch#{self.stream}#{ln}")},
+                ScanIndexForward=not newest_first,
+            ):
+                yield _batch_from(item)
+
+    def pending(self) -> list[Batch]:
+        """Batches waiting to be loaded (sealed, loading or awaiting a retry), oldest sealed
+        first. One ``Query`` of the sparse index (eventually consistent, which a scheduled
+        sweeper can afford: a batch sealed a moment ago shows up on the next sweep)."""
+        items = self._query(
+            IndexName=INDEX_NAME,
+            KeyConditionExpression="gsi1pk = :pk",
+            ExpressionAttributeValues={":pk": serialize(f"pending#{self.stream}")},
+        )
+        return [_batch_from(i) for i in items]
+
+    def failed(self) -> list[Batch]:
+        """Batches that used up their load attempts and wait for an operator."""
+        items = self._query(
+            IndexName=INDEX_NAME,
+            KeyConditionExpression="gsi1pk = :pk",
+            ExpressionAttributeValues={":pk": serialize(f"failed#{self.stream}")},
+        )
+        return [_batch_from(i) for i in items]
+
+    def _query(self, **kwargs: Any) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        while True:
+            r = self._t.call("Query", TableName=self._t.name, **kwargs)
+            out.extend(from_item(i) or {} for i in r.get("Items", []))
+            if "LastEvaluatedKey" not in r:
+                return out
+            kwargs["ExclusiveStartKey"] = r["LastEvaluatedKey"]
+
+    # loading lifecycle
+
+    def claim_load(self, batch_id_: str, *, lease: timedelta | float | None = None) -> LoadTicket:
+        """Take the right to load a batch: sealed and due, or loading under an expired lease (a
+        crashed loader). Raises :class:`LeaseUnavailable` otherwise. The returned ticket's
+        ``fence`` exceeds every earlier loader's. One conditional ``UpdateItem``."""
+        _, lane, seq = parse_batch_id(batch_id_)
+        seconds = _seconds(lease) or self.load_lease
+        now = time.time()
+        nonce = secrets.token_hex(8)
+        try:
+            r = self._update(
+                lane,
+                seq,
+                "SET #state = :loading, loader = :n, lease_until = :until ADD attempts :one, "
+                "fence :one",
+                "(#state = :sealed AND (attribute_not_exists(next_attempt_at) OR "
+                "next_attempt_at <= :now)) OR (#state = :loading AND lease_until <= :now)",
+                {
+                    ":loading": BatchState.LOADING,
+                    ":sealed": BatchState.SEALED,
+                    ":n": nonce,
+                    ":until": now + seconds,
+                    ":one": 1,
+                    ":now": now,
+                },
+                returns="ALL_NEW",
+            )
+        except ConditionFailed as e:
+            old = e.old or {}
+            if old.get("loader") == nonce and old.get("state") == BatchState.LOADING:
+                return LoadTicket(self, _batch_from(old), nonce)
+            raise LeaseUnavailable(
+                f"batch {batch_id_}", old.get("loader"), old.get("lease_until")
+            ) from None
+        return LoadTicket(self, _batch_from(from_item(r["Attributes"]) or {}), nonce)
+
+    def _update(
+        self,
+        lane: int,
+        seq: int,
+        expression: str,
+        condition: str,
+        values: Mapping[str, Any],
+        *,
+        returns: str = "NONE",
+    ) -> dict[str, Any]:
+        return self._t.call(
+            "UpdateItem",
+            TableName=self._t.name,
+            Key=to_item(self._batch_key(lane, seq)),
+            UpdateExpression=expression,
+            ConditionExpression=condition,
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={k: serialize(v) for k, v in values.items()},
+            ReturnValues=returns,
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+
+    def operator_action(
+        self, batch_id_: str, action: str, *, expect_state: str, who: str, why: str
+    ) -> Batch:
+        """``retry`` (a failed or stuck batch back to sealed, attempts reset) or ``abandon`` (no
+        further loads). Conditional on the batch still being in ``expect_state``; recorded on
+        the batch (who, when, why). Raises InvalidArgument when the state moved."""
+        _, lane, seq = parse_batch_id(batch_id_)
+        now = time.time()
+        entry = {"action": action, "who": who, "why": why, "at": now, "from": expect_state}
+        if action == "retry":
+            expression = (
+                "SET #state = :sealed, attempts = :zero, next_attempt_at = :now, gsi1pk = :gpk, "
+                "gsi1sk = :gsk, history = list_append(if_not_exists(history, :empty), :entry) "
+                "REMOVE lease_until, loader"
+            )
+            values: dict[str, Any] = {
+                ":sealed": BatchState.SEALED,
+                ":zero": 0,
+                ":gpk": f"pending#{self.stream}",
+                ":gsk": f"{now:017.6f}#{batch_id_}",
+            }
+        elif action == "abandon":
+            expression = (
+                "SET #state = :abandoned, abandoned_at = :now, history = list_append("
+                "if_not_exists(history, :empty), :entry) REMOVE gsi1pk, gsi1sk, lease_until, loader"
+            )
+            values = {":abandoned": BatchState.ABANDONED}
+        else:
+            raise InvalidArgument(f"unknown action {action!r}; use retry or abandon")
+        values.update({":now": now, ":empty": [], ":entry": [entry], ":expect": expect_state})
+        try:
+            r = self._update(lane, seq, expression, "#state = :expect", values, returns="ALL_NEW")
+        except ConditionFailed as e:
+            actual = (e.old or {}).get("state")
+            raise InvalidArgument(
+                f"batch {batch_id_} is {actual or 'missing'}, not {expect_state}; nothing changed"
+            ) from None
+        return _batch_from(from_item(r["Attributes"]) or {})
+
+
+@dataclass
+class LoadTicket:
+    """The right to load one batch, fenced. End it with :meth:`loaded` or :meth:`failed`."""
+
+    batcher: Batcher
+    batch: Batch
+    _nonce: str = field(repr=False)
+
+    @property
+    def fence(self) -> int:
+        return self.batch.fence
+
+    def _end(self, expression: str, values: Mapping[str, Any], what: str) -> None:
+        b = self.batch
+        try:
+            self.batcher._update(
+                b.lane,
+                b.seq,
+                expression,
+                "#state = :loading AND fence = :f",
+                {**values, ":loading": BatchState.LOADING, ":f": b.fence},
+            )
+        except ConditionFailed as e:
+            old = e.old or {}
+            if what == "loaded" and old.get("state") == BatchState.LOADED:
+                return
+            raise LeaseLost(
+                f"batch {b.id}: load ticket {b.fence} was superseded (now {old.get('state')}, "
+                f"fence {old.get('fence')}); {what} not recorded"
+            ) from None
+
+    def record_statement(self, statement_id: str) -> None:
+        """Write the warehouse statement id on the batch before waiting for it, so a loader
+        that takes over asks the warehouse what happened instead of loading again."""
+        b = self.batch
+        self._end("SET statement_id = :s", {":s": statement_id}, "statement id")
+        self.batch = _replace(b, statement_id=statement_id)
+
+    def loaded(self) -> None:
+        """Mark the batch loaded (fenced). One conditional ``UpdateItem``."""
+        self._end(
+            "SET #state = :loaded, loaded_at = :now REMOVE gsi1pk, gsi1sk, lease_until",
+            {":loaded": BatchState.LOADED, ":now": time.time()},
+            "loaded",
+        )
+
+    def failed(self, error: str) -> str:
+        """Record a failed load: back to sealed with a backoff while attempts remain, else
+        ``failed`` for an operator. Returns the new state."""
+        b = self.batch
+        now = time.time()
+        if b.attempts < self.batcher.max_attempts:
+            delay = self.batcher.retry_backoff * 2 ** (b.attempts - 1)
+            self._end(
+                "SET #state = :sealed, next_attempt_at = :next, last_error = :e REMOVE lease_until",
+                {":sealed": BatchState.SEALED, ":next": now + delay, ":e": error[:2000]},
+                "failure",
+            )
+            return BatchState.SEALED
+        self._end(
+            "SET #state = :failed, last_error = :e, gsi1pk = :gpk REMOVE lease_until",
+            {
+                ":failed": BatchState.FAILED,
+                ":e": error[:2000],
+                ":gpk": f"failed#{self.batcher.stream}",
+            },
+            "failure",
+        )
+        return BatchState.FAILED
+
+
+def _replace(batch: Batch, **changes: Any) -> Batch:
+    from dataclasses import replace
+
+    return replace(batch, **changes)
+
+
+def _check_arrival(arrival: Arrival) -> None:
+    if not isinstance(arrival, Arrival):
+        raise InvalidArgument(f"expected an Arrival, got {type(arrival).__name__}")
+    if not isinstance(arrival.id, str) or not arrival.id:
+        raise InvalidArgument("Arrival.id must be a non-empty str")
+    if isinstance(arrival.size, bool) or not isinstance(arrival.size, int) or arrival.size < 0:
+        raise InvalidArgument(f"Arrival.size must be a non-negative int, got {arrival.size!r}")
+    if isinstance(arrival.at, bool) or not isinstance(arrival.at, int | float):
+        raise InvalidArgument(f"Arrival.at must be epoch seconds, got {arrival.at!r}")

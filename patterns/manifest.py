@@ -1,0 +1,94 @@
+"""Redshift COPY manifests: one deterministic manifest per batch.
+
+The manifest of a sealed batch is a pure function of its frozen member set, written to a key
+derived from the batch id: a loader that crashed and is replaced writes the same bytes to the
+same key, so there is never a second, different manifest for one batch.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from stateless_state import InvalidArgument
+
+from .batcher import Member
+
+__all__ = ["Manifest", "ManifestEntry", "build_manifest", "write_manifest"]
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
+_PREFIX = re.compile(r"[A-Za-z0-9_.=/\-]*")
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestEntry:
+    url: str
+    content_length: int
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """A batch's manifest: ``url`` where it lives, ``entries`` sorted by URL."""
+
+    batch_id: str
+    bucket: str
+    key: str
+    entries: tuple[ManifestEntry, ...]
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    def to_json(self) -> str:
+        """Canonical JSON: the same batch always gives the same bytes."""
+        return json.dumps(
+            {
+                "entries": [
+                    {"url": e.url, "mandatory": True, "meta": {"content_length": e.content_length}}
+                    for e in self.entries
+                ]
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+
+
+def check_bucket(bucket: str) -> str:
+    if not isinstance(bucket, str) or not _BUCKET.fullmatch(bucket):
+        raise InvalidArgument(f"{bucket!r} is not a valid S3 bucket name")
+    return bucket
+
+
+def build_manifest(
+    batch_id: str, members: Iterable[Member], *, bucket: str, prefix: str = "manifests/"
+) -> Manifest:
+    """The manifest for ``batch_id``: one mandatory entry per distinct object URL.
+
+    Two versions of one key in a batch give one entry: COPY reads an object's current version,
+    so listing it twice would load the same bytes twice.
+    """
+    check_bucket(bucket)
+    if not _PREFIX.fullmatch(prefix):
+        raise InvalidArgument(f"manifest prefix {prefix!r} may use only A-Z a-z 0-9 _ . = / -")
+    urls: dict[str, int] = {}
+    for m in members:
+        try:
+            url = f"s3://{m.data['bucket']}/{m.data['key']}"
+        except KeyError as e:
+            raise InvalidArgument(f"member {m.id!r} has no {e} in its data") from None
+        urls[url] = max(urls.get(url, 0), m.size)
+    entries = tuple(ManifestEntry(u, n) for u, n in sorted(urls.items()))
+    return Manifest(batch_id, bucket, f"{prefix}{batch_id}.manifest", entries)
+
+
+def write_manifest(s3: Any, manifest: Manifest) -> None:
+    """Put the manifest at its deterministic key (idempotent: same key, same bytes)."""
+    s3.put_object(
+        Bucket=manifest.bucket,
+        Key=manifest.key,
+        Body=manifest.to_json().encode(),
+        ContentType="application/json",
+    )

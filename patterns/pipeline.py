@@ -1,0 +1,204 @@
+"""S3 → Redshift: the batcher, S3 event parsing, manifests and a loader, as two Lambda handlers.
+
+.. code-block:: python
+
+    pipeline = S3ToRedshift(Store.from_env(), stream="clicks", loader=..., manifest_bucket="...")
+
+    def handler(event, context):   # S3 / SNS / SQS / EventBridge triggered
+        return pipeline.handle(event, context)
+
+    def sweeper(event, context):   # on a schedule, e.g. every minute
+        return pipeline.sweep(context)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from stateless_state import LeaseLost, LeaseUnavailable, MalformedEvent, Store
+from stateless_state._retry import LambdaContext
+
+from .batcher import Arrival, Batcher, BatchState, Thresholds
+from .manifest import build_manifest, check_bucket, write_manifest
+from .redshift import Loader
+from .s3 import parse_s3_event
+
+__all__ = ["HandleReport", "S3ToRedshift", "SweepReport"]
+
+
+@dataclass
+class HandleReport:
+    """What one ``handle`` call did."""
+
+    arrivals: int = 0
+    duplicates: int = 0
+    sealed: list[str] = field(default_factory=list)
+    loads: dict[str, str] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SweepReport:
+    """What one ``sweep`` call did."""
+
+    sealed: list[str] = field(default_factory=list)
+    loads: dict[str, str] = field(default_factory=dict)
+    skipped_for_time: int = 0
+
+
+class S3ToRedshift:
+    """The S3-triggered batcher pipeline.
+
+    ``handle(event, context)`` adds every object in the event to the stream's batches (each file
+    once, whatever the duplication of events), and when its add sealed a batch and at least
+    ``min_load_time`` of the invocation remains, loads it right away. ``sweep(context)`` seals
+    batches past the age threshold and loads every batch that waits: just sealed, its loader
+    crashed (lease expired), or due for a retry after a failure.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        stream: str,
+        loader: Loader,
+        manifest_bucket: str,
+        thresholds: Thresholds | None = None,
+        manifest_prefix: str = "manifests/",
+        lanes: int = 1,
+        s3_client: Any = None,
+        min_load_time: timedelta | float = timedelta(seconds=60),
+        load_lease: timedelta | float = timedelta(minutes=5),
+        max_attempts: int = 5,
+        retry_backoff: timedelta | float = timedelta(seconds=30),
+    ) -> None:
+        self.batcher = Batcher(
+            store,
+            stream,
+            thresholds,
+            lanes,
+            max_attempts=max_attempts,
+            retry_backoff=retry_backoff,
+            load_lease=load_lease,
+        )
+        self.loader = loader
+        self.manifest_bucket = check_bucket(manifest_bucket)
+        self.manifest_prefix = manifest_prefix
+        self.min_load_time = (
+            min_load_time.total_seconds()
+            if isinstance(min_load_time, timedelta)
+            else float(min_load_time)
+        )
+        self._s3 = s3_client
+
+    @property
+    def s3(self) -> Any:
+        if self._s3 is None:
+            import boto3
+
+            self._s3 = boto3.client("s3")
+        return self._s3
+
+    def _time_left(self, context: LambdaContext | None) -> float:
+        if context is None:
+            return float("inf")
+        return context.get_remaining_time_in_millis() / 1000.0
+
+    def handle(
+        self, event: Mapping[str, Any], context: LambdaContext | None = None
+    ) -> dict[str, Any]:
+        """The S3-triggered handler. Returns a summary; for SQS events, the partial batch
+        response (``batchItemFailures``) naming the messages that were malformed.
+
+        A partly malformed event loses nothing: the good records are added first. Then, for a
+        direct S3, SNS or EventBridge event, :class:`MalformedEvent` is raised so the invocation
+        fails (and goes to the dead-letter destination after Lambda's retries, which re-add
+        nothing thanks to the dedupe).
+        """
+        parsed = parse_s3_event(event)
+        report = self._add(parsed.arrivals, context)
+        report.errors = parsed.errors
+        if parsed.errors and not parsed.failed_message_ids:
+            raise MalformedEvent("; ".join(parsed.errors))
+        return {
+            "arrivals": report.arrivals,
+            "duplicates": report.duplicates,
+            "sealed": report.sealed,
+            "loads": report.loads,
+            **parsed.sqs_response(),
+        }
+
+    def _add(self, arrivals: list[Arrival], context: LambdaContext | None) -> HandleReport:
+        report = HandleReport()
+        for arrival in arrivals:
+            result = self.batcher.add(arrival)
+            report.arrivals += 1
+            report.duplicates += int(result.duplicate)
+            if result.sealed is not None:
+                report.sealed.append(result.sealed.id)
+        for batch_id in report.sealed:
+            if self._time_left(context) >= self.min_load_time:
+                report.loads[batch_id] = self.load(batch_id, context)
+        return report
+
+    def load(self, batch_id: str, context: LambdaContext | None = None) -> str:
+        """Load one batch if it is ours to load. Returns what happened: ``loaded``,
+        ``already-loaded`` (the warehouse ledger had it), ``busy`` (another loader holds it),
+        ``retry-later`` or ``failed`` (a load error; ``failed`` once attempts are used up), or
+        ``superseded`` (our lease ran out and another loader took over)."""
+        lease = min(self.batcher.load_lease, max(1.0, self._time_left(context)))
+        try:
+            ticket = self.batcher.claim_load(batch_id, lease=lease)
+        except LeaseUnavailable:
+            return "busy"
+        try:
+            members = self.batcher.members(batch_id)
+            if len(members) != ticket.batch.count:
+                raise RuntimeError(
+                    f"batch {batch_id} has {len(members)} members but counts {ticket.batch.count}"
+                )
+            manifest = build_manifest(
+                batch_id, members, bucket=self.manifest_bucket, prefix=self.manifest_prefix
+            )
+            write_manifest(self.s3, manifest)
+            outcome = self.loader.load(ticket, manifest)
+        except LeaseLost:
+            return "superseded"
+        except Exception as e:  # any load error is recorded on the batch, to retry or to show
+            try:
+                state = ticket.failed(f"{type(e).__name__}: {e}")
+            except LeaseLost:
+                return "superseded"
+            return "failed" if state == BatchState.FAILED else "retry-later"
+        try:
+            ticket.loaded()
+        except LeaseLost:
+            return "superseded"
+        return "loaded" if outcome.committed else "already-loaded"
+
+    def sweep(self, context: LambdaContext | None = None) -> dict[str, Any]:
+        """The scheduled handler: seal aged batches, then load whatever waits, oldest first,
+        while at least ``min_load_time`` of the invocation remains."""
+        report = SweepReport()
+        report.sealed = [b.id for b in self.batcher.seal_due()]
+        now = time.time()
+        for batch in self.batcher.pending():
+            due = (
+                batch.state == BatchState.SEALED
+                and (batch.next_attempt_at is None or batch.next_attempt_at <= now)
+            ) or (batch.state == BatchState.LOADING and (batch.lease_until or 0) <= now)
+            if not due:
+                continue
+            if self._time_left(context) < self.min_load_time:
+                report.skipped_for_time += 1
+                continue
+            report.loads[batch.id] = self.load(batch.id, context)
+        return {
+            "sealed": report.sealed,
+            "loads": report.loads,
+            "skipped_for_time": report.skipped_for_time,
+        }

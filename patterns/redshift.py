@@ -1,0 +1,238 @@
+"""Loading a batch into Amazon Redshift through the Data API, exactly once.
+
+Exactly once at the warehouse: the statements run as one ``BatchExecuteStatement`` (one Redshift
+transaction). It locks a ledger table, COPYs the manifest into a temporary staging table, inserts
+the staged rows into the target **only if the ledger has no row for this batch**, and inserts that
+ledger row. Two loaders racing on one batch (a zombie past its lease and its successor) serialize
+on the lock; the second finds the ledger row and inserts nothing.
+
+The statement id is written on the batch before the loader waits for it, so a loader that takes
+over a crashed one asks the Data API what happened to that statement instead of loading again.
+
+No SQL is built from unvalidated input: identifiers, the IAM role ARN, the manifest URL, the batch
+id and the COPY options are each checked against a strict pattern or allowlist, and rejected with
+a message that names the problem.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from stateless_state import InvalidArgument
+
+from .batcher import LoadTicket
+from .manifest import Manifest
+
+__all__ = ["CopyFormat", "LoadOutcome", "Loader", "RedshiftDataApiLoader", "RedshiftLoadError"]
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,126}")
+_ROLE = re.compile(r"arn:aws[a-z\-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/\-]{1,512}")
+_SECRET = re.compile(
+    r"arn:aws[a-z\-]*:secretsmanager:[a-z0-9\-]+:\d{12}:secret:[A-Za-z0-9/_+=.@\-]+"
+)
+_BATCH_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,200}/\d{1,3}/\d{12}")
+_MANIFEST_URL = re.compile(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/[A-Za-z0-9_.=/:\-]{1,900}")
+_OPTIONS = {
+    "ACCEPTINVCHARS",
+    "BLANKSASNULL",
+    "EMPTYASNULL",
+    "TRUNCATECOLUMNS",
+    "TIMEFORMAT 'auto'",
+    "DATEFORMAT 'auto'",
+    "ROUNDEC",
+    "COMPUPDATE OFF",
+    "STATUPDATE OFF",
+}
+_PARAMETERISED_OPTIONS = (
+    re.compile(r"IGNOREHEADER \d{1,3}"),
+    re.compile(r"MAXERROR \d{1,6}"),
+    re.compile(r"REGION '[a-z]{2}(-[a-z]+)+-\d'"),
+)
+
+
+class RedshiftLoadError(RuntimeError):
+    """The Data API reported a failed or aborted statement."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadOutcome:
+    """``committed``: this load committed the batch's rows; False when the ledger showed another
+    load had already committed them (the rows are there once either way)."""
+
+    batch_id: str
+    committed: bool
+    statement_id: str | None = None
+    rows: int | None = None
+
+
+class Loader(Protocol):
+    """What the pipeline needs of a warehouse loader."""
+
+    def load(self, ticket: LoadTicket, manifest: Manifest) -> LoadOutcome: ...
+
+
+class CopyFormat:
+    """The COPY data formats the loader accepts."""
+
+    JSON_AUTO = "FORMAT AS JSON 'auto'"
+    JSON_AUTO_IGNORECASE = "FORMAT AS JSON 'auto ignorecase'"
+    CSV = "FORMAT AS CSV"
+    PARQUET = "FORMAT AS PARQUET"
+
+
+def identifier(name: str) -> str:
+    """A validated, quoted identifier: ``schema.table`` → ``"schema"."table"``."""
+    if not isinstance(name, str):
+        raise InvalidArgument(f"identifier must be a str, got {type(name).__name__}")
+    parts = name.split(".")
+    if not 1 <= len(parts) <= 2 or not all(_IDENT.fullmatch(p) for p in parts):
+        raise InvalidArgument(
+            f"{name!r} is not a valid Redshift identifier: use [schema.]table made of letters, "
+            "digits, '_' and '$', starting with a letter or '_'"
+        )
+    return ".".join(f'"{p}"' for p in parts)
+
+
+def _check(pattern: re.Pattern[str], value: Any, what: str, hint: str) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise InvalidArgument(f"invalid {what} {value!r}: {hint}")
+    return value
+
+
+@dataclass
+class RedshiftDataApiLoader:
+    """Loads batches through the Redshift Data API into ``table``.
+
+    Connect to a provisioned cluster (``cluster_identifier`` with ``secret_arn`` or ``db_user``
+    for IAM auth) or to Redshift Serverless (``workgroup_name``, with ``secret_arn`` or IAM).
+    ``iam_role`` is the role COPY assumes to read S3. ``copy_format`` is a :class:`CopyFormat`;
+    ``gzip`` adds GZIP; ``copy_options`` come from a fixed allowlist (``TIMEFORMAT 'auto'``,
+    ``IGNOREHEADER n``, ``MAXERROR n``, ``REGION 'xx-xxxx-n'``, ``TRUNCATECOLUMNS``...).
+
+    The ledger table (``ledger_table``) must exist: run :meth:`ledger_ddl` once.
+    """
+
+    table: str
+    iam_role: str
+    database: str
+    cluster_identifier: str | None = None
+    workgroup_name: str | None = None
+    secret_arn: str | None = None
+    db_user: str | None = None
+    copy_format: str = CopyFormat.JSON_AUTO
+    gzip: bool = False
+    copy_options: tuple[str, ...] = ()
+    ledger_table: str = "stateless_state_ledger"
+    client: Any = None
+    poll_interval: float = 1.0
+    timeout: float = 600.0
+    _sleep: Any = field(default=time.sleep, repr=False)
+
+    def __post_init__(self) -> None:
+        self._table = identifier(self.table)
+        self._ledger = identifier(self.ledger_table)
+        _check(_ROLE, self.iam_role, "IAM role ARN", "expected arn:aws:iam::<account>:role/<name>")
+        _check(_IDENT, self.database, "database name", "letters, digits, '_' and '$'")
+        if (self.cluster_identifier is None) == (self.workgroup_name is None):
+            raise InvalidArgument("give exactly one of cluster_identifier or workgroup_name")
+        if self.secret_arn is not None:
+            _check(_SECRET, self.secret_arn, "secret ARN", "expected a Secrets Manager ARN")
+        if self.copy_format not in vars(CopyFormat).values():
+            raise InvalidArgument(
+                f"copy_format must be a CopyFormat value, got {self.copy_format!r}"
+            )
+        for option in self.copy_options:
+            if option not in _OPTIONS and not any(
+                p.fullmatch(option) for p in _PARAMETERISED_OPTIONS
+            ):
+                raise InvalidArgument(
+                    f"COPY option {option!r} is not in the allowlist "
+                    f"({', '.join(sorted(_OPTIONS))}, IGNOREHEADER n, MAXERROR n, REGION '...')"
+                )
+
+    def _connection(self) -> dict[str, str]:
+        kwargs = {"Database": self.database}
+        if self.cluster_identifier is not None:
+            kwargs["ClusterIdentifier"] = self.cluster_identifier
+        if self.workgroup_name is not None:
+            kwargs["WorkgroupName"] = self.workgroup_name
+        if self.secret_arn is not None:
+            kwargs["SecretArn"] = self.secret_arn
+        elif self.db_user is not None:
+            kwargs["DbUser"] = self.db_user
+        return kwargs
+
+    def ledger_ddl(self) -> str:
+        """The one-time DDL for the ledger table."""
+        return (
+            f"CREATE TABLE IF NOT EXISTS {self._ledger} (batch_id VARCHAR(256) NOT NULL, "
+            "fence BIGINT NOT NULL, loaded_at TIMESTAMP NOT NULL, PRIMARY KEY (batch_id))"
+        )
+
+    def statements(self, batch_id: str, manifest_url: str, fence: int) -> list[str]:
+        """The exact SQL of one load, in order; run as one transaction."""
+        _check(
+            _BATCH_ID,
+            batch_id,
+            "batch id",
+            "stream names loaded into Redshift may use only letters, digits, '_', '.', ':', '-'",
+        )
+        _check(_MANIFEST_URL, manifest_url, "manifest URL", "expected s3://bucket/key")
+        if isinstance(fence, bool) or not isinstance(fence, int) or fence < 0:
+            raise InvalidArgument(f"fence must be a non-negative int, got {fence!r}")
+        stage = "stage_" + re.sub(r"[^A-Za-z0-9]", "_", batch_id)[-100:]
+        options = " ".join([self.copy_format, *(["GZIP"] if self.gzip else []), *self.copy_options])
+        absent = f"NOT EXISTS (SELECT 1 FROM {self._ledger} WHERE batch_id = '{batch_id}')"
+        return [
+            f"LOCK {self._ledger}",
+            f'CREATE TEMP TABLE "{stage}" (LIKE {self._table})',
+            f"COPY \"{stage}\" FROM '{manifest_url}' IAM_ROLE '{self.iam_role}' MANIFEST {options}",
+            f'INSERT INTO {self._table} SELECT * FROM "{stage}" WHERE {absent}',
+            f"INSERT INTO {self._ledger} (batch_id, fence, loaded_at) "
+            f"SELECT '{batch_id}', {fence}, GETDATE() WHERE {absent}",
+        ]
+
+    def _client(self) -> Any:
+        if self.client is None:
+            import boto3
+
+            self.client = boto3.client("redshift-data")
+        return self.client
+
+    def load(self, ticket: LoadTicket, manifest: Manifest) -> LoadOutcome:
+        """Load the batch, or finish the earlier attempt recorded on it. See the module doc."""
+        client = self._client()
+        previous = ticket.batch.statement_id
+        if previous:
+            status = self._wait(previous)
+            if status["Status"] == "FINISHED":
+                return LoadOutcome(ticket.batch.id, False, previous)
+        sql = self.statements(ticket.batch.id, manifest.url, ticket.fence)
+        r = client.batch_execute_statement(
+            Sqls=sql, StatementName=f"stateless_state:{ticket.batch.id}"[:500], **self._connection()
+        )
+        statement_id = r["Id"]
+        ticket.record_statement(statement_id)
+        status = self._wait(statement_id)
+        if status["Status"] != "FINISHED":
+            raise RedshiftLoadError(
+                f"batch {ticket.batch.id}: statement {statement_id} {status['Status']}: "
+                f"{status.get('Error', 'no error message')}"
+            )
+        inserted = next((s.get("ResultRows") for s in status.get("SubStatements", [])[3:4]), None)
+        return LoadOutcome(ticket.batch.id, True, statement_id, inserted)
+
+    def _wait(self, statement_id: str) -> dict[str, Any]:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            status: dict[str, Any] = self._client().describe_statement(Id=statement_id)
+            if status["Status"] in {"FINISHED", "FAILED", "ABORTED"}:
+                return status
+            if time.monotonic() > deadline:
+                raise RedshiftLoadError(
+                    f"statement {statement_id} still {status['Status']} after {self.timeout}s"
+                )
+            self._sleep(self.poll_interval)

@@ -1,0 +1,201 @@
+"""S3 "object created" notifications to :class:`~patterns.batcher.Arrival` objects.
+
+Handles direct S3 notifications, SNS- and SQS-wrapped ones (and SNS inside SQS), and EventBridge
+"Object Created" events. Keys are URL-decoded as S3 encodes them (``+`` is a space, ``%2B`` a
+plus). The arrival id is ``s3://bucket/key`` plus the object's version id, else its ETag and
+sequencer: a rewritten object is a new arrival, a redelivered notification is not.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote_plus
+
+from stateless_state import MalformedEvent
+
+from .batcher import Arrival
+
+__all__ = ["ParseResult", "parse_s3_event", "s3_arrivals"]
+
+
+@dataclass
+class ParseResult:
+    """Arrivals from every well-formed record, and what was wrong with the rest.
+
+    ``failed_message_ids`` lists the SQS message ids whose records were malformed: return them as
+    ``{"batchItemFailures": [{"itemIdentifier": id}, ...]}`` (SQS partial batch responses) so SQS
+    redelivers only those, then sends them to the dead-letter queue.
+    """
+
+    arrivals: list[Arrival] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    failed_message_ids: list[str] = field(default_factory=list)
+
+    def sqs_response(self) -> dict[str, list[dict[str, str]]]:
+        return {"batchItemFailures": [{"itemIdentifier": m} for m in self.failed_message_ids]}
+
+
+def s3_arrivals(event: Mapping[str, Any]) -> list[Arrival]:
+    """Every arrival in ``event``; raises :class:`MalformedEvent` naming each bad record.
+
+    Use :func:`parse_s3_event` to keep the good records of a partly bad event.
+    """
+    result = parse_s3_event(event)
+    if result.errors:
+        raise MalformedEvent("; ".join(result.errors))
+    return result.arrivals
+
+
+def parse_s3_event(event: Mapping[str, Any]) -> ParseResult:
+    """Parse every record it can; collect the errors of the others (nothing valid is lost)."""
+    result = ParseResult()
+    if not isinstance(event, Mapping):
+        result.errors.append(f"event is a {type(event).__name__}, not a JSON object")
+        return result
+    if event.get("detail-type") == "Object Created" or event.get("source") == "aws.s3":
+        _collect(result, "event", lambda: _from_eventbridge(event))
+        return result
+    if event.get("Event") == "s3:TestEvent":
+        return result
+    records = event.get("Records")
+    if not isinstance(records, list):
+        result.errors.append(
+            "event has no 'Records' list and is not an EventBridge 'Object Created' event"
+        )
+        return result
+    for i, record in enumerate(records):
+        where = f"Records[{i}]"
+        if not isinstance(record, Mapping):
+            result.errors.append(f"{where} is not an object")
+            continue
+        source = record.get("eventSource") or record.get("EventSource")
+        if source == "aws:sqs":
+            before = len(result.errors)
+            _collect(result, where, lambda r=record: _from_text(r.get("body"), "body"))
+            if len(result.errors) > before and record.get("messageId"):
+                result.failed_message_ids.append(str(record["messageId"]))
+        elif source == "aws:sns":
+            _collect(
+                result,
+                where,
+                lambda r=record: _from_text((r.get("Sns") or {}).get("Message"), "Sns.Message"),
+            )
+        else:
+            _collect(result, where, lambda r=record: _from_s3_records([r]))
+    return result
+
+
+def _collect(result: ParseResult, where: str, parse: Any) -> None:
+    try:
+        result.arrivals.extend(parse())
+    except MalformedEvent as e:
+        result.errors.append(f"{where}: {e}")
+
+
+def _from_text(text: Any, what: str) -> list[Arrival]:
+    if not isinstance(text, str):
+        raise MalformedEvent(f"{what} is missing or not a string")
+    try:
+        inner = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise MalformedEvent(f"{what} is not JSON ({e.msg} at {e.pos})") from None
+    if isinstance(inner, Mapping) and inner.get("Type") == "Notification":
+        return _from_text(inner.get("Message"), f"{what} (SNS) Message")
+    if isinstance(inner, Mapping) and inner.get("Event") == "s3:TestEvent":
+        return []
+    if isinstance(inner, Mapping) and (
+        inner.get("detail-type") == "Object Created" or inner.get("source") == "aws.s3"
+    ):
+        return _from_eventbridge(inner)
+    if not isinstance(inner, Mapping) or not isinstance(inner.get("Records"), list):
+        raise MalformedEvent(f"{what} holds no S3 'Records' list")
+    return _from_s3_records(inner["Records"])
+
+
+def _require(obj: Any, path: str) -> Any:
+    cur = obj
+    for part in path.split("."):
+        if not isinstance(cur, Mapping) or part not in cur:
+            raise MalformedEvent(f"missing {path!r}")
+        cur = cur[part]
+    return cur
+
+
+def _epoch(text: Any, what: str) -> float:
+    if not isinstance(text, str):
+        raise MalformedEvent(f"{what} is not a timestamp string")
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise MalformedEvent(f"{what} {text!r} is not an ISO 8601 time") from None
+
+
+def _arrival(
+    bucket: Any, key: str, *, size: Any, at: float, version: Any, etag: Any, sequencer: Any
+) -> Arrival:
+    if not isinstance(bucket, str) or not bucket:
+        raise MalformedEvent("bucket name is missing or empty")
+    if not key:
+        raise MalformedEvent("object key is empty")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise MalformedEvent(f"object size {size!r} is not a non-negative integer")
+    if version:
+        tag = f"v={version}"
+    elif etag or sequencer:
+        tag = f"etag={etag or ''};seq={sequencer or ''}"
+    else:
+        raise MalformedEvent(f"s3://{bucket}/{key} has no version id, ETag or sequencer")
+    data = {"bucket": bucket, "key": key}
+    for name, value in (("version_id", version), ("etag", etag), ("sequencer", sequencer)):
+        if value:
+            data[name] = str(value)
+    return Arrival(f"s3://{bucket}/{key}#{tag}", size, at, data)
+
+
+def _from_s3_records(records: Iterable[Any]) -> list[Arrival]:
+    out = []
+    for record in records:
+        name = _require(record, "eventName")
+        if not isinstance(name, str) or not name.startswith("ObjectCreated:"):
+            continue
+        obj = _require(record, "s3.object")
+        raw_key = _require(record, "s3.object.key")
+        if not isinstance(raw_key, str):
+            raise MalformedEvent("s3.object.key is not a string")
+        out.append(
+            _arrival(
+                _require(record, "s3.bucket.name"),
+                unquote_plus(raw_key),
+                size=obj.get("size", 0),
+                at=_epoch(_require(record, "eventTime"), "eventTime"),
+                version=obj.get("versionId"),
+                etag=obj.get("eTag"),
+                sequencer=obj.get("sequencer"),
+            )
+        )
+    return out
+
+
+def _from_eventbridge(event: Mapping[str, Any]) -> list[Arrival]:
+    if event.get("detail-type") != "Object Created":
+        return []
+    # EventBridge delivers keys as they are, not URL-encoded.
+    key = _require(event, "detail.object.key")
+    if not isinstance(key, str):
+        raise MalformedEvent("detail.object.key is not a string")
+    obj = _require(event, "detail.object")
+    return [
+        _arrival(
+            _require(event, "detail.bucket.name"),
+            key,
+            size=obj.get("size", 0),
+            at=_epoch(_require(event, "time"), "time"),
+            version=obj.get("version-id"),
+            etag=obj.get("etag"),
+            sequencer=obj.get("sequencer"),
+        )
+    ]
