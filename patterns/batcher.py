@@ -432,7 +432,19 @@ class Batcher:
             return self._after_cancel(e, arrival, lane, nonce, plan)
         if seal is not None:
             self._open[lane] = seq + 1
-            sealed = self.batch(bid)
+            count, total = seal if isinstance(seal, tuple) else (0, 0)
+            # Everything the sealed batch holds is known here: no read needed to describe it.
+            sealed = Batch(
+                self.stream,
+                lane,
+                seq,
+                BatchState.SEALED,
+                int(count) + 1,
+                int(total) + arrival.size,
+                plan.get("opened_at", now),
+                sealed_at=now,
+                seal_reason=values[":reason"],
+            )
             return AddResult(bid, False, sealed)
         self._open[lane] = seq
         return AddResult(bid, False, None)
@@ -482,6 +494,7 @@ class Batcher:
                     th.bytes is not None and total + arrival.size >= th.bytes
                 )
                 plan["seal"] = (count, total) if full else None
+                plan["opened_at"] = float(current.get("opened_at", time.time()))
             raise _Moved() from e
         if e.conflict:
             raise _Conflict() from e

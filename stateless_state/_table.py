@@ -138,6 +138,40 @@ class TransactionCanceled(Exception):
         return "ConditionalCheckFailed" in self.codes
 
 
+def _value_size(av: Mapping[str, Any]) -> int:
+    ((tag, v),) = av.items()
+    if tag in ("S", "B"):
+        return len(v.encode()) if isinstance(v, str) else len(v)
+    if tag == "N":
+        return 1 + (len(v.lstrip("-").replace(".", "")) + 1) // 2
+    if tag in ("BOOL", "NULL"):
+        return 1
+    if tag == "M":
+        return 3 + sum(len(k.encode()) + 1 + _value_size(x) for k, x in v.items())
+    if tag == "L":
+        return 3 + sum(1 + _value_size(x) for x in v)
+    return sum(len(str(x).encode()) for x in v)
+
+
+def item_size(item: Mapping[str, Any]) -> int:
+    """An item's size as DynamoDB counts it (attribute names plus values), in bytes."""
+    return sum(len(name.encode()) + _value_size(av) for name, av in item.items())
+
+
+def transaction_units(actions: list[Mapping[str, Any]]) -> float:
+    """What AWS bills a committed ``TransactWriteItems``: 2 WCU per item per started KB.
+
+    A Put's size is known from the request; an Update, Delete or ConditionCheck is counted at
+    1 KB, a lower bound (the stored item may be larger).
+    """
+    total = 0.0
+    for action in actions:
+        put = action.get("Put")
+        size = item_size(put["Item"]) if put else 1
+        total += 2 * max(1, -(-size // 1024))
+    return total
+
+
 def _size_error(message: str) -> bool:
     m = message.lower()
     return "item size" in m and "exceeded" in m
@@ -165,21 +199,29 @@ class Table:
         try:
             response: dict[str, Any] = method(**kwargs)
         except ClientError as e:
-            self._account(operation, e.response, error=e)
+            self._account(operation, e.response, kwargs, error=e)
             raise self._translate(e) from e
         except Exception:
             self.metrics.record(operation, error=True)
             raise
-        self._account(operation, response)
+        self._account(operation, response, kwargs)
         return response
 
     def _account(
-        self, operation: str, response: Mapping[str, Any], error: ClientError | None = None
+        self,
+        operation: str,
+        response: Mapping[str, Any],
+        request: Mapping[str, Any],
+        error: ClientError | None = None,
     ) -> None:
         units = 0.0
         consumed = response.get("ConsumedCapacity")
         for c in consumed if isinstance(consumed, list) else [consumed] if consumed else []:
             units += float(c.get("CapacityUnits", 0.0))
+        if operation == "TransactWriteItems" and error is None:
+            # DynamoDB Local reports a flat 2 units per transaction whatever it holds; AWS bills
+            # 2 per item per started KB and reports it. Take the larger of the two.
+            units = max(units, transaction_units(request.get("TransactItems", [])))
         attempts = 1 + int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
         code = error.response.get("Error", {}).get("Code", "") if error else ""
         reasons = response.get("CancellationReasons", []) if error else []

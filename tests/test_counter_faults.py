@@ -98,7 +98,7 @@ def test_cost_of_each_add(ddb_store: Store, dynamodb_local: DynamoDBLocal) -> No
     cold = Store(ddb_store.table_name, client=dynamodb_local.client())
     first_in_new_container = cost(cold, lambda: cold.counter("cost").add(1, token="y"))
     assert (plain.requests, plain.wcu, plain.rcu) == (1, 1.0, 0.0)
-    # DynamoDB Local reports one unit per transactional item; AWS bills two.
-    assert (tokened.requests, tokened.wcu, tokened.rcu) == (1, 2.0, 0.0)
+    # Two small items in a transaction: AWS bills 2 WCU each (metrics apply that rule).
+    assert (tokened.requests, tokened.wcu, tokened.rcu) == (1, 4.0, 0.0)
     assert (replay.requests, replay.condition_failures) == (1, 1)
     assert (first_in_new_container.requests, first_in_new_container.rcu) == (2, 1.0)

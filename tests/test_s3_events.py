@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 
 from patterns.s3 import parse_s3_event, s3_arrivals
+from patterns.testing import direct, eventbridge, s3_record, sns, sqs
 from stateless_state import MalformedEvent
-
-from .s3_events import direct, eventbridge, s3_record, sns, sqs
 
 ODD_KEYS = [
     "plain/file.json",

@@ -91,3 +91,24 @@ def idempotent_caller(endpoint: str, table: str, key: str, marker: str) -> list[
         except AlreadyInProgress:
             outcomes.append("in_progress")
             time.sleep(0.01)
+
+
+def batcher_adds(
+    endpoint: str,
+    table: str,
+    stream: str,
+    thresholds: tuple[Any, ...],
+    lanes: int,
+    arrivals: list[tuple[str, int]],
+) -> list[tuple[str, str, bool, str | None]]:
+    """Add arrivals (id, size) to a batcher; record (id, batch id, duplicate, sealed batch id)."""
+    import time
+
+    from patterns.batcher import Arrival, Batcher, Thresholds
+
+    b = Batcher(_store(endpoint, table), stream, Thresholds(*thresholds), lanes)
+    out = []
+    for arrival_id, size in arrivals:
+        r = b.add(Arrival(arrival_id, size, time.time(), {"bucket": "b", "key": arrival_id}))
+        out.append((arrival_id, r.batch_id, r.duplicate, r.sealed.id if r.sealed else None))
+    return out

@@ -154,7 +154,7 @@ class DynamoDBLocal:
                 try:
                     self.client().list_tables(Limit=1)
                     return True
-                except Exception:
+                except Exception:  # not answering yet: any error here means "wait"
                     pass
             time.sleep(0.1)
         return False

@@ -1,0 +1,1 @@
+"""Cost and throughput measurements against DynamoDB Local."""

@@ -1,0 +1,138 @@
+"""Test helpers for the patterns: a local S3 server and S3 notification builders.
+
+``LocalS3`` runs moto's S3 server on a free loopback port (moto is a test dependency: install the
+``dev`` extra). It serves worker processes too, which an in-process mock cannot. moto is not
+thread-safe for races; here it only stores and serves objects.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote_plus
+
+__all__ = ["LocalS3", "direct", "eventbridge", "s3_record", "sns", "sqs"]
+
+
+class LocalS3:
+    """moto's S3 server on ``127.0.0.1:<free port>``; a context manager."""
+
+    def __init__(self) -> None:
+        self._server: Any = None
+        self.endpoint_url = ""
+
+    def start(self) -> LocalS3:
+        from moto.server import ThreadedMotoServer
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._server.start()
+        self.endpoint_url = f"http://127.0.0.1:{port}"
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def client(self) -> Any:
+        """An S3 client bound to this server, with dummy credentials."""
+        import boto3
+
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+
+    def __enter__(self) -> LocalS3:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def s3_record(
+    bucket: str,
+    key: str,
+    size: int,
+    *,
+    etag: str = "e1",
+    sequencer: str = "0A",
+    version: str | None = None,
+    event_time: str = "2026-11-23T10:00:00.000Z",
+    name: str = "ObjectCreated:Put",
+) -> dict[str, Any]:
+    """One S3 notification record, its key URL-encoded as S3 does."""
+    obj: dict[str, Any] = {
+        "key": quote_plus(key, safe="/"),
+        "size": size,
+        "eTag": etag,
+        "sequencer": sequencer,
+    }
+    if version:
+        obj["versionId"] = version
+    return {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "eventTime": event_time,
+        "eventName": name,
+        "s3": {"bucket": {"name": bucket}, "object": obj},
+    }
+
+
+def direct(*records: dict[str, Any]) -> dict[str, Any]:
+    """A direct S3 → Lambda event."""
+    return {"Records": list(records)}
+
+
+def sns(*records: dict[str, Any]) -> dict[str, Any]:
+    """S3 → SNS → Lambda: one SNS record per S3 record."""
+    return {
+        "Records": [
+            {"EventSource": "aws:sns", "Sns": {"Message": json.dumps(direct(r))}} for r in records
+        ]
+    }
+
+
+def sqs(*records: dict[str, Any], via_sns: bool = False) -> dict[str, Any]:
+    """S3 → SQS (optionally → SNS → SQS) → Lambda: one message per S3 record."""
+
+    def body(r: dict[str, Any]) -> str:
+        inner = json.dumps(direct(r))
+        if via_sns:
+            return json.dumps({"Type": "Notification", "Message": inner})
+        return inner
+
+    return {
+        "Records": [
+            {"eventSource": "aws:sqs", "messageId": f"m{i}", "body": body(r)}
+            for i, r in enumerate(records)
+        ]
+    }
+
+
+def eventbridge(
+    bucket: str, key: str, size: int, *, etag: str = "e1", sequencer: str = "0A"
+) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "time": "2026-11-23T10:00:00Z",
+        "detail": {
+            "bucket": {"name": bucket},
+            "object": {"key": key, "size": size, "etag": etag, "sequencer": sequencer},
+        },
+    }

@@ -1,0 +1,94 @@
+"""The batcher under real concurrency against DynamoDB Local: 16 workers (threads and processes),
+5,000 arrivals plus 20% duplicates in random order, thresholds small enough that batches rotate
+constantly, and a sweeper sealing by age at the same time."""
+
+from __future__ import annotations
+
+import multiprocessing
+import random
+import threading
+from collections import Counter
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from patterns.batcher import Batcher, BatchState, Thresholds
+from stateless_state import Store
+
+from . import workers
+
+pytestmark = pytest.mark.race
+
+Outcome = tuple[str, str, bool, str | None]
+
+
+def check_membership(
+    b: Batcher, outcomes: list[Outcome], sealed_by_sweeper: list[str], distinct: dict[str, int]
+) -> None:
+    batches = list(b.batches())
+    members = {x.id: b.members(x.id) for x in batches}
+    where: dict[str, list[str]] = {}
+    for bid, ms in members.items():
+        for m in ms:
+            where.setdefault(m.id, []).append(bid)
+    assert set(where) == set(distinct), "every distinct arrival is a member"
+    assert all(len(v) == 1 for v in where.values()), "no arrival in two batches"
+    for x in batches:
+        ms = members[x.id]
+        assert x.count == len(ms), f"{x.id}: count {x.count} != {len(ms)} members"
+        assert x.bytes == sum(m.size for m in ms), f"{x.id}: bytes differ from members"
+    firsts = Counter(a for a, _, dup, _ in outcomes if not dup)
+    assert firsts == Counter(set(distinct)), "exactly one non-duplicate add per arrival"
+    for a, bid, _, _ in outcomes:
+        assert where[a] == [bid], f"{a} reported in {bid} but is in {where[a]}"
+    sealed_reports = [s for *_, s in outcomes if s] + sealed_by_sweeper
+    assert len(sealed_reports) == len(set(sealed_reports)), "a batch handed out twice"
+    sealed_states = {x.id for x in batches if x.state != BatchState.OPEN}
+    assert set(sealed_reports) == sealed_states, "every sealed batch handed to exactly one caller"
+    open_per_lane = Counter(x.lane for x in batches if x.state == BatchState.OPEN)
+    assert all(n <= 1 for n in open_per_lane.values()), "at most one open batch per lane"
+
+
+def test_every_arrival_in_exactly_one_batch(ddb_store: Store) -> None:
+    lanes = 2
+    rng = random.Random(2026)
+    distinct = {f"s3://bucket/obj-{i:05d}#etag=x": rng.randint(1, 400) for i in range(5000)}
+    ids = list(distinct)
+    submissions = [(a, distinct[a]) for a in ids + rng.sample(ids, 1000)]
+    rng.shuffle(submissions)
+    thresholds = (25, 4000, 1.0)  # count, bytes, age (seconds)
+    endpoint, table = ddb_store.client.meta.endpoint_url, ddb_store.table_name
+    plan = [submissions[i::16] for i in range(16)]
+    sweeper_sealed: list[str] = []
+    stop = threading.Event()
+
+    def sweeper() -> None:
+        b = Batcher(ddb_store, "race", Thresholds(*thresholds), lanes)
+        while not stop.is_set():
+            sweeper_sealed.extend(x.id for x in b.seal_due())
+            stop.wait(0.1)
+
+    sweeping = threading.Thread(target=sweeper)
+    sweeping.start()
+    futures: list[Future[list[Outcome]]] = []
+    try:
+        with (
+            ThreadPoolExecutor(8) as threads,
+            ProcessPoolExecutor(8, mp_context=multiprocessing.get_context("spawn")) as processes,
+        ):
+            for i, part in enumerate(plan):
+                pool: Any = threads if i % 2 else processes
+                futures.append(
+                    pool.submit(
+                        workers.batcher_adds, endpoint, table, "race", thresholds, lanes, part
+                    )
+                )
+            outcomes = [o for f in futures for o in f.result()]
+    finally:
+        stop.set()
+        sweeping.join()
+    b = Batcher(ddb_store, "race", Thresholds(*thresholds), lanes)
+    reasons = Counter(x.seal_reason for x in b.batches() if x.seal_reason)
+    assert min(reasons["count"], reasons["bytes"]) >= 10 and reasons["age"] >= 1, reasons
+    check_membership(b, outcomes, sweeper_sealed, distinct)

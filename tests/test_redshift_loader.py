@@ -1,0 +1,202 @@
+"""The Redshift Data API loader: exact SQL, input validation, statement-id recovery.
+
+moto does not implement BatchExecuteStatement, so the Data API is a botocore Stubber: it checks
+every request's exact parameters and fails on any call the test did not expect.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from patterns.batcher import Arrival, Batcher, LoadTicket, Thresholds
+from patterns.manifest import build_manifest
+from patterns.redshift import CopyFormat, RedshiftDataApiLoader, RedshiftLoadError
+from stateless_state import InvalidArgument, Store
+
+ROLE = "arn:aws:iam::123456789012:role/redshift-copy"
+SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rs-admin-AbCdEf"
+
+
+@pytest.fixture
+def data_api() -> Iterator[tuple[Any, Stubber]]:
+    client = boto3.session.Session().client(
+        "redshift-data", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    with Stubber(client) as stub:
+        yield client, stub
+        stub.assert_no_pending_responses()
+
+
+def loader(client: Any, **kwargs: Any) -> RedshiftDataApiLoader:
+    base: dict[str, Any] = {
+        "table": "analytics.clicks",
+        "iam_role": ROLE,
+        "database": "dev",
+        "cluster_identifier": "prod-cluster",
+        "secret_arn": SECRET,
+        "copy_format": CopyFormat.JSON_AUTO,
+        "gzip": True,
+        "copy_options": ("TIMEFORMAT 'auto'", "MAXERROR 0"),
+        "client": client,
+        "poll_interval": 0,
+    }
+    return RedshiftDataApiLoader(**{**base, **kwargs})
+
+
+def sealed_ticket(store: Store) -> LoadTicket:
+    b = Batcher(store, "clicks", Thresholds(count=2, bytes=None, age=None))
+    b.add(Arrival("s3://data/a.json", 10, time.time(), {"bucket": "data", "key": "a.json"}))
+    sealed = b.add(
+        Arrival("s3://data/b.json", 20, time.time(), {"bucket": "data", "key": "b.json"})
+    ).sealed
+    assert sealed is not None
+    return b.claim_load(sealed.id)
+
+
+EXPECTED_SQL = [
+    'LOCK "stateless_state_ledger"',
+    'CREATE TEMP TABLE "stage_clicks_0_000000000000" (LIKE "analytics"."clicks")',
+    "COPY \"stage_clicks_0_000000000000\" FROM 's3://manifests/m/clicks/0/000000000000.manifest' "
+    f"IAM_ROLE '{ROLE}' MANIFEST FORMAT AS JSON 'auto' GZIP TIMEFORMAT 'auto' MAXERROR 0",
+    'INSERT INTO "analytics"."clicks" SELECT * FROM "stage_clicks_0_000000000000" WHERE NOT '
+    "EXISTS (SELECT 1 FROM \"stateless_state_ledger\" WHERE batch_id = 'clicks/0/000000000000')",
+    'INSERT INTO "stateless_state_ledger" (batch_id, fence, loaded_at) SELECT '
+    "'clicks/0/000000000000', 1, GETDATE() WHERE NOT EXISTS (SELECT 1 FROM "
+    "\"stateless_state_ledger\" WHERE batch_id = 'clicks/0/000000000000')",
+]
+
+
+def test_exact_statements(data_api: tuple[Any, Stubber]) -> None:
+    sql = loader(data_api[0]).statements(
+        "clicks/0/000000000000", "s3://manifests/m/clicks/0/000000000000.manifest", 1
+    )
+    assert sql == EXPECTED_SQL
+
+
+def test_load_records_statement_id_before_waiting(
+    moto_store: Store, data_api: tuple[Any, Stubber]
+) -> None:
+    client, stub = data_api
+    ticket = sealed_ticket(moto_store)
+    manifest = build_manifest(
+        ticket.batch.id, ticket.batcher.members(ticket.batch.id), bucket="manifests", prefix="m/"
+    )
+    stub.add_response(
+        "batch_execute_statement",
+        {"Id": "stmt-1"},
+        {
+            "Sqls": EXPECTED_SQL,
+            "StatementName": "stateless_state:clicks/0/000000000000",
+            "Database": "dev",
+            "ClusterIdentifier": "prod-cluster",
+            "SecretArn": SECRET,
+        },
+    )
+    stub.add_response("describe_statement", {"Id": "stmt-1", "Status": "STARTED"}, {"Id": "stmt-1"})
+    stub.add_response(
+        "describe_statement",
+        {
+            "Id": "stmt-1",
+            "Status": "FINISHED",
+            "SubStatements": [
+                {"Id": f"stmt-1:{i}", "ResultRows": r} for i, r in enumerate([0, 0, 2, 2, 1], 1)
+            ],
+        },
+        {"Id": "stmt-1"},
+    )
+    outcome = loader(client).load(ticket, manifest)
+    assert outcome.committed and outcome.statement_id == "stmt-1" and outcome.rows == 2
+    stored = ticket.batcher.batch(ticket.batch.id)
+    assert stored is not None and stored.statement_id == "stmt-1"
+
+
+def test_recovery_asks_the_data_api_instead_of_loading_again(
+    moto_store: Store, data_api: tuple[Any, Stubber]
+) -> None:
+    client, stub = data_api
+    first = sealed_ticket(moto_store)
+    first.record_statement("stmt-old")
+    manifest = build_manifest(
+        first.batch.id, first.batcher.members(first.batch.id), bucket="manifests", prefix="m/"
+    )
+    stub.add_response(
+        "describe_statement", {"Id": "stmt-old", "Status": "FINISHED"}, {"Id": "stmt-old"}
+    )
+    outcome = loader(client).load(first, manifest)
+    assert not outcome.committed and outcome.statement_id == "stmt-old"
+
+
+def test_recovery_reloads_after_a_failed_statement(
+    moto_store: Store, data_api: tuple[Any, Stubber]
+) -> None:
+    client, stub = data_api
+    ticket = sealed_ticket(moto_store)
+    ticket.record_statement("stmt-old")
+    manifest = build_manifest(
+        ticket.batch.id, ticket.batcher.members(ticket.batch.id), bucket="manifests", prefix="m/"
+    )
+    stub.add_response(
+        "describe_statement",
+        {"Id": "stmt-old", "Status": "FAILED", "Error": "disk full"},
+        {"Id": "stmt-old"},
+    )
+    stub.add_response("batch_execute_statement", {"Id": "stmt-2"})
+    stub.add_response(
+        "describe_statement",
+        {"Id": "stmt-2", "Status": "ABORTED", "Error": "cancelled"},
+        {"Id": "stmt-2"},
+    )
+    with pytest.raises(RedshiftLoadError, match="stmt-2 ABORTED: cancelled"):
+        loader(client).load(ticket, manifest)
+    stored = ticket.batcher.batch(ticket.batch.id)
+    assert stored is not None and stored.statement_id == "stmt-2"
+
+
+def test_serverless_with_iam_auth(data_api: tuple[Any, Stubber]) -> None:
+    rl = loader(
+        data_api[0], cluster_identifier=None, workgroup_name="wg", secret_arn=None, db_user="loader"
+    )
+    assert rl._connection() == {"Database": "dev", "WorkgroupName": "wg", "DbUser": "loader"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"table": 'clicks"; DROP TABLE users; --'}, "not a valid Redshift identifier"),
+        ({"table": "a.b.c"}, "not a valid Redshift identifier"),
+        ({"ledger_table": "ledger; DELETE"}, "not a valid Redshift identifier"),
+        ({"iam_role": "arn:aws:iam::123456789012:role/x' CREDENTIALS 'y"}, "IAM role ARN"),
+        ({"database": "dev; --"}, "database name"),
+        ({"copy_options": ("CREDENTIALS 'aws_access_key_id=AKIA'",)}, "not in the allowlist"),
+        ({"copy_options": ("IGNOREHEADER 1; DROP TABLE x",)}, "not in the allowlist"),
+        ({"copy_format": "FORMAT AS AVRO 's3://x'"}, "CopyFormat"),
+        ({"workgroup_name": "wg"}, "exactly one of cluster_identifier or workgroup_name"),
+        ({"secret_arn": "arn:aws:secretsmanager:x'"}, "secret ARN"),
+    ],
+)
+def test_injection_attempts_are_rejected(
+    data_api: tuple[Any, Stubber], kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        loader(data_api[0], **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("batch", "url", "message"),
+    [
+        ("cl'icks/0/000000000000", "s3://b-1/m.manifest", "batch id"),
+        ("clicks/0/000000000000", "s3://b-1/m' IAM_ROLE 'x", "manifest URL"),
+        ("clicks/0/000000000000", "https://evil/m", "manifest URL"),
+    ],
+)
+def test_statement_inputs_are_validated(
+    data_api: tuple[Any, Stubber], batch: str, url: str, message: str
+) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        loader(data_api[0]).statements(batch, url, 1)
