@@ -30,7 +30,7 @@ test: setup lint
 	$(VENV)/bin/pytest -q
 
 demo: setup
-	$(PY) -m examples.counter_demo
+	$(PY) -m examples.s3_redshift_batcher.demo $(ARGS)
 
 clean:
 	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -95,6 +95,15 @@ class S3ToRedshift:
         )
         self._s3 = s3_client
 
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, store: Store | None = None, s3: Any = None
+    ) -> S3ToRedshift:
+        """The pipeline configured by environment variables; see :mod:`patterns.config`."""
+        from .config import pipeline_from_env
+
+        return pipeline_from_env(env, store=store, s3=s3)
+
     @property
     def s3(self) -> Any:
         if self._s3 is None:

@@ -24,7 +24,11 @@ class LocalS3:
         self.endpoint_url = ""
 
     def start(self) -> LocalS3:
+        import logging
+
         from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))

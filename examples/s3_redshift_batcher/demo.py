@@ -1,0 +1,512 @@
+"""The S3 → warehouse batcher, end to end on this machine (``make demo``).
+
+It starts DynamoDB Local and a local S3 (moto's server) on loopback, writes synthetic objects
+(JSON lines, some gzipped, some CSV, odd key names), and delivers their S3 notifications, with
+duplicates and out of order as S3 does, to a pool of worker processes that call the real
+``S3ToRedshift.handle()``. The sweeper runs on a schedule; batches load into the local SQLite
+warehouse. At the end it checks that every row of every object is in the warehouse exactly once,
+prints a report, and exits non-zero if any invariant fails.
+
+``--chaos`` SIGKILLs workers at random moments (mid-add, between seal and load, mid-load, after
+the warehouse commit and before the batch is marked loaded) and injects ambiguous writes and
+throttling into every worker's DynamoDB client. A killed worker's event is redelivered, as Lambda
+retries a failed invocation.
+
+``--aws`` uses the real services named by the environment instead (see ``patterns/config.py``):
+``STATELESS_STATE_TABLE``, ``MANIFEST_BUCKET`` (the objects are written under ``demo-input/``),
+and ``LOCAL_WAREHOUSE`` or the ``REDSHIFT_*`` settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gzip
+import json
+import multiprocessing
+import os
+import random
+import signal
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+from patterns import BatchState, LocalWarehouseLoader, RedshiftDataApiLoader, S3ToRedshift
+from patterns.manifest import build_manifest
+from patterns.testing import LocalS3, direct, s3_record
+from stateless_state import OperationStats, Store
+from stateless_state.testing import (
+    DynamoDBLocal,
+    FakeLambdaContext,
+    FaultInjector,
+    fresh_table_name,
+)
+
+KEY_SHAPES = [
+    "demo-input/plain/{i:05d}.jsonl",
+    "demo-input/with space & plus+{i:05d}.jsonl.gz",
+    "demo-input/ünïcødé/データ-{i:05d}.jsonl",
+    "demo-input/percent%2B{i:05d}.csv",
+    "demo-input/nested/a=b/c=d/{i:05d}.csv.gz",
+]
+
+
+@dataclass
+class Tally:
+    """What the parent learns from its workers."""
+
+    delivered_events: int = 0
+    delivered_records: int = 0
+    handled: int = 0
+    duplicates: int = 0
+    failed_invocations: int = 0
+    kills: int = 0
+    redelivered: int = 0
+    faults: dict[int, dict[str, int]] = field(default_factory=dict)
+    metrics: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="S3 → warehouse batcher demo, on this machine.")
+    p.add_argument("--objects", type=int, default=600, help="objects to write (default 600)")
+    p.add_argument("--workers", type=int, default=4, help="worker processes (default 4)")
+    p.add_argument("--count", type=int, default=40, help="files per batch (default 40)")
+    p.add_argument("--bytes", type=int, default=8_000, help="bytes per batch (default 8000)")
+    p.add_argument("--age", type=float, default=3.0, help="seconds a batch stays open (default 3)")
+    p.add_argument("--duplicates", type=float, default=0.2, help="share redelivered (0.2)")
+    p.add_argument("--sweep-every", type=float, default=1.0, help="sweeper period, seconds")
+    p.add_argument("--chaos", action="store_true", help="SIGKILL workers, inject faults")
+    p.add_argument("--kill-every", type=float, default=0.5, help="chaos: seconds between kills")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--aws", action="store_true", help="use the services named by the env")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p.parse_args(argv)
+
+
+# worker process
+
+
+def worker_main(conn: Connection, env: dict[str, str], chaos: bool, seed: int) -> None:
+    os.environ.update(env)
+    pipeline = S3ToRedshift.from_env()
+    faults = FaultInjector(pipeline.batcher.store.client, seed=seed)
+    if chaos:
+        faults.add("ambiguous", rate=0.05).add("throttle", rate=0.05).__enter__()
+    store = pipeline.batcher.store
+    conn.send(("ready", None, None))
+    while True:
+        message = conn.recv()
+        if message is None:
+            return
+        idx, event = message
+        try:
+            report = pipeline.handle(event, FakeLambdaContext(60_000))
+            outcome: Any = {"arrivals": report["arrivals"], "duplicates": report["duplicates"]}
+            kind = "done"
+        except Exception as e:  # the invocation failed: the parent redelivers the event
+            outcome, kind = f"{type(e).__name__}: {e}", "error"
+        conn.send(
+            (
+                kind,
+                idx,
+                {
+                    "outcome": outcome,
+                    "metrics": store.metrics.as_dict(),
+                    "faults": dict(faults.injected),
+                },
+            )
+        )
+
+
+# the parent
+
+
+def write_objects(
+    s3: Any, bucket: str, n: int, rng: random.Random
+) -> tuple[list[Any], dict[str, int]]:
+    records, expected = [], {}
+    for i in range(n):
+        key = KEY_SHAPES[i % len(KEY_SHAPES)].format(i=i)
+        rows = rng.randint(1, 20)
+        name = key.removesuffix(".gz")
+        if name.endswith(".csv"):
+            body = ("id,n,note\n" + "".join(f"{i},{j},row {j}\n" for j in range(rows))).encode()
+        else:
+            body = "".join(
+                json.dumps({"id": i, "n": j, "note": f"row {j}"}) + "\n" for j in range(rows)
+            ).encode()
+        if key.endswith(".gz"):
+            body = gzip.compress(body)
+        etag = s3.put_object(Bucket=bucket, Key=key, Body=body)["ETag"].strip('"')
+        records.append(s3_record(bucket, key, len(body), etag=etag, sequencer=f"{i + 1:016X}"))
+        expected[f"s3://{bucket}/{key}"] = rows
+    return records, expected
+
+
+def make_events(records: list[Any], share: float, rng: random.Random) -> list[Any]:
+    pool = records + rng.sample(records, int(len(records) * share))
+    rng.shuffle(pool)
+    events, i = [], 0
+    while i < len(pool):
+        k = rng.choice([1, 1, 1, 2, 3])
+        events.append(direct(*pool[i : i + k]))
+        i += k
+    return events
+
+
+class Workers:
+    """Worker processes, each fed one event at a time through its own pipe."""
+
+    def __init__(self, n: int, env: dict[str, str], chaos: bool, seed: int) -> None:
+        self._ctx = multiprocessing.get_context("spawn")
+        self._env, self._chaos, self._seed = env, chaos, seed
+        self.procs: dict[int, tuple[Any, Connection, int | None]] = {}
+        self._spawned = 0
+        for _ in range(n):
+            self._spawn()
+
+    def _spawn(self) -> None:
+        parent, child = self._ctx.Pipe()
+        self._spawned += 1
+        proc = self._ctx.Process(
+            target=worker_main, args=(child, self._env, self._chaos, self._seed + self._spawned)
+        )
+        proc.start()
+        child.close()
+        assert proc.pid is not None
+        self.procs[proc.pid] = (proc, parent, -1)  # -1: starting, not ready yet
+
+    def idle(self) -> list[int]:
+        return [pid for pid, (_, _, busy) in self.procs.items() if busy is None]
+
+    def busy(self) -> list[int]:
+        return [pid for pid, (_, _, b) in self.procs.items() if b is not None and b >= 0]
+
+    def assign(self, pid: int, idx: int, event: Any) -> None:
+        proc, conn, _ = self.procs[pid]
+        conn.send((idx, event))
+        self.procs[pid] = (proc, conn, idx)
+
+    def poll(self, timeout: float) -> tuple[list[tuple[int, Any]], list[int | None]]:
+        """Messages (pid, message) and the in-flight events of workers that died."""
+        conns = {conn: pid for pid, (_, conn, _) in self.procs.items()}
+        sentinels = {proc.sentinel: pid for pid, (proc, _, _) in self.procs.items()}
+        ready = wait(list(conns) + list(sentinels), timeout)
+        messages, lost = [], []
+        dead: set[int] = set()
+        for r in ready:
+            if isinstance(r, Connection):
+                pid = conns[r]
+                try:
+                    msg = r.recv()
+                except Exception:  # killed mid-send: a torn message or a closed pipe
+                    dead.add(pid)
+                    continue
+                proc, conn, _ = self.procs[pid]
+                self.procs[pid] = (proc, conn, None)
+                messages.append((pid, msg))
+            elif isinstance(r, int):
+                dead.add(sentinels[r])
+        for pid in dead:
+            proc, conn, busy = self.procs.pop(pid)
+            proc.join(timeout=5)
+            conn.close()
+            lost.append(busy if busy is not None and busy >= 0 else None)
+            self._spawn()
+        return messages, lost
+
+    def kill(self, pid: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+    def close(self) -> None:
+        for _, conn, _ in self.procs.values():
+            with contextlib.suppress(Exception):
+                conn.send(None)
+        for proc, conn, _ in self.procs.values():
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+            conn.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    rng = random.Random(args.seed)
+    started = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ss-demo-")))
+        if args.aws:
+            env = {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "REDSHIFT_"))}
+            env.update(
+                {
+                    k: os.environ[k]
+                    for k in ("STATELESS_STATE_TABLE", "MANIFEST_BUCKET", "LOCAL_WAREHOUSE")
+                    if k in os.environ
+                }
+            )
+            import boto3
+
+            s3 = boto3.client("s3")
+            bucket = env["MANIFEST_BUCKET"]
+        else:
+            ddb = stack.enter_context(DynamoDBLocal())
+            local_s3 = stack.enter_context(LocalS3())
+            s3 = local_s3.client()
+            bucket = "demo-bucket"
+            s3.create_bucket(Bucket=bucket)
+            env = {
+                "AWS_ENDPOINT_URL_DYNAMODB": ddb.endpoint_url,
+                "AWS_ENDPOINT_URL_S3": local_s3.endpoint_url,
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",
+                "AWS_REGION": "us-east-1",
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "STATELESS_STATE_TABLE": fresh_table_name("demo"),
+                "MANIFEST_BUCKET": bucket,
+                "LOCAL_WAREHOUSE": str(workdir / "warehouse.db"),
+            }
+        env.update(
+            {
+                "STREAM": f"demo{args.seed}",
+                "THRESHOLD_COUNT": str(args.count),
+                "THRESHOLD_BYTES": str(args.bytes),
+                "THRESHOLD_AGE": str(args.age),
+                "LOAD_LEASE": "5",
+            }
+        )
+        os.environ.update(env)
+        pipeline = S3ToRedshift.from_env(s3=s3)
+        store = pipeline.batcher.store
+        store.create_table()
+        records, expected = write_objects(s3, bucket, args.objects, rng)
+        events = make_events(records, args.duplicates, rng)
+        tally = Tally(delivered_events=len(events))
+        tally.delivered_records = sum(len(e["Records"]) for e in events)
+        drive(args, env, events, pipeline, tally, rng)
+        return report(
+            args,
+            pipeline,
+            store=store,
+            expected=expected,
+            tally=tally,
+            elapsed=time.monotonic() - started,
+        )
+
+
+def drive(
+    args: argparse.Namespace,
+    env: dict[str, str],
+    events: list[Any],
+    pipeline: S3ToRedshift,
+    tally: Tally,
+    rng: random.Random,
+) -> None:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        disable=args.no_progress,
+    )
+    workers = Workers(args.workers, env, args.chaos, args.seed * 1000)
+    try:
+        with progress:
+            deliver(args, workers, events, pipeline, tally, rng, progress)
+            workers.close()
+            drain(args, pipeline, progress)
+    finally:
+        workers.close()
+
+
+def deliver(
+    args: argparse.Namespace,
+    workers: Workers,
+    events: list[Any],
+    pipeline: S3ToRedshift,
+    tally: Tally,
+    rng: random.Random,
+    progress: Any,
+) -> None:
+    """Feed every event to the workers until each was handled once to completion."""
+    task = progress.add_task("notifications", total=len(events), status="")
+    queue = list(range(len(events)))
+    done: set[int] = set()
+    last_sweep = last_kill = time.monotonic()
+    while len(done) < len(events):
+        for pid in workers.idle():
+            if queue:
+                idx = queue.pop(0)
+                workers.assign(pid, idx, events[idx])
+        messages, lost = workers.poll(0.05)
+        for pid, (kind, idx, body) in messages:
+            if kind == "ready":
+                continue
+            # Each message carries the worker's running totals: keep the latest.
+            tally.metrics[pid] = body["metrics"]
+            tally.faults[pid] = body["faults"]
+            if kind != "done":
+                tally.failed_invocations += 1
+                queue.append(idx)
+            elif idx not in done:
+                done.add(idx)
+                tally.handled += 1
+                tally.duplicates += body["outcome"]["duplicates"]
+        for lost_idx in lost:
+            if lost_idx is not None and lost_idx not in done:
+                tally.redelivered += 1
+                queue.append(lost_idx)
+        now = time.monotonic()
+        if args.chaos and now - last_kill >= args.kill_every and workers.busy():
+            workers.kill(rng.choice(workers.busy()))
+            tally.kills += 1
+            last_kill = now
+        if now - last_sweep >= args.sweep_every:
+            with contextlib.suppress(Exception):  # a failed sweep is retried next period
+                pipeline.sweep()
+            last_sweep = now
+        status = f"kills {tally.kills}" if args.chaos else ""
+        progress.update(task, completed=len(done), status=status)
+
+
+def drain(args: argparse.Namespace, pipeline: S3ToRedshift, progress: Any) -> None:
+    """Keep sweeping until every batch is loaded (the last ones seal by age)."""
+    task = progress.add_task("draining", total=None, status="")
+    deadline = time.monotonic() + args.age + 60
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            pipeline.sweep()
+        states = Counter(b.state for b in pipeline.batcher.batches())
+        progress.update(task, status=str(dict(states)))
+        if set(states) <= {BatchState.LOADED}:
+            return
+        time.sleep(0.5)
+
+
+def _sum(dicts: list[dict[str, dict[str, Any]]]) -> OperationStats:
+    total = OperationStats()
+    for d in dicts:
+        for stats in d.values():
+            total = total + OperationStats(**stats)
+    return total
+
+
+def report(
+    args: argparse.Namespace,
+    pipeline: S3ToRedshift,
+    store: Store,
+    expected: dict[str, int],
+    tally: Tally,
+    elapsed: float,
+) -> int:
+    batches = list(pipeline.batcher.batches())
+    reasons = Counter(b.seal_reason for b in batches if b.seal_reason)
+    states = Counter(b.state for b in batches)
+    members = sum(b.count for b in batches)
+    failures: list[str] = []
+    loader = pipeline.loader
+    print()
+    print("stateless_state demo: S3 → batcher → warehouse" + ("  [chaos]" if args.chaos else ""))
+    print(f"  objects written            {len(expected)}")
+    print(
+        f"  notifications delivered    {tally.delivered_events} events, "
+        f"{tally.delivered_records} records ({tally.delivered_records - len(expected)} "
+        "duplicate records)"
+    )
+    print(
+        f"  duplicates dropped         {tally.duplicates} (by completed invocations, "
+        "redeliveries after kills included)"
+    )
+    print(f"  distinct arrivals batched  {members}")
+    print(
+        f"  batches sealed             {len(batches)}: by count {reasons['count']}, "
+        f"by bytes {reasons['bytes']}, by age {reasons['age']}"
+    )
+    print(f"  batch states               {dict(states)}")
+    if members != len(expected):
+        failures.append(f"{members} arrivals in batches, expected {len(expected)}")
+    if set(states) - {BatchState.LOADED}:
+        failures.append(f"batches not loaded: {dict(states)}")
+    if isinstance(loader, LocalWarehouseLoader):
+        counts = loader.counts_by_object()
+        rows_expected, rows_loaded = sum(expected.values()), sum(counts.values())
+        ledger = loader.ledger()
+        print(f"  loads committed            {len(ledger)} (one ledger row per batch)")
+        print(f"  rows expected / loaded     {rows_expected} / {rows_loaded}")
+        wrong = {
+            u: (expected.get(u), counts.get(u))
+            for u in set(expected) | set(counts)
+            if expected.get(u) != counts.get(u)
+        }
+        if wrong:
+            failures.append(
+                f"{len(wrong)} objects not loaded exactly once, e.g. {next(iter(wrong.items()))}"
+            )
+        if set(ledger) != {b.id for b in batches}:
+            failures.append("ledger rows do not match the batches")
+    workers_cost = _sum(list(tally.metrics.values()))
+    sweeper_cost = store.metrics.total
+    cost = workers_cost + sweeper_cost
+    print(
+        f"  DynamoDB per arrival       {cost.requests / len(expected):.2f} requests, "
+        f"{cost.wcu / len(expected):.2f} WCU, {cost.rcu / len(expected):.2f} RCU "
+        "(handlers and sweeper; a killed worker's last invocation is not counted)"
+    )
+    if args.chaos:
+        retried = sum(1 for b in batches if b.attempts > 1)
+        print(
+            f"  chaos                      {tally.kills} workers killed, "
+            f"{tally.redelivered} events redelivered after a kill, "
+            f"{tally.failed_invocations} failed invocations retried, "
+            f"{retried} batches loaded after a crashed or failed load, "
+            f"faults injected {dict(tally.faults)}"
+        )
+    print(f"  elapsed                    {elapsed:.1f}s")
+    if batches:
+        sample = batches[-1]
+        rl = RedshiftDataApiLoader(
+            table="analytics.events",
+            iam_role="arn:aws:iam::123456789012:role/redshift-copy",
+            database="dev",
+            workgroup_name="analytics",
+        )
+        manifest = build_manifest(
+            sample.id,
+            pipeline.batcher.members(sample.id),
+            bucket=pipeline.manifest_bucket,
+            prefix=pipeline.manifest_prefix,
+        )
+        print(
+            f"\nThe SQL RedshiftDataApiLoader would run for batch {sample.id} "
+            "(one BatchExecuteStatement, one transaction):"
+        )
+        for statement in rl.statements(sample.id, manifest.url, max(sample.fence, 1)):
+            print(f"  {statement};")
+    print()
+    if failures:
+        for f in failures:
+            print(f"FAILED: {f}")
+        return 1
+    print("OK: every row of every object loaded exactly once")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(parse_args(sys.argv[1:] if argv is None else argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

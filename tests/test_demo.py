@@ -1,0 +1,35 @@
+"""The README's first command, run as a newcomer would (small sizes), with and without chaos."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.race
+
+
+@pytest.mark.parametrize("chaos", [False, True])
+def test_demo_runs_to_a_successful_report(chaos: bool) -> None:
+    args = ["--objects", "80", "--workers", "3", "--count", "12", "--age", "1", "--no-progress"]
+    if chaos:
+        args += ["--chaos", "--kill-every", "0.25"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "examples.s3_redshift_batcher.demo", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    assert "OK: every row of every object loaded exactly once" in out
+    rows = re.search(r"rows expected / loaded\s+(\d+) / (\d+)", out)
+    assert rows and rows.group(1) == rows.group(2)
+    assert re.search(r"distinct arrivals batched\s+80\b", out)
+    assert 'COPY "stage_' in out and "MANIFEST" in out, "the Redshift SQL is shown"
+    if chaos:
+        kills = re.search(r"chaos\s+(\d+) workers killed", out)
+        assert kills and int(kills.group(1)) > 0, out
