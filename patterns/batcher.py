@@ -385,13 +385,35 @@ class Batcher:
                 assert isinstance(seal, tuple)
                 condition = "#state = :open AND #count = :c AND #bytes = :b"
                 values[":c"], values[":b"] = seal
-        record = {
+        record: dict[str, Any] = {
             **self._arrival_key(arrival.id),
             "batch": bid,
             "nonce": nonce,
             "sealed": seal is not None,
             "at": now,
         }
+        sealed: Batch | None = None
+        if seal is not None:
+            count, total = seal if isinstance(seal, tuple) else (0, 0)
+            # Everything the sealed batch holds is known here: no read is needed to describe it,
+            # and the arrival record keeps it for a retry that meets this write (ambiguous).
+            sealed = Batch(
+                self.stream,
+                lane,
+                seq,
+                BatchState.SEALED,
+                int(count) + 1,
+                int(total) + arrival.size,
+                plan.get("opened_at", now),
+                sealed_at=now,
+                seal_reason=values[":reason"],
+            )
+            record["sealed_batch"] = {
+                "count": sealed.count,
+                "bytes": sealed.bytes,
+                "opened_at": sealed.opened_at,
+                "reason": sealed.seal_reason,
+            }
         member = {
             "pk": self._member_pk(lane, seq),
             "sk": _digest(arrival.id),
@@ -430,21 +452,8 @@ class Batcher:
             )
         except TransactionCanceled as e:
             return self._after_cancel(e, arrival, lane, nonce, plan)
-        if seal is not None:
+        if sealed is not None:
             self._open[lane] = seq + 1
-            count, total = seal if isinstance(seal, tuple) else (0, 0)
-            # Everything the sealed batch holds is known here: no read needed to describe it.
-            sealed = Batch(
-                self.stream,
-                lane,
-                seq,
-                BatchState.SEALED,
-                int(count) + 1,
-                int(total) + arrival.size,
-                plan.get("opened_at", now),
-                sealed_at=now,
-                seal_reason=values[":reason"],
-            )
             return AddResult(bid, False, sealed)
         self._open[lane] = seq
         return AddResult(bid, False, None)
@@ -477,7 +486,20 @@ class Batcher:
             _, _, seq = parse_batch_id(bid)
             if old.get("sealed"):
                 self._open[lane] = seq + 1
-                return AddResult(bid, False, self.batch(bid))
+                info = old["sealed_batch"]
+                stream, lane_, _ = parse_batch_id(bid)
+                batch = Batch(
+                    stream,
+                    lane_,
+                    seq,
+                    BatchState.SEALED,
+                    int(info["count"]),
+                    int(info["bytes"]),
+                    float(info["opened_at"]),
+                    sealed_at=float(old["at"]),
+                    seal_reason=info["reason"],
+                )
+                return AddResult(bid, False, batch)
             self._open[lane] = seq
             return AddResult(bid, False, None)
         if e.codes[2] == "ConditionalCheckFailed":

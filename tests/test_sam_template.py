@@ -1,0 +1,132 @@
+"""The SAM template: valid (cfn-lint), and its IAM grants exactly what the functions call.
+
+What the functions call is observed, not listed by hand: the real handler and sweeper run against
+DynamoDB Local and the local S3 with a recorder on every client (recovery paths provoked with
+injected ambiguous writes), and the Data API through a recording fake.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.api import lint_file
+from cfnlint.decode import decode
+
+from patterns import S3ToRedshift, Thresholds
+from patterns.redshift import RedshiftDataApiLoader
+from patterns.testing import LocalS3, direct, s3_record
+from stateless_state import Store
+from stateless_state.testing import DynamoDBLocal, FaultInjector
+
+TEMPLATE = Path(__file__).parent.parent / "examples" / "s3_redshift_batcher" / "template.yaml"
+# Called by the platform with the function's role, not by our code: the Data API reads the
+# secret with the caller's permissions, and Lambda sends failed events to the dead-letter queue.
+PLATFORM = {"secretsmanager:GetSecretValue", "sqs:SendMessage"}
+TRANSACT_ACTIONS = {
+    "Put": "dynamodb:PutItem",
+    "Update": "dynamodb:UpdateItem",
+    "Delete": "dynamodb:DeleteItem",
+    "ConditionCheck": "dynamodb:ConditionCheckItem",
+}
+
+
+def test_template_passes_cfn_lint() -> None:
+    problems = lint_file(TEMPLATE)
+    assert problems == [], "\n".join(str(p) for p in problems)
+
+
+def granted(function: str) -> set[str]:
+    template, problems = decode(str(TEMPLATE))
+    assert not problems
+    actions: set[str] = set()
+    for policy in template["Resources"][function]["Properties"]["Policies"]:
+        for statement in policy["Statement"]:
+            assert statement["Effect"] == "Allow"
+            action = statement["Action"]
+            actions.update([action] if isinstance(action, str) else action)
+    return actions
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.actions: set[str] = set()
+
+    def attach(self, client: Any, prefix: str) -> None:
+        def record(model: Any, params: dict[str, Any], **_: Any) -> None:
+            if model.name == "TransactWriteItems":
+                for item in params["TransactItems"]:
+                    self.actions.update(TRANSACT_ACTIONS[k] for k in item)
+            else:
+                self.actions.add(f"{prefix}:{model.name}")
+
+        client.meta.events.register("before-parameter-build.*.*", record)
+
+
+class FakeDataApi:
+    """Answers like the Data API for a statement that finishes at once; records the calls."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    def batch_execute_statement(self, **_: Any) -> dict[str, Any]:
+        self.recorder.actions.add("redshift-data:BatchExecuteStatement")
+        return {"Id": "stmt"}
+
+    def describe_statement(self, **_: Any) -> dict[str, Any]:
+        self.recorder.actions.add("redshift-data:DescribeStatement")
+        return {"Id": "stmt", "Status": "FINISHED", "SubStatements": []}
+
+
+def pipeline(store: Store, s3: Any, bucket: str, recorder: Recorder) -> S3ToRedshift:
+    recorder.attach(store.client, "dynamodb")
+    recorder.attach(s3, "s3")
+    loader = RedshiftDataApiLoader(
+        table="analytics.events",
+        iam_role="arn:aws:iam::123456789012:role/copy",
+        database="dev",
+        workgroup_name="wg",
+        client=FakeDataApi(recorder),
+        poll_interval=0,
+    )
+    return S3ToRedshift(
+        store,
+        stream="iam",
+        loader=loader,
+        manifest_bucket=bucket,
+        thresholds=Thresholds(count=4, bytes=None, age=0.2),
+        s3_client=s3,
+        min_load_time=0,
+    )
+
+
+@pytest.mark.race
+def test_iam_grants_exactly_what_the_functions_call(
+    ddb_store: Store,
+    s3_bucket: tuple[Any, str],
+    dynamodb_local: DynamoDBLocal,
+    local_s3: LocalS3,
+) -> None:
+    s3, bucket = s3_bucket
+    events = [direct(s3_record(bucket, f"incoming/{i}.json", 10, etag=f"e{i}")) for i in range(30)]
+
+    handler_calls = Recorder()
+    handler = pipeline(ddb_store, s3, bucket, handler_calls)
+    with FaultInjector(ddb_store.client, seed=5) as faults:
+        faults.add("ambiguous", rate=0.4, operations=["TransactWriteItems"])
+        for event in events:
+            handler.handle(event)
+        assert faults.injected["ambiguous"] > 3
+    handler.handle(events[0])  # a duplicate
+
+    time.sleep(0.3)  # the last open batch ages
+    sweeper_store = Store(ddb_store.table_name, client=dynamodb_local.client())
+    sweeper_s3 = local_s3.client()
+    sweeper_calls = Recorder()
+    sweeper = pipeline(sweeper_store, sweeper_s3, bucket, sweeper_calls)
+    sweeper.sweep()
+
+    assert granted("LoaderFunction") == handler_calls.actions | PLATFORM
+    assert granted("SweeperFunction") == sweeper_calls.actions | PLATFORM
