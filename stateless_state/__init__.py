@@ -22,6 +22,7 @@ from .idempotency import Claim, Idempotency, idempotent
 from .lease import Held, Lease, LeaseState
 from .metrics import Metrics, OperationStats
 from .store import Store
+from .versioned import Version, Versioned
 
 __all__ = [
     "AlreadyInProgress",
@@ -47,7 +48,9 @@ __all__ = [
     "StatelessStateError",
     "Store",
     "TableNotFound",
+    "Version",
     "VersionConflict",
+    "Versioned",
     "idempotent",
 ]
 __version__ = "0.1.0"

@@ -12,6 +12,7 @@ from .errors import InvalidArgument, TableNotFound
 from .idempotency import Idempotency
 from .lease import Lease
 from .metrics import Metrics
+from .versioned import DEFAULT_INLINE_LIMIT, Versioned
 
 __all__ = ["INDEX_NAME", "INDEX_PK", "INDEX_SK", "TABLE_ENV", "TTL_ATTRIBUTE", "Store"]
 
@@ -176,6 +177,33 @@ class Store:
             expires_after=expires_after,
             in_progress_timeout=in_progress_timeout,
             cache_size=cache_size,
+        )
+
+    def versioned(
+        self,
+        name: str,
+        *,
+        keep_last: int | None = None,
+        keep_for: timedelta | float | None = None,
+        s3: Any = None,
+        bucket: str | None = None,
+        prefix: str = "versioned/",
+        inline_limit: int = DEFAULT_INLINE_LIMIT,
+    ) -> Versioned:
+        """A copy-on-write versioned object; see :class:`~stateless_state.versioned.Versioned`.
+
+        ``keep_last`` / ``keep_for``: retention of superseded versions (the latest is always
+        kept). ``s3`` and ``bucket``: where values over ``inline_limit`` bytes go.
+        """
+        return Versioned(
+            self._table,
+            check_name("versioned object name", name),
+            keep_last=keep_last,
+            keep_for=keep_for,
+            s3=s3,
+            bucket=bucket,
+            prefix=prefix,
+            inline_limit=inline_limit,
         )
 
     def __repr__(self) -> str:

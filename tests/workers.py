@@ -112,3 +112,16 @@ def batcher_adds(
         r = b.add(Arrival(arrival_id, size, time.time(), {"bucket": "b", "key": arrival_id}))
         out.append((arrival_id, r.batch_id, r.duplicate, r.sealed.id if r.sealed else None))
     return out
+
+
+def versioned_appends(endpoint: str, table: str, name: str, worker: str, n: int) -> list[int]:
+    """Append ``n`` tokens to a list held by a versioned object; return the versions written."""
+    v = _store(endpoint, table).versioned(name)
+    written = []
+    for i in range(n):
+
+        def append(items: list[str], token: str = f"{worker}-{i}") -> list[str]:
+            return [*items, token]
+
+        written.append(v.update(append, create=[]).number)
+    return written

@@ -1,0 +1,395 @@
+"""Copy-on-write versioned objects: every write creates a new immutable version.
+
+Layout: a head item ``pk=versioned#<name>, sk=head`` holding the latest version (number, value or
+S3 pointer, the writer's nonce), and one history item per version ``sk=v#<number:012d>``, written
+once and never modified. A write is one ``TransactWriteItems``: the head, conditional on holding
+the expected version, and the new history item, conditional on not existing. So a version cannot
+be lost (no lost update: the head moves only from the version the writer read) nor changed.
+
+Why a head item (2 items, 4 WCU) rather than history items alone (1 PutItem, 1 WCU): retention by
+age needs a TTL on history items, and TTL must be set when an item is written (setting it later
+would modify a version). Without a head, the latest version would expire too and the object
+would vanish. The head never expires, so ``get`` always finds the current value, while superseded
+versions age out.
+
+Values are JSON documents. Over ``inline_limit`` bytes the body goes to S3 under
+``<prefix><object>/<sha256>.json`` (content-addressed: equal bodies share a key, never
+overwritten; the put is skipped when the key exists); the items keep the pointer. A crash between
+the S3 put and the transaction leaves an unreferenced body and no version;
+:meth:`Versioned.collect_garbage` deletes bodies that no retained version references.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from ._retry import LambdaContext, deadline_from, retrying
+from ._table import Table, TransactionCanceled, from_item, serialize, to_item
+from .errors import ConflictRetriesExhausted, InvalidArgument, NotSerializable, VersionConflict
+
+__all__ = ["MISSING", "Version", "Versioned"]
+
+MISSING: Any = object()
+DEFAULT_INLINE_LIMIT = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One immutable version. ``created_at`` is epoch seconds."""
+
+    number: int
+    value: Any
+    created_at: float
+
+
+def _encode(value: Any) -> str:
+    try:
+        return json.dumps(value, separators=(",", ":"), sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise NotSerializable(
+            f"the value cannot be stored as JSON ({e}); use dicts, lists, str, int, float, bool "
+            "or None"
+        ) from None
+
+
+class _Retry(Exception):
+    """The head moved under us (or a transaction conflicted): re-read and re-apply."""
+
+
+class Versioned:
+    """A named object with an append-only history. Build it with ``store.versioned(name)``.
+
+    Guarantees under concurrency: a write succeeds only from the version it names, so concurrent
+    writers never lose each other's updates; every version is written once and never changed;
+    numbers are consecutive from 1. Reads are strongly consistent.
+
+    Cost: ``put``/``update`` one ``TransactWriteItems`` of two small items (4 WCU on AWS) plus,
+    for ``update``, one consistent ``GetItem`` (1 RCU) per attempt; ``get`` and ``at`` one
+    ``GetItem``; ``history`` one ``Query``. Large values add one S3 PUT (and GET on read).
+    """
+
+    def __init__(
+        self,
+        table: Table,
+        name: str,
+        *,
+        keep_last: int | None = None,
+        keep_for: timedelta | float | None = None,
+        s3: Any = None,
+        bucket: str | None = None,
+        prefix: str = "versioned/",
+        inline_limit: int = DEFAULT_INLINE_LIMIT,
+    ) -> None:
+        if keep_last is not None and (isinstance(keep_last, bool) or keep_last < 1):
+            raise InvalidArgument("keep_last must be a positive int or None")
+        seconds = keep_for.total_seconds() if isinstance(keep_for, timedelta) else keep_for
+        if seconds is not None and seconds <= 0:
+            raise InvalidArgument("keep_for must be positive or None")
+        if not 1 <= inline_limit <= 350_000:
+            raise InvalidArgument("inline_limit must be between 1 and 350,000 bytes")
+        self.name = name
+        self.keep_last = keep_last
+        self.keep_for = seconds
+        self._t = table
+        self._s3 = s3
+        self._bucket = bucket
+        self._inline_limit = inline_limit
+        self._pk = f"versioned#{name}"
+        # Per object, so garbage collection of one object never touches another's bodies.
+        self._body_prefix = f"{prefix}{hashlib.sha256(name.encode()).hexdigest()[:24]}/"
+
+    def __repr__(self) -> str:
+        return f"Versioned({self.name!r})"
+
+    # reading
+
+    def _head(self) -> dict[str, Any] | None:
+        return self._t.get({"pk": self._pk, "sk": "head"})
+
+    def _value(self, item: dict[str, Any]) -> Any:
+        if "s3_key" in item:
+            body = self._require_s3().get_object(Bucket=self._bucket, Key=item["s3_key"])
+            return json.loads(body["Body"].read())
+        return json.loads(item["value"])
+
+    def get(self) -> Version | None:
+        """The latest version, or None if the object was never written. One ``GetItem``."""
+        head = self._head()
+        if head is None:
+            return None
+        return Version(int(head["number"]), self._value(head), float(head["created_at"]))
+
+    def _retained(self, number: int, item: dict[str, Any], latest: int, now: float) -> bool:
+        if number == latest:
+            return True
+        if self.keep_last is not None and number <= latest - self.keep_last:
+            return False
+        return not ("ttl" in item and float(item["ttl"]) <= now)
+
+    def at(self, number: int) -> Version | None:
+        """Version ``number``, or None if it does not exist or has expired under the retention
+        policy (even before DynamoDB's TTL deletes it)."""
+        head = self._head()
+        if head is None or not 1 <= number <= int(head["number"]):
+            return None
+        if number == int(head["number"]):
+            return Version(number, self._value(head), float(head["created_at"]))
+        item = self._t.get({"pk": self._pk, "sk": f"v#{number:012d}"})
+        if item is None or not self._retained(number, item, int(head["number"]), time.time()):
+            return None
+        return Version(number, self._value(item), float(item["created_at"]))
+
+    def history(self) -> list[Version]:
+        """Every retained version, oldest first (one consistent ``Query``, plus the head)."""
+        head = self._head()
+        if head is None:
+            return []
+        latest, now = int(head["number"]), time.time()
+        out: list[Version] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._t.name,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :v)",
+            "ExpressionAttributeValues": {":pk": serialize(self._pk), ":v": serialize("v#")},
+            "ConsistentRead": True,
+        }
+        while True:
+            r = self._t.call("Query", **kwargs)
+            for raw in r.get("Items", []):
+                item = from_item(raw) or {}
+                number = int(item["number"])
+                if number <= latest and self._retained(number, item, latest, now):
+                    out.append(Version(number, self._value(item), float(item["created_at"])))
+            if "LastEvaluatedKey" not in r:
+                return out
+            kwargs["ExclusiveStartKey"] = r["LastEvaluatedKey"]
+
+    def raw_item(self, number: int) -> dict[str, Any] | None:
+        """The stored history item of a version, as DynamoDB returns it (for audits and tests)."""
+        r = self._t.call(
+            "GetItem",
+            TableName=self._t.name,
+            Key=to_item({"pk": self._pk, "sk": f"v#{number:012d}"}),
+            ConsistentRead=True,
+        )
+        item: dict[str, Any] | None = r.get("Item")
+        return item
+
+    # writing
+
+    def _require_s3(self) -> Any:
+        if self._s3 is None or not self._bucket:
+            raise InvalidArgument(
+                f"versioned object {self.name!r} holds a value over {self._inline_limit} bytes: "
+                "pass s3= and bucket= to store.versioned() so large values can go to S3"
+            )
+        return self._s3
+
+    def _body(self, text: str) -> dict[str, Any]:
+        data = text.encode()
+        if len(data) <= self._inline_limit:
+            return {"value": text}
+        s3 = self._require_s3()
+        key = f"{self._body_prefix}{hashlib.sha256(data).hexdigest()}.json"
+        try:
+            # Content-addressed and never overwritten: skip the put when the body is there.
+            s3.put_object(Bucket=self._bucket, Key=key, Body=data, IfNoneMatch="*")
+        except Exception as e:
+            code = getattr(e, "response", {}).get("Error", {}).get("Code")
+            if code not in {"PreconditionFailed", "ConditionalRequestConflict"}:
+                raise
+        return {"s3_key": key, "size": len(data)}
+
+    def put(self, value: Any, *, expected: int | None) -> Version:
+        """Write ``value`` as the next version, only if the latest is ``expected``.
+
+        ``expected=None`` creates the object: it must not exist yet. Raises
+        :class:`VersionConflict` when the latest version is another. One transaction.
+        """
+        if expected is not None and (isinstance(expected, bool) or not isinstance(expected, int)):
+            raise InvalidArgument(f"expected must be a version number or None, got {expected!r}")
+        text = _encode(value)
+        try:
+            return self._write(value, text, expected, secrets.token_hex(8))
+        except _Retry:
+            head = self._head()
+            raise VersionConflict(
+                self.name, expected, int(head["number"]) if head else None
+            ) from None
+
+    def _write(self, value: Any, text: str, expected: int | None, nonce: str) -> Version:
+        number = (expected or 0) + 1
+        now = time.time()
+        body = self._body(text)
+        version_item: dict[str, Any] = {
+            "pk": self._pk,
+            "sk": f"v#{number:012d}",
+            "number": number,
+            "created_at": now,
+            "writer": nonce,
+            **body,
+        }
+        if self.keep_for is not None:
+            # Set once, at creation: a version is never modified afterwards.
+            version_item["ttl"] = int(now + self.keep_for)
+        head_values: dict[str, Any] = {":n": number, ":c": now, ":w": nonce}
+        sets = ["#number = :n", "created_at = :c", "writer = :w"]
+        removes = []
+        for attr in ("value", "s3_key", "size"):
+            if attr in body:
+                sets.append(f"#{attr} = :{attr}")
+                head_values[f":{attr}"] = body[attr]
+            else:
+                removes.append(f"#{attr}")
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        if expected is None:
+            condition = "attribute_not_exists(#number)"
+        else:
+            condition = "#number = :expected"
+            head_values[":expected"] = expected
+        try:
+            self._t.call(
+                "TransactWriteItems",
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self._t.name,
+                            "Key": to_item({"pk": self._pk, "sk": "head"}),
+                            "UpdateExpression": expression,
+                            "ConditionExpression": condition,
+                            "ExpressionAttributeNames": {
+                                "#number": "number",
+                                "#value": "value",
+                                "#s3_key": "s3_key",
+                                "#size": "size",
+                            },
+                            "ExpressionAttributeValues": {
+                                k: serialize(v) for k, v in head_values.items()
+                            },
+                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self._t.name,
+                            "Item": to_item(version_item),
+                            "ConditionExpression": "attribute_not_exists(sk)",
+                        }
+                    },
+                ],
+            )
+        except TransactionCanceled as e:
+            old = e.old[0] or {}
+            if old.get("writer") == nonce and int(old.get("number", 0)) == number:
+                # Our own write, applied with its response lost and retried: it stands.
+                return Version(number, value, now)
+            if e.conflict or "ConditionalCheckFailed" in e.codes:
+                raise _Retry() from e
+            raise
+        self._expire_beyond_keep_last(number)
+        return Version(number, value, now)
+
+    def _expire_beyond_keep_last(self, number: int) -> None:
+        if self.keep_last is None or number - self.keep_last < 1:
+            return
+        # Deleting, never modifying: reads already hide it; this only frees the space.
+        self._t.call(
+            "DeleteItem",
+            TableName=self._t.name,
+            Key=to_item({"pk": self._pk, "sk": f"v#{number - self.keep_last:012d}"}),
+        )
+
+    def update(
+        self,
+        fn: Callable[[Any], Any],
+        *,
+        create: Any = MISSING,
+        context: LambdaContext | None = None,
+        attempts: int = 50,
+    ) -> Version:
+        """Read, apply ``fn`` to a deep copy of the value, write it from that version; retry
+        with full-jitter backoff when another writer got there first.
+
+        ``create``: the value ``fn`` starts from when the object does not exist yet (without it
+        a missing object raises :class:`InvalidArgument`). Bounded by ``attempts`` and by the
+        Lambda's remaining time; raises :class:`ConflictRetriesExhausted` when they run out.
+        """
+        tried = 0
+        # One nonce for the whole call: if an attempt was applied but reported as failed (its
+        # response lost, then a conflict on the retry), the next read recognises it as ours
+        # instead of applying fn a second time.
+        nonce = secrets.token_hex(8)
+        try:
+            for attempt in retrying(
+                (_Retry,),
+                attempts=attempts,
+                deadline=deadline_from(context, margin=0.5),
+                on_retry=lambda _s: self._t.metrics.record_retry("versioned.update"),
+            ):
+                with attempt:
+                    tried += 1
+                    head = self._head()
+                    if head is not None and head.get("writer") == nonce:
+                        return Version(
+                            int(head["number"]), self._value(head), float(head["created_at"])
+                        )
+                    current = (
+                        None
+                        if head is None
+                        else Version(
+                            int(head["number"]), self._value(head), float(head["created_at"])
+                        )
+                    )
+                    if current is None:
+                        if create is MISSING:
+                            raise InvalidArgument(
+                                f"versioned object {self.name!r} does not exist; create it with "
+                                "put(value, expected=None) or pass create=<initial value>"
+                            )
+                        base, expected = copy.deepcopy(create), None
+                    else:
+                        base, expected = copy.deepcopy(current.value), current.number
+                    new = fn(base)
+                    return self._write(new, _encode(new), expected, nonce)
+        except _Retry as e:
+            raise ConflictRetriesExhausted(f"versioned {self.name!r} update", tried, e) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def collect_garbage(self, *, grace: timedelta | float = timedelta(hours=1)) -> int:
+        """Delete S3 bodies under this object's prefix that no retained version references and
+        that are older than ``grace`` (so a write in flight keeps its body). Returns how many."""
+        s3 = self._require_s3()
+        referenced = {item.get("s3_key") for item in self._all_items() if item.get("s3_key")}
+        cutoff = time.time() - (grace.total_seconds() if isinstance(grace, timedelta) else grace)
+        deleted = 0
+        for page in s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self._bucket, Prefix=self._body_prefix
+        ):
+            for obj in page.get("Contents", []):
+                if obj["Key"] in referenced or obj["LastModified"].timestamp() > cutoff:
+                    continue
+                s3.delete_object(Bucket=self._bucket, Key=obj["Key"])
+                deleted += 1
+        return deleted
+
+    def _all_items(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._t.name,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": serialize(self._pk)},
+            "ConsistentRead": True,
+        }
+        while True:
+            r = self._t.call("Query", **kwargs)
+            out.extend(from_item(i) or {} for i in r.get("Items", []))
+            if "LastEvaluatedKey" not in r:
+                return out
+            kwargs["ExclusiveStartKey"] = r["LastEvaluatedKey"]
