@@ -7,7 +7,7 @@ STAMP := $(VENV)/.stamp
 DDB_STAMP := .cache/dynamodb-local/.stamp
 export STATELESS_STATE_DYNAMODB_LOCAL_DIR := $(CURDIR)/.cache/dynamodb-local
 
-.PHONY: setup test lint demo clean
+.PHONY: setup test lint demo bench clean
 
 setup: $(STAMP) $(DDB_STAMP)
 
@@ -34,3 +34,6 @@ demo: setup
 
 clean:
 	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+bench: setup
+	$(PY) -m benchmarks.run

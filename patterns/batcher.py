@@ -39,6 +39,7 @@ import tenacity
 
 from stateless_state import InvalidArgument, LeaseLost, LeaseUnavailable, Store
 from stateless_state._table import (
+    INDEX_NAME,
     ConditionFailed,
     Table,
     TransactionCanceled,
@@ -48,7 +49,6 @@ from stateless_state._table import (
     to_item,
 )
 from stateless_state.errors import ConflictRetriesExhausted
-from stateless_state.store import INDEX_NAME
 
 __all__ = [
     "AddResult",

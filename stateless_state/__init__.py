@@ -21,6 +21,7 @@ from .errors import (
 from .idempotency import Claim, Idempotency, idempotent
 from .lease import Held, Lease, LeaseState
 from .metrics import Metrics, OperationStats
+from .sessions import Session, SessionUpdate, SessionWindows, TumblingWindows
 from .store import Store
 from .versioned import Version, Versioned
 
@@ -44,10 +45,14 @@ __all__ = [
     "NotSerializable",
     "OperationStats",
     "PayloadMismatch",
+    "Session",
+    "SessionUpdate",
+    "SessionWindows",
     "ShardedCounter",
     "StatelessStateError",
     "Store",
     "TableNotFound",
+    "TumblingWindows",
     "Version",
     "VersionConflict",
     "Versioned",

@@ -26,6 +26,9 @@ __all__ = [
 
 Item = dict[str, Any]
 
+# The one sparse global secondary index of the single-table design.
+INDEX_NAME, INDEX_PK, INDEX_SK = "gsi1", "gsi1pk", "gsi1sk"
+
 _WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_NAME_BYTES = 255

@@ -250,15 +250,23 @@ class Lease:
             "holder" in item and expires > time.time(),
         )
 
-    def break_(self) -> bool:
-        """Operator action: expire the lease now, whoever holds it. The fence is kept, so the
-        broken holder's fenced writes fail from the next acquisition on. Returns False when the
-        lease was not held."""
+    def break_(
+        self, *, expect_fence: int | None = None, who: str = "unknown", why: str = ""
+    ) -> bool:
+        """Operator action: expire the lease now. Only if it is held, and with ``expect_fence``
+        only if it is still that holder's (so it acts on what the operator saw). Records who,
+        when and why on the lease item. The fence is kept, so the broken holder's fenced writes
+        fail from the next acquisition on. Returns False when nothing was changed."""
+        condition = "attribute_exists(holder)"
+        values: dict[str, Any] = {":zero": 0, ":by": {"who": who, "why": why, "at": time.time()}}
+        if expect_fence is not None:
+            condition += " AND fence = :f"
+            values[":f"] = expect_fence
         try:
             self._update(
-                "SET expires_at = :zero REMOVE holder, #owner",
-                "attribute_exists(holder)",
-                {":zero": 0},
+                "SET expires_at = :zero, broken = :by REMOVE holder, #owner",
+                condition,
+                values,
                 names={"#owner": "owner"},
             )
         except ConditionFailed:

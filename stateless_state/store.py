@@ -6,19 +6,19 @@ import os
 from datetime import timedelta
 from typing import Any
 
-from ._table import Table, check_name
+from ._table import INDEX_NAME, INDEX_PK, INDEX_SK, Table, check_name
 from .counter import Counter, ShardedCounter
 from .errors import InvalidArgument, TableNotFound
 from .idempotency import Idempotency
 from .lease import Lease
 from .metrics import Metrics
+from .sessions import SessionWindows, TumblingWindows
 from .versioned import DEFAULT_INLINE_LIMIT, Versioned
 
 __all__ = ["INDEX_NAME", "INDEX_PK", "INDEX_SK", "TABLE_ENV", "TTL_ATTRIBUTE", "Store"]
 
 TABLE_ENV = "STATELESS_STATE_TABLE"
 TTL_ATTRIBUTE = "ttl"
-INDEX_NAME, INDEX_PK, INDEX_SK = "gsi1", "gsi1pk", "gsi1sk"
 
 
 def _default_client(session: Any, endpoint_url: str | None, region_name: str | None) -> Any:
@@ -29,6 +29,8 @@ def _default_client(session: Any, endpoint_url: str | None, region_name: str | N
     # layer on top of them (attempts would multiply).
     config = Config(retries={"mode": "standard", "max_attempts": 5})
     session = session or boto3.session.Session()
+    # Lambda sets AWS_REGION; botocore itself reads only AWS_DEFAULT_REGION and the profile.
+    region_name = region_name or session.region_name or os.environ.get("AWS_REGION")
     return session.client(
         "dynamodb", endpoint_url=endpoint_url, region_name=region_name, config=config
     )
@@ -204,6 +206,42 @@ class Store:
             bucket=bucket,
             prefix=prefix,
             inline_limit=inline_limit,
+        )
+
+    def sessions(
+        self,
+        name: str,
+        *,
+        gap: timedelta | float,
+        max_duration: timedelta | float,
+        allowed_lateness: timedelta | float = 0.0,
+        retention: timedelta | float = timedelta(days=7),
+    ) -> SessionWindows:
+        """Session windows; see :class:`~stateless_state.sessions.SessionWindows`."""
+        return SessionWindows(
+            self._table,
+            check_name("sessions name", name),
+            gap=gap,
+            max_duration=max_duration,
+            allowed_lateness=allowed_lateness,
+            retention=retention,
+        )
+
+    def windows(
+        self,
+        name: str,
+        *,
+        size: timedelta | float,
+        allowed_lateness: timedelta | float = 0.0,
+        retention: timedelta | float = timedelta(days=7),
+    ) -> TumblingWindows:
+        """Tumbling windows; see :class:`~stateless_state.sessions.TumblingWindows`."""
+        return TumblingWindows(
+            self._table,
+            check_name("windows name", name),
+            size=size,
+            allowed_lateness=allowed_lateness,
+            retention=retention,
         )
 
     def __repr__(self) -> str:

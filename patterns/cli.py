@@ -1,0 +1,426 @@
+"""``stateless-state``: the operator's tool for the state a pipeline keeps in DynamoDB.
+
+Read commands print a table on a terminal (with rich, when installed: ``pip install
+stateless-state[cli]``) or JSON with ``--json``. Commands that change state show what they will
+act on, ask for confirmation (``--yes`` skips it), act only if the item is still in the state they
+showed (a conditional write), and record who, when and why on the item.
+
+Exit codes: 0 done, 1 failed, 2 bad usage, 3 not found, 4 wrong state (nothing changed), 5 table
+missing, 6 no credentials, 7 not confirmed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from stateless_state import InvalidArgument, StatelessStateError, Store, TableNotFound
+from stateless_state.store import TABLE_ENV
+
+from .batcher import Batch, Batcher, BatchState, parse_batch_id
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_STATE, EXIT_TABLE, EXIT_CREDENTIALS = range(
+    7
+)
+EXIT_NOT_CONFIRMED = 7
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _cost_file() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "stateless-state" / "last-cost.json"
+
+
+def _who(args: argparse.Namespace) -> str:
+    return args.who or f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def _store(args: argparse.Namespace) -> Store:
+    table = args.table or os.environ.get(TABLE_ENV)
+    if not table:
+        raise CliError(f"no table: pass --table or set {TABLE_ENV}", EXIT_USAGE)
+    try:
+        return Store(table, endpoint_url=args.endpoint_url, region_name=args.region)
+    except InvalidArgument as e:
+        raise CliError(str(e), EXIT_USAGE) from None
+
+
+def _print_table(rows: list[dict[str, Any]], columns: Sequence[str], title: str) -> None:
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        print(title)
+        print("  ".join(columns))
+        for row in rows:
+            print("  ".join(str(row.get(c, "")) for c in columns))
+        return
+    table = Table(title=title)
+    for c in columns:
+        table.add_column(c, no_wrap=c == "id")
+    for row in rows:
+        table.add_row(*(_cell(row.get(c)) for c in columns))
+    # Piped output is not clipped to 80 columns: ids stay whole for grep and copy.
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value > 1e9:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(value))
+    return str(value)
+
+
+def _emit(args: argparse.Namespace, data: Any, columns: Sequence[str], title: str) -> None:
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True, default=str))
+        return
+    rows = data if isinstance(data, list) else [data]
+    _print_table(rows, columns, title)
+
+
+def _confirm(args: argparse.Namespace, what: str) -> None:
+    if args.yes:
+        return
+    if not sys.stdin.isatty():
+        raise CliError(f"refusing to {what} without confirmation: pass --yes", EXIT_NOT_CONFIRMED)
+    answer = input(f"{what}? [y/N] ").strip().lower()
+    if answer not in {"y", "yes"}:
+        raise CliError("not confirmed; nothing changed", EXIT_NOT_CONFIRMED)
+
+
+def _batch_row(b: Batch) -> dict[str, Any]:
+    row = asdict(b)
+    row["id"] = b.id
+    row["age_s"] = round(time.time() - b.opened_at, 1)
+    row["history"] = list(b.history)
+    return row
+
+
+BATCH_COLUMNS = ("id", "state", "count", "bytes", "age_s", "seal_reason", "attempts", "error")
+
+
+def _batcher(args: argparse.Namespace, stream: str) -> Batcher:
+    return Batcher(_store(args), stream, lanes=args.lanes)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    if args.print_cloudformation:
+        print(json.dumps(cloudformation(args.table or "StatelessState"), indent=2))
+        return EXIT_OK
+    store = _store(args)
+    created = store.create_table()
+    _record_cost(store)
+    print(f"table {store.table_name} {'created' if created else 'already exists'}")
+    return EXIT_OK
+
+
+def cloudformation(table_name: str) -> dict[str, Any]:
+    """The table as a CloudFormation resource (the same one the SAM template declares)."""
+    attrs = [{"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk", "gsi1pk", "gsi1sk")]
+    return {
+        "Resources": {
+            "StateTable": {
+                "Type": "AWS::DynamoDB::Table",
+                "Properties": {
+                    "TableName": table_name,
+                    "BillingMode": "PAY_PER_REQUEST",
+                    "AttributeDefinitions": attrs,
+                    "KeySchema": [
+                        {"AttributeName": "pk", "KeyType": "HASH"},
+                        {"AttributeName": "sk", "KeyType": "RANGE"},
+                    ],
+                    "GlobalSecondaryIndexes": [
+                        {
+                            "IndexName": "gsi1",
+                            "KeySchema": [
+                                {"AttributeName": "gsi1pk", "KeyType": "HASH"},
+                                {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
+                            ],
+                            "Projection": {"ProjectionType": "ALL"},
+                        }
+                    ],
+                    "TimeToLiveSpecification": {"AttributeName": "ttl", "Enabled": True},
+                },
+            }
+        }
+    }
+
+
+def cmd_batches_list(args: argparse.Namespace) -> int:
+    b = _batcher(args, args.stream)
+    rows = [
+        _batch_row(x)
+        for x in b.batches()
+        if (args.state is None or x.state == args.state)
+        and (args.min_age is None or time.time() - x.opened_at >= args.min_age)
+    ]
+    _record_cost(b.store)
+    _emit(args, rows, BATCH_COLUMNS, f"batches of {args.stream}")
+    return EXIT_OK
+
+
+def _load_batch(args: argparse.Namespace, batch_id: str) -> tuple[Batcher, Batch]:
+    try:
+        stream, _, _ = parse_batch_id(batch_id)
+    except InvalidArgument as e:
+        raise CliError(str(e), EXIT_USAGE) from None
+    b = _batcher(args, stream)
+    batch = b.batch(batch_id)
+    if batch is None:
+        raise CliError(f"no batch {batch_id}", EXIT_NOT_FOUND)
+    return b, batch
+
+
+def cmd_batches_show(args: argparse.Namespace) -> int:
+    b, batch = _load_batch(args, args.batch)
+    row = _batch_row(batch)
+    row["members"] = [asdict(m) for m in b.members(batch.id)]
+    _record_cost(b.store)
+    if args.json:
+        _emit(args, row, (), "")
+        return EXIT_OK
+    _emit(args, row, (*BATCH_COLUMNS, "statement_id", "fence"), f"batch {batch.id}")
+    _print_table([asdict(m) for m in b.members(batch.id)], ("id", "size", "at"), "members")
+    if batch.history:
+        _print_table(
+            [dict(h) for h in batch.history], ("at", "action", "from", "who", "why"), "history"
+        )
+    return EXIT_OK
+
+
+def _operator(args: argparse.Namespace, action: str, allowed: set[str]) -> int:
+    b, batch = _load_batch(args, args.batch)
+    if batch.state not in allowed:
+        raise CliError(
+            f"batch {batch.id} is {batch.state}; {action} applies to "
+            f"{', '.join(sorted(allowed))}; nothing changed",
+            EXIT_STATE,
+        )
+    print(f"batch {batch.id}: {batch.state}, {batch.count} files, {batch.attempts} attempts")
+    _confirm(args, f"{action} batch {batch.id}")
+    try:
+        after = b.operator_action(
+            batch.id, action, expect_state=batch.state, who=_who(args), why=args.why
+        )
+    except InvalidArgument as e:
+        raise CliError(str(e), EXIT_STATE) from None
+    _record_cost(b.store)
+    if args.json:
+        print(json.dumps(_batch_row(after), default=str, sort_keys=True))
+    else:
+        print(f"batch {after.id}: {batch.state} -> {after.state}")
+    return EXIT_OK
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    return _operator(
+        args,
+        "retry",
+        {BatchState.FAILED, BatchState.LOADING, BatchState.SEALED, BatchState.ABANDONED},
+    )
+
+
+def cmd_abandon(args: argparse.Namespace) -> int:
+    return _operator(
+        args, "abandon", {BatchState.OPEN, BatchState.SEALED, BatchState.LOADING, BatchState.FAILED}
+    )
+
+
+def cmd_lease_show(args: argparse.Namespace) -> int:
+    store = _store(args)
+    state = store.lease(args.name, duration=1).state()
+    _record_cost(store)
+    if state.fence == 0:
+        raise CliError(f"no lease {args.name}", EXIT_NOT_FOUND)
+    _emit(
+        args, asdict(state), ("name", "owner", "fence", "expires_at", "held"), f"lease {args.name}"
+    )
+    return EXIT_OK
+
+
+def cmd_lease_break(args: argparse.Namespace) -> int:
+    store = _store(args)
+    lease = store.lease(args.name, duration=1)
+    state = lease.state()
+    if not state.held:
+        raise CliError(f"lease {args.name} is not held; nothing changed", EXIT_STATE)
+    print(f"lease {args.name}: held by {state.owner}, fence {state.fence}")
+    _confirm(args, f"break lease {args.name}")
+    if not lease.break_(expect_fence=state.fence, who=_who(args), why=args.why):
+        raise CliError(f"lease {args.name} changed since it was shown; nothing changed", EXIT_STATE)
+    _record_cost(store)
+    print(
+        f"lease {args.name}: broken (fence {state.fence} kept; the next holder gets a higher one)"
+    )
+    return EXIT_OK
+
+
+def cmd_counter_get(args: argparse.Namespace) -> int:
+    store = _store(args)
+    value = store.counter(args.name).get()
+    _record_cost(store)
+    _emit(args, {"name": args.name, "value": value}, ("name", "value"), "counter")
+    return EXIT_OK
+
+
+def cmd_versions_show(args: argparse.Namespace) -> int:
+    store = _store(args)
+    history = store.versioned(args.name).history()
+    _record_cost(store)
+    if not history:
+        raise CliError(f"no versioned object {args.name}", EXIT_NOT_FOUND)
+    rows = [{"number": v.number, "created_at": v.created_at, "value": v.value} for v in history]
+    _emit(args, rows, ("number", "created_at", "value"), f"versions of {args.name}")
+    return EXIT_OK
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    path = _cost_file()
+    if not path.is_file():
+        raise CliError(
+            "no command has run yet; cost shows the last command's consumed units", EXIT_NOT_FOUND
+        )
+    data = json.loads(path.read_text())
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+        return EXIT_OK
+    rows = [{"operation": op, **stats} for op, stats in data["by_operation"].items()]
+    _print_table(
+        rows,
+        ("operation", "requests", "wcu", "rcu", "condition_failures"),
+        f"cost of: {data['command']}",
+    )
+    return EXIT_OK
+
+
+def _record_cost(store: Store) -> None:
+    path = _cost_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        json.dumps(
+            {
+                "command": " ".join(sys.argv[1:]),
+                "at": time.time(),
+                "by_operation": store.metrics.as_dict(),
+            }
+        )
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="stateless-state", description=__doc__.splitlines()[0])
+    p.add_argument("--table", help=f"the DynamoDB table (default: ${TABLE_ENV})")
+    p.add_argument("--endpoint-url", help="DynamoDB endpoint (default: boto3's conventions)")
+    p.add_argument("--region", help="AWS region (default: boto3's conventions)")
+    p.add_argument("--json", action="store_true", help="JSON output")
+    p.add_argument("--lanes", type=int, default=1, help="the stream's lanes (default 1)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("init", help="create the table, or print its CloudFormation")
+    s.add_argument("--print-cloudformation", action="store_true")
+    s.set_defaults(fn=cmd_init)
+
+    batches = sub.add_parser("batches", help="list or show batches").add_subparsers(
+        dest="what", required=True
+    )
+    s = batches.add_parser("list", help="batches of a stream")
+    s.add_argument("stream")
+    s.add_argument("--state", choices=[v for k, v in vars(BatchState).items() if k.isupper()])
+    s.add_argument("--min-age", type=float, help="only batches opened at least this many s ago")
+    s.set_defaults(fn=cmd_batches_list)
+    s = batches.add_parser("show", help="one batch, its members and its history")
+    s.add_argument("batch")
+    s.set_defaults(fn=cmd_batches_show)
+
+    for name, fn, text in (
+        ("retry", cmd_retry, "load a failed or stuck batch again"),
+        ("abandon", cmd_abandon, "stop loading a batch (e.g. a poison file)"),
+    ):
+        s = sub.add_parser(name, help=text)
+        s.add_argument("batch")
+        s.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        s.add_argument("--why", required=True, help="recorded on the batch")
+        s.add_argument("--who", help="recorded on the batch (default: user@host)")
+        s.set_defaults(fn=fn)
+
+    lease = sub.add_parser("lease", help="show or break a lease").add_subparsers(
+        dest="what", required=True
+    )
+    s = lease.add_parser("show")
+    s.add_argument("name")
+    s.set_defaults(fn=cmd_lease_show)
+    s = lease.add_parser("break")
+    s.add_argument("name")
+    s.add_argument("--yes", action="store_true")
+    s.add_argument("--why", required=True)
+    s.add_argument("--who")
+    s.set_defaults(fn=cmd_lease_break)
+
+    counter = sub.add_parser("counter", help="read a counter").add_subparsers(
+        dest="what", required=True
+    )
+    s = counter.add_parser("get")
+    s.add_argument("name")
+    s.set_defaults(fn=cmd_counter_get)
+
+    versions = sub.add_parser("versions", help="a versioned object's history").add_subparsers(
+        dest="what", required=True
+    )
+    s = versions.add_parser("show")
+    s.add_argument("name")
+    s.set_defaults(fn=cmd_versions_show)
+
+    s = sub.add_parser("cost", help="consumed units of the last command")
+    s.set_defaults(fn=cmd_cost)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (errors are one line on stderr, never a traceback)."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+
+    args = _parser().parse_args(argv)
+    fn: Callable[[argparse.Namespace], int] = args.fn
+    try:
+        return fn(args)
+    except CliError as e:
+        print(f"stateless-state: {e}", file=sys.stderr)
+        return e.code
+    except TableNotFound as e:
+        print(f"stateless-state: {e}", file=sys.stderr)
+        return EXIT_TABLE
+    except NoCredentialsError:
+        print(
+            "stateless-state: no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID "
+            "and AWS_SECRET_ACCESS_KEY",
+            file=sys.stderr,
+        )
+        return EXIT_CREDENTIALS
+    except NoRegionError:
+        print("stateless-state: no AWS region: set AWS_REGION or pass --region", file=sys.stderr)
+        return EXIT_USAGE
+    except (StatelessStateError, BotoCoreError, ClientError) as e:
+        print(f"stateless-state: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

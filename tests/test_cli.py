@@ -1,0 +1,220 @@
+"""The operator CLI, run as the real console script against DynamoDB Local."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from patterns.batcher import Arrival, Batcher, BatchState, Thresholds
+from stateless_state import Store
+
+pytestmark = pytest.mark.race
+
+SCRIPT = shutil.which("stateless-state") or str(
+    Path(__file__).parent.parent / ".venv" / "bin" / "stateless-state"
+)
+
+
+def cli(
+    store: Store | None, *args: str, env: dict[str, str] | None = None, tmp: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    if store is not None:
+        base.update(
+            AWS_ENDPOINT_URL_DYNAMODB=store.client.meta.endpoint_url,
+            AWS_ACCESS_KEY_ID="local",
+            AWS_SECRET_ACCESS_KEY="local",
+            AWS_REGION="us-east-1",
+            STATELESS_STATE_TABLE=store.table_name,
+        )
+    if tmp is not None:
+        base["XDG_CACHE_HOME"] = str(tmp)
+    base.update(env or {})
+    return subprocess.run(
+        [SCRIPT, *args],
+        capture_output=True,
+        text=True,
+        env=base,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def batches_in_every_state(store: Store) -> dict[str, str]:
+    b = Batcher(store, "ops", Thresholds(count=2, bytes=None, age=None), max_attempts=1)
+    ids: dict[str, str] = {}
+
+    def seal(tag: str) -> str:
+        b.add(Arrival(f"s3://b/{tag}-1", 5, time.time(), {"bucket": "b", "key": f"{tag}-1"}))
+        sealed = b.add(
+            Arrival(f"s3://b/{tag}-2", 7, time.time(), {"bucket": "b", "key": f"{tag}-2"})
+        ).sealed
+        assert sealed is not None
+        return sealed.id
+
+    ids[BatchState.LOADED] = seal("loaded")
+    b.claim_load(ids[BatchState.LOADED]).loaded()
+    ids[BatchState.FAILED] = seal("failed")
+    b.claim_load(ids[BatchState.FAILED]).failed("COPY failed: bad JSON in s3://b/failed-2")
+    ids[BatchState.LOADING] = seal("loading")
+    b.claim_load(ids[BatchState.LOADING])
+    ids[BatchState.SEALED] = seal("sealed")
+    b.add(Arrival("s3://b/open-1", 1, time.time(), {"bucket": "b", "key": "open-1"}))
+    ids[BatchState.OPEN] = "ops/0/000000000004"
+    return ids
+
+
+def test_list_and_show(ddb_store: Store, tmp_path: Path) -> None:
+    ids = batches_in_every_state(ddb_store)
+    r = cli(ddb_store, "--json", "batches", "list", "ops", tmp=tmp_path)
+    assert r.returncode == 0, r.stderr
+    listed = {row["id"]: row["state"] for row in json.loads(r.stdout)}
+    assert listed == {v: k for k, v in ids.items()}
+    r = cli(ddb_store, "--json", "batches", "list", "ops", "--state", "failed", tmp=tmp_path)
+    assert [row["id"] for row in json.loads(r.stdout)] == [ids[BatchState.FAILED]]
+    r = cli(ddb_store, "--json", "batches", "show", ids[BatchState.FAILED], tmp=tmp_path)
+    shown = json.loads(r.stdout)
+    assert shown["error"].startswith("COPY failed")
+    assert sorted(m["id"] for m in shown["members"]) == ["s3://b/failed-1", "s3://b/failed-2"]
+    r = cli(ddb_store, "batches", "list", "ops", tmp=tmp_path)
+    assert r.returncode == 0 and "ops/0/000000000001" in r.stdout, "a readable table"
+    r = cli(ddb_store, "--json", "cost", tmp=tmp_path)
+    assert json.loads(r.stdout)["by_operation"]["Query"]["requests"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("action", "state", "after"),
+    [
+        ("retry", BatchState.FAILED, BatchState.SEALED),
+        ("retry", BatchState.LOADING, BatchState.SEALED),
+        ("retry", BatchState.SEALED, BatchState.SEALED),
+        ("retry", BatchState.LOADED, None),
+        ("retry", BatchState.OPEN, None),
+        ("abandon", BatchState.FAILED, BatchState.ABANDONED),
+        ("abandon", BatchState.SEALED, BatchState.ABANDONED),
+        ("abandon", BatchState.LOADING, BatchState.ABANDONED),
+        ("abandon", BatchState.OPEN, BatchState.ABANDONED),
+        ("abandon", BatchState.LOADED, None),
+    ],
+)
+def test_retry_and_abandon_in_each_state(
+    ddb_store: Store, tmp_path: Path, action: str, state: str, after: str | None
+) -> None:
+    ids = batches_in_every_state(ddb_store)
+    r = cli(
+        ddb_store,
+        "--json",
+        action,
+        ids[state],
+        "--yes",
+        "--why",
+        "runbook step",
+        "--who",
+        "oncall",
+        tmp=tmp_path,
+    )
+    batch = Batcher(ddb_store, "ops").batch(ids[state])
+    assert batch is not None
+    if after is None:
+        assert r.returncode == 4, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and "nothing changed" in r.stderr
+        assert batch.state == state
+        return
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.splitlines()[-1])["state"] == after
+    assert batch.state == after
+    entry = dict(batch.history[-1])
+    assert (entry["action"], entry["who"], entry["why"], entry["from"]) == (
+        action,
+        "oncall",
+        "runbook step",
+        state,
+    )
+
+
+def test_changes_need_confirmation(ddb_store: Store, tmp_path: Path) -> None:
+    ids = batches_in_every_state(ddb_store)
+    r = cli(ddb_store, "retry", ids[BatchState.FAILED], "--why", "x", tmp=tmp_path)
+    assert r.returncode == 7 and "--yes" in r.stderr
+    failed = Batcher(ddb_store, "ops").batch(ids[BatchState.FAILED])
+    assert failed is not None and failed.state == BatchState.FAILED
+
+
+def test_lease_show_and_break(ddb_store: Store, tmp_path: Path) -> None:
+    held = ddb_store.lease("nightly", duration=600, owner="worker-7").acquire()
+    r = cli(ddb_store, "--json", "lease", "show", "nightly", tmp=tmp_path)
+    shown = json.loads(r.stdout)
+    assert (shown["owner"], shown["fence"], shown["held"]) == ("worker-7", 1, True)
+    r = cli(ddb_store, "lease", "break", "nightly", "--yes", "--why", "stuck", tmp=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert not ddb_store.lease("nightly", duration=1).state().held
+    assert held.release() is True, "nobody took it since: the stale holder's release is a no-op"
+    again = ddb_store.lease("nightly", duration=1).acquire()
+    assert again.fence == 2
+    r = cli(ddb_store, "lease", "break", "nobody", "--yes", "--why", "x", tmp=tmp_path)
+    assert r.returncode == 4
+
+
+def test_counter_and_versions(ddb_store: Store, tmp_path: Path) -> None:
+    ddb_store.counter("files").add(41)
+    v = ddb_store.versioned("config")
+    v.put({"a": 1}, expected=None)
+    v.put({"a": 2}, expected=1)
+    r = cli(ddb_store, "--json", "counter", "get", "files", tmp=tmp_path)
+    assert json.loads(r.stdout) == {"name": "files", "value": 41}
+    r = cli(ddb_store, "--json", "versions", "show", "config", tmp=tmp_path)
+    assert [x["value"] for x in json.loads(r.stdout)] == [{"a": 1}, {"a": 2}]
+
+
+def test_bad_input_is_one_line_and_an_exit_code(ddb_store: Store, tmp_path: Path) -> None:
+    cases = [
+        (cli(ddb_store, "batches", "show", "ops/0/000000000099", tmp=tmp_path), 3, "no batch"),
+        (cli(ddb_store, "batches", "show", "garbage", tmp=tmp_path), 2, "not a batch id"),
+        (
+            cli(ddb_store, "--table", "no-such-table", "counter", "get", "x", tmp=tmp_path),
+            5,
+            "does not exist",
+        ),
+        (
+            cli(
+                None,
+                "--table",
+                "t-t-t",
+                "counter",
+                "get",
+                "x",
+                tmp=tmp_path,
+                env={
+                    "AWS_REGION": "us-east-1",
+                    "AWS_CONFIG_FILE": "/nonexistent",
+                    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+                    "AWS_EC2_METADATA_DISABLED": "true",
+                },
+            ),
+            6,
+            "no AWS credentials",
+        ),
+        (
+            cli(None, "counter", "get", "x", tmp=tmp_path, env={"STATELESS_STATE_TABLE": ""}),
+            2,
+            "no table",
+        ),
+    ]
+    for result, code, text in cases:
+        assert result.returncode == code, (result.returncode, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and text in lines[0], result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_init_prints_cloudformation(tmp_path: Path) -> None:
+    r = cli(None, "--table", "my-table", "init", "--print-cloudformation", tmp=tmp_path)
+    table = json.loads(r.stdout)["Resources"]["StateTable"]["Properties"]
+    assert table["TableName"] == "my-table" and table["BillingMode"] == "PAY_PER_REQUEST"
