@@ -168,7 +168,7 @@ class _Windows:
                 return out
             kwargs["ExclusiveStartKey"] = r["LastEvaluatedKey"]
 
-    def _token_action(self, token: str | None, due: float) -> list[dict[str, Any]]:
+    def _token_action(self, token: str | None, nonce: str, due: float) -> list[dict[str, Any]]:
         if token is None:
             return []
         return [
@@ -179,10 +179,12 @@ class _Windows:
                         {
                             "pk": f"{self.kind}token#{self.name}#{token}",
                             "sk": "token",
+                            "nonce": nonce,
                             "ttl": int(due + self.retention),
                         }
                     ),
                     "ConditionExpression": "attribute_not_exists(pk)",
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                 }
             }
         ]
@@ -202,17 +204,29 @@ class _Windows:
             }
         }
 
-    def _transact(self, actions: list[dict[str, Any]], has_token: bool) -> bool:
-        """Run the add's transaction. False when the token was already used (a duplicate)."""
+    def _transact(self, actions: list[dict[str, Any]], has_token: bool, nonce: str) -> str:
+        """Run the add's transaction: ``applied``; ``duplicate`` when the token was used by
+        another add; ``ours`` when an earlier attempt of this same add was applied (its response
+        lost, then a conflict on the retry)."""
         try:
             self._t.call("TransactWriteItems", TransactItems=actions)
         except TransactionCanceled as e:
             if has_token and e.codes[0] == "ConditionalCheckFailed":
-                return False
+                return "ours" if (e.old[0] or {}).get("nonce") == nonce else "duplicate"
             if e.conflict or "ConditionalCheckFailed" in e.codes:
                 raise _Again() from e
             raise
-        return True
+        return "applied"
+
+    def _containing(self, key: str, at: float) -> Session | None:
+        for item in self._query(key, at - self._span(), at):
+            s = _session_from(item)
+            if s.start <= at <= s.last:
+                return s
+        return None
+
+    def _span(self) -> float:
+        raise NotImplementedError
 
     def _retrying(self, fn: Any) -> SessionUpdate:
         attempts = 0
@@ -321,6 +335,9 @@ class SessionWindows(_Windows):
     def _due(self, s: Session) -> float:
         return s.last + self.gap + self.allowed_lateness
 
+    def _span(self) -> float:
+        return self.max_duration
+
     def add(
         self, key: str, at: float, value: float = 1.0, *, token: str | None = None
     ) -> SessionUpdate:
@@ -336,9 +353,12 @@ class SessionWindows(_Windows):
             or not math.isfinite(value)
         ):
             raise InvalidArgument(f"value must be a finite number, got {value!r}")
-        return self._retrying(lambda: self._add_once(key, float(at), float(value), token))
+        nonce = secrets.token_hex(8)
+        return self._retrying(lambda: self._add_once(key, float(at), float(value), token, nonce))
 
-    def _add_once(self, key: str, at: float, value: float, token: str | None) -> SessionUpdate:
+    def _add_once(
+        self, key: str, at: float, value: float, token: str | None, nonce: str
+    ) -> SessionUpdate:
         near = self._query(key, at - self.gap - self.max_duration, at + self.gap)
         touching = [
             i for i in near if float(i["start"]) - self.gap < at < float(i["last"]) + self.gap
@@ -355,7 +375,7 @@ class SessionWindows(_Windows):
             session = _combine(session, _session_from(i))
         new_sk = f"{_us(session.start)}#{new_id}"
         kept = next((i for i in chosen if i["sk"] == new_sk), None)
-        actions = self._token_action(token, self._due(session))
+        actions = self._token_action(token, nonce, self._due(session))
         # Every session read is pinned by its version: replaced in place (same key), or deleted.
         actions += [self._pinned(i, "Delete") for i in chosen if i is not kept]
         put: dict[str, Any] = {
@@ -372,8 +392,11 @@ class SessionWindows(_Windows):
                 ":open": serialize("open"),
             }
         actions.append({"Put": put})
-        if not self._transact(actions, token is not None):
+        outcome = self._transact(actions, token is not None, nonce)
+        if outcome == "duplicate":
             return SessionUpdate(None, duplicate=True)
+        if outcome == "ours":
+            return SessionUpdate(self._containing(key, at))
         absorbed = tuple(i["id"] for i in chosen if i["id"] != new_id)
         return SessionUpdate(session, absorbed, created=not chosen)
 
@@ -441,6 +464,9 @@ class TumblingWindows(_Windows):
     def _due(self, s: Session) -> float:
         return s.start + self.size + self.allowed_lateness
 
+    def _span(self) -> float:
+        return self.size
+
     def add(
         self, key: str, at: float, value: float = 1.0, *, token: str | None = None
     ) -> SessionUpdate:
@@ -449,9 +475,12 @@ class TumblingWindows(_Windows):
             check_name("token", token)
         if isinstance(at, bool) or not isinstance(at, int | float) or not math.isfinite(at):
             raise InvalidArgument(f"at must be a finite number of epoch seconds, got {at!r}")
-        return self._retrying(lambda: self._add_once(key, float(at), float(value), token))
+        nonce = secrets.token_hex(8)
+        return self._retrying(lambda: self._add_once(key, float(at), float(value), token, nonce))
 
-    def _add_once(self, key: str, at: float, value: float, token: str | None) -> SessionUpdate:
+    def _add_once(
+        self, key: str, at: float, value: float, token: str | None, nonce: str
+    ) -> SessionUpdate:
         start = math.floor(at / self.size) * self.size
         existing = self._query(key, start, start)
         if existing and existing[0].get("state") == "closed":
@@ -475,7 +504,7 @@ class TumblingWindows(_Windows):
         else:
             window = Session(key, wid, start, at, 1, value, value, value)
             version = 1
-        actions = self._token_action(token, self._due(window))
+        actions = self._token_action(token, nonce, self._due(window))
         actions.append(
             {
                 "Put": {
@@ -491,6 +520,9 @@ class TumblingWindows(_Windows):
                 }
             }
         )
-        if not self._transact(actions, token is not None):
+        outcome = self._transact(actions, token is not None, nonce)
+        if outcome == "duplicate":
             return SessionUpdate(None, duplicate=True)
+        if outcome == "ours":
+            return SessionUpdate(self._containing(key, at))
         return SessionUpdate(window, created=not existing)

@@ -125,3 +125,15 @@ def versioned_appends(endpoint: str, table: str, name: str, worker: str, n: int)
 
         written.append(v.update(append, create=[]).number)
     return written
+
+
+def session_events(
+    endpoint: str, table: str, name: str, events: list[tuple[str, float, float, str]]
+) -> list[tuple[str, str]]:
+    """Add (key, at, value, token) events; return (token, outcome) for each."""
+    s = _store(endpoint, table).sessions(name, gap=5, max_duration=40, allowed_lateness=2)
+    out = []
+    for key, at, value, token in events:
+        u = s.add(key, at, value, token=token)
+        out.append((token, "late" if u.late else "duplicate" if u.duplicate else "accepted"))
+    return out
