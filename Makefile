@@ -7,7 +7,7 @@ STAMP := $(VENV)/.stamp
 DDB_STAMP := .cache/dynamodb-local/.stamp
 export STATELESS_STATE_DYNAMODB_LOCAL_DIR := $(CURDIR)/.cache/dynamodb-local
 
-.PHONY: setup test lint demo bench clean
+.PHONY: setup test lint demo bench torture clean
 
 setup: $(STAMP) $(DDB_STAMP)
 
@@ -37,3 +37,8 @@ clean:
 
 bench: setup
 	$(PY) -m benchmarks.run
+
+# A longer crash-torture run of the demo: workers SIGKILLed at random and at every crash point.
+torture: setup
+	$(PY) -m examples.s3_redshift_batcher.demo --objects 2000 --workers 6 --count 40 \
+		--chaos --kill-every 0.3 --crash-points 0.05

@@ -38,7 +38,7 @@ from typing import Any
 
 from patterns import BatchState, LocalWarehouseLoader, RedshiftDataApiLoader, S3ToRedshift
 from patterns.manifest import build_manifest
-from patterns.testing import LocalS3, direct, s3_record
+from patterns.testing import LocalS3, direct, install_crash_points, s3_record
 from stateless_state import OperationStats, Store
 from stateless_state.testing import (
     DynamoDBLocal,
@@ -46,6 +46,8 @@ from stateless_state.testing import (
     FaultInjector,
     fresh_table_name,
 )
+
+SWEEP = -2  # the task id of a scheduled sweep, handed to a worker like an event
 
 KEY_SHAPES = [
     "demo-input/plain/{i:05d}.jsonl",
@@ -68,6 +70,7 @@ class Tally:
     kills: int = 0
     redelivered: int = 0
     faults: dict[int, dict[str, int]] = field(default_factory=dict)
+    crashes: Counter[str] = field(default_factory=Counter)
     metrics: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
 
@@ -82,6 +85,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--sweep-every", type=float, default=1.0, help="sweeper period, seconds")
     p.add_argument("--chaos", action="store_true", help="SIGKILL workers, inject faults")
     p.add_argument("--kill-every", type=float, default=0.5, help="chaos: seconds between kills")
+    p.add_argument(
+        "--crash-points",
+        type=float,
+        default=0.0,
+        help="chaos: probability that a worker kills itself at each pipeline crash point",
+    )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--aws", action="store_true", help="use the services named by the env")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -93,6 +102,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def worker_main(conn: Connection, env: dict[str, str], chaos: bool, seed: int) -> None:
     os.environ.update(env)
+    if float(env.get("DEMO_CRASH_RATE", "0")) > 0:
+        install_crash_points(float(env["DEMO_CRASH_RATE"]), env["DEMO_CRASH_LOG"], seed)
     pipeline = S3ToRedshift.from_env()
     faults = FaultInjector(pipeline.batcher.store.client, seed=seed)
     if chaos:
@@ -105,8 +116,13 @@ def worker_main(conn: Connection, env: dict[str, str], chaos: bool, seed: int) -
             return
         idx, event = message
         try:
-            report = pipeline.handle(event, FakeLambdaContext(60_000))
-            outcome: Any = {"arrivals": report["arrivals"], "duplicates": report["duplicates"]}
+            if idx == SWEEP:
+                # The scheduled sweeper runs in a worker too, so it can be killed mid-load.
+                pipeline.sweep(FakeLambdaContext(300_000))
+                outcome: Any = {"arrivals": 0, "duplicates": 0}
+            else:
+                report = pipeline.handle(event, FakeLambdaContext(300_000))
+                outcome = {"arrivals": report["arrivals"], "duplicates": report["duplicates"]}
             kind = "done"
         except Exception as e:  # the invocation failed: the parent redelivers the event
             outcome, kind = f"{type(e).__name__}: {e}", "error"
@@ -185,7 +201,7 @@ class Workers:
         return [pid for pid, (_, _, busy) in self.procs.items() if busy is None]
 
     def busy(self) -> list[int]:
-        return [pid for pid, (_, _, b) in self.procs.items() if b is not None and b >= 0]
+        return [pid for pid, (_, _, b) in self.procs.items() if b is not None and b != -1]
 
     def assign(self, pid: int, idx: int, event: Any) -> None:
         proc, conn, _ = self.procs[pid]
@@ -270,8 +286,12 @@ def run(args: argparse.Namespace) -> int:
                 "MANIFEST_BUCKET": bucket,
                 "LOCAL_WAREHOUSE": str(workdir / "warehouse.db"),
             }
+        crash_log = workdir / "crashes.log"
+        crash_log.touch()
         env.update(
             {
+                "DEMO_CRASH_RATE": str(args.crash_points),
+                "DEMO_CRASH_LOG": str(crash_log),
                 "STREAM": f"demo{args.seed}",
                 "THRESHOLD_COUNT": str(args.count),
                 "THRESHOLD_BYTES": str(args.bytes),
@@ -288,6 +308,7 @@ def run(args: argparse.Namespace) -> int:
         tally = Tally(delivered_events=len(events))
         tally.delivered_records = sum(len(e["Records"]) for e in events)
         drive(args, env, events, pipeline, tally, rng)
+        tally.crashes = Counter(crash_log.read_text().split())
         return report(
             args,
             pipeline,
@@ -353,7 +374,7 @@ def deliver(
                 workers.assign(pid, idx, events[idx])
         messages, lost = workers.poll(0.05)
         for pid, (kind, idx, body) in messages:
-            if kind == "ready":
+            if kind == "ready" or idx == SWEEP:
                 continue
             # Each message carries the worker's running totals: keep the latest.
             tally.metrics[pid] = body["metrics"]
@@ -366,7 +387,7 @@ def deliver(
                 tally.handled += 1
                 tally.duplicates += body["outcome"]["duplicates"]
         for lost_idx in lost:
-            if lost_idx is not None and lost_idx not in done:
+            if lost_idx is not None and lost_idx != SWEEP and lost_idx not in done:
                 tally.redelivered += 1
                 queue.append(lost_idx)
         now = time.monotonic()
@@ -374,9 +395,9 @@ def deliver(
             workers.kill(rng.choice(workers.busy()))
             tally.kills += 1
             last_kill = now
-        if now - last_sweep >= args.sweep_every:
-            with contextlib.suppress(Exception):  # a failed sweep is retried next period
-                pipeline.sweep()
+        idle = workers.idle()
+        if now - last_sweep >= args.sweep_every and idle:
+            workers.assign(idle[0], SWEEP, None)
             last_sweep = now
         status = f"kills {tally.kills}" if args.chaos else ""
         progress.update(task, completed=len(done), status=status)
@@ -465,14 +486,21 @@ def report(
         f"{cost.wcu / len(expected):.2f} WCU, {cost.rcu / len(expected):.2f} RCU "
         "(handlers and sweeper; a killed worker's last invocation is not counted)"
     )
-    if args.chaos:
+    if args.chaos or args.crash_points:
         retried = sum(1 for b in batches if b.attempts > 1)
+        injected: Counter[str] = Counter()
+        for per_worker in tally.faults.values():
+            injected.update(per_worker)
         print(
-            f"  chaos                      {tally.kills} workers killed, "
-            f"{tally.redelivered} events redelivered after a kill, "
+            f"  crash points               {sum(tally.crashes.values())} workers killed "
+            f"themselves: {dict(tally.crashes)}"
+        )
+        print(
+            f"  chaos                      {tally.kills} workers killed by the parent, "
+            f"{tally.redelivered} events redelivered after a death, "
             f"{tally.failed_invocations} failed invocations retried, "
             f"{retried} batches loaded after a crashed or failed load, "
-            f"faults injected {dict(tally.faults)}"
+            f"faults injected {dict(injected)}"
         )
     print(f"  elapsed                    {elapsed:.1f}s")
     if batches:

