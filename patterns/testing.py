@@ -187,3 +187,45 @@ def install_crash_points(rate: float, log_path: str, seed: int) -> None:
     wrap(S3ToRedshift, "load", "after-seal", None)
     wrap(Batcher, "claim_load", None, "after-claim")
     wrap(LocalWarehouseLoader, "load", "mid-load", "after-commit")
+
+
+def s3_events() -> Any:
+    """A hypothesis strategy of S3 "object created" events with hostile keys (spaces, ``+``,
+    percent-encoding, unicode, 1,024-byte keys) in every envelope shape: direct, SNS, SQS, SNS
+    inside SQS, EventBridge. Each example is ``(event, [(bucket, key), ...])``: the event and
+    the objects it names, so a test can check what its handler made of it."""
+    from hypothesis import strategies as st
+
+    key_chars = st.characters(blacklist_categories=("Cs", "Cc"))
+    keys = st.one_of(
+        st.text(key_chars, min_size=1, max_size=40).filter(lambda k: k.strip() != ""),
+        st.sampled_from(["a b+c.json", "x%2By.json", "日本/ファイル.gz", "q?x=1&y=2#f"]),
+        st.just("k" * 1024),
+    )
+    objects = st.lists(
+        st.tuples(st.sampled_from(["bucket-1", "b.2"]), keys), min_size=1, max_size=4
+    )
+
+    def build(envelope: str, objs: list[tuple[str, str]]) -> tuple[dict[str, Any], list[Any]]:
+        if envelope == "eventbridge":
+            bucket, key = objs[0]
+            return eventbridge(bucket, key, 10), [objs[0]]
+        records = [s3_record(b, k, 10, etag=f"e{i}") for i, (b, k) in enumerate(objs)]
+        wrapper = {"direct": direct, "sns": sns, "sqs": sqs}
+        if envelope == "sqs+sns":
+            return sqs(*records, via_sns=True), objs
+        return wrapper[envelope](*records), objs
+
+    envelopes = st.sampled_from(["direct", "sns", "sqs", "sqs+sns", "eventbridge"])
+    return st.builds(build, envelopes, objects)
+
+
+def arrival_streams(n: int = 50) -> Any:
+    """A hypothesis strategy of arrival-id streams with duplicates, reordered: lists of ids
+    where some ids repeat, in any order."""
+    from hypothesis import strategies as st
+
+    ids = st.lists(st.integers(0, n), min_size=1, max_size=n).map(
+        lambda xs: [f"s3://bucket/obj-{x}#etag=e" for x in xs]
+    )
+    return ids.flatmap(st.permutations)

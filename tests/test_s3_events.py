@@ -7,9 +7,10 @@ import re
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
 
 from patterns.s3 import parse_s3_event, s3_arrivals
-from patterns.testing import direct, eventbridge, s3_record, sns, sqs
+from patterns.testing import direct, eventbridge, s3_events, s3_record, sns, sqs
 from stateless_state import MalformedEvent
 
 ODD_KEYS = [
@@ -96,3 +97,11 @@ def test_a_bad_record_loses_none_of_the_good_ones() -> None:
     assert result.sqs_response() == {"batchItemFailures": [{"itemIdentifier": "bad"}]}
     with pytest.raises(MalformedEvent, match=r"Records\[1\]"):
         s3_arrivals(event)
+
+
+@settings(max_examples=150, deadline=None)
+@given(example=s3_events())
+def test_every_generated_envelope_parses_to_its_objects(example: Any) -> None:
+    event, objects = example
+    arrivals = s3_arrivals(event)
+    assert [(a.data["bucket"], a.data["key"]) for a in arrivals] == objects
