@@ -625,13 +625,7 @@ class Batcher:
         return [_batch_from(i) for i in items]
 
     def _query(self, **kwargs: Any) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        while True:
-            r = self._t.call("Query", TableName=self._t.name, **kwargs)
-            out.extend(from_item(i) or {} for i in r.get("Items", []))
-            if "LastEvaluatedKey" not in r:
-                return out
-            kwargs["ExclusiveStartKey"] = r["LastEvaluatedKey"]
+        return list(self._t.query(**kwargs))
 
     # loading lifecycle
 

@@ -7,7 +7,7 @@ library's answers (a failed condition is a value, not a crash), and cost account
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -261,6 +261,17 @@ class Table:
             )
         unchanged: Exception = e
         return unchanged
+
+    def query(self, **kwargs: Any) -> Iterator[Item]:
+        """Every item a ``Query`` matches, page after page (one request per 1 MB page)."""
+        kwargs.setdefault("TableName", self.name)
+        while True:
+            r = self.call("Query", **kwargs)
+            for item in r.get("Items", []):
+                yield from_item(item) or {}
+            if "LastEvaluatedKey" not in r:
+                return
+            kwargs["ExclusiveStartKey"] = r["LastEvaluatedKey"]
 
     def get(self, key: Mapping[str, Any], *, consistent: bool = True) -> Item | None:
         r = self.call("GetItem", TableName=self.name, Key=to_item(key), ConsistentRead=consistent)

@@ -40,7 +40,6 @@ from ._table import (
     Table,
     TransactionCanceled,
     check_name,
-    from_item,
     serialize,
 )
 from ._table import to_item as _to_item
@@ -150,23 +149,17 @@ class _Windows:
         }
 
     def _query(self, key: str, low: float, high: float) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self._t.name,
-            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
-            "ExpressionAttributeValues": {
-                ":pk": serialize(self._pk(key)),
-                ":lo": serialize(_us(max(low, 0.0))),
-                ":hi": serialize(_us(high) + "#~"),
-            },
-            "ConsistentRead": True,
-        }
-        while True:
-            r = self._t.call("Query", **kwargs)
-            out.extend(from_item(i) or {} for i in r.get("Items", []))
-            if "LastEvaluatedKey" not in r:
-                return out
-            kwargs["ExclusiveStartKey"] = r["LastEvaluatedKey"]
+        return list(
+            self._t.query(
+                KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
+                ExpressionAttributeValues={
+                    ":pk": serialize(self._pk(key)),
+                    ":lo": serialize(_us(max(low, 0.0))),
+                    ":hi": serialize(_us(high) + "#~"),
+                },
+                ConsistentRead=True,
+            )
+        )
 
     def _token_action(self, token: str | None, nonce: str, due: float) -> list[dict[str, Any]]:
         if token is None:
@@ -250,6 +243,31 @@ class _Windows:
             self._t.get({"pk": f"{self.kind}token#{self.name}#{token}", "sk": "token"}) is not None
         )
 
+    def add(
+        self, key: str, at: float, value: float = 1.0, *, token: str | None = None
+    ) -> SessionUpdate:
+        """Add one event of ``key`` at event time ``at`` (epoch seconds) with ``value``; see
+        the class docstring for what it does and costs. Concurrent adds are serialized per
+        session by conditional writes; an add whose reads went stale starts over."""
+        key = check_name("key", key)
+        if token is not None:
+            check_name("token", token)
+        if isinstance(at, bool) or not isinstance(at, int | float) or not math.isfinite(at):
+            raise InvalidArgument(f"at must be a finite number of epoch seconds, got {at!r}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise InvalidArgument(f"value must be a finite number, got {value!r}")
+        nonce = secrets.token_hex(8)
+        return self._retrying(lambda: self._add_once(key, float(at), float(value), token, nonce))
+
+    def _add_once(
+        self, key: str, at: float, value: float, token: str | None, nonce: str
+    ) -> SessionUpdate:
+        raise NotImplementedError
+
     def close_due(self, now: float | None = None) -> list[Session]:
         """Close every open session (or window) due by ``now`` and return the ones this call
         closed. Exactly once across concurrent sweepers: the close is conditional on the
@@ -258,42 +276,35 @@ class _Windows:
         ``UpdateItem`` per session closed."""
         now = time.time() if now is None else now
         closed: list[Session] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self._t.name,
-            "IndexName": INDEX_NAME,
-            "KeyConditionExpression": "gsi1pk = :pk AND gsi1sk <= :now",
-            "ExpressionAttributeValues": {
+        due = self._t.query(
+            IndexName=INDEX_NAME,
+            KeyConditionExpression="gsi1pk = :pk AND gsi1sk <= :now",
+            ExpressionAttributeValues={
                 ":pk": serialize(f"due#{self.kind}#{self.name}"),
                 ":now": serialize(_us(now) + "#~"),
             },
-        }
-        while True:
-            r = self._t.call("Query", **kwargs)
-            for raw in r.get("Items", []):
-                item = from_item(raw) or {}
-                try:
-                    self._t.call(
-                        "UpdateItem",
-                        TableName=self._t.name,
-                        Key=_to_item({"pk": item["pk"], "sk": item["sk"]}),
-                        UpdateExpression="SET #state = :closed, closed_at = :now "
-                        "REMOVE gsi1pk, gsi1sk",
-                        ConditionExpression="#state = :open AND version = :v AND due <= :t",
-                        ExpressionAttributeNames={"#state": "state"},
-                        ExpressionAttributeValues={
-                            ":closed": serialize("closed"),
-                            ":open": serialize("open"),
-                            ":v": serialize(int(item["version"])),
-                            ":t": serialize(now),
-                            ":now": serialize(time.time()),
-                        },
-                    )
-                except ConditionFailed:
-                    continue
-                closed.append(_session_from({**item, "state": "closed"}))
-            if "LastEvaluatedKey" not in r:
-                return closed
-            kwargs["ExclusiveStartKey"] = r["LastEvaluatedKey"]
+        )
+        for item in due:
+            try:
+                self._t.call(
+                    "UpdateItem",
+                    TableName=self._t.name,
+                    Key=_to_item({"pk": item["pk"], "sk": item["sk"]}),
+                    UpdateExpression="SET #state = :closed, closed_at = :now REMOVE gsi1pk, gsi1sk",
+                    ConditionExpression="#state = :open AND version = :v AND due <= :t",
+                    ExpressionAttributeNames={"#state": "state"},
+                    ExpressionAttributeValues={
+                        ":closed": serialize("closed"),
+                        ":open": serialize("open"),
+                        ":v": serialize(int(item["version"])),
+                        ":t": serialize(now),
+                        ":now": serialize(time.time()),
+                    },
+                )
+            except ConditionFailed:
+                continue
+            closed.append(_session_from({**item, "state": "closed"}))
+        return closed
 
     def sessions(self, key: str) -> list[Session]:
         """Every stored session of ``key`` (open and closed, until retention expires them)."""
@@ -337,24 +348,6 @@ class SessionWindows(_Windows):
 
     def _span(self) -> float:
         return self.max_duration
-
-    def add(
-        self, key: str, at: float, value: float = 1.0, *, token: str | None = None
-    ) -> SessionUpdate:
-        """Add one event of ``key`` at event time ``at`` (epoch seconds) with ``value``."""
-        key = check_name("session key", key)
-        if token is not None:
-            check_name("token", token)
-        if isinstance(at, bool) or not isinstance(at, int | float) or not math.isfinite(at):
-            raise InvalidArgument(f"at must be a finite number of epoch seconds, got {at!r}")
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-        ):
-            raise InvalidArgument(f"value must be a finite number, got {value!r}")
-        nonce = secrets.token_hex(8)
-        return self._retrying(lambda: self._add_once(key, float(at), float(value), token, nonce))
 
     def _add_once(
         self, key: str, at: float, value: float, token: str | None, nonce: str
@@ -466,17 +459,6 @@ class TumblingWindows(_Windows):
 
     def _span(self) -> float:
         return self.size
-
-    def add(
-        self, key: str, at: float, value: float = 1.0, *, token: str | None = None
-    ) -> SessionUpdate:
-        key = check_name("window key", key)
-        if token is not None:
-            check_name("token", token)
-        if isinstance(at, bool) or not isinstance(at, int | float) or not math.isfinite(at):
-            raise InvalidArgument(f"at must be a finite number of epoch seconds, got {at!r}")
-        nonce = secrets.token_hex(8)
-        return self._retrying(lambda: self._add_once(key, float(at), float(value), token, nonce))
 
     def _add_once(
         self, key: str, at: float, value: float, token: str | None, nonce: str

@@ -32,7 +32,7 @@ from datetime import timedelta
 from typing import Any
 
 from ._retry import LambdaContext, deadline_from, retrying
-from ._table import Table, TransactionCanceled, from_item, serialize, to_item
+from ._table import Table, TransactionCanceled, serialize, to_item
 from .errors import ConflictRetriesExhausted, InvalidArgument, NotSerializable, VersionConflict
 
 __all__ = ["MISSING", "Version", "Versioned"]
@@ -154,22 +154,15 @@ class Versioned:
             return []
         latest, now = int(head["number"]), time.time()
         out: list[Version] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self._t.name,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :v)",
-            "ExpressionAttributeValues": {":pk": serialize(self._pk), ":v": serialize("v#")},
-            "ConsistentRead": True,
-        }
-        while True:
-            r = self._t.call("Query", **kwargs)
-            for raw in r.get("Items", []):
-                item = from_item(raw) or {}
-                number = int(item["number"])
-                if number <= latest and self._retained(number, item, latest, now):
-                    out.append(Version(number, self._value(item), float(item["created_at"])))
-            if "LastEvaluatedKey" not in r:
-                return out
-            kwargs["ExclusiveStartKey"] = r["LastEvaluatedKey"]
+        for item in self._t.query(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :v)",
+            ExpressionAttributeValues={":pk": serialize(self._pk), ":v": serialize("v#")},
+            ConsistentRead=True,
+        ):
+            number = int(item["number"])
+            if number <= latest and self._retained(number, item, latest, now):
+                out.append(Version(number, self._value(item), float(item["created_at"])))
+        return out
 
     def raw_item(self, number: int) -> dict[str, Any] | None:
         """The stored history item of a version, as DynamoDB returns it (for audits and tests)."""
@@ -380,16 +373,10 @@ class Versioned:
         return deleted
 
     def _all_items(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self._t.name,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": serialize(self._pk)},
-            "ConsistentRead": True,
-        }
-        while True:
-            r = self._t.call("Query", **kwargs)
-            out.extend(from_item(i) or {} for i in r.get("Items", []))
-            if "LastEvaluatedKey" not in r:
-                return out
-            kwargs["ExclusiveStartKey"] = r["LastEvaluatedKey"]
+        return list(
+            self._t.query(
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": serialize(self._pk)},
+                ConsistentRead=True,
+            )
+        )
