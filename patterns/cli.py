@@ -281,6 +281,23 @@ def cmd_counter_get(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_sessions_show(args: argparse.Namespace) -> int:
+    store = _store(args)
+    # Reading a key's sessions does not depend on the window parameters.
+    sessions = store.sessions(args.name, gap=1, max_duration=1).sessions(args.key)
+    _record_cost(store)
+    if not sessions:
+        raise CliError(f"no sessions of {args.key!r} in {args.name}", EXIT_NOT_FOUND)
+    rows = [asdict(x) for x in sessions]
+    _emit(
+        args,
+        rows,
+        ("id", "start", "last", "count", "sum", "min", "max", "closed"),
+        f"sessions of {args.key} in {args.name}",
+    )
+    return EXIT_OK
+
+
 def cmd_versions_show(args: argparse.Namespace) -> int:
     store = _store(args)
     history = store.versioned(args.name).history()
@@ -380,6 +397,14 @@ def _parser() -> argparse.ArgumentParser:
     s = counter.add_parser("get")
     s.add_argument("name")
     s.set_defaults(fn=cmd_counter_get)
+
+    sessions = sub.add_parser("sessions", help="a key's session windows").add_subparsers(
+        dest="what", required=True
+    )
+    s = sessions.add_parser("show")
+    s.add_argument("name")
+    s.add_argument("key")
+    s.set_defaults(fn=cmd_sessions_show)
 
     versions = sub.add_parser("versions", help="a versioned object's history").add_subparsers(
         dest="what", required=True

@@ -162,7 +162,7 @@ def test_lease_show_and_break(ddb_store: Store, tmp_path: Path) -> None:
     assert r.returncode == 4
 
 
-def test_counter_and_versions(ddb_store: Store, tmp_path: Path) -> None:
+def test_counter_versions_and_sessions(ddb_store: Store, tmp_path: Path) -> None:
     ddb_store.counter("files").add(41)
     v = ddb_store.versioned("config")
     v.put({"a": 1}, expected=None)
@@ -171,6 +171,15 @@ def test_counter_and_versions(ddb_store: Store, tmp_path: Path) -> None:
     assert json.loads(r.stdout) == {"name": "files", "value": 41}
     r = cli(ddb_store, "--json", "versions", "show", "config", tmp=tmp_path)
     assert [x["value"] for x in json.loads(r.stdout)] == [{"a": 1}, {"a": 2}]
+    clicks = ddb_store.sessions("clicks", gap=10, max_duration=100)
+    clicks.add("u1", 100.0, value=2)
+    clicks.add("u1", 105.0, value=3)
+    clicks.close_due(now=1000.0)
+    r = cli(ddb_store, "--json", "sessions", "show", "clicks", "u1", tmp=tmp_path)
+    [session] = json.loads(r.stdout)
+    assert (session["count"], session["sum"], session["closed"]) == (2, 5.0, True)
+    r = cli(ddb_store, "sessions", "show", "clicks", "nobody", tmp=tmp_path)
+    assert r.returncode == 3
 
 
 def test_bad_input_is_one_line_and_an_exit_code(ddb_store: Store, tmp_path: Path) -> None:
