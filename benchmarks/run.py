@@ -201,7 +201,7 @@ def chart(rows_ours: list[Row], rows_base: list[Row], path: Path) -> None:
             ax.axvline(r.size, color="grey", linestyle=":")
             ax.annotate(
                 "baseline impossible\n(item > 400 KB)",
-                (r.size, 1),
+                (r.size, 10.0),
                 rotation=90,
                 fontsize=8,
                 ha="right",
