@@ -380,9 +380,8 @@ def idempotent(
     """
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
-        from .store import Store
-
-        if not isinstance(store, Store):
+        # Duck-typed so this primitive does not import the Store that builds it.
+        if not callable(getattr(store, "idempotency", None)):
             raise InvalidArgument("idempotent(store, ...) needs a stateless_state.Store")
         keys = store.idempotency(
             namespace or f"{fn.__module__}.{fn.__qualname__}",
