@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import tenacity
 
-__all__ = ["LambdaContext", "deadline_from", "remaining", "retrying", "transient"]
+__all__ = ["LambdaContext", "deadline_from", "retrying", "transient"]
 
 
 class LambdaContext(Protocol):
@@ -29,13 +29,6 @@ def deadline_from(context: LambdaContext | None, *, margin: float = 0.0) -> floa
     if context is None:
         return None
     return time.monotonic() + context.get_remaining_time_in_millis() / 1000.0 - margin
-
-
-def remaining(deadline: float | None) -> float | None:
-    """Seconds left before ``deadline`` (never negative), or None when there is none."""
-    if deadline is None:
-        return None
-    return max(0.0, deadline - time.monotonic())
 
 
 class _StopAtDeadline(tenacity.stop.stop_base):
