@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Callable
 
 import pytest
-from botocore.exceptions import ReadTimeoutError
+from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 
 from stateless_state import Count, OperationStats, Store
 from stateless_state.testing import DynamoDBLocal, FaultInjector
@@ -20,7 +20,7 @@ def add_until_answered(store: Store, token: str) -> Count:
     for _ in range(20):
         try:
             return c.add(1, token=token)
-        except ReadTimeoutError:
+        except (BotoCoreError, ClientError):  # botocore gave up (its retry quota can run dry)
             continue
     raise AssertionError("never answered")
 
