@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from patterns.batcher import Arrival, Batcher, BatchState, Thresholds
+from patterns.testing import arrival_streams
 from stateless_state import InvalidArgument, LeaseLost, LeaseUnavailable, Store
 
 
@@ -152,3 +156,22 @@ def test_bad_batcher_arguments(moto_store: Store) -> None:
         b.add(Arrival("", 1, 0.0))
     with pytest.raises(InvalidArgument, match="not a batch id"):
         b.batch("nope")
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(stream=arrival_streams(30), count=st.integers(1, 5))
+def test_any_stream_with_duplicates_batches_each_arrival_once(
+    moto_store: Store, stream: list[str], count: int
+) -> None:
+    name = f"h{uuid.uuid4().hex[:12]}"
+    b = Batcher(moto_store, name, Thresholds(count=count, bytes=None, age=None))
+    results = [b.add(Arrival(a, 1, 0.0)) for a in stream]
+    firsts = [a for a, r in zip(stream, results, strict=True) if not r.duplicate]
+    assert sorted(firsts) == sorted(set(stream)), "each distinct arrival added once"
+    members = [m.id for x in b.batches() for m in b.members(x.id)]
+    assert sorted(members) == sorted(set(stream)), "and a member of exactly one batch"
+    sealed = [r.sealed for r in results if r.sealed]
+    assert all(s.count == count for s in sealed)
+    assert len(sealed) == len(set(stream)) // count
