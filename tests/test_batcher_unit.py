@@ -159,7 +159,7 @@ def test_bad_batcher_arguments(moto_store: Store) -> None:
 
 
 @settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(stream=arrival_streams(30), count=st.integers(1, 5))
 def test_any_stream_with_duplicates_batches_each_arrival_once(
