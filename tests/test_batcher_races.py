@@ -7,6 +7,7 @@ from __future__ import annotations
 import multiprocessing
 import random
 import threading
+import time
 from collections import Counter
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
@@ -89,6 +90,12 @@ def test_every_arrival_in_exactly_one_batch(ddb_store: Store) -> None:
         stop.set()
         sweeping.join()
     b = Batcher(ddb_store, "race", Thresholds(*thresholds), lanes)
+    # Whether the sweeper sealed some batch by age during the run depends on this machine's
+    # speed; the last open batches are sealed by age here, once, whatever it was.
+    still_open = {x.id for x in b.batches() if x.state == BatchState.OPEN}
+    last = b.seal_due(now=time.time() + 60)
+    assert {x.id for x in last} == still_open
+    sweeper_sealed.extend(x.id for x in last)
     reasons = Counter(x.seal_reason for x in b.batches() if x.seal_reason)
-    assert min(reasons["count"], reasons["bytes"]) >= 10 and reasons["age"] >= 1, reasons
+    assert min(reasons["count"], reasons["bytes"]) >= 10, reasons
     check_membership(b, outcomes, sweeper_sealed, distinct)
