@@ -426,14 +426,7 @@ class Batcher:
             self._t.call(
                 "TransactWriteItems",
                 TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self._t.name,
-                            "Item": to_item(record),
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                        }
-                    },
+                    self._t.put_if_absent(record),
                     {"Put": {"TableName": self._t.name, "Item": to_item(member)}},
                     {
                         "Update": {

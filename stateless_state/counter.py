@@ -221,14 +221,7 @@ class Counter:
             self._t.call(
                 "TransactWriteItems",
                 TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self._t.name,
-                            "Item": to_item(record),
-                            "ConditionExpression": "attribute_not_exists(sk)",
-                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                        }
-                    },
+                    self._t.put_if_absent(record),
                     {
                         "Update": {
                             "TableName": self._t.name,
@@ -327,14 +320,7 @@ class ShardedCounter:
                         self._t.call(
                             "TransactWriteItems",
                             TransactItems=[
-                                {
-                                    "Put": {
-                                        "TableName": self._t.name,
-                                        "Item": to_item(record),
-                                        "ConditionExpression": "attribute_not_exists(sk)",
-                                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                                    }
-                                },
+                                self._t.put_if_absent(record),
                                 {"Update": update},
                             ],
                         )

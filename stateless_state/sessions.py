@@ -114,11 +114,16 @@ class _Windows:
     kind = "sessions"
 
     def __init__(
-        self, table: Table, name: str, *, allowed_lateness: float, retention: float
+        self,
+        table: Table,
+        name: str,
+        *,
+        allowed_lateness: timedelta | float,
+        retention: timedelta | float,
     ) -> None:
         self.name = name
-        self.allowed_lateness = allowed_lateness
-        self.retention = retention
+        self.allowed_lateness = _seconds(allowed_lateness, "allowed_lateness")
+        self.retention = _seconds(retention, "retention")
         self._t = table
 
     def _pk(self, key: str) -> str:
@@ -165,21 +170,14 @@ class _Windows:
         if token is None:
             return []
         return [
-            {
-                "Put": {
-                    "TableName": self._t.name,
-                    "Item": _to_item(
-                        {
-                            "pk": f"{self.kind}token#{self.name}#{token}",
-                            "sk": "token",
-                            "nonce": nonce,
-                            "ttl": int(due + self.retention),
-                        }
-                    ),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            self._t.put_if_absent(
+                {
+                    "pk": f"{self.kind}token#{self.name}#{token}",
+                    "sk": "token",
+                    "nonce": nonce,
+                    "ttl": int(due + self.retention),
                 }
-            }
+            )
         ]
 
     def _pinned(self, item: dict[str, Any], action: str) -> dict[str, Any]:
@@ -336,12 +334,7 @@ class SessionWindows(_Windows):
         self.max_duration = _seconds(max_duration, "max_duration")
         if self.gap <= 0 or self.max_duration <= 0:
             raise InvalidArgument("gap and max_duration must be positive")
-        super().__init__(
-            table,
-            name,
-            allowed_lateness=_seconds(allowed_lateness, "allowed_lateness"),
-            retention=_seconds(retention, "retention"),
-        )
+        super().__init__(table, name, allowed_lateness=allowed_lateness, retention=retention)
 
     def _due(self, s: Session) -> float:
         return s.last + self.gap + self.allowed_lateness
@@ -447,12 +440,7 @@ class TumblingWindows(_Windows):
         self.size = _seconds(size, "size")
         if self.size <= 0:
             raise InvalidArgument("size must be positive")
-        super().__init__(
-            table,
-            name,
-            allowed_lateness=_seconds(allowed_lateness, "allowed_lateness"),
-            retention=_seconds(retention, "retention"),
-        )
+        super().__init__(table, name, allowed_lateness=allowed_lateness, retention=retention)
 
     def _due(self, s: Session) -> float:
         return s.start + self.size + self.allowed_lateness
