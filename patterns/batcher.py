@@ -1,6 +1,7 @@
 """The batcher: accumulate arrivals until a threshold seals a batch, then load each batch once.
 
-Item layout, per stream and lane (single table):
+Item layout, per stream and lane (single table; keys from :mod:`stateless_state.keys`, so any
+stream name gets its own items):
 
 * batch   ``pk=batch#<stream>#<lane>, sk=<seq:012d>``: state, count, bytes, opened_at, and the
   loading lifecycle (attempts, fence, loader, lease_until, statement_id, error). While a batch waits
@@ -27,23 +28,23 @@ request; the two-item layout with a GSI would cost 5 and needs a count-convergen
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import secrets
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import tenacity
 
-from stateless_state import InvalidArgument, LeaseLost, LeaseUnavailable, Store
+from stateless_state import InvalidArgument, LeaseLost, LeaseUnavailable, Store, domain, keys
 from stateless_state._table import (
     INDEX_NAME,
     ConditionFailed,
     Table,
     TransactionCanceled,
-    check_name,
     from_item,
     serialize,
     to_item,
@@ -73,10 +74,9 @@ class BatchState:
     ABANDONED = "abandoned"
 
 
-def _seconds(value: timedelta | float | None) -> float | None:
-    if value is None:
-        return None
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+MAX_ARRIVAL_ID_BYTES = 4096
+MAX_ARRIVAL_SIZE = 2**63 - 1
+MAX_DATA_BYTES = 65_536
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,26 +92,61 @@ class Thresholds:
     def __post_init__(self) -> None:
         for name in ("count", "bytes"):
             v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-                raise InvalidArgument(f"Thresholds.{name} must be a positive int or None")
-        age = _seconds(self.age)
-        if age is not None and age <= 0:
-            raise InvalidArgument("Thresholds.age must be positive or None")
+            if v is not None:
+                domain.integer(v, f"Thresholds.{name}", minimum=1, maximum=MAX_ARRIVAL_SIZE)
+        if self.age is not None:
+            domain.duration(self.age, "Thresholds.age")
         if self.count is None and self.bytes is None and self.age is None:
             raise InvalidArgument("at least one threshold (count, bytes or age) must be set")
+
+    @property
+    def age_seconds(self) -> float | None:
+        return None if self.age is None else domain.duration(self.age, "Thresholds.age")
 
 
 @dataclass(frozen=True, slots=True)
 class Arrival:
     """Something that arrived: a file, usually. ``id`` identifies it globally (for S3: bucket,
     key and version or ETag, so a rewritten object is a new arrival and a redelivered event is
-    not); ``size`` in bytes; ``at`` its event time (epoch seconds); ``data`` what the loader
-    needs (JSON-compatible)."""
+    not); ``size`` in bytes; ``at`` its event time (an aware datetime or epoch seconds, kept as
+    epoch seconds); ``data`` what the loader needs (JSON-compatible).
+
+    Validated when built, so a bad arrival never reaches a write: ``id`` a non-empty str of at
+    most 4,096 bytes, ``size`` an int from 0 to 2**63 - 1, ``at`` an instant (years 1 to 9999),
+    ``data`` a JSON object of at most 64 KiB whose numbers DynamoDB can store. Raises
+    :class:`InvalidArgument` naming the field.
+    """
 
     id: str
     size: int
-    at: float
+    at: float | datetime
     data: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not self.id:
+            raise InvalidArgument(f"Arrival.id must be a non-empty str, got {self.id!r}")
+        try:
+            id_bytes = len(self.id.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise InvalidArgument(f"Arrival.id {self.id!r} contains a lone surrogate") from None
+        if id_bytes > MAX_ARRIVAL_ID_BYTES:
+            raise InvalidArgument(
+                f"Arrival.id is {id_bytes} bytes; the limit is {MAX_ARRIVAL_ID_BYTES}"
+            )
+        domain.integer(self.size, "Arrival.size", minimum=0, maximum=MAX_ARRIVAL_SIZE)
+        object.__setattr__(self, "at", domain.instant(self.at, "Arrival.at"))
+        if not isinstance(self.data, Mapping):
+            raise InvalidArgument(f"Arrival.data must be a mapping, got {type(self.data).__name__}")
+        domain.check_storable(self.data, "Arrival.data")
+        try:
+            data_bytes = len(json.dumps(self.data, allow_nan=False).encode())
+        except (TypeError, ValueError) as e:
+            raise InvalidArgument(f"Arrival.data is not JSON-compatible ({e})") from None
+        if data_bytes > MAX_DATA_BYTES:
+            raise InvalidArgument(
+                f"Arrival.data is {data_bytes} bytes of JSON; the limit is {MAX_DATA_BYTES} "
+                "(keep what the loader needs; store the rest elsewhere)"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,18 +278,16 @@ class Batcher:
         retry_backoff: timedelta | float = timedelta(seconds=30),
         load_lease: timedelta | float = timedelta(minutes=5),
     ) -> None:
-        check_name("stream", stream)
-        if "#" in stream or "/" in stream:
-            raise InvalidArgument(f"stream {stream!r} must not contain '#' or '/'")
+        domain.name("stream", stream)
         if isinstance(lanes, bool) or not isinstance(lanes, int) or not 1 <= lanes <= 256:
             raise InvalidArgument(f"lanes must be an int from 1 to 256, got {lanes!r}")
         self.store = store
         self.stream = stream
         self.thresholds = thresholds or Thresholds()
         self.lanes = lanes
-        self.max_attempts = max_attempts
-        self.retry_backoff = _seconds(retry_backoff) or 30.0
-        self.load_lease = _seconds(load_lease) or 300.0
+        self.max_attempts = domain.integer(max_attempts, "max_attempts", minimum=1, maximum=1000)
+        self.retry_backoff = domain.duration(retry_backoff, "retry_backoff", allow_zero=True)
+        self.load_lease = domain.duration(load_lease, "load_lease")
         self._t: Table = store.table
         self._open: dict[int, int] = {}
 
@@ -268,13 +301,17 @@ class Batcher:
         return int(_digest(arrival_id)[:8], 16) % self.lanes
 
     def _batch_key(self, lane: int, seq: int) -> dict[str, str]:
-        return {"pk": f"batch#{self.stream}#{lane}", "sk": f"{seq:012d}"}
+        return keys.batch(self.stream, lane, seq).item()
 
     def _member_pk(self, lane: int, seq: int) -> str:
-        return f"member#{self.stream}#{lane}#{seq:012d}"
+        return keys.member_partition(self.stream, lane, seq)
 
     def _arrival_key(self, arrival_id: str) -> dict[str, str]:
-        return {"pk": f"arrival#{self.stream}#{_digest(arrival_id)}", "sk": "arrival"}
+        return keys.arrival(self.stream, _digest(arrival_id)).item()
+
+    def _index(self, word: str, at: float, batch_id_: str) -> dict[str, str]:
+        entry = keys.batch_index(word, self.stream, at, batch_id_)
+        return {"gsi1pk": entry.pk, "gsi1sk": entry.sk}
 
     # adding
 
@@ -283,7 +320,7 @@ class Batcher:
             "Query",
             TableName=self._t.name,
             KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": serialize(f"batch#{self.stream}#{lane}")},
+            ExpressionAttributeValues={":pk": serialize(self._batch_key(lane, 0)["pk"])},
             ScanIndexForward=False,
             Limit=1,
             ConsistentRead=True,
@@ -299,7 +336,8 @@ class Batcher:
 
     def add(self, arrival: Arrival) -> AddResult:
         """Add ``arrival`` to its lane's open batch, exactly once; see the class docstring."""
-        _check_arrival(arrival)
+        if not isinstance(arrival, Arrival):
+            raise InvalidArgument(f"expected an Arrival, got {type(arrival).__name__}")
         lane = self.lane_of(arrival.id)
         nonce = secrets.token_hex(8)
         plan: dict[str, Any] = {"seq": self._open.get(lane), "seal": None}
@@ -374,8 +412,8 @@ class Batcher:
                 {
                     ":sealed": BatchState.SEALED,
                     ":reason": reason,
-                    ":gpk": f"pending#{self.stream}",
-                    ":gsk": f"{now:017.6f}#{bid}",
+                    ":gpk": self._index("pending", now, bid)["gsi1pk"],
+                    ":gsk": self._index("pending", now, bid)["gsi1sk"],
                 }
             )
             if seal == "new":
@@ -517,16 +555,16 @@ class Batcher:
 
     # sealing by age
 
-    def seal_due(self, now: float | None = None) -> list[Batch]:
+    def seal_due(self, now: float | datetime | None = None) -> list[Batch]:
         """Seal every lane's open batch older than ``thresholds.age``; return those this call
         sealed. Each batch is returned by exactly one caller, however many sweepers run.
 
         Cost: one ``Query`` per lane, plus one conditional ``UpdateItem`` per batch sealed.
         """
-        age = _seconds(self.thresholds.age)
+        age = self.thresholds.age_seconds
         if age is None:
             return []
-        now = time.time() if now is None else now
+        now = time.time() if now is None else domain.instant(now, "now")
         sealed = []
         for lane in range(self.lanes):
             latest = self._latest(lane)
@@ -552,8 +590,8 @@ class Batcher:
                             ":open": BatchState.OPEN,
                             ":now": now,
                             ":age": "age",
-                            ":gpk": f"pending#{self.stream}",
-                            ":gsk": f"{now:017.6f}#{latest.id}",
+                            ":gpk": self._index("pending", now, latest.id)["gsi1pk"],
+                            ":gsk": self._index("pending", now, latest.id)["gsi1sk"],
                         }.items()
                     },
                     ReturnValues="ALL_NEW",
@@ -592,7 +630,7 @@ class Batcher:
         for ln in range(self.lanes) if lane is None else [lane]:
             for item in self._query(
                 KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues={":pk": serialize(f"batch#{self.stream}#{ln}")},
+                ExpressionAttributeValues={":pk": serialize(self._batch_key(ln, 0)["pk"])},
                 ScanIndexForward=not newest_first,
             ):
                 yield _batch_from(item)
@@ -604,7 +642,9 @@ class Batcher:
         items = self._query(
             IndexName=INDEX_NAME,
             KeyConditionExpression="gsi1pk = :pk",
-            ExpressionAttributeValues={":pk": serialize(f"pending#{self.stream}")},
+            ExpressionAttributeValues={
+                ":pk": serialize(keys.index_partition("pending", self.stream))
+            },
         )
         return [_batch_from(i) for i in items]
 
@@ -613,7 +653,9 @@ class Batcher:
         items = self._query(
             IndexName=INDEX_NAME,
             KeyConditionExpression="gsi1pk = :pk",
-            ExpressionAttributeValues={":pk": serialize(f"failed#{self.stream}")},
+            ExpressionAttributeValues={
+                ":pk": serialize(keys.index_partition("failed", self.stream))
+            },
         )
         return [_batch_from(i) for i in items]
 
@@ -627,7 +669,7 @@ class Batcher:
         crashed loader). Raises :class:`LeaseUnavailable` otherwise. The returned ticket's
         ``fence`` exceeds every earlier loader's. One conditional ``UpdateItem``."""
         _, lane, seq = parse_batch_id(batch_id_)
-        seconds = _seconds(lease) or self.load_lease
+        seconds = self.load_lease if lease is None else domain.duration(lease, "lease")
         now = time.time()
         nonce = secrets.token_hex(8)
         try:
@@ -697,8 +739,8 @@ class Batcher:
             values: dict[str, Any] = {
                 ":sealed": BatchState.SEALED,
                 ":zero": 0,
-                ":gpk": f"pending#{self.stream}",
-                ":gsk": f"{now:017.6f}#{batch_id_}",
+                ":gpk": self._index("pending", now, batch_id_)["gsi1pk"],
+                ":gsk": self._index("pending", now, batch_id_)["gsi1sk"],
             }
         elif action == "abandon":
             expression = (
@@ -783,7 +825,7 @@ class LoadTicket:
             {
                 ":failed": BatchState.FAILED,
                 ":e": error[:2000],
-                ":gpk": f"failed#{self.batcher.stream}",
+                ":gpk": keys.index_partition("failed", self.batcher.stream),
             },
             "failure",
         )
@@ -794,14 +836,3 @@ def _replace(batch: Batch, **changes: Any) -> Batch:
     from dataclasses import replace
 
     return replace(batch, **changes)
-
-
-def _check_arrival(arrival: Arrival) -> None:
-    if not isinstance(arrival, Arrival):
-        raise InvalidArgument(f"expected an Arrival, got {type(arrival).__name__}")
-    if not isinstance(arrival.id, str) or not arrival.id:
-        raise InvalidArgument("Arrival.id must be a non-empty str")
-    if isinstance(arrival.size, bool) or not isinstance(arrival.size, int) or arrival.size < 0:
-        raise InvalidArgument(f"Arrival.size must be a non-negative int, got {arrival.size!r}")
-    if isinstance(arrival.at, bool) or not isinstance(arrival.at, int | float):
-        raise InvalidArgument(f"Arrival.at must be epoch seconds, got {arrival.at!r}")

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from stateless_state import InvalidArgument
 
@@ -81,7 +82,10 @@ def build_manifest(
             raise InvalidArgument(f"member {m.id!r} has no {e} in its data") from None
         urls[url] = max(urls.get(url, 0), m.size)
     entries = tuple(ManifestEntry(u, n) for u, n in sorted(urls.items()))
-    return Manifest(batch_id, bucket, f"{prefix}{batch_id}.manifest", entries)
+    # Stream names are opaque: percent-encode all but the separators of the batch id, so a
+    # stream with '#', '?' or spaces still gives a plain S3 key.
+    key = f"{prefix}{quote(batch_id, safe='/:')}.manifest"
+    return Manifest(batch_id, bucket, key, entries)
 
 
 def write_manifest(s3: Any, manifest: Manifest) -> None:

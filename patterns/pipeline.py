@@ -22,10 +22,10 @@ from typing import Any
 from stateless_state import LeaseLost, LeaseUnavailable, MalformedEvent, Store
 from stateless_state._retry import LambdaContext
 
-from .batcher import Arrival, Batcher, BatchState, Thresholds
+from .batcher import Batcher, BatchState, Thresholds
 from .manifest import build_manifest, check_bucket, write_manifest
 from .redshift import Loader
-from .s3 import parse_s3_event
+from .s3 import ParseResult, parse_s3_event
 
 __all__ = ["HandleReport", "S3ToRedshift", "SweepReport"]
 
@@ -86,6 +86,10 @@ class S3ToRedshift:
             load_lease=load_lease,
         )
         self.loader = loader
+        # A loader that cannot take every stream name (SQL literals) says so now, not at load.
+        check_stream = getattr(loader, "check_stream", None)
+        if callable(check_stream):
+            check_stream(stream)
         self.manifest_bucket = check_bucket(manifest_bucket)
         self.manifest_prefix = manifest_prefix
         self.min_load_time = (
@@ -121,15 +125,18 @@ class S3ToRedshift:
         self, event: Mapping[str, Any], context: LambdaContext | None = None
     ) -> dict[str, Any]:
         """The S3-triggered handler. Returns a summary; for SQS events, the partial batch
-        response (``batchItemFailures``) naming the messages that were malformed.
+        response (``batchItemFailures``) naming exactly the messages that failed.
 
-        A partly malformed event loses nothing: the good records are added first. Then, for a
-        direct S3, SNS or EventBridge event, :class:`MalformedEvent` is raised so the invocation
-        fails (and goes to the dead-letter destination after Lambda's retries, which re-add
-        nothing thanks to the dedupe).
+        A partly bad event loses nothing: every good record is added, a good record beside a
+        bad one in the same SNS or SQS message included. For SQS, a message fails when one of
+        its records is malformed or could not be added; the others succeed. For a direct S3,
+        SNS or EventBridge event, which has no partial response, the good records are added
+        first and then the invocation fails (:class:`MalformedEvent`, or the add's error), so
+        it goes to the dead-letter destination after Lambda's retries, which re-add nothing
+        thanks to the dedupe.
         """
         parsed = parse_s3_event(event)
-        report = self._add(parsed.arrivals, context)
+        report = self._add(parsed, context)
         report.errors = parsed.errors
         if parsed.errors and not parsed.failed_message_ids:
             raise MalformedEvent("; ".join(parsed.errors))
@@ -141,10 +148,18 @@ class S3ToRedshift:
             **parsed.sqs_response(),
         }
 
-    def _add(self, arrivals: list[Arrival], context: LambdaContext | None) -> HandleReport:
+    def _add(self, parsed: ParseResult, context: LambdaContext | None) -> HandleReport:
         report = HandleReport()
-        for arrival in arrivals:
-            result = self.batcher.add(arrival)
+        first_error: Exception | None = None
+        for arrival, message_id in zip(parsed.arrivals, parsed.message_ids, strict=True):
+            try:
+                result = self.batcher.add(arrival)
+            except Exception as e:  # one arrival's failure must not cost its siblings
+                if message_id is None:
+                    first_error = first_error or e
+                else:
+                    parsed.fail_message(message_id)
+                continue
             report.arrivals += 1
             report.duplicates += int(result.duplicate)
             if result.sealed is not None:
@@ -152,6 +167,8 @@ class S3ToRedshift:
         for batch_id in report.sealed:
             if self._time_left(context) >= self.min_load_time:
                 report.loads[batch_id] = self.load(batch_id, context)
+        if first_error is not None:
+            raise first_error
         return report
 
     def load(self, batch_id: str, context: LambdaContext | None = None) -> str:

@@ -165,6 +165,17 @@ class RedshiftDataApiLoader:
             kwargs["DbUser"] = self.db_user
         return kwargs
 
+    def check_stream(self, stream: str) -> None:
+        """Raise :class:`InvalidArgument` unless batches of ``stream`` can be loaded: their ids
+        become SQL literals, so this loader accepts only letters, digits, ``_ . : -`` in stream
+        names (the batcher itself takes any name). The pipeline calls it when it is built."""
+        _check(
+            _BATCH_ID,
+            f"{stream}/0/{0:012d}",
+            "stream name for Redshift",
+            "stream names loaded into Redshift may use only letters, digits, '_', '.', ':', '-'",
+        )
+
     def ledger_ddl(self) -> str:
         """The one-time DDL for the ledger table."""
         return (

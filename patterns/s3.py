@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import unquote_plus
 
-from stateless_state import MalformedEvent
+from stateless_state import InvalidArgument, MalformedEvent
 
 from .batcher import Arrival
 
@@ -26,17 +26,26 @@ __all__ = ["ParseResult", "parse_s3_event", "s3_arrivals"]
 class ParseResult:
     """Arrivals from every well-formed record, and what was wrong with the rest.
 
-    ``failed_message_ids`` lists the SQS message ids whose records were malformed: return them as
-    ``{"batchItemFailures": [{"itemIdentifier": id}, ...]}`` (SQS partial batch responses) so SQS
-    redelivers only those, then sends them to the dead-letter queue.
+    Each S3 record is parsed on its own, so a bad record never takes a good one with it, even
+    inside one SNS or SQS message. ``message_ids[i]`` is the SQS message ``arrivals[i]`` came
+    from (None outside SQS). ``failed_message_ids`` lists the SQS messages that held a
+    malformed record: return them as ``{"batchItemFailures": [{"itemIdentifier": id}, ...]}``
+    (SQS partial batch responses) so SQS redelivers only those (their good records are added
+    again as duplicates, which changes nothing), then sends them to the dead-letter queue.
     """
 
     arrivals: list[Arrival] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     failed_message_ids: list[str] = field(default_factory=list)
+    message_ids: list[str | None] = field(default_factory=list)
 
     def sqs_response(self) -> dict[str, list[dict[str, str]]]:
         return {"batchItemFailures": [{"itemIdentifier": m} for m in self.failed_message_ids]}
+
+    def fail_message(self, message_id: str | None) -> None:
+        """Record that SQS message ``message_id`` must be redelivered (once)."""
+        if message_id is not None and message_id not in self.failed_message_ids:
+            self.failed_message_ids.append(message_id)
 
 
 def s3_arrivals(event: Mapping[str, Any]) -> list[Arrival]:
@@ -50,14 +59,41 @@ def s3_arrivals(event: Mapping[str, Any]) -> list[Arrival]:
     return result.arrivals
 
 
+class _Sink:
+    """Where one envelope's records go: arrivals and errors, tagged with their SQS message."""
+
+    def __init__(self, result: ParseResult, where: str, message_id: str | None) -> None:
+        self.result, self.where, self.message_id = result, where, message_id
+
+    def arrival(self, arrival: Arrival) -> None:
+        self.result.arrivals.append(arrival)
+        self.result.message_ids.append(self.message_id)
+
+    def error(self, what: str, problem: str) -> None:
+        self.result.errors.append(f"{what}: {problem}")
+        self.result.fail_message(self.message_id)
+
+    def attempt(self, what: str, parse: Any) -> None:
+        try:
+            parse()
+        except MalformedEvent as e:
+            self.error(what, str(e))
+
+
 def parse_s3_event(event: Mapping[str, Any]) -> ParseResult:
-    """Parse every record it can; collect the errors of the others (nothing valid is lost)."""
+    """Parse every record it can; collect the errors of the others (nothing valid is lost).
+
+    Every arrival is validated as the batcher will store it (see
+    :class:`~patterns.batcher.Arrival`), so a record the batcher would refuse is a parse error
+    here, not a failure in the middle of adding an event.
+    """
     result = ParseResult()
     if not isinstance(event, Mapping):
         result.errors.append(f"event is a {type(event).__name__}, not a JSON object")
         return result
     if event.get("detail-type") == "Object Created" or event.get("source") == "aws.s3":
-        _collect(result, "event", lambda: _from_eventbridge(event))
+        sink = _Sink(result, "event", None)
+        sink.attempt("event", lambda: _from_eventbridge(event, sink))
         return result
     if event.get("Event") == "s3:TestEvent":
         return result
@@ -74,29 +110,24 @@ def parse_s3_event(event: Mapping[str, Any]) -> ParseResult:
             continue
         source = record.get("eventSource") or record.get("EventSource")
         if source == "aws:sqs":
-            before = len(result.errors)
-            _collect(result, where, lambda r=record: _from_text(r.get("body"), "body"))
-            if len(result.errors) > before and record.get("messageId"):
-                result.failed_message_ids.append(str(record["messageId"]))
+            message_id = record.get("messageId")
+            sink = _Sink(result, where, str(message_id) if message_id else None)
+            sink.attempt(where, lambda r=record, k=sink: _from_text(r.get("body"), "body", k))
         elif source == "aws:sns":
-            _collect(
-                result,
+            sink = _Sink(result, where, None)
+            sink.attempt(
                 where,
-                lambda r=record: _from_text((r.get("Sns") or {}).get("Message"), "Sns.Message"),
+                lambda r=record, k=sink: _from_text(
+                    (r.get("Sns") or {}).get("Message"), "Sns.Message", k
+                ),
             )
         else:
-            _collect(result, where, lambda r=record: _from_s3_records([r]))
+            sink = _Sink(result, where, None)
+            _from_s3_records([record], sink, where, single=True)
     return result
 
 
-def _collect(result: ParseResult, where: str, parse: Any) -> None:
-    try:
-        result.arrivals.extend(parse())
-    except MalformedEvent as e:
-        result.errors.append(f"{where}: {e}")
-
-
-def _from_text(text: Any, what: str) -> list[Arrival]:
+def _from_text(text: Any, what: str, sink: _Sink) -> None:
     if not isinstance(text, str):
         raise MalformedEvent(f"{what} is missing or not a string")
     try:
@@ -104,16 +135,18 @@ def _from_text(text: Any, what: str) -> list[Arrival]:
     except json.JSONDecodeError as e:
         raise MalformedEvent(f"{what} is not JSON ({e.msg} at {e.pos})") from None
     if isinstance(inner, Mapping) and inner.get("Type") == "Notification":
-        return _from_text(inner.get("Message"), f"{what} (SNS) Message")
+        _from_text(inner.get("Message"), f"{what} (SNS) Message", sink)
+        return
     if isinstance(inner, Mapping) and inner.get("Event") == "s3:TestEvent":
-        return []
+        return
     if isinstance(inner, Mapping) and (
         inner.get("detail-type") == "Object Created" or inner.get("source") == "aws.s3"
     ):
-        return _from_eventbridge(inner)
+        _from_eventbridge(inner, sink)
+        return
     if not isinstance(inner, Mapping) or not isinstance(inner.get("Records"), list):
         raise MalformedEvent(f"{what} holds no S3 'Records' list")
-    return _from_s3_records(inner["Records"])
+    _from_s3_records(inner["Records"], sink, f"{sink.where} {what}", single=False)
 
 
 def _require(obj: Any, path: str) -> Any:
@@ -129,9 +162,18 @@ def _epoch(text: Any, what: str) -> float:
     if not isinstance(text, str):
         raise MalformedEvent(f"{what} is not a timestamp string")
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise MalformedEvent(f"{what} {text!r} is not an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        raise MalformedEvent(f"{what} {text!r} has no time zone (S3 sends UTC, ending in Z)")
+    return parsed.timestamp()
+
+
+def _version(value: Any) -> Any:
+    # S3 writes versionId "null" for objects written while versioning was off or suspended:
+    # that is the absence of a version, not a version id.
+    return None if value in (None, "", "null") else value
 
 
 def _arrival(
@@ -143,6 +185,7 @@ def _arrival(
         raise MalformedEvent("object key is empty")
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise MalformedEvent(f"object size {size!r} is not a non-negative integer")
+    version = _version(version)
     if version:
         tag = f"v={version}"
     elif etag or sequencer:
@@ -153,42 +196,48 @@ def _arrival(
     for name, value in (("version_id", version), ("etag", etag), ("sequencer", sequencer)):
         if value:
             data[name] = str(value)
-    return Arrival(f"s3://{bucket}/{key}#{tag}", size, at, data)
+    try:
+        return Arrival(f"s3://{bucket}/{key}#{tag}", size, at, data)
+    except InvalidArgument as e:
+        raise MalformedEvent(f"s3://{bucket}/{key}: {e}") from None
 
 
-def _from_s3_records(records: Iterable[Any]) -> list[Arrival]:
-    out = []
-    for record in records:
-        name = _require(record, "eventName")
-        if not isinstance(name, str) or not name.startswith("ObjectCreated:"):
-            continue
-        obj = _require(record, "s3.object")
-        raw_key = _require(record, "s3.object.key")
-        if not isinstance(raw_key, str):
-            raise MalformedEvent("s3.object.key is not a string")
-        out.append(
-            _arrival(
-                _require(record, "s3.bucket.name"),
-                unquote_plus(raw_key),
-                size=obj.get("size", 0),
-                at=_epoch(_require(record, "eventTime"), "eventTime"),
-                version=obj.get("versionId"),
-                etag=obj.get("eTag"),
-                sequencer=obj.get("sequencer"),
-            )
+def _from_s3_records(records: Iterable[Any], sink: _Sink, where: str, *, single: bool) -> None:
+    for i, record in enumerate(records):
+        what = where if single else f"{where} Records[{i}]"
+        sink.attempt(what, lambda r=record: _one_s3_record(r, sink))
+
+
+def _one_s3_record(record: Any, sink: _Sink) -> None:
+    name = _require(record, "eventName")
+    if not isinstance(name, str) or not name.startswith("ObjectCreated:"):
+        return
+    obj = _require(record, "s3.object")
+    raw_key = _require(record, "s3.object.key")
+    if not isinstance(raw_key, str):
+        raise MalformedEvent("s3.object.key is not a string")
+    sink.arrival(
+        _arrival(
+            _require(record, "s3.bucket.name"),
+            unquote_plus(raw_key),
+            size=obj.get("size", 0),
+            at=_epoch(_require(record, "eventTime"), "eventTime"),
+            version=obj.get("versionId"),
+            etag=obj.get("eTag"),
+            sequencer=obj.get("sequencer"),
         )
-    return out
+    )
 
 
-def _from_eventbridge(event: Mapping[str, Any]) -> list[Arrival]:
+def _from_eventbridge(event: Mapping[str, Any], sink: _Sink) -> None:
     if event.get("detail-type") != "Object Created":
-        return []
+        return
     # EventBridge delivers keys as they are, not URL-encoded.
     key = _require(event, "detail.object.key")
     if not isinstance(key, str):
         raise MalformedEvent("detail.object.key is not a string")
     obj = _require(event, "detail.object")
-    return [
+    sink.arrival(
         _arrival(
             _require(event, "detail.bucket.name"),
             key,
@@ -198,4 +247,4 @@ def _from_eventbridge(event: Mapping[str, Any]) -> list[Arrival]:
             etag=obj.get("etag"),
             sequencer=obj.get("sequencer"),
         )
-    ]
+    )

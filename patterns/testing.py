@@ -190,34 +190,51 @@ def install_crash_points(rate: float, log_path: str, seed: int) -> None:
 
 
 def s3_events() -> Any:
-    """A hypothesis strategy of S3 "object created" events with hostile keys (spaces, ``+``,
-    percent-encoding, unicode, 1,024-byte keys) in every envelope shape: direct, SNS, SQS, SNS
-    inside SQS, EventBridge. Each example is ``(event, [(bucket, key), ...])``: the event and
-    the objects it names, so a test can check what its handler made of it."""
+    """A hypothesis strategy of S3 "object created" events from the whole input domain, in every
+    envelope shape (direct, SNS, SQS, SNS inside SQS, EventBridge): hostile keys (spaces, ``+``,
+    percent-encoding, ``#``, control characters, unicode, 1,024-byte keys), event times from
+    decades ago to minutes ahead, sizes up to S3's 5 TiB, version ids real, absent or ``"null"``.
+    Each example is ``(event, [(bucket, key), ...])``: the event and the objects it names, so a
+    test can check what its handler made of it."""
+    from datetime import UTC, datetime
+
     from hypothesis import strategies as st
 
-    key_chars = st.characters(blacklist_categories=("Cs", "Cc"))
+    from stateless_state.testing.strategies import hostile_names, instants
+
     keys = st.one_of(
-        st.text(key_chars, min_size=1, max_size=40).filter(lambda k: k.strip() != ""),
+        hostile_names(max_size=40).filter(lambda k: k.strip() != ""),
         st.sampled_from(["a b+c.json", "x%2By.json", "日本/ファイル.gz", "q?x=1&y=2#f"]),
         st.just("k" * 1024),
     )
     objects = st.lists(
         st.tuples(st.sampled_from(["bucket-1", "b.2"]), keys), min_size=1, max_size=4
     )
+    times = instants(years_back=30, minutes_ahead=10).map(
+        lambda t: datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    )
+    sizes = st.integers(0, 5 * 2**40)
+    versions = st.sampled_from([None, "null", "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY"])
 
-    def build(envelope: str, objs: list[tuple[str, str]]) -> tuple[dict[str, Any], list[Any]]:
+    def build(
+        envelope: str, objs: list[tuple[str, str]], when: str, size: int, version: str | None
+    ) -> tuple[dict[str, Any], list[Any]]:
         if envelope == "eventbridge":
             bucket, key = objs[0]
-            return eventbridge(bucket, key, 10), [objs[0]]
-        records = [s3_record(b, k, 10, etag=f"e{i}") for i, (b, k) in enumerate(objs)]
+            event = eventbridge(bucket, key, size)
+            event["time"] = when
+            return event, [objs[0]]
+        records = [
+            s3_record(b, k, size, etag=f"e{i}", event_time=when, version=version)
+            for i, (b, k) in enumerate(objs)
+        ]
         wrapper = {"direct": direct, "sns": sns, "sqs": sqs}
         if envelope == "sqs+sns":
             return sqs(*records, via_sns=True), objs
         return wrapper[envelope](*records), objs
 
     envelopes = st.sampled_from(["direct", "sns", "sqs", "sqs+sns", "eventbridge"])
-    return st.builds(build, envelopes, objects)
+    return st.builds(build, envelopes, objects, times, sizes, versions)
 
 
 def arrival_streams(n: int = 50) -> Any:

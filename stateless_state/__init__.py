@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import domain, keys
 from .counter import Count, Counter, ShardedCounter
 from .errors import (
     AlreadyInProgress,
@@ -56,6 +57,8 @@ __all__ = [
     "Version",
     "VersionConflict",
     "Versioned",
+    "domain",
     "idempotent",
+    "keys",
 ]
 __version__ = "0.1.0"

@@ -12,6 +12,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from .domain import number
 from .errors import InvalidArgument, ItemTooLarge, TableNotFound
 from .metrics import Metrics
 
@@ -19,7 +20,6 @@ __all__ = [
     "ConditionFailed",
     "Table",
     "TransactionCanceled",
-    "check_name",
     "deserialize",
     "serialize",
 ]
@@ -30,25 +30,6 @@ Item = dict[str, Any]
 INDEX_NAME, INDEX_PK, INDEX_SK = "gsi1", "gsi1pk", "gsi1sk"
 
 _WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-MAX_NAME_BYTES = 255
-
-
-def check_name(kind: str, name: object) -> str:
-    """Validate a user-supplied name or token that becomes part of a key."""
-    if not isinstance(name, str):
-        raise InvalidArgument(f"{kind} must be a str, got {type(name).__name__}")
-    if not name:
-        raise InvalidArgument(f"{kind} must not be empty")
-    size = len(name.encode("utf-8"))
-    if size > MAX_NAME_BYTES:
-        raise InvalidArgument(
-            f"{kind} is {size} bytes in UTF-8; the limit is {MAX_NAME_BYTES}. "
-            "Hash long identifiers (e.g. hashlib.sha256(x).hexdigest()) before passing them."
-        )
-    if _CONTROL.search(name):
-        raise InvalidArgument(f"{kind} {name!r} contains control characters; remove them")
-    return name
 
 
 def serialize(value: Any) -> dict[str, Any]:
@@ -58,7 +39,7 @@ def serialize(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         return {"S": value}
     if isinstance(value, int | float):
-        return {"N": repr(value)}
+        return {"N": repr(number(value, "a number to store"))}
     if value is None:
         return {"NULL": True}
     if isinstance(value, bytes):
@@ -70,7 +51,7 @@ def serialize(value: Any) -> dict[str, Any]:
     if isinstance(value, set | frozenset):
         if all(isinstance(v, str) for v in value):
             return {"SS": sorted(value)}
-        return {"NS": sorted(repr(v) for v in value)}
+        return {"NS": sorted(repr(number(v, "a number to store")) for v in value)}
     raise InvalidArgument(f"cannot store a {type(value).__name__} in DynamoDB")
 
 
@@ -258,6 +239,11 @@ class Table:
                 f"a write to table {self.name!r} would exceed DynamoDB's 400 KB item limit "
                 f"({message}); nothing was written. Store large values in S3 (Versioned does "
                 "this for you) or split them."
+            )
+        if code == "ValidationException" and "number overflow" in message.lower():
+            return InvalidArgument(
+                f"a number in a write to table {self.name!r} would leave DynamoDB's range (38 "
+                f"significant digits, magnitude below 1E+126): {message}; nothing was written"
             )
         unchanged: Exception = e
         return unchanged

@@ -1,13 +1,17 @@
 """Conditional-write counters: exact under concurrency, once per token, never past a limit.
 
-Item layout (single table): the counter is ``pk=counter#<name>, sk=counter`` with the value in
-``v``; each token is ``pk=counter#<name>, sk=token#<token>`` and records the Count it produced, so
-a replay is answered from it. Token items expire by TTL after ``token_ttl``.
+Item layout (single table, keys from :mod:`stateless_state.keys`): the counter is
+``pk=counter#<name>, sk=counter`` with the value in ``v``; each token is
+``pk=counter#<name>, sk=token#<token>`` and records the Count it produced, so a replay is answered
+from it. Token items expire by TTL after ``token_ttl``. A counter that has ever gone down carries
+``fell`` (until :meth:`Counter.reset`): from then on its crossings are not unique, and
+:meth:`Count.crossed` says so instead of answering wrongly.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import secrets
 import time
@@ -15,8 +19,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from . import domain, keys
 from ._retry import LambdaContext, deadline_from, retrying
-from ._table import ConditionFailed, Table, TransactionCanceled, check_name, serialize, to_item
+from ._table import ConditionFailed, Table, TransactionCanceled, serialize, to_item
 from .errors import ConflictRetriesExhausted, InvalidArgument, LimitExceeded
 
 __all__ = ["Count", "Counter", "ShardedCounter"]
@@ -31,11 +36,14 @@ class Count:
     ``value`` is the counter right after this add, ``previous`` right before it. ``applied`` is
     False when the token had already been counted: nothing was added by this call, and
     ``value``/``previous`` are the ones recorded when the token was first counted.
+    ``monotone`` is False once the counter has gone down (a negative amount) since it was last
+    reset: its ranges may then overlap, and :meth:`crossed` raises instead of answering.
     """
 
     value: int
     previous: int
     applied: bool = True
+    monotone: bool = True
 
     def crossed(self, threshold: int) -> bool:
         """True when this add took the counter from below ``threshold`` to at least it.
@@ -45,21 +53,42 @@ class Count:
         ``(previous, value]`` never overlap). A replay of a token reports the original add's
         range, so a retried invocation whose first attempt crossed (and then crashed or timed
         out) sees the crossing again and can finish the work; no other token ever sees it.
+
+        That uniqueness needs a counter that only rises: once a negative amount took it down
+        (and until :meth:`Counter.reset`), a later add can cross ``threshold`` a second time, so
+        this raises :class:`InvalidArgument` rather than give a crossing that is not unique.
+        Keep thresholds on a counter of their own and count decrements elsewhere.
         """
+        if not self.monotone:
+            raise InvalidArgument(
+                f"this counter went down (a negative add) before this add: crossing "
+                f"{threshold} is not unique on it. Use a counter that only rises for "
+                "thresholds, or reset() it to start a new sequence of crossings"
+            )
         return self.previous < threshold <= self.value
 
 
-def _check_amount(amount: object) -> int:
+def _check_amount(amount: object, what: str = "amount") -> int:
     if isinstance(amount, bool) or not isinstance(amount, int):
         raise InvalidArgument(
-            f"amount must be an int, got {type(amount).__name__} {amount!r}; "
+            f"{what} must be an int, got {type(amount).__name__} {amount!r}; "
             "counters are exact integers (scale fractional quantities, e.g. to cents)"
         )
-    return amount
+    return domain.integer(amount, what)
 
 
-def _ttl(token_ttl: timedelta) -> int:
-    return int(time.time() + token_ttl.total_seconds())
+def _ttl(token_ttl: float) -> int:
+    # Rounded up: a token is never forgotten before token_ttl has passed.
+    return math.ceil(time.time() + token_ttl)
+
+
+def _replayed(record: dict[str, Any], *, applied: bool = False) -> Count:
+    return Count(
+        int(record["value"]),
+        int(record["previous"]),
+        applied,
+        bool(record.get("monotone", True)),
+    )
 
 
 class _Moved(Exception):
@@ -76,7 +105,8 @@ class Counter:
 
     Concurrency: every add is atomic. Two kinds of add, by cost and guarantee:
 
-    * ``add(n)`` without a token: one ``UpdateItem`` (1 request, 1 WCU). **At least once** under
+    * ``add(n)`` without a token: one conditional ``UpdateItem`` (1 request, 1 WCU; the
+      condition keeps ``limit`` and the 38-digit range, at no extra cost). **At least once** under
       ambiguous failures: if the request is applied but the response is lost, botocore retries it
       and the amount is counted twice. Use it for metrics where a rare over-count is acceptable.
     * ``add(n, token=t)``: **exactly once per token** across retries, duplicate events and
@@ -90,11 +120,11 @@ class Counter:
     :class:`LimitExceeded` having applied nothing.
     """
 
-    def __init__(self, table: Table, name: str, *, token_ttl: timedelta) -> None:
-        self.name = name
+    def __init__(self, table: Table, name: str, *, token_ttl: timedelta | float) -> None:
+        self.name = domain.name("counter name", name)
         self._t = table
-        self._key = {"pk": f"counter#{name}", "sk": "counter"}
-        self._token_ttl = token_ttl
+        self._key = keys.counter(name).item()
+        self._token_ttl = domain.duration(token_ttl, "token_ttl")
 
     def __repr__(self) -> str:
         return f"Counter({self.name!r})"
@@ -117,45 +147,62 @@ class Counter:
         """
         amount = _check_amount(amount)
         if limit is not None:
-            limit = _check_amount(limit)
+            limit = _check_amount(limit, "limit")
         if token is None:
             return self._add_plain(amount, limit)
-        return self._add_once(amount, check_name("token", token), limit, context)
+        return self._add_once(amount, domain.name("token", token), limit, context)
 
     def _add_plain(self, amount: int, limit: int | None) -> Count:
-        kwargs: dict[str, Any] = {}
-        if limit is not None:
-            room = limit - amount
-            kwargs["ConditionExpression"] = (
-                "attribute_not_exists(v) OR v <= :room" if room >= 0 else "v <= :room"
-            )
-            kwargs["ExpressionAttributeValues"] = {":room": serialize(room)}
+        # The condition carries both the user's limit and the exact-integer range, so neither
+        # can be passed without a read (the failed condition hands back the value: ALL_OLD).
+        high = domain.MAX_INTEGER if limit is None else min(limit, domain.MAX_INTEGER)
+        # v never exceeds MAX_INTEGER, so a larger room is the same condition.
+        room = min(high - amount, domain.MAX_INTEGER)
+        floor = -domain.MAX_INTEGER - amount
+        if room < -domain.MAX_INTEGER:
+            raise self._refused(self.get(), amount, limit)
+        values = {":a": serialize(amount), ":room": serialize(room)}
+        condition = "v <= :room"
+        if amount < 0:
+            condition += " AND v >= :floor"
+            values[":floor"] = serialize(floor)
+        if floor <= 0 <= room:
+            condition = f"attribute_not_exists(v) OR ({condition})"
+        update = "ADD v :a"
+        if amount < 0:
+            update += " SET fell = :fell"
+            values[":fell"] = serialize(True)
         try:
             r = self._t.call(
                 "UpdateItem",
                 TableName=self._t.name,
                 Key=to_item(self._key),
-                UpdateExpression="ADD v :a",
-                ExpressionAttributeValues={
-                    ":a": serialize(amount),
-                    **kwargs.pop("ExpressionAttributeValues", {}),
-                },
-                ReturnValues="UPDATED_NEW",
+                UpdateExpression=update,
+                ExpressionAttributeValues=values,
+                # ALL_NEW: the counter is two small attributes, and ``fell`` must be seen.
+                ReturnValues="ALL_NEW",
+                ConditionExpression=condition,
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                **kwargs,
             )
         except ConditionFailed as e:
-            value = int((e.old or {}).get("v", 0))
-            raise LimitExceeded(self.name, value, amount, limit or 0) from None
+            raise self._refused(int((e.old or {}).get("v", 0)), amount, limit) from None
         value = int(r["Attributes"]["v"]["N"])
         self._t.hints[self._key["pk"]] = value
-        return Count(value, value - amount, True)
+        return Count(value, value - amount, True, "fell" not in r["Attributes"])
+
+    def _refused(self, value: int, amount: int, limit: int | None) -> Exception:
+        if limit is not None and value + amount > limit:
+            return LimitExceeded(self.name, value, amount, limit)
+        return InvalidArgument(
+            f"counter {self.name!r}: {value} + {amount} leaves the range of an exact counter "
+            f"(at most {domain.MAX_INTEGER} in magnitude); nothing was applied"
+        )
 
     def _add_once(
         self, amount: int, token: str, limit: int | None, context: LambdaContext | None
     ) -> Count:
         nonce = secrets.token_hex(8)
-        token_key = {"pk": self._key["pk"], "sk": f"token#{token}"}
+        token_key = keys.counter_token(self.name, token).item()
         # The value this container last saw is a good guess for the next conditional write: when
         # it is right the add costs one request; when it is wrong the cancelled transaction hands
         # back the current value (ALL_OLD), so a retry never needs a separate read.
@@ -195,28 +242,42 @@ class Counter:
         seen: int | None,
     ) -> Count:
         value = (seen or 0) + amount
+        if abs(value) > domain.MAX_INTEGER:
+            raise InvalidArgument(
+                f"counter {self.name!r}: {seen or 0} + {amount} leaves the range of an exact "
+                f"counter (at most {domain.MAX_INTEGER} in magnitude); nothing was applied"
+            )
         if limit is not None and value > limit:
             done = self._t.get(token_key)
             if done is not None:
-                return Count(int(done["value"]), int(done["previous"]), False)
+                return _replayed(done)
             current = self._t.get(self._key)
             actual = int(current["v"]) if current and "v" in current else None
             if actual != seen:
                 raise _Moved(actual)
             raise LimitExceeded(self.name, seen or 0, amount, limit)
+        fallen = self._t.hints.get(self._key["pk"] + "#fell", 0) == 1
         record = {
             **token_key,
             "value": value,
             "previous": seen or 0,
             "nonce": nonce,
             "ttl": _ttl(self._token_ttl),
+            "monotone": not fallen and amount >= 0,
         }
         values = {":new": serialize(value)}
+        update = "SET v = :new"
         if seen is None:
             condition = "attribute_not_exists(v)"
         else:
             condition = "v = :seen"
             values[":seen"] = serialize(seen)
+        if amount < 0:
+            update += ", fell = :fell"
+            values[":fell"] = serialize(True)
+        elif not fallen:
+            # The token record says whether the counter had gone down: pin that it had not.
+            condition = f"({condition}) AND attribute_not_exists(fell)"
         try:
             self._t.call(
                 "TransactWriteItems",
@@ -226,7 +287,7 @@ class Counter:
                         "Update": {
                             "TableName": self._t.name,
                             "Key": to_item(self._key),
-                            "UpdateExpression": "SET v = :new",
+                            "UpdateExpression": update,
                             "ConditionExpression": condition,
                             "ExpressionAttributeValues": values,
                             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
@@ -238,14 +299,16 @@ class Counter:
             if e.codes[0] == "ConditionalCheckFailed":
                 old = e.old[0] or {}
                 # Our own earlier attempt (same nonce) was applied and its response lost.
-                return Count(int(old["value"]), int(old["previous"]), old.get("nonce") == nonce)
+                return _replayed(old, applied=old.get("nonce") == nonce)
             if e.codes[1] == "ConditionalCheckFailed":
                 current = e.old[1]
+                if current and "fell" in current:
+                    self._t.hints[self._key["pk"] + "#fell"] = 1
                 raise _Moved(int(current["v"]) if current and "v" in current else None) from e
             if e.conflict:
                 raise _Moved(unknown=True) from e
             raise
-        return Count(value, seen or 0, True)
+        return Count(value, seen or 0, True, bool(record["monotone"]))
 
     def get(self, *, consistent: bool = True) -> int:
         """The current value (0 if never added to). One ``GetItem``: 1 RCU consistent, 0.5 not."""
@@ -256,12 +319,15 @@ class Counter:
         """Set the value (default 0). One unconditional ``PutItem``, 1 WCU.
 
         Tokens already counted stay counted: replaying one after a reset does not add it again.
+        A reset starts a new sequence of crossings: the counter counts as never having gone
+        down (see :meth:`Count.crossed`) until its next negative add.
         """
         self._t.call(
             "PutItem",
             TableName=self._t.name,
-            Item=to_item({**self._key, "v": _check_amount(value)}),
+            Item=to_item({**self._key, "v": _check_amount(value, "value")}),
         )
+        self._t.hints.pop(self._key["pk"] + "#fell", None)
 
 
 class ShardedCounter:
@@ -276,20 +342,21 @@ class ShardedCounter:
     ``BatchGetItem`` of all shards (1 RCU per shard). The shard count may grow, never shrink.
     """
 
-    def __init__(self, table: Table, name: str, shards: int, *, token_ttl: timedelta) -> None:
+    def __init__(
+        self, table: Table, name: str, shards: int, *, token_ttl: timedelta | float
+    ) -> None:
         if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= MAX_SHARDS:
             raise InvalidArgument(f"shards must be an int from 1 to {MAX_SHARDS}, got {shards!r}")
-        self.name = name
+        self.name = domain.name("counter name", name)
         self.shards = shards
         self._t = table
-        self._token_ttl = token_ttl
+        self._token_ttl = domain.duration(token_ttl, "token_ttl")
 
     def __repr__(self) -> str:
         return f"ShardedCounter({self.name!r}, shards={self.shards})"
 
     def _shard_key(self, i: int) -> dict[str, str]:
-        # The shard number first: digits then '#', so no name can collide with another's shard.
-        return {"pk": f"shardcounter#{i}#{self.name}", "sk": "counter"}
+        return keys.shard(self.name, i).item()
 
     def add(self, amount: int = 1, *, token: str | None = None) -> bool:
         """Add ``amount`` to a random shard. Returns False when ``token`` was already counted."""
@@ -304,12 +371,11 @@ class ShardedCounter:
         if token is None:
             self._t.call("UpdateItem", **update)
             return True
-        token = check_name("token", token)
-        digest = hashlib.sha256(f"{self.name}\0{token}".encode()).hexdigest()
+        token = domain.name("token", token)
+        digest = hashlib.sha256(keys.join(self.name, token).encode()).hexdigest()
         nonce = secrets.token_hex(8)
         record = {
-            "pk": f"shardtoken#{digest}",
-            "sk": "token",
+            **keys.shard_token(digest).item(),
             "nonce": nonce,
             "ttl": _ttl(self._token_ttl),
         }

@@ -1,6 +1,6 @@
 """Idempotency keys: run a body once per key, replay its stored result to every duplicate.
 
-One item per key, ``pk=idem#<sha256(namespace, key)>, sk=idem``:
+One item per key, ``pk=idem#<sha256 of keys.join(namespace, key)>, sk=idem``:
 ``status`` (``in_progress`` | ``completed`` | ``released``), ``owner`` (a random nonce per claim),
 ``fence`` (increases with every claim), ``lease_until`` (when an in-progress claim may be taken
 over), ``hash`` (of the validated payload), ``result`` (JSON) and ``ttl``.
@@ -9,6 +9,15 @@ Fenced: completing and releasing are conditional on ``owner`` still being this c
 an invocation that outlived its lease (a zombie) can neither overwrite nor delete the record of
 the invocation that took over. That closes the hole where Powertools' unconditional success update
 and delete let a late first attempt clobber a newer owner.
+
+Clocks: a claim's lease and a record's expiry compare wall-clock times written by one Lambda host
+with the clock of another, so they are exact only to the hosts' clock skew (NTP-synchronised,
+typically milliseconds). A host whose clock runs ahead sees a lease end early and may take over
+a claim that is still running: give ``in_progress_timeout`` (or the Lambda timeout) a margin over
+the skew you expect. Safety does not rest on it: a taken-over claim can no longer complete or
+release (its nonce is gone), so the zombie's result is never stored over the new owner's.
+Expiry is rounded up to the next whole second: a completed record is replayed for at least
+``expires_after``.
 """
 
 from __future__ import annotations
@@ -17,6 +26,8 @@ import contextlib
 import functools
 import hashlib
 import json
+import logging
+import math
 import secrets
 import threading
 import time
@@ -26,8 +37,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
+from . import domain, keys
 from ._retry import LambdaContext, retrying
-from ._table import ConditionFailed, Table, check_name, serialize, to_item
+from ._table import ConditionFailed, Table, serialize, to_item
 from .errors import (
     AlreadyInProgress,
     InvalidArgument,
@@ -62,10 +74,6 @@ def payload_hash(payload: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _seconds(value: timedelta | float) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
 @dataclass(slots=True)
 class Claim:
     """The outcome of :meth:`Idempotency.claim`.
@@ -82,13 +90,15 @@ class Claim:
     lease_until: float = 0.0
     _owner: Idempotency | None = field(default=None, repr=False)
     _nonce: str = field(default="", repr=False)
+    _hash: str | None = field(default=None, repr=False)
 
     def complete(self, result: Any) -> None:
         """Store ``result`` and mark the key completed. One conditional ``UpdateItem`` (1 WCU
         for small results).
 
         Raises :class:`NotSerializable` or :class:`ItemTooLarge` (the claim is released, nothing
-        is stored), or :class:`LeaseLost` when another invocation took the key over. Transient
+        is stored: the record, its key included, must fit DynamoDB's 400 KB), or
+        :class:`LeaseLost` when another invocation took the key over. Transient
         failures that outlast botocore's retries are retried (up to 4 times, within the lease):
         losing this write would let the body run again once the lease ends.
         """
@@ -108,10 +118,16 @@ class Claim:
         # when the lease ends), and it is safe to repeat (conditional on this claim's nonce): so
         # it gets a few more tries after botocore gives up, within the claim's lease.
         lease_left = self.lease_until - time.time()
-        for attempt in retrying((), attempts=4, deadline=time.monotonic() + lease_left):
-            with attempt:
-                owner._complete(self, text)
-        owner._cache_put(self.key, result)
+        try:
+            for attempt in retrying((), attempts=4, deadline=time.monotonic() + lease_left):
+                with attempt:
+                    owner._complete(self, text)
+        except (ItemTooLarge, InvalidArgument):
+            # Refused by DynamoDB, nothing stored: keeping the claim would answer every retry
+            # with AlreadyInProgress until the lease ends.
+            self.release()
+            raise
+        owner._cache_put(self.key, result, self._hash)
 
     def release(self) -> bool:
         """Give the key up so a retry can run the body. One conditional ``UpdateItem``.
@@ -126,6 +142,13 @@ class Claim:
                 "this claim is a replay of a completed key; there is nothing to end"
             )
         return self._owner
+
+
+def _mismatch(key: str) -> PayloadMismatch:
+    return PayloadMismatch(
+        f"idempotency key {key!r} was used before with a different payload; use a new "
+        "key for a new request, or narrow `validate` to the fields that identify it"
+    )
 
 
 class Idempotency:
@@ -151,19 +174,17 @@ class Idempotency:
         in_progress_timeout: timedelta | float = timedelta(minutes=15),
         cache_size: int = 0,
     ) -> None:
-        self.namespace = check_name("namespace", namespace)
-        self.expires_after = _seconds(expires_after)
-        self.in_progress_timeout = _seconds(in_progress_timeout)
-        if self.expires_after <= 0 or self.in_progress_timeout <= 0:
-            raise InvalidArgument("expires_after and in_progress_timeout must be positive")
+        self.namespace = domain.name("namespace", namespace)
+        self.expires_after = domain.duration(expires_after, "expires_after")
+        self.in_progress_timeout = domain.duration(in_progress_timeout, "in_progress_timeout")
         self._t = table
-        self._cache_size = cache_size
-        self._cache: OrderedDict[str, tuple[Any, float]] = OrderedDict()
+        self._cache_size = domain.integer(cache_size, "cache_size", minimum=0, maximum=10**7)
+        self._cache: OrderedDict[str, tuple[Any, float, str | None]] = OrderedDict()
         self._lock = threading.Lock()
 
     def _key(self, key: str) -> dict[str, str]:
-        digest = hashlib.sha256(f"{self.namespace}\0{key}".encode()).hexdigest()
-        return {"pk": f"idem#{digest}", "sk": "idem"}
+        digest = hashlib.sha256(keys.join(self.namespace, key).encode()).hexdigest()
+        return keys.idempotency(digest).item()
 
     def claim(
         self, key: str, *, payload: Any = None, context: LambdaContext | None = None
@@ -181,10 +202,18 @@ class Idempotency:
         """
         if not isinstance(key, str) or not key:
             raise InvalidArgument(f"idempotency key must be a non-empty str, got {key!r}")
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidArgument(
+                f"idempotency key {key!r} contains a lone surrogate and cannot be stored"
+            ) from None
+        digest = payload_hash(payload) if payload is not None else None
         cached = self._cache_get(key)
         if cached is not None:
+            if digest is not None and cached[1] not in (None, digest):
+                raise _mismatch(key)
             return Claim(key, True, cached[0])
-        digest = payload_hash(payload) if payload is not None else None
         now = time.time()
         lease = (
             context.get_remaining_time_in_millis() / 1000.0
@@ -197,7 +226,7 @@ class Idempotency:
             ":rel": _RELEASED,
             ":n": nonce,
             ":lease": now + lease,
-            ":ttl": int(now + lease + self.expires_after),
+            ":ttl": math.ceil(now + lease + self.expires_after),
             ":now": now,
             ":one": 1,
             ":key": key,
@@ -245,22 +274,19 @@ class Idempotency:
                 self._release(Claim(key, False, _nonce=nonce))
             raise
         fence = int(r["Attributes"]["fence"]["N"])
-        return Claim(key, False, None, fence, now + lease, self, nonce)
+        return Claim(key, False, None, fence, now + lease, self, nonce, digest)
 
     def _existing(self, key: str, old: dict[str, Any], digest: str | None, nonce: str) -> Claim:
         if old.get("owner") == nonce:
             # Our own claim, applied and then retried by botocore after a lost response.
             return Claim(
-                key, False, None, int(old["fence"]), float(old["lease_until"]), self, nonce
+                key, False, None, int(old["fence"]), float(old["lease_until"]), self, nonce, digest
             )
         if digest is not None and old.get("hash") not in (None, digest):
-            raise PayloadMismatch(
-                f"idempotency key {key!r} was used before with a different payload; use a new "
-                "key for a new request, or narrow `validate` to the fields that identify it"
-            )
+            raise _mismatch(key)
         if old.get("status") == _COMPLETED:
             result = json.loads(old["result"])
-            self._cache_put(key, result, float(old.get("ttl", 0)))
+            self._cache_put(key, result, old.get("hash"), float(old.get("ttl", 0)))
             return Claim(key, True, result, int(old.get("fence", 0)))
         raise AlreadyInProgress(
             f"idempotency key {key!r} is being processed by another invocation (claim "
@@ -284,7 +310,7 @@ class Idempotency:
                 ExpressionAttributeValues={
                     ":done": serialize(_COMPLETED),
                     ":r": serialize(text),
-                    ":ttl": serialize(int(time.time() + self.expires_after)),
+                    ":ttl": serialize(math.ceil(time.time() + self.expires_after)),
                     ":n": serialize(claim._nonce),
                 },
             )
@@ -314,7 +340,8 @@ class Idempotency:
             return False
         return True
 
-    def _cache_get(self, key: str) -> tuple[Any] | None:
+    def _cache_get(self, key: str) -> tuple[Any, str | None] | None:
+        """``(result, payload hash)`` of a cached completed key, or None."""
         if not self._cache_size:
             return None
         with self._lock:
@@ -323,13 +350,15 @@ class Idempotency:
                 self._cache.pop(key, None)
                 return None
             self._cache.move_to_end(key)
-            return (hit[0],)
+            return (hit[0], hit[2])
 
-    def _cache_put(self, key: str, result: Any, until: float | None = None) -> None:
+    def _cache_put(
+        self, key: str, result: Any, digest: str | None, until: float | None = None
+    ) -> None:
         if not self._cache_size:
             return
         with self._lock:
-            self._cache[key] = (result, until or time.time() + self.expires_after)
+            self._cache[key] = (result, until or time.time() + self.expires_after, digest)
             self._cache.move_to_end(key)
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
@@ -342,6 +371,21 @@ def _path(obj: Any, path: str) -> Any:
         except (KeyError, IndexError, ValueError, TypeError):
             raise InvalidArgument(f"path {path!r} not found in the payload (at {part!r})") from None
     return obj
+
+
+_log = logging.getLogger("stateless_state.idempotency")
+
+
+def _key_text(value: Any) -> str | None:
+    """The idempotency key a selected value stands for; None when it selects nothing (None, an
+    empty string or an empty collection), which must never become a shared key like "None"."""
+    if value is None or (isinstance(value, str | list | dict | tuple) and not value):
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return repr(value)
+    return payload_hash(value)
 
 
 def _is_context(obj: Any) -> bool:
@@ -357,6 +401,7 @@ def idempotent(
     in_progress_timeout: timedelta | float = timedelta(minutes=15),
     namespace: str | None = None,
     cache_size: int = 0,
+    raise_on_missing_key: bool = True,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Make a Lambda handler ``(event, context)`` or a plain function idempotent.
 
@@ -373,6 +418,11 @@ def idempotent(
         namespace: separates keys of different functions; defaults to the function's qualified
             name.
         cache_size: keep up to this many completed results in process memory (off by default).
+            A cache hit still checks ``validate``'s payload.
+        raise_on_missing_key: when ``key`` selects nothing (a missing path, JSON ``null``, an
+            empty string or collection), raise :class:`InvalidArgument` (the default) rather
+            than let unrelated events share one record; False runs the body without
+            idempotency and logs a warning (Powertools' ``raise_on_no_idempotency_key=False``).
 
     The body runs at most once per key while the record lives; duplicates get the stored result
     (falsy ones too) or :class:`AlreadyInProgress` while the first is still running. If the body
@@ -395,12 +445,27 @@ def idempotent(
             handler = len(args) == 2 and not kwargs and _is_context(args[1])
             payload: Any = args[0] if handler else {"args": list(args), "kwargs": kwargs}
             context: Any = args[1] if handler else None
+            selected: Any
             if key is None:
-                k = payload_hash(payload)
+                selected = payload_hash(payload)
             elif isinstance(key, str):
-                k = str(_path(payload if handler else args[0] if args else kwargs, key))
+                try:
+                    selected = _path(payload if handler else args[0] if args else kwargs, key)
+                except InvalidArgument:
+                    selected = None
             else:
-                k = str(key(payload) if handler else key(*args, **kwargs))
+                selected = key(payload) if handler else key(*args, **kwargs)
+            k = _key_text(selected)
+            if k is None:
+                what = f"path {key!r}" if isinstance(key, str) else "the key function"
+                if raise_on_missing_key:
+                    raise InvalidArgument(
+                        f"{what} selects no idempotency key in this event (missing, null or "
+                        "empty); fix the path, or pass raise_on_missing_key=False to run such "
+                        "events without idempotency"
+                    )
+                _log.warning("%s selects no idempotency key; running without idempotency", what)
+                return fn(*args, **kwargs)
             checked: Any = None
             if validate is True:
                 checked = payload

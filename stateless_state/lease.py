@@ -21,18 +21,12 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
+from . import domain, keys
 from ._retry import LambdaContext
 from ._table import ConditionFailed, Table, TransactionCanceled, serialize, to_item
-from .errors import InvalidArgument, LeaseLost, LeaseUnavailable
+from .errors import LeaseLost, LeaseUnavailable
 
 __all__ = ["Held", "Lease", "LeaseState"]
-
-
-def _seconds(duration: timedelta | float, what: str) -> float:
-    seconds = duration.total_seconds() if isinstance(duration, timedelta) else duration
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
-        raise InvalidArgument(f"{what} must be a positive timedelta or number of seconds")
-    return float(seconds)
 
 
 def default_owner() -> str:
@@ -78,7 +72,9 @@ class Held:
         Succeeds while no one else has acquired since (even if the lease ran out meanwhile,
         which is safe: no one else got a fence). Raises :class:`LeaseLost` otherwise.
         """
-        seconds = self.lease._duration if duration is None else _seconds(duration, "duration")
+        seconds = (
+            self.lease._duration if duration is None else domain.duration(duration, "duration")
+        )
         expires = time.time() + seconds
         try:
             self.lease._update(
@@ -168,11 +164,13 @@ class Lease:
     def __init__(
         self, table: Table, name: str, *, duration: timedelta | float, owner: str | None
     ) -> None:
-        self.name = name
+        self.name = domain.name("lease name", name)
+        if owner is not None:
+            domain.name("owner", owner)
         self.owner = owner or default_owner()
-        self._duration = _seconds(duration, "duration")
+        self._duration = domain.duration(duration, "duration")
         self._t = table
-        self._key = {"pk": f"lease#{name}", "sk": "lease"}
+        self._key = keys.lease(name).item()
 
     def __repr__(self) -> str:
         return f"Lease({self.name!r}, owner={self.owner!r})"

@@ -1,24 +1,38 @@
 """Session windows and tumbling windows, in event time, inside stateless Lambdas.
 
-Semantics (Flink / Beam session windows with a gap, a maximum duration and allowed lateness):
+Semantics (Flink / Beam session windows with a gap, a maximum duration and allowed lateness;
+``tests/test_sessions_conformance.py`` ports their test cases and says where ours differ):
 
 * Two events of a key belong to one session when they are less than ``gap`` apart (through a
-  chain of events). An out-of-order event extends a session backwards or forwards; an event that
-  bridges two sessions merges them (the update names the absorbed sessions; their aggregates
-  combine). A session never spans more than ``max_duration`` from its first to its last event:
-  an event that would stretch it further starts a new session instead.
+  chain of events); exactly ``gap`` apart is two sessions, as in Beam (Flink merges windows that
+  touch). An out-of-order event extends a session backwards or forwards; an event that bridges
+  two sessions merges them (the update names the absorbed sessions; their aggregates combine).
+  A session never spans more than ``max_duration`` from its first to its last event: an event
+  that would stretch it further starts a new session instead.
 * A session is due ``gap + allowed_lateness`` after its last event; :meth:`SessionWindows.close_due`
   closes due sessions, each exactly once across concurrent sweepers, and returns them. An event
   that would change a closed session (it falls within ``gap`` of it) is reported ``late`` and
   changes nothing.
 * A token makes an add idempotent: a duplicate changes nothing.
 
-Layout: one item per session, ``pk=sessions#<name>#<key>``, ``sk=<start µs:020>#<id>``, so the
-sessions an event can touch are found with one Query over starts in
-``[at - gap - max_duration, at + gap]``. An open session carries sparse index keys
-``gsi1pk=due#<name>``, ``gsi1sk=<due µs:020>#...``, so sweepers find due sessions with one Query
-of the index, never a Scan and never relying on TTL timing. Each add is that Query plus one
-``TransactWriteItems`` whose conditions pin every session it read (a ``version`` attribute): a
+**Event time is not wall-clock time.** ``at`` and the ``now`` of :meth:`close_due` are event
+time: an aware datetime or epoch seconds, years in the past (a backfill, a replayed archive) or
+minutes ahead (clock skew) alike. ``close_due(now=w)`` closes what is due by the event-time
+watermark ``w``; without it, the wall clock is the watermark. Expiry is the only wall-clock
+part: an open session's ``ttl`` is set when it is written to ``retention`` plus its gap,
+lateness and maximum duration after the wall-clock time of the write, a closed session's to
+``retention`` after the wall-clock time it closed. So state never expires because its events
+are old; it expires when nobody has touched or closed it for ``retention`` of real time.
+
+Layout (keys from :mod:`stateless_state.keys`): one partition per key, holding one item per
+session sorted by start (``sk=<start>#<id>``), so the sessions an event can touch are found with
+one Query over starts in ``[at - gap - max_duration, at + gap]``, and one ``head`` item whose
+version every add bumps: concurrent adds of one key serialize on it, so two events within
+``gap`` of each other end in one session whatever the interleaving (without it, two first
+events would each see no session and each create one). An open session carries sparse index
+keys (``gsi1pk=due#sessions#<name>``, ``gsi1sk=<due>#...``), so sweepers find due sessions with
+one Query of the index, never a Scan and never relying on TTL timing. Each add is that Query plus
+one ``TransactWriteItems`` whose conditions pin the head and every session it read: a
 concurrent change cancels it and the add starts over.
 """
 
@@ -29,17 +43,17 @@ import random
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import tenacity
 
+from . import domain, keys
 from ._table import (
     INDEX_NAME,
     ConditionFailed,
     Table,
     TransactionCanceled,
-    check_name,
     serialize,
 )
 from ._table import to_item as _to_item
@@ -47,21 +61,14 @@ from .errors import ConflictRetriesExhausted, InvalidArgument
 
 __all__ = ["Session", "SessionUpdate", "SessionWindows", "TumblingWindows"]
 
-
-def _us(t: float) -> str:
-    return f"{round(t * 1_000_000):020d}"
-
-
-def _seconds(value: timedelta | float, what: str) -> float:
-    s = value.total_seconds() if isinstance(value, timedelta) else value
-    if isinstance(s, bool) or not isinstance(s, int | float) or s < 0 or math.isnan(s):
-        raise InvalidArgument(f"{what} must be a non-negative duration")
-    return float(s)
+Instant = datetime | float
+_MAX_HINTS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
 class Session:
-    """One session (or tumbling window) of one key, with its aggregates."""
+    """One session (or tumbling window) of one key, with its aggregates. ``start`` and
+    ``last`` are the first and last event times (epoch seconds)."""
 
     key: str
     id: str
@@ -121,22 +128,35 @@ class _Windows:
         allowed_lateness: timedelta | float,
         retention: timedelta | float,
     ) -> None:
-        self.name = name
-        self.allowed_lateness = _seconds(allowed_lateness, "allowed_lateness")
-        self.retention = _seconds(retention, "retention")
+        self.name = domain.name(f"{self.kind} name", name)
+        self.allowed_lateness = domain.duration(
+            allowed_lateness, "allowed_lateness", allow_zero=True
+        )
+        self.retention = domain.duration(retention, "retention")
         self._t = table
 
     def _pk(self, key: str) -> str:
-        return f"{self.kind}#{self.name}#{key}"
+        return keys.session_partition(self.kind, self.name, key)
 
     def _due(self, s: Session) -> float:
         raise NotImplementedError
 
+    def _span(self) -> float:
+        raise NotImplementedError
+
+    def _open_ttl(self) -> int:
+        """Wall-clock expiry of what an add writes: long enough for the session to be closed
+        (its span, gap and lateness) and then kept ``retention``, counted from now."""
+        return math.ceil(time.time() + self._span() + self._hold() + self.retention)
+
+    def _hold(self) -> float:
+        raise NotImplementedError
+
     def _item(self, s: Session, version: int) -> dict[str, Any]:
         due = self._due(s)
+        index = keys.session_due(self.kind, self.name, due, s.key, s.id)
         return {
-            "pk": self._pk(s.key),
-            "sk": f"{_us(s.start)}#{s.id}",
+            **keys.session_item(self.kind, self.name, s.key, s.start, s.id).item(),
             "key": s.key,
             "id": s.id,
             "start": s.start,
@@ -148,37 +168,35 @@ class _Windows:
             "state": "open",
             "version": version,
             "due": due,
-            "gsi1pk": f"due#{self.kind}#{self.name}",
-            "gsi1sk": f"{_us(due)}#{s.key}#{s.id}",
-            "ttl": int(due + self.retention),
+            "gsi1pk": index.pk,
+            "gsi1sk": index.sk,
+            "ttl": self._open_ttl(),
         }
 
     def _query(self, key: str, low: float, high: float) -> list[dict[str, Any]]:
+        low = max(low, domain.MIN_INSTANT)
+        high = min(high, domain.MAX_INSTANT)
         return list(
             self._t.query(
                 KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
                 ExpressionAttributeValues={
                     ":pk": serialize(self._pk(key)),
-                    ":lo": serialize(_us(max(low, 0.0))),
-                    ":hi": serialize(_us(high) + "#~"),
+                    ":lo": serialize(keys.instant_part(low)),
+                    # '$' sorts right after the '#' that follows a start: every id included.
+                    ":hi": serialize(keys.instant_part(high) + "$"),
                 },
                 ConsistentRead=True,
             )
         )
 
-    def _token_action(self, token: str | None, nonce: str, due: float) -> list[dict[str, Any]]:
+    def _token_key(self, token: str) -> dict[str, str]:
+        return keys.session_token(self.kind, self.name, token).item()
+
+    def _token_action(self, token: str | None, nonce: str) -> list[dict[str, Any]]:
         if token is None:
             return []
-        return [
-            self._t.put_if_absent(
-                {
-                    "pk": f"{self.kind}token#{self.name}#{token}",
-                    "sk": "token",
-                    "nonce": nonce,
-                    "ttl": int(due + self.retention),
-                }
-            )
-        ]
+        record = {**self._token_key(token), "nonce": nonce, "ttl": self._open_ttl()}
+        return [self._t.put_if_absent(record)]
 
     def _pinned(self, item: dict[str, Any], action: str) -> dict[str, Any]:
         """``Delete`` (or a ``ConditionCheck``) of an item we read, conditional on its version."""
@@ -216,9 +234,6 @@ class _Windows:
                 return s
         return None
 
-    def _span(self) -> float:
-        raise NotImplementedError
-
     def _retrying(self, fn: Any) -> SessionUpdate:
         attempts = 0
         try:
@@ -237,66 +252,73 @@ class _Windows:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _seen_token(self, token: str) -> bool:
-        return (
-            self._t.get({"pk": f"{self.kind}token#{self.name}#{token}", "sk": "token"}) is not None
-        )
+        return self._t.get(self._token_key(token)) is not None
 
     def add(
-        self, key: str, at: float, value: float = 1.0, *, token: str | None = None
+        self, key: str, at: Instant, value: float = 1.0, *, token: str | None = None
     ) -> SessionUpdate:
-        """Add one event of ``key`` at event time ``at`` (epoch seconds) with ``value``; see
-        the class docstring for what it does and costs. Concurrent adds are serialized per
-        session by conditional writes; an add whose reads went stale starts over."""
-        key = check_name("key", key)
+        """Add one event of ``key`` at event time ``at`` (an aware datetime or epoch seconds)
+        with ``value``; see the class docstring for what it does and costs. Concurrent adds of
+        one key are serialized by conditional writes; an add whose reads went stale starts over.
+
+        Raises :class:`~stateless_state.errors.InvalidArgument` (nothing written) for an empty
+        or over-long key or token, a naive datetime, an instant outside years 1 to 9999, or a
+        value that is not a finite number DynamoDB can store.
+        """
+        key = domain.name("key", key)
         if token is not None:
-            check_name("token", token)
-        if isinstance(at, bool) or not isinstance(at, int | float) or not math.isfinite(at):
-            raise InvalidArgument(f"at must be a finite number of epoch seconds, got {at!r}")
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-        ):
-            raise InvalidArgument(f"value must be a finite number, got {value!r}")
+            domain.name("token", token)
+        t = domain.instant(at, "at")
+        v = domain.number(value, "value")
         nonce = secrets.token_hex(8)
-        return self._retrying(lambda: self._add_once(key, float(at), float(value), token, nonce))
+        return self._retrying(lambda: self._add_once(key, t, float(v), token, nonce))
 
     def _add_once(
         self, key: str, at: float, value: float, token: str | None, nonce: str
     ) -> SessionUpdate:
         raise NotImplementedError
 
-    def close_due(self, now: float | None = None) -> list[Session]:
+    def close_due(self, now: Instant | None = None) -> list[Session]:
         """Close every open session (or window) due by ``now`` and return the ones this call
-        closed. Exactly once across concurrent sweepers: the close is conditional on the
-        session being open, unchanged since the index showed it, and still due (a session
-        extended meanwhile is not closed early). One index Query (paged), plus one conditional
-        ``UpdateItem`` per session closed."""
-        now = time.time() if now is None else now
+        closed.
+
+        ``now`` is the event-time watermark (an aware datetime or epoch seconds): a backfill of
+        year-old events passes the time its events have reached; a live sweeper passes nothing
+        and the wall clock is used. Exactly once across concurrent sweepers: the close is
+        conditional on the session being open, unchanged since the index showed it, and still
+        due (a session extended meanwhile is not closed early). A closed session is kept
+        ``retention`` of wall-clock time from now. One index Query (paged), plus one
+        conditional ``UpdateItem`` per session closed.
+        """
+        watermark = time.time() if now is None else domain.instant(now, "now")
         closed: list[Session] = []
         due = self._t.query(
             IndexName=INDEX_NAME,
-            KeyConditionExpression="gsi1pk = :pk AND gsi1sk <= :now",
+            KeyConditionExpression="gsi1pk = :pk AND gsi1sk < :hi",
             ExpressionAttributeValues={
-                ":pk": serialize(f"due#{self.kind}#{self.name}"),
-                ":now": serialize(_us(now) + "#~"),
+                ":pk": serialize(keys.index_partition("due", self.kind, self.name)),
+                ":hi": serialize(keys.instant_part(watermark) + "$"),
             },
         )
         for item in due:
+            wall = time.time()
             try:
                 self._t.call(
                     "UpdateItem",
                     TableName=self._t.name,
                     Key=_to_item({"pk": item["pk"], "sk": item["sk"]}),
-                    UpdateExpression="SET #state = :closed, closed_at = :now REMOVE gsi1pk, gsi1sk",
+                    UpdateExpression=(
+                        "SET #state = :closed, closed_at = :wall, #ttl = :ttl REMOVE gsi1pk, gsi1sk"
+                    ),
                     ConditionExpression="#state = :open AND version = :v AND due <= :t",
-                    ExpressionAttributeNames={"#state": "state"},
+                    ExpressionAttributeNames={"#state": "state", "#ttl": "ttl"},
                     ExpressionAttributeValues={
                         ":closed": serialize("closed"),
                         ":open": serialize("open"),
                         ":v": serialize(int(item["version"])),
-                        ":t": serialize(now),
-                        ":now": serialize(time.time()),
+                        ":t": serialize(watermark),
+                        ":wall": serialize(wall),
+                        ":ttl": serialize(math.ceil(wall + self.retention)),
                     },
                 )
             except ConditionFailed:
@@ -305,17 +327,22 @@ class _Windows:
         return closed
 
     def sessions(self, key: str) -> list[Session]:
-        """Every stored session of ``key`` (open and closed, until retention expires them)."""
-        return [_session_from(i) for i in self._query(key, 0.0, 1e12)]
+        """Every stored session of ``key`` (open and closed, until retention expires them),
+        oldest first. One consistent Query (paged)."""
+        key = domain.name("key", key)
+        return [_session_from(i) for i in self._query(key, domain.MIN_INSTANT, domain.MAX_INSTANT)]
 
 
 class SessionWindows(_Windows):
     """Session windows; build with ``store.sessions(name, gap=..., max_duration=...,
     allowed_lateness=...)``. See the module docstring for the semantics.
 
-    Cost per event: one consistent ``Query`` (0.5 RCU for a few small sessions) and one
-    ``TransactWriteItems``: 2 items (2 x 2 WCU plus 1 index write) to extend a session, one more
-    per absorbed session, one more with a token. More under contention on one key.
+    Cost per event, measured on DynamoDB Local (``tests/test_sessions_races.py``): one
+    consistent ``Query`` (1 RCU for a few small sessions) and one ``TransactWriteItems`` of the
+    session item, the key's head item (2 WCU: what keeps concurrent adds of one key in one
+    session), one more item per absorbed session and one with a token. A container's first add
+    of a key also reads the head (one consistent ``GetItem``, 1 RCU); a head moved by another
+    container costs one more attempt. More under contention on one key.
     """
 
     kind = "sessions"
@@ -330,10 +357,8 @@ class SessionWindows(_Windows):
         allowed_lateness: timedelta | float = 0.0,
         retention: timedelta | float = timedelta(days=7),
     ) -> None:
-        self.gap = _seconds(gap, "gap")
-        self.max_duration = _seconds(max_duration, "max_duration")
-        if self.gap <= 0 or self.max_duration <= 0:
-            raise InvalidArgument("gap and max_duration must be positive")
+        self.gap = domain.duration(gap, "gap")
+        self.max_duration = domain.duration(max_duration, "max_duration")
         super().__init__(table, name, allowed_lateness=allowed_lateness, retention=retention)
 
     def _due(self, s: Session) -> float:
@@ -342,9 +367,57 @@ class SessionWindows(_Windows):
     def _span(self) -> float:
         return self.max_duration
 
+    def _hold(self) -> float:
+        return self.gap + self.allowed_lateness
+
+    def _head_key(self, key: str) -> dict[str, str]:
+        return keys.session_head(self.kind, self.name, key).item()
+
+    def _hint(self, key: str) -> str:
+        return self._head_key(key)["pk"] + "#head"
+
+    def _remember(self, key: str, version: int | None) -> None:
+        """Keep the head version this container last saw (0: no head yet) as a first guess for
+        the next add of ``key``; a wrong guess costs a cancelled attempt, never a wrong answer.
+        Bounded: a container that sees very many keys starts its guesses over."""
+        if version is None:
+            self._t.hints.pop(self._hint(key), None)
+            return
+        if len(self._t.hints) >= _MAX_HINTS:
+            self._t.hints.clear()
+        self._t.hints[self._hint(key)] = version
+
+    def _head_version(self, key: str) -> int:
+        hint = self._t.hints.get(self._hint(key))
+        if hint is None:
+            head = self._t.get(self._head_key(key))
+            hint = int(head["v"]) if head else 0
+            self._remember(key, hint)
+        return hint
+
+    def _head_action(self, key: str, seen: int) -> dict[str, Any]:
+        update: dict[str, Any] = {
+            "TableName": self._t.name,
+            "Key": _to_item(self._head_key(key)),
+            "UpdateExpression": "SET v = :new, #ttl = :ttl",
+            "ExpressionAttributeNames": {"#ttl": "ttl"},
+            "ExpressionAttributeValues": {
+                ":new": serialize(seen + 1),
+                ":ttl": serialize(self._open_ttl()),
+            },
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        if seen == 0:
+            update["ConditionExpression"] = "attribute_not_exists(v)"
+        else:
+            update["ConditionExpression"] = "v = :seen"
+            update["ExpressionAttributeValues"][":seen"] = serialize(seen)
+        return {"Update": update}
+
     def _add_once(
         self, key: str, at: float, value: float, token: str | None, nonce: str
     ) -> SessionUpdate:
+        seen = self._head_version(key)
         near = self._query(key, at - self.gap - self.max_duration, at + self.gap)
         touching = [
             i for i in near if float(i["start"]) - self.gap < at < float(i["last"]) + self.gap
@@ -359,9 +432,9 @@ class SessionWindows(_Windows):
         session = Session(key, new_id, at, at, 1, value, value, value)
         for i in chosen:
             session = _combine(session, _session_from(i))
-        new_sk = f"{_us(session.start)}#{new_id}"
+        new_sk = keys.session_item(self.kind, self.name, key, session.start, new_id).sk
         kept = next((i for i in chosen if i["sk"] == new_sk), None)
-        actions = self._token_action(token, nonce, self._due(session))
+        actions = self._token_action(token, nonce)
         # Every session read is pinned by its version: replaced in place (same key), or deleted.
         actions += [self._pinned(i, "Delete") for i in chosen if i is not kept]
         put: dict[str, Any] = {
@@ -378,11 +451,24 @@ class SessionWindows(_Windows):
                 ":open": serialize("open"),
             }
         actions.append({"Put": put})
-        outcome = self._transact(actions, token is not None, nonce)
+        actions.append(self._head_action(key, seen))
+        try:
+            outcome = self._transact(actions, token is not None, nonce)
+        except _Again as again:
+            cause = again.__cause__
+            code = cause.codes[-1] if isinstance(cause, TransactionCanceled) else ""
+            if isinstance(cause, TransactionCanceled) and code == "ConditionalCheckFailed":
+                old = cause.old[-1]
+                self._remember(key, int(old["v"]) if old and "v" in old else 0)
+            elif code != "None":
+                self._remember(key, None)
+            raise
         if outcome == "duplicate":
             return SessionUpdate(None, duplicate=True)
         if outcome == "ours":
+            self._remember(key, None)
             return SessionUpdate(self._containing(key, at))
+        self._remember(key, seen + 1)
         absorbed = tuple(i["id"] for i in chosen if i["id"] != new_id)
         return SessionUpdate(session, absorbed, created=not chosen)
 
@@ -423,7 +509,8 @@ class TumblingWindows(_Windows):
     closed window is ``late``.
 
     Cost per event: one consistent ``Query`` and one ``TransactWriteItems`` (the window, plus
-    the token item when given).
+    the token item when given). Concurrent first events of one window meet on its one item
+    (its id is its start), so a window never splits.
     """
 
     kind = "windows"
@@ -437,9 +524,7 @@ class TumblingWindows(_Windows):
         allowed_lateness: timedelta | float = 0.0,
         retention: timedelta | float = timedelta(days=7),
     ) -> None:
-        self.size = _seconds(size, "size")
-        if self.size <= 0:
-            raise InvalidArgument("size must be positive")
+        self.size = domain.duration(size, "size")
         super().__init__(table, name, allowed_lateness=allowed_lateness, retention=retention)
 
     def _due(self, s: Session) -> float:
@@ -448,16 +533,24 @@ class TumblingWindows(_Windows):
     def _span(self) -> float:
         return self.size
 
+    def _hold(self) -> float:
+        return self.allowed_lateness
+
     def _add_once(
         self, key: str, at: float, value: float, token: str | None, nonce: str
     ) -> SessionUpdate:
         start = math.floor(at / self.size) * self.size
+        if start < domain.MIN_INSTANT:
+            raise InvalidArgument(
+                f"the {self.size:g}-second window of at={at!r} would start before year 1; "
+                "use a smaller size for events that old"
+            )
         existing = self._query(key, start, start)
         if existing and existing[0].get("state") == "closed":
             if token is not None and self._seen_token(token):
                 return SessionUpdate(None, duplicate=True)
             return SessionUpdate(None, late=True)
-        wid = f"w{_us(start)}"
+        wid = f"w{keys.instant_part(start)}"
         if existing:
             old = _session_from(existing[0])
             window = Session(
@@ -474,7 +567,7 @@ class TumblingWindows(_Windows):
         else:
             window = Session(key, wid, start, at, 1, value, value, value)
             version = 1
-        actions = self._token_action(token, nonce, self._due(window))
+        actions = self._token_action(token, nonce)
         actions.append(
             {
                 "Put": {

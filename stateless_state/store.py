@@ -6,7 +6,8 @@ import os
 from datetime import timedelta
 from typing import Any
 
-from ._table import INDEX_NAME, INDEX_PK, INDEX_SK, Table, check_name
+from . import domain
+from ._table import INDEX_NAME, INDEX_PK, INDEX_SK, Table
 from .counter import Counter, ShardedCounter
 from .errors import InvalidArgument, TableNotFound
 from .idempotency import Idempotency
@@ -148,21 +149,21 @@ class Store:
         """Delete the table and everything in it. Meant for tests and demos."""
         self.client.delete_table(TableName=self.table_name)
 
-    def counter(self, name: str, *, token_ttl: timedelta = timedelta(days=7)) -> Counter:
+    def counter(self, name: str, *, token_ttl: timedelta | float = timedelta(days=7)) -> Counter:
         """An exact counter; see :class:`~stateless_state.counter.Counter`."""
-        return Counter(self._table, check_name("counter name", name), token_ttl=token_ttl)
+        return Counter(self._table, domain.name("counter name", name), token_ttl=token_ttl)
 
     def sharded_counter(
-        self, name: str, shards: int = 10, *, token_ttl: timedelta = timedelta(days=7)
+        self, name: str, shards: int = 10, *, token_ttl: timedelta | float = timedelta(days=7)
     ) -> ShardedCounter:
         """A counter spread over ``shards`` items; see :class:`ShardedCounter`."""
         return ShardedCounter(
-            self._table, check_name("counter name", name), shards, token_ttl=token_ttl
+            self._table, domain.name("counter name", name), shards, token_ttl=token_ttl
         )
 
     def lease(self, name: str, *, duration: timedelta | float, owner: str | None = None) -> Lease:
         """A lease with fencing tokens; see :class:`~stateless_state.lease.Lease`."""
-        return Lease(self._table, check_name("lease name", name), duration=duration, owner=owner)
+        return Lease(self._table, domain.name("lease name", name), duration=duration, owner=owner)
 
     def idempotency(
         self,
@@ -199,7 +200,7 @@ class Store:
         """
         return Versioned(
             self._table,
-            check_name("versioned object name", name),
+            domain.name("versioned object name", name),
             keep_last=keep_last,
             keep_for=keep_for,
             s3=s3,
@@ -220,7 +221,7 @@ class Store:
         """Session windows; see :class:`~stateless_state.sessions.SessionWindows`."""
         return SessionWindows(
             self._table,
-            check_name("sessions name", name),
+            domain.name("sessions name", name),
             gap=gap,
             max_duration=max_duration,
             allowed_lateness=allowed_lateness,
@@ -238,7 +239,7 @@ class Store:
         """Tumbling windows; see :class:`~stateless_state.sessions.TumblingWindows`."""
         return TumblingWindows(
             self._table,
-            check_name("windows name", name),
+            domain.name("windows name", name),
             size=size,
             allowed_lateness=allowed_lateness,
             retention=retention,

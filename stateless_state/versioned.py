@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import secrets
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from . import domain, keys
 from ._retry import LambdaContext, deadline_from, retrying
 from ._table import Table, TransactionCanceled, serialize, to_item
 from .errors import ConflictRetriesExhausted, InvalidArgument, NotSerializable, VersionConflict
@@ -88,21 +90,19 @@ class Versioned:
         prefix: str = "versioned/",
         inline_limit: int = DEFAULT_INLINE_LIMIT,
     ) -> None:
-        if keep_last is not None and (isinstance(keep_last, bool) or keep_last < 1):
-            raise InvalidArgument("keep_last must be a positive int or None")
-        seconds = keep_for.total_seconds() if isinstance(keep_for, timedelta) else keep_for
-        if seconds is not None and seconds <= 0:
-            raise InvalidArgument("keep_for must be positive or None")
+        if keep_last is not None:
+            domain.integer(keep_last, "keep_last", minimum=1, maximum=10**12 - 1)
+        seconds = None if keep_for is None else domain.duration(keep_for, "keep_for")
         if not 1 <= inline_limit <= 350_000:
             raise InvalidArgument("inline_limit must be between 1 and 350,000 bytes")
-        self.name = name
+        self.name = domain.name("versioned object name", name)
         self.keep_last = keep_last
         self.keep_for = seconds
         self._t = table
         self._s3 = s3
         self._bucket = bucket
         self._inline_limit = inline_limit
-        self._pk = f"versioned#{name}"
+        self._pk = keys.versioned_head(name).pk
         # Per object, so garbage collection of one object never touches another's bodies.
         self._body_prefix = f"{prefix}{hashlib.sha256(name.encode()).hexdigest()[:24]}/"
 
@@ -112,7 +112,7 @@ class Versioned:
     # reading
 
     def _head(self) -> dict[str, Any] | None:
-        return self._t.get({"pk": self._pk, "sk": "head"})
+        return self._t.get(keys.versioned_head(self.name).item())
 
     def _value(self, item: dict[str, Any]) -> Any:
         if "s3_key" in item:
@@ -137,12 +137,13 @@ class Versioned:
     def at(self, number: int) -> Version | None:
         """Version ``number``, or None if it does not exist or has expired under the retention
         policy (even before DynamoDB's TTL deletes it)."""
+        domain.integer(number, "number")
         head = self._head()
         if head is None or not 1 <= number <= int(head["number"]):
             return None
         if number == int(head["number"]):
             return Version(number, self._value(head), float(head["created_at"]))
-        item = self._t.get({"pk": self._pk, "sk": f"v#{number:012d}"})
+        item = self._t.get(keys.versioned_version(self.name, number).item())
         if item is None or not self._retained(number, item, int(head["number"]), time.time()):
             return None
         return Version(number, self._value(item), float(item["created_at"]))
@@ -169,7 +170,7 @@ class Versioned:
         r = self._t.call(
             "GetItem",
             TableName=self._t.name,
-            Key=to_item({"pk": self._pk, "sk": f"v#{number:012d}"}),
+            Key=to_item(keys.versioned_version(self.name, number).item()),
             ConsistentRead=True,
         )
         item: dict[str, Any] | None = r.get("Item")
@@ -206,8 +207,8 @@ class Versioned:
         ``expected=None`` creates the object: it must not exist yet. Raises
         :class:`VersionConflict` when the latest version is another. One transaction.
         """
-        if expected is not None and (isinstance(expected, bool) or not isinstance(expected, int)):
-            raise InvalidArgument(f"expected must be a version number or None, got {expected!r}")
+        if expected is not None:
+            domain.integer(expected, "expected", minimum=1, maximum=10**12 - 2)
         text = _encode(value)
         try:
             return self._write(value, text, expected, secrets.token_hex(8))
@@ -222,8 +223,7 @@ class Versioned:
         now = time.time()
         body = self._body(text)
         version_item: dict[str, Any] = {
-            "pk": self._pk,
-            "sk": f"v#{number:012d}",
+            **keys.versioned_version(self.name, number).item(),
             "number": number,
             "created_at": now,
             "writer": nonce,
@@ -231,7 +231,7 @@ class Versioned:
         }
         if self.keep_for is not None:
             # Set once, at creation: a version is never modified afterwards.
-            version_item["ttl"] = int(now + self.keep_for)
+            version_item["ttl"] = math.ceil(now + self.keep_for)
         head_values: dict[str, Any] = {":n": number, ":c": now, ":w": nonce}
         sets = ["#number = :n", "created_at = :c", "writer = :w"]
         removes = []
@@ -254,7 +254,7 @@ class Versioned:
                     {
                         "Update": {
                             "TableName": self._t.name,
-                            "Key": to_item({"pk": self._pk, "sk": "head"}),
+                            "Key": to_item(keys.versioned_head(self.name).item()),
                             "UpdateExpression": expression,
                             "ConditionExpression": condition,
                             "ExpressionAttributeNames": {
@@ -296,7 +296,7 @@ class Versioned:
         self._t.call(
             "DeleteItem",
             TableName=self._t.name,
-            Key=to_item({"pk": self._pk, "sk": f"v#{number - self.keep_last:012d}"}),
+            Key=to_item(keys.versioned_version(self.name, number - self.keep_last).item()),
         )
 
     def update(
@@ -360,7 +360,7 @@ class Versioned:
         that are older than ``grace`` (so a write in flight keeps its body). Returns how many."""
         s3 = self._require_s3()
         referenced = {item.get("s3_key") for item in self._all_items() if item.get("s3_key")}
-        cutoff = time.time() - (grace.total_seconds() if isinstance(grace, timedelta) else grace)
+        cutoff = time.time() - domain.duration(grace, "grace", allow_zero=True)
         deleted = 0
         for page in s3.get_paginator("list_objects_v2").paginate(
             Bucket=self._bucket, Prefix=self._body_prefix

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -133,9 +134,14 @@ def test_operator_actions_are_conditional(moto_store: Store) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"count": 0}, "count must be a positive int"),
-        ({"bytes": -1}, "bytes must be a positive int"),
-        ({"age": 0}, "age must be positive"),
+        ({"count": 0}, "Thresholds.count 0 is out of range; allowed: 1 to"),
+        ({"bytes": -1}, "Thresholds.bytes -1 is out of range; allowed: 1 to"),
+        ({"bytes": 2**130}, "Thresholds.bytes .* is out of range"),
+        ({"count": 2.5}, "Thresholds.count must be an int"),
+        ({"age": 0}, "Thresholds.age must be a finite, positive duration"),
+        ({"age": float("nan")}, "Thresholds.age must be a finite, positive duration"),
+        ({"age": float("inf")}, "Thresholds.age must be a finite, positive duration"),
+        ({"age": timedelta(seconds=-1)}, "Thresholds.age must be a finite, positive"),
         ({"count": None, "bytes": None, "age": None}, "at least one threshold"),
     ],
 )
@@ -145,10 +151,12 @@ def test_bad_thresholds(kwargs: dict[str, Any], message: str) -> None:
 
 
 def test_bad_batcher_arguments(moto_store: Store) -> None:
-    with pytest.raises(InvalidArgument, match="must not contain"):
-        Batcher(moto_store, "a#b")
+    with pytest.raises(InvalidArgument, match="stream must not be empty"):
+        Batcher(moto_store, "")
     with pytest.raises(InvalidArgument, match="lanes"):
         Batcher(moto_store, "s", lanes=0)
+    with pytest.raises(InvalidArgument, match="retry_backoff"):
+        Batcher(moto_store, "s", retry_backoff=float("nan"))
     b = Batcher(moto_store, "s")
     with pytest.raises(InvalidArgument, match="size"):
         b.add(Arrival("x", -1, 0.0))

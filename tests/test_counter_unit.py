@@ -22,10 +22,11 @@ def test_add_get_reset(moto_store: Store) -> None:
     assert c.get() == 0
     assert c.add() == Count(1, 0, True)
     assert c.add(4) == Count(5, 1, True)
-    assert c.add(-2) == Count(3, 5, True)
+    assert c.add(-2) == Count(3, 5, True, monotone=False)
     assert c.get() == 3
     c.reset()
     assert c.get() == 0
+    assert c.add(2).monotone, "a reset starts a new sequence of crossings"
     c.reset(10)
     assert c.get(consistent=False) == 10
 
@@ -108,7 +109,7 @@ def test_non_integer_amount_is_rejected(moto_store: Store, amount: Any) -> None:
         ("", "must not be empty"),
         ("x" * 256, "the limit is 255"),
         (5, "must be a str"),
-        ("a\nb", "control characters"),
+        ("\ud800", "lone surrogate"),
     ],
 )
 def test_bad_names_are_rejected(moto_store: Store, name: Any, message: str) -> None:
@@ -180,3 +181,37 @@ def test_metrics_count_requests_and_units(moto_store: Store) -> None:
     with pytest.raises(LimitExceeded):
         c.add(5, limit=2)
     assert moto_store.metrics.by_operation["UpdateItem"].condition_failures == 1
+
+
+@pytest.mark.parametrize("token", [None, "t"])
+def test_a_counter_that_went_down_refuses_to_answer_crossings(
+    moto_store: Store, token: str | None
+) -> None:
+    """With negative amounts a counter can pass a threshold twice; crossed() must not then
+    name two different adds as the one crossing, so it raises instead."""
+    c = moto_store.counter(f"down-{token}")
+
+    def add(n: int, t: str) -> Count:
+        return c.add(n, token=None if token is None else t)
+
+    first = add(5, "a")
+    assert first.crossed(5)
+    assert not add(-3, "b").monotone
+    again = add(3, "c")
+    assert again.value == 5 and not again.monotone
+    with pytest.raises(InvalidArgument, match="not unique"):
+        again.crossed(5)
+    assert first.crossed(5), "crossings made before the counter went down stay valid"
+    if token is not None:
+        assert not c.add(3, token="c").monotone, "a replay reports what the add saw"
+    c.reset()
+    assert add(5, "d").crossed(5)
+
+
+def test_control_characters_and_separators_are_ordinary_name_characters(
+    moto_store: Store,
+) -> None:
+    names = ["a\nb", "a\x01", "a#b", "a%23b", "a%b", "a/b c"]
+    for i, name in enumerate(names):
+        moto_store.counter(name).add(i + 1, token=name)
+    assert [moto_store.counter(n).get() for n in names] == list(range(1, len(names) + 1))

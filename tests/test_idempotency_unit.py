@@ -151,7 +151,7 @@ def test_expired_completed_record_runs_again(moto_store: Store) -> None:
     keys = moto_store.idempotency("ns", expires_after=timedelta(seconds=1))
     keys.claim("k").complete(1)
     assert keys.claim("k").replay
-    time.sleep(1.1)
+    time.sleep(2.05)  # expiry is rounded up to a whole second: at most 2 s here
     assert not keys.claim("k").replay, "TTL passed: treated as absent even before deletion"
 
 
@@ -177,7 +177,7 @@ def test_bad_arguments(moto_store: Store) -> None:
         moto_store.idempotency("")
     with pytest.raises(InvalidArgument):
         moto_store.idempotency("ns").claim("")
-    with pytest.raises(InvalidArgument, match="not found in the payload"):
+    with pytest.raises(InvalidArgument, match="selects no idempotency key"):
 
         @idempotent(moto_store, key="missing.path")
         def handler(event: dict[str, Any], context: Any) -> None:
@@ -186,3 +186,85 @@ def test_bad_arguments(moto_store: Store) -> None:
         handler({"id": 1}, FakeLambdaContext())
     with pytest.raises(InvalidArgument, match=r"needs a stateless_state\.Store"):
         idempotent(object())(lambda: None)
+
+
+def test_a_completion_dynamodb_refuses_releases_the_claim(ddb_store: Store) -> None:
+    """A 120 KB key with a 300 KB result passes the result check but not DynamoDB's 400 KB
+    item limit: the claim must be released, or every retry would meet AlreadyInProgress."""
+    keys = ddb_store.idempotency("big")
+    key = "k" * 120_000
+    claim = keys.claim(key)
+    with pytest.raises(ItemTooLarge):
+        claim.complete("r" * 300_000)
+    retry = keys.claim(key)
+    assert not retry.replay and retry.fence == claim.fence + 1
+    retry.complete("small")
+    assert keys.claim(key).result == "small"
+
+
+def test_a_cache_hit_still_checks_the_payload(moto_store: Store) -> None:
+    runs = []
+
+    @idempotent(moto_store, key="id", validate="amount", cache_size=10)
+    def handler(event: dict[str, Any], context: Any) -> Any:
+        runs.append(event)
+        return event["amount"]
+
+    ctx = FakeLambdaContext(10_000)
+    assert handler({"id": "a", "amount": 1}, ctx) == 1
+    assert handler({"id": "a", "amount": 1}, ctx) == 1
+    requests = moto_store.metrics.total.requests
+    with pytest.raises(PayloadMismatch):
+        handler({"id": "a", "amount": 999}, ctx)
+    assert moto_store.metrics.total.requests == requests, "answered from the cache"
+    assert len(runs) == 1
+
+
+@pytest.mark.parametrize("event", [{"id": None}, {"id": ""}, {"id": []}, {"other": 1}])
+def test_a_missing_or_null_key_never_becomes_a_shared_record(
+    moto_store: Store, event: dict[str, Any]
+) -> None:
+    runs = []
+
+    @idempotent(moto_store, key="id")
+    def strict(event: dict[str, Any], context: Any) -> int:
+        runs.append(event)
+        return len(runs)
+
+    @idempotent(moto_store, key="id", raise_on_missing_key=False)
+    def lenient(event: dict[str, Any], context: Any) -> int:
+        runs.append(event)
+        return len(runs)
+
+    ctx = FakeLambdaContext(10_000)
+    with pytest.raises(InvalidArgument, match="selects no idempotency key"):
+        strict(event, ctx)
+    assert runs == []
+    assert lenient(event, ctx) == 1
+    assert lenient(event, ctx) == 2, "without a key the body runs every time, as configured"
+    items = moto_store.client.scan(TableName=moto_store.table_name)["Items"]
+    assert items == [], "no record was written for a missing key"
+
+
+def test_keys_of_other_types_are_distinct(moto_store: Store) -> None:
+    @idempotent(moto_store, key="id")
+    def handler(event: dict[str, Any], context: Any) -> Any:
+        return event["id"]
+
+    ctx = FakeLambdaContext(10_000)
+    assert [handler({"id": v}, ctx) for v in (1, "1", {"a": 1}, [1], 1.5)] == [
+        1,
+        1,  # an int and its digits are the same key, as in Powertools
+        {"a": 1},
+        [1],
+        1.5,
+    ]
+
+
+def test_a_record_is_never_expired_before_expires_after(moto_store: Store) -> None:
+    keys = moto_store.idempotency("ttl", expires_after=1.0)
+    claim = keys.claim("k")
+    done_at = time.time()
+    claim.complete("r")
+    [item] = moto_store.client.scan(TableName=moto_store.table_name)["Items"]
+    assert int(item["ttl"]["N"]) >= done_at + 1.0, "ttl rounds up, never down"

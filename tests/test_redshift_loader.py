@@ -200,3 +200,13 @@ def test_statement_inputs_are_validated(
 ) -> None:
     with pytest.raises(InvalidArgument, match=message):
         loader(data_api[0]).statements(batch, url, 1)
+
+
+def test_a_stream_redshift_cannot_name_is_refused_when_the_pipeline_is_built(
+    moto_store: Store,
+) -> None:
+    from patterns.pipeline import S3ToRedshift
+
+    with pytest.raises(InvalidArgument, match="stream names loaded into Redshift"):
+        S3ToRedshift(moto_store, stream="a#b", loader=loader(None), manifest_bucket="bkt-1")
+    S3ToRedshift(moto_store, stream="clicks:eu-1", loader=loader(None), manifest_bucket="bkt-1")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -9,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stateless_state import InvalidArgument, Session, Store
+from stateless_state.testing.strategies import hostile_names, instants
 
 from .session_model import ModelSessions
 
@@ -117,7 +121,8 @@ def test_tumbling_windows(moto_store: Store) -> None:
     ("kwargs", "message"),
     [
         ({"gap": 0, "max_duration": 1}, "positive"),
-        ({"gap": -1, "max_duration": 1}, "non-negative"),
+        ({"gap": -1, "max_duration": 1}, "positive"),
+        ({"gap": 1, "max_duration": float("inf")}, "positive"),
         ({"gap": 1, "max_duration": 1, "allowed_lateness": float("nan")}, "non-negative"),
     ],
 )
@@ -130,7 +135,72 @@ def test_bad_events(moto_store: Store) -> None:
     s = moto_store.sessions("s", gap=1, max_duration=10)
     with pytest.raises(InvalidArgument, match="finite"):
         s.add("k", float("inf"))
+    with pytest.raises(InvalidArgument, match="naive datetime"):
+        s.add("k", datetime(2020, 1, 1))
     with pytest.raises(InvalidArgument, match="value"):
         s.add("k", 1.0, value=float("nan"))
     with pytest.raises(InvalidArgument, match="empty"):
         s.add("", 1.0)
+
+
+backfill_op = st.one_of(
+    st.tuples(
+        st.just("add"),
+        hostile_names(max_size=3),
+        st.integers(0, 40),
+        st.integers(1, 5),
+        st.one_of(st.none(), hostile_names(max_size=3)),
+    ),
+    st.tuples(st.just("close"), st.integers(0, 60)),
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    base=instants(years_back=70, minutes_ahead=10).map(lambda t: float(round(t))),
+    ops=st.lists(backfill_op, min_size=1, max_size=25),
+    as_datetime=st.booleans(),
+)
+def test_backfills_and_clock_skew_match_the_model_on_dynamodb_local(
+    ddb_store: Store, base: float, ops: list[Any], as_datetime: bool
+) -> None:
+    """Event times from decades ago (before 1970 included) to minutes ahead, hostile keys and
+    tokens, closed by an event-time watermark, on the engine that really deletes items whose
+    ttl has passed: the sessions closed are exactly the model's, none lost to expiry."""
+    name = f"backfill-{uuid.uuid4().hex}"  # examples share the table, and may repeat
+    real = ddb_store.sessions(name, gap=GAP, max_duration=MAX_DURATION, allowed_lateness=LATENESS)
+    model = ModelSessions(GAP, MAX_DURATION, LATENESS)
+
+    def when(offset: float) -> float | datetime:
+        t = base + offset
+        return datetime.fromtimestamp(t, UTC) if as_datetime else t
+
+    watermark = 0
+    for o in ops:
+        if o[0] == "add":
+            _, key, t, value, token = o
+            expected = model.add(key, base + t, float(value), token)
+            update = real.add(key, when(t), float(value), token=token)
+            got = (
+                "late"
+                if update.late
+                else "duplicate"
+                if update.duplicate
+                else "merged"
+                if update.absorbed
+                else "new"
+                if update.created
+                else "joined"
+            )
+            assert got == expected, (o, got, expected)
+        else:
+            watermark = max(watermark, o[1])
+            closed = {summary(s) for s in real.close_due(when(watermark))}
+            assert closed == model.close_due(base + watermark)
+    final = {summary(s) for s in real.close_due(when(10_000))}
+    assert final == model.close_due(base + 10_000)
+    for item in ddb_store.client.scan(TableName=ddb_store.table_name)["Items"]:
+        if "ttl" in item:
+            assert float(item["ttl"]["N"]) > time.time() + 86400, "expiry is wall-clock time"

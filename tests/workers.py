@@ -137,3 +137,23 @@ def session_events(
         u = s.add(key, at, value, token=token)
         out.append((token, "late" if u.late else "duplicate" if u.duplicate else "accepted"))
     return out
+
+
+def session_rounds(
+    endpoint: str,
+    table: str,
+    name: str,
+    rounds: list[list[tuple[str, float, float]]],
+    barrier: Any,
+    gap: float,
+) -> list[str]:
+    """Add this writer's (key, at, value) events round by round, meeting the other writers at
+    ``barrier`` before each round so that the round's adds race. Returns each add's outcome."""
+    s = _store(endpoint, table).sessions(name, gap=gap, max_duration=1e6)
+    out = []
+    for events in rounds:
+        barrier.wait(timeout=120)
+        for key, at, value in events:
+            u = s.add(key, at, value)
+            out.append("late" if u.late else "duplicate" if u.duplicate else "accepted")
+    return out

@@ -1,0 +1,161 @@
+"""The key layout: every partition and sort key of every primitive and pattern, built here.
+
+**The encoding rule.** A key is a list of parts joined by ``#``. A part that comes from the user
+(a name, a key, a token) is escaped first: ``%`` becomes ``%25`` and ``#`` becomes ``%23``, so an
+escaped part never contains ``#``. Splitting a key on ``#`` therefore gives back exactly the
+parts it was built from: distinct (primitive, name, key, token) tuples give distinct keys, and
+since every Query in the library names one exact partition key, no Query of one tuple can
+include another's items (``"a#b"`` + ``"c"`` and ``"a"`` + ``"b#c"`` become ``a%23b#c`` and
+``a#b%23c``). The first part is always a fixed word naming the primitive, so two primitives never
+share a partition either.
+
+**Cost.** Nothing for names without ``#`` or ``%``; two bytes more per such character otherwise.
+With names, keys and tokens of at most 255 bytes (:data:`~stateless_state.domain.MAX_NAME_BYTES`)
+every key stays inside DynamoDB's limits (2,048 bytes for a partition key, 1,024 for a sort key).
+
+**Instants in sort keys** are microseconds since 0001-01-01, zero-padded to 20 digits
+(:func:`instant_part`): string order is time order, before the epoch included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "Key",
+    "arrival",
+    "batch",
+    "batch_index",
+    "counter",
+    "counter_token",
+    "escape",
+    "idempotency",
+    "index_partition",
+    "instant_part",
+    "join",
+    "lease",
+    "member_partition",
+    "session_due",
+    "session_head",
+    "session_item",
+    "session_partition",
+    "session_token",
+    "shard",
+    "shard_token",
+    "versioned_head",
+    "versioned_version",
+]
+
+SEP = "#"
+# 0001-01-01T00:00:00Z in epoch microseconds, negated: the origin of instant_part.
+_ORIGIN_US = 62_135_596_800_000_000
+
+
+def escape(part: str) -> str:
+    """A user-supplied part with ``%`` and ``#`` escaped, so it never contains ``#``."""
+    return part.replace("%", "%25").replace("#", "%23")
+
+
+def join(*parts: str | int) -> str:
+    """Fixed words and integers as they are, strings escaped, joined by ``#``."""
+    return SEP.join(str(p) if isinstance(p, int) else escape(p) for p in parts)
+
+
+def instant_part(t: float) -> str:
+    """An instant (epoch seconds, year 1 to 9999) as a 20-digit string in time order."""
+    return f"{round(t * 1_000_000) + _ORIGIN_US:020d}"
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """A table key: partition key ``pk`` and sort key ``sk``."""
+
+    pk: str
+    sk: str
+
+    def item(self) -> dict[str, str]:
+        """The key as plain attributes, to merge into an item or pass as ``Key``."""
+        return {"pk": self.pk, "sk": self.sk}
+
+
+def counter(name: str) -> Key:
+    return Key(join("counter", name), "counter")
+
+
+def counter_token(name: str, token: str) -> Key:
+    return Key(join("counter", name), join("token", token))
+
+
+def shard(name: str, shard_number: int) -> Key:
+    return Key(join("shardcounter", name, shard_number), "counter")
+
+
+def shard_token(digest: str) -> Key:
+    """A sharded counter's token record, keyed by a digest of :func:`join` (name, token)."""
+    return Key(join("shardtoken", digest), "token")
+
+
+def lease(name: str) -> Key:
+    return Key(join("lease", name), "lease")
+
+
+def idempotency(digest: str) -> Key:
+    """An idempotency record, keyed by a digest of :func:`join` (namespace, key): idempotency
+    keys are often long (whole payload hashes, message ids), and the digest bounds them."""
+    return Key(join("idem", digest), "idem")
+
+
+def versioned_head(name: str) -> Key:
+    return Key(join("versioned", name), "head")
+
+
+def versioned_version(name: str, number: int) -> Key:
+    return Key(join("versioned", name), f"v#{number:012d}")
+
+
+def session_partition(kind: str, name: str, key: str) -> str:
+    """The partition holding every session (or window) of one key, and its head item."""
+    return join(kind, name, key)
+
+
+def session_item(kind: str, name: str, key: str, start: float, session_id: str) -> Key:
+    """One session: sorted by start, so the sessions an event can touch are one range."""
+    return Key(session_partition(kind, name, key), f"{instant_part(start)}#{escape(session_id)}")
+
+
+def session_head(kind: str, name: str, key: str) -> Key:
+    """The per-key item every session add bumps, so concurrent adds of one key serialize.
+    ``head`` sorts after every session's digits, outside every range of starts."""
+    return Key(session_partition(kind, name, key), "head")
+
+
+def session_token(kind: str, name: str, token: str) -> Key:
+    return Key(join(f"{kind}token", name, token), "token")
+
+
+def session_due(kind: str, name: str, due: float, key: str, session_id: str) -> Key:
+    """The due index entry (``gsi1pk``, ``gsi1sk``) of an open session."""
+    return Key(join("due", kind, name), f"{instant_part(due)}#{join(key, session_id)}")
+
+
+def batch(stream: str, lane: int, seq: int) -> Key:
+    return Key(join("batch", stream, lane), f"{seq:012d}")
+
+
+def member_partition(stream: str, lane: int, seq: int) -> str:
+    return join("member", stream, lane, f"{seq:012d}")
+
+
+def arrival(stream: str, digest: str) -> Key:
+    """The global dedupe record of one arrival, keyed by a digest of its id."""
+    return Key(join("arrival", stream, digest), "arrival")
+
+
+def index_partition(word: str, *parts: str) -> str:
+    """A ``gsi1pk`` value: a fixed word (``pending``, ``failed``, ``due``) and escaped parts."""
+    return join(word, *parts)
+
+
+def batch_index(word: str, stream: str, at: float, batch_id: str) -> Key:
+    """The index entry (``gsi1pk``, ``gsi1sk``) of a batch waiting to be loaded or failed."""
+    return Key(index_partition(word, stream), f"{at:017.6f}#{escape(batch_id)}")
