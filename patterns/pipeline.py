@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from .redshift import Loader
 from .s3 import ParseResult, parse_s3_event
 
 __all__ = ["HandleReport", "S3ToRedshift", "SweepReport"]
+
+_log = logging.getLogger("patterns.pipeline")
 
 
 @dataclass
@@ -158,6 +161,12 @@ class S3ToRedshift:
                 if message_id is None:
                     first_error = first_error or e
                 else:
+                    _log.warning(
+                        "adding %s failed; SQS message %s will be redelivered",
+                        arrival.id,
+                        message_id,
+                        exc_info=True,
+                    )
                     parsed.fail_message(message_id)
                 continue
             report.arrivals += 1
