@@ -73,3 +73,38 @@ class ModelSessions:
                 s.closed = True
                 out.add(s.summary())
         return out
+
+
+@dataclass
+class ModelWindows:
+    """Tumbling windows of ``size``: an event belongs to the window starting at the multiple of
+    ``size`` at or before it; a window closes ``size + allowed_lateness`` after its start."""
+
+    size: float
+    allowed_lateness: float
+    windows: dict[tuple[str, float], ModelSession] = field(default_factory=dict)
+    tokens: set[str] = field(default_factory=set)
+
+    def add(self, key: str, at: float, value: float, token: str | None) -> str:
+        start = (at // self.size) * self.size
+        w = self.windows.get((key, start))
+        if w is not None and w.closed:
+            return "duplicate" if token in self.tokens else "late"
+        if token is not None and token in self.tokens:
+            return "duplicate"
+        if token is not None:
+            self.tokens.add(token)
+        if w is None:
+            self.windows[(key, start)] = ModelSession(key, start, at, 1, value, value, value)
+            return "new"
+        w.last, w.count, w.sum = max(w.last, at), w.count + 1, w.sum + value
+        w.min, w.max = min(w.min, value), max(w.max, value)
+        return "joined"
+
+    def close_due(self, now: float) -> set[tuple[str, float, float, int, float, float, float]]:
+        out = set()
+        for w in self.windows.values():
+            if not w.closed and w.start + self.size + self.allowed_lateness <= now:
+                w.closed = True
+                out.add(w.summary())
+        return out

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from stateless_state import InvalidArgument, Session, Store
 from stateless_state.testing.strategies import hostile_names, instants
 
-from .session_model import ModelSessions
+from .session_model import ModelSessions, ModelWindows
 
 GAP, MAX_DURATION, LATENESS, T0 = 5.0, 20.0, 3.0, 1_000_000.0
 
@@ -204,3 +204,39 @@ def test_backfills_and_clock_skew_match_the_model_on_dynamodb_local(
     for item in ddb_store.client.scan(TableName=ddb_store.table_name)["Items"]:
         if "ttl" in item:
             assert float(item["ttl"]["N"]) > time.time() + 86400, "expiry is wall-clock time"
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    base=instants(years_back=70, minutes_ahead=10).map(lambda t: float(round(t))),
+    ops=st.lists(backfill_op, min_size=1, max_size=25),
+)
+def test_tumbling_windows_backfill_matches_the_model_on_dynamodb_local(
+    ddb_store: Store, base: float, ops: list[Any]
+) -> None:
+    real = ddb_store.windows(f"tw-{uuid.uuid4().hex}", size=7.0, allowed_lateness=LATENESS)
+    model = ModelWindows(7.0, LATENESS)
+    watermark = 0
+    for o in ops:
+        if o[0] == "add":
+            _, key, t, value, token = o
+            expected = model.add(key, base + t, float(value), token)
+            update = real.add(key, base + t, float(value), token=token)
+            got = (
+                "late"
+                if update.late
+                else "duplicate"
+                if update.duplicate
+                else "new"
+                if update.created
+                else "joined"
+            )
+            assert got == expected, (o, got, expected)
+        else:
+            watermark = max(watermark, o[1])
+            closed = {summary(s) for s in real.close_due(now=base + watermark)}
+            assert closed == model.close_due(base + watermark)
+    final = {summary(s) for s in real.close_due(now=base + 10_000)}
+    assert final == model.close_due(base + 10_000)
