@@ -152,3 +152,26 @@ def test_an_event_far_behind_the_watermark_starts_a_session_unlike_flink(
     update = s.add("k", 10.0, 1)
     assert update.created and not update.late
     assert summaries(s.close_due(now=1000.0)) == {("k", 10.0, 10.0, 1, 1.0)}
+
+
+def test_flink_late_merging_of_three_sessions(moto_store: Store) -> None:
+    """Flink ``MergingWindowSetTest.testLateMerging`` (gap 3): sessions at 0, 5 and 10; an
+    event between the later two merges them, then one between the first and the rest merges
+    all. Flink's windows touch at 3, 5 and 8 there (it merges touching windows); shifted by
+    half a unit so that every bridge is strictly within the gap, ours merge the same way."""
+    s = windows(moto_store, 3.0)
+    add_all(s, [("k", 0.0, 1), ("k", 5.0, 1), ("k", 10.0, 1)])
+    assert len(s.sessions("k")) == 3
+    assert len(s.add("k", 7.5, 1).absorbed) == 1
+    assert {(x.start, x.last) for x in s.sessions("k")} == {(0.0, 0.0), (5.0, 10.0)}
+    assert len(s.add("k", 2.5, 1).absorbed) == 1
+    assert {(x.start, x.last, x.count) for x in s.sessions("k")} == {(0.0, 10.0, 5)}
+
+
+def test_flink_late_merging_with_touching_windows_differs(moto_store: Store) -> None:
+    """The same test at Flink's own times: its event at 8 merges [5, 8) and [10, 13) because
+    [8, 11) touches [5, 8); here 8 is exactly the gap after 5, so it joins only 10."""
+    s = windows(moto_store, 3.0)
+    add_all(s, [("k", 0.0, 1), ("k", 5.0, 1), ("k", 10.0, 1), ("k", 8.0, 1), ("k", 3.0, 1)])
+    # Flink ends with one window [0, 13); Beam's rule and ours give three sessions.
+    assert {(x.start, x.last) for x in s.sessions("k")} == {(0.0, 0.0), (3.0, 5.0), (8.0, 10.0)}
