@@ -20,7 +20,7 @@ import time
 import uuid
 from typing import Any
 
-from stateless_state._table import (
+from stateless_state.table import (
     ConditionFailed,
     Table,
     TransactionCanceled,

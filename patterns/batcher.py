@@ -40,7 +40,8 @@ from typing import Any
 import tenacity
 
 from stateless_state import InvalidArgument, LeaseLost, LeaseUnavailable, Store, domain, keys
-from stateless_state._table import (
+from stateless_state.errors import ConflictRetriesExhausted
+from stateless_state.table import (
     INDEX_NAME,
     ConditionFailed,
     Table,
@@ -49,7 +50,6 @@ from stateless_state._table import (
     serialize,
     to_item,
 )
-from stateless_state.errors import ConflictRetriesExhausted
 
 __all__ = [
     "AddResult",

@@ -21,7 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 from stateless_state import LeaseLost, LeaseUnavailable, MalformedEvent, Store
-from stateless_state._retry import LambdaContext
+from stateless_state.retry import LambdaContext
 
 from .batcher import Batcher, BatchState, Thresholds
 from .manifest import build_manifest, check_bucket, write_manifest

@@ -20,9 +20,9 @@ from datetime import timedelta
 from typing import Any
 
 from . import domain, keys
-from ._retry import LambdaContext, deadline_from, retrying
-from ._table import ConditionFailed, Table, TransactionCanceled, serialize, to_item
 from .errors import ConflictRetriesExhausted, InvalidArgument, LimitExceeded
+from .retry import LambdaContext, deadline_from, retrying
+from .table import ConditionFailed, Table, TransactionCanceled, serialize, to_item
 
 __all__ = ["Count", "Counter", "ShardedCounter"]
 

@@ -38,8 +38,6 @@ from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from . import domain, keys
-from ._retry import LambdaContext, retrying
-from ._table import ConditionFailed, Table, serialize, to_item
 from .errors import (
     AlreadyInProgress,
     InvalidArgument,
@@ -48,6 +46,8 @@ from .errors import (
     NotSerializable,
     PayloadMismatch,
 )
+from .retry import LambdaContext, retrying
+from .table import ConditionFailed, Table, serialize, to_item
 
 __all__ = ["Claim", "Idempotency", "idempotent"]
 

@@ -22,9 +22,9 @@ from types import TracebackType
 from typing import Any
 
 from . import domain, keys
-from ._retry import LambdaContext
-from ._table import ConditionFailed, Table, TransactionCanceled, serialize, to_item
 from .errors import LeaseLost, LeaseUnavailable
+from .retry import LambdaContext
+from .table import ConditionFailed, Table, TransactionCanceled, serialize, to_item
 
 __all__ = ["Held", "Lease", "LeaseState"]
 

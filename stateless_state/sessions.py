@@ -49,15 +49,15 @@ from typing import Any
 import tenacity
 
 from . import domain, keys
-from ._table import (
+from .errors import ConflictRetriesExhausted, InvalidArgument
+from .table import (
     INDEX_NAME,
     ConditionFailed,
     Table,
     TransactionCanceled,
     serialize,
 )
-from ._table import to_item as _to_item
-from .errors import ConflictRetriesExhausted, InvalidArgument
+from .table import to_item as _to_item
 
 __all__ = ["Session", "SessionUpdate", "SessionWindows", "TumblingWindows"]
 

@@ -7,13 +7,13 @@ from datetime import timedelta
 from typing import Any
 
 from . import domain
-from ._table import INDEX_NAME, INDEX_PK, INDEX_SK, Table
 from .counter import Counter, ShardedCounter
 from .errors import InvalidArgument, TableNotFound
 from .idempotency import Idempotency
 from .lease import Lease
 from .metrics import Metrics
 from .sessions import SessionWindows, TumblingWindows
+from .table import INDEX_NAME, INDEX_PK, INDEX_SK, Table
 from .versioned import DEFAULT_INLINE_LIMIT, Versioned
 
 __all__ = ["INDEX_NAME", "INDEX_PK", "INDEX_SK", "TABLE_ENV", "TTL_ATTRIBUTE", "Store"]

@@ -33,9 +33,9 @@ from datetime import timedelta
 from typing import Any
 
 from . import domain, keys
-from ._retry import LambdaContext, deadline_from, retrying
-from ._table import Table, TransactionCanceled, serialize, to_item
 from .errors import ConflictRetriesExhausted, InvalidArgument, NotSerializable, VersionConflict
+from .retry import LambdaContext, deadline_from, retrying
+from .table import Table, TransactionCanceled, serialize, to_item
 
 __all__ = ["MISSING", "Version", "Versioned"]
 
