@@ -39,7 +39,15 @@ from typing import Any
 
 import tenacity
 
-from stateless_state import InvalidArgument, LeaseLost, LeaseUnavailable, Store, domain, keys
+from stateless_state import (
+    InvalidArgument,
+    LeaseLost,
+    LeaseUnavailable,
+    StateConflict,
+    Store,
+    domain,
+    keys,
+)
 from stateless_state.errors import ConflictRetriesExhausted
 from stateless_state.table import (
     INDEX_NAME,
@@ -726,7 +734,8 @@ class Batcher:
     ) -> Batch:
         """``retry`` (a failed or stuck batch back to sealed, attempts reset) or ``abandon`` (no
         further loads). Conditional on the batch still being in ``expect_state``; recorded on
-        the batch (who, when, why). Raises InvalidArgument when the state moved."""
+        the batch (who, when, why). Raises :class:`StateConflict` when the state moved (nothing
+        changed), :class:`InvalidArgument` for an unknown action."""
         _, lane, seq = parse_batch_id(batch_id_)
         now = time.time()
         entry = {"action": action, "who": who, "why": why, "at": now, "from": expect_state}
@@ -755,7 +764,7 @@ class Batcher:
             r = self._update(lane, seq, expression, "#state = :expect", values, returns="ALL_NEW")
         except ConditionFailed as e:
             actual = (e.old or {}).get("state")
-            raise InvalidArgument(
+            raise StateConflict(
                 f"batch {batch_id_} is {actual or 'missing'}, not {expect_state}; nothing changed"
             ) from None
         return _batch_from(from_item(r["Attributes"]) or {})

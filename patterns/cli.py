@@ -23,7 +23,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from stateless_state import InvalidArgument, StatelessStateError, Store, TableNotFound
+from stateless_state import (
+    InvalidArgument,
+    StateConflict,
+    StatelessStateError,
+    Store,
+    TableNotFound,
+)
 from stateless_state.store import TABLE_ENV
 
 from .batcher import Batch, Batcher, BatchState, parse_batch_id
@@ -220,7 +226,7 @@ def _operator(args: argparse.Namespace, action: str, allowed: set[str]) -> int:
         after = b.operator_action(
             batch.id, action, expect_state=batch.state, who=_who(args), why=args.why
         )
-    except InvalidArgument as e:
+    except StateConflict as e:
         raise CliError(str(e), EXIT_STATE) from None
     _record_cost(b.store)
     if args.json:

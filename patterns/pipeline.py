@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from stateless_state import LeaseLost, LeaseUnavailable, MalformedEvent, Store
+from stateless_state import CorruptState, LeaseLost, LeaseUnavailable, MalformedEvent, Store
 from stateless_state.retry import LambdaContext
 
 from .batcher import Batcher, BatchState, Thresholds
@@ -193,7 +193,7 @@ class S3ToRedshift:
         try:
             members = self.batcher.members(batch_id)
             if len(members) != ticket.batch.count:
-                raise RuntimeError(
+                raise CorruptState(
                     f"batch {batch_id} has {len(members)} members but counts {ticket.batch.count}"
                 )
             manifest = build_manifest(

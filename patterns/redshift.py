@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from stateless_state import InvalidArgument
+from stateless_state import InvalidArgument, StatelessStateError
 
 from .batcher import LoadTicket
 from .manifest import Manifest
@@ -53,8 +53,9 @@ _PARAMETERISED_OPTIONS = (
 )
 
 
-class RedshiftLoadError(RuntimeError):
-    """The Data API reported a failed or aborted statement."""
+class RedshiftLoadError(StatelessStateError):
+    """The Data API reported a failed or aborted statement (recorded on the batch, which is
+    retried with backoff and then left ``failed`` for an operator)."""
 
 
 @dataclass(frozen=True, slots=True)

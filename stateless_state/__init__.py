@@ -6,7 +6,10 @@ from . import domain, keys
 from .counter import Count, Counter, ShardedCounter
 from .errors import (
     AlreadyInProgress,
+    CancellationReason,
+    ConditionFailed,
     ConflictRetriesExhausted,
+    CorruptState,
     InvalidArgument,
     ItemTooLarge,
     LeaseLost,
@@ -15,8 +18,10 @@ from .errors import (
     MalformedEvent,
     NotSerializable,
     PayloadMismatch,
+    StateConflict,
     StatelessStateError,
     TableNotFound,
+    TransactionCanceled,
     VersionConflict,
 )
 from .idempotency import Claim, Idempotency, idempotent
@@ -28,8 +33,11 @@ from .versioned import Version, Versioned
 
 __all__ = [
     "AlreadyInProgress",
+    "CancellationReason",
     "Claim",
+    "ConditionFailed",
     "ConflictRetriesExhausted",
+    "CorruptState",
     "Count",
     "Counter",
     "Held",
@@ -50,9 +58,11 @@ __all__ = [
     "SessionUpdate",
     "SessionWindows",
     "ShardedCounter",
+    "StateConflict",
     "StatelessStateError",
     "Store",
     "TableNotFound",
+    "TransactionCanceled",
     "TumblingWindows",
     "Version",
     "VersionConflict",

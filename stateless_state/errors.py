@@ -7,11 +7,16 @@ situation and its message says what to do about it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
     "AlreadyInProgress",
+    "CancellationReason",
+    "ConditionFailed",
     "ConflictRetriesExhausted",
+    "CorruptState",
     "InvalidArgument",
     "ItemTooLarge",
     "LeaseLost",
@@ -20,8 +25,10 @@ __all__ = [
     "MalformedEvent",
     "NotSerializable",
     "PayloadMismatch",
+    "StateConflict",
     "StatelessStateError",
     "TableNotFound",
+    "TransactionCanceled",
     "VersionConflict",
 ]
 
@@ -117,3 +124,66 @@ class ConflictRetriesExhausted(StatelessStateError):
         super().__init__(f"{what}: still conflicting after {attempts} attempts")
         self.attempts = attempts
         self.last: Any = last
+
+
+class CorruptState(StatelessStateError):
+    """Stored state contradicts itself (a batch whose count disagrees with its members, say):
+    a bug or an edit made outside the library. Nothing more is done with it; tell an operator."""
+
+
+class StateConflict(StatelessStateError):
+    """The state changed under you: what a conditional write assumed no longer held (another
+    writer got there first). Re-read and decide again; never retry the same write blindly."""
+
+
+class ConditionFailed(StateConflict):
+    """A conditional write's condition was false; nothing was written. ``old`` is the item as it
+    was (DynamoDB's ``ALL_OLD`` on failure), or None when it did not exist."""
+
+    def __init__(self, old: Mapping[str, Any] | None, what: str = "conditional write") -> None:
+        super().__init__(f"{what}: the condition no longer held; nothing was written")
+        self.old = dict(old) if old is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class CancellationReason:
+    """Why DynamoDB cancelled one action of a transaction: ``code`` is DynamoDB's
+    (``None`` when this action was fine and another one failed, ``ConditionalCheckFailed``,
+    ``TransactionConflict``, ...), ``item`` the action's item before the transaction (``ALL_OLD``,
+    when the action asked for it and its condition failed)."""
+
+    code: str
+    message: str | None = None
+    item: Mapping[str, Any] | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.code != "None"
+
+
+class TransactionCanceled(StateConflict):
+    """A transaction was cancelled and nothing in it was written. ``reasons[i]`` explains the
+    i-th action, in the order the actions were given."""
+
+    def __init__(self, reasons: Sequence[CancellationReason]) -> None:
+        self.reasons: tuple[CancellationReason, ...] = tuple(reasons)
+        super().__init__(f"transaction cancelled: {list(self.codes)}; nothing was written")
+
+    @property
+    def codes(self) -> list[str]:
+        """The cancellation code of each action, aligned with the actions."""
+        return [r.code for r in self.reasons]
+
+    @property
+    def old(self) -> list[dict[str, Any] | None]:
+        """The ``ALL_OLD`` item of each action (None where there is none), aligned likewise."""
+        return [dict(r.item) if r.item is not None else None for r in self.reasons]
+
+    @property
+    def conflict(self) -> bool:
+        """True when another request raced this one: retrying (after backoff) is the answer."""
+        return "TransactionConflict" in self.codes
+
+    @property
+    def condition_failed(self) -> bool:
+        return "ConditionalCheckFailed" in self.codes

@@ -125,8 +125,9 @@ class Held:
         """Run ``actions`` (``TransactWriteItems`` entries) only if this fence is still current.
 
         One transaction of ``len(actions) + 1`` items. Raises :class:`LeaseLost`, writing
-        nothing, once another holder has acquired the lease. Conditions of your own actions
-        that fail come back as the usual ``TransactionCanceled`` codes in the raised error.
+        nothing, once another holder has acquired the lease. If one of your own actions fails
+        its condition, :class:`~stateless_state.errors.TransactionCanceled` is raised (nothing
+        written); its ``reasons[i + 1]`` explains your i-th action (the fence check is first).
         """
         try:
             self.lease._t.call(

@@ -13,7 +13,14 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from .domain import number
-from .errors import InvalidArgument, ItemTooLarge, TableNotFound
+from .errors import (
+    CancellationReason,
+    ConditionFailed,
+    InvalidArgument,
+    ItemTooLarge,
+    TableNotFound,
+    TransactionCanceled,
+)
 from .metrics import Metrics
 
 __all__ = [
@@ -94,32 +101,6 @@ def from_item(item: Mapping[str, Any] | None) -> Item | None:
     if not item:
         return None
     return {k: deserialize(v) for k, v in item.items()}
-
-
-class ConditionFailed(Exception):
-    """A conditional write's condition was false. ``old`` is the item as it was (ALL_OLD)."""
-
-    def __init__(self, old: Item | None) -> None:
-        super().__init__("conditional check failed")
-        self.old = old
-
-
-class TransactionCanceled(Exception):
-    """A transaction was cancelled. ``codes[i]`` and ``old[i]`` describe the i-th action."""
-
-    def __init__(self, reasons: list[dict[str, Any]]) -> None:
-        self.codes: list[str] = [r.get("Code", "None") for r in reasons]
-        self.old: list[Item | None] = [from_item(r.get("Item")) for r in reasons]
-        super().__init__(f"transaction cancelled: {self.codes}")
-
-    @property
-    def conflict(self) -> bool:
-        """True when another request raced this one: retrying (after backoff) is the answer."""
-        return "TransactionConflict" in self.codes
-
-    @property
-    def condition_failed(self) -> bool:
-        return "ConditionalCheckFailed" in self.codes
 
 
 def _value_size(av: Mapping[str, Any]) -> int:
@@ -231,7 +212,14 @@ class Table:
         if code == "ConditionalCheckFailedException":
             return ConditionFailed(from_item(e.response.get("Item")))
         if code == "TransactionCanceledException":
-            return TransactionCanceled(e.response.get("CancellationReasons", []))
+            return TransactionCanceled(
+                [
+                    CancellationReason(
+                        r.get("Code", "None"), r.get("Message"), from_item(r.get("Item"))
+                    )
+                    for r in e.response.get("CancellationReasons", [])
+                ]
+            )
         if code == "ResourceNotFoundException":
             return TableNotFound(self.name, getattr(self.client.meta, "endpoint_url", None))
         if code == "ValidationException" and _size_error(message):

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from patterns.batcher import Arrival, Batcher, BatchState, Thresholds
 from patterns.testing import arrival_streams
-from stateless_state import InvalidArgument, LeaseLost, LeaseUnavailable, Store
+from stateless_state import InvalidArgument, LeaseLost, LeaseUnavailable, StateConflict, Store
 
 
 def arrival(i: Any, size: int = 10) -> Arrival:
@@ -123,7 +123,7 @@ def test_operator_actions_are_conditional(moto_store: Store) -> None:
     b = Batcher(moto_store, "s", Thresholds(count=1, bytes=None, age=None))
     sealed = b.add(arrival(1)).sealed
     assert sealed is not None
-    with pytest.raises(InvalidArgument, match="is sealed, not failed"):
+    with pytest.raises(StateConflict, match="is sealed, not failed"):
         b.operator_action(sealed.id, "retry", expect_state="failed", who="a", why="b")
     gone = b.operator_action(sealed.id, "abandon", expect_state="sealed", who="a", why="poison")
     assert gone.state == BatchState.ABANDONED and b.pending() == []
