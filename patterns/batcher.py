@@ -35,7 +35,8 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from enum import StrEnum
+from typing import Any, Literal
 
 import tenacity
 
@@ -71,8 +72,9 @@ __all__ = [
 ]
 
 
-class BatchState:
-    """The states of a batch: open → sealed → loading → loaded | failed (sealed again to retry)."""
+class BatchState(StrEnum):
+    """The states of a batch: open → sealed → loading → loaded | failed (sealed again to retry);
+    ``abandoned`` by an operator. Stored as their string values."""
 
     OPEN = "open"
     SEALED = "sealed"
@@ -174,7 +176,7 @@ class Batch:
     stream: str
     lane: int
     seq: int
-    state: str
+    state: BatchState
     count: int
     bytes: int
     opened_at: float
@@ -230,7 +232,7 @@ def _batch_from(item: Mapping[str, Any]) -> Batch:
         stream=item["stream"],
         lane=int(item["lane"]),
         seq=int(item["seq"]),
-        state=item["state"],
+        state=BatchState(item["state"]),
         count=int(item.get("count", 0)),
         bytes=int(item.get("bytes", 0)),
         opened_at=float(item.get("opened_at", 0)),
@@ -730,7 +732,13 @@ class Batcher:
         )
 
     def operator_action(
-        self, batch_id_: str, action: str, *, expect_state: str, who: str, why: str
+        self,
+        batch_id_: str,
+        action: Literal["retry", "abandon"],
+        *,
+        expect_state: BatchState,
+        who: str,
+        why: str,
     ) -> Batch:
         """``retry`` (a failed or stuck batch back to sealed, attempts reset) or ``abandon`` (no
         further loads). Conditional on the batch still being in ``expect_state``; recorded on
@@ -816,7 +824,7 @@ class LoadTicket:
             "loaded",
         )
 
-    def failed(self, error: str) -> str:
+    def failed(self, error: str) -> BatchState:
         """Record a failed load: back to sealed with a backoff while attempts remain, else
         ``failed`` for an operator. Returns the new state."""
         b = self.batch

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from stateless_state import (
     InvalidArgument,
@@ -212,7 +212,9 @@ def cmd_batches_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _operator(args: argparse.Namespace, action: str, allowed: set[str]) -> int:
+def _operator(
+    args: argparse.Namespace, action: Literal["retry", "abandon"], allowed: set[BatchState]
+) -> int:
     b, batch = _load_batch(args, args.batch)
     if batch.state not in allowed:
         raise CliError(

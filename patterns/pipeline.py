@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from stateless_state import CorruptState, LeaseLost, LeaseUnavailable, MalformedEvent, Store
 from stateless_state.retry import LambdaContext
@@ -28,7 +28,10 @@ from .manifest import build_manifest, check_bucket, write_manifest
 from .redshift import Loader
 from .s3 import ParseResult, parse_s3_event
 
-__all__ = ["HandleReport", "S3ToRedshift", "SweepReport"]
+__all__ = ["HandleReport", "LoadResult", "S3ToRedshift", "SweepReport"]
+
+LoadResult = Literal["loaded", "already-loaded", "busy", "retry-later", "failed", "superseded"]
+"""What :meth:`S3ToRedshift.load` did with one batch."""
 
 _log = logging.getLogger("patterns.pipeline")
 
@@ -40,7 +43,7 @@ class HandleReport:
     arrivals: int = 0
     duplicates: int = 0
     sealed: list[str] = field(default_factory=list)
-    loads: dict[str, str] = field(default_factory=dict)
+    loads: dict[str, LoadResult] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
 
@@ -49,7 +52,7 @@ class SweepReport:
     """What one ``sweep`` call did."""
 
     sealed: list[str] = field(default_factory=list)
-    loads: dict[str, str] = field(default_factory=dict)
+    loads: dict[str, LoadResult] = field(default_factory=dict)
     skipped_for_time: int = 0
 
 
@@ -180,7 +183,7 @@ class S3ToRedshift:
             raise first_error
         return report
 
-    def load(self, batch_id: str, context: LambdaContext | None = None) -> str:
+    def load(self, batch_id: str, context: LambdaContext | None = None) -> LoadResult:
         """Load one batch if it is ours to load. Returns what happened: ``loaded``,
         ``already-loaded`` (the warehouse ledger had it), ``busy`` (another loader holds it),
         ``retry-later`` or ``failed`` (a load error; ``failed`` once attempts are used up), or

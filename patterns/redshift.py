@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
 from stateless_state import InvalidArgument, StatelessStateError
@@ -75,7 +76,7 @@ class Loader(Protocol):
     def load(self, ticket: LoadTicket, manifest: Manifest) -> LoadOutcome: ...
 
 
-class CopyFormat:
+class CopyFormat(StrEnum):
     """The COPY data formats the loader accepts."""
 
     JSON_AUTO = "FORMAT AS JSON 'auto'"
@@ -123,7 +124,7 @@ class RedshiftDataApiLoader:
     workgroup_name: str | None = None
     secret_arn: str | None = None
     db_user: str | None = None
-    copy_format: str = CopyFormat.JSON_AUTO
+    copy_format: CopyFormat = CopyFormat.JSON_AUTO
     gzip: bool = False
     copy_options: tuple[str, ...] = ()
     ledger_table: str = "stateless_state_ledger"

@@ -44,7 +44,8 @@ def serialize(value: Any) -> dict[str, Any]:
     if isinstance(value, bool):
         return {"BOOL": value}
     if isinstance(value, str):
-        return {"S": value}
+        # str() turns a StrEnum member into its plain value.
+        return {"S": str(value)}
     if isinstance(value, int | float):
         return {"N": repr(number(value, "a number to store"))}
     if value is None:

@@ -95,7 +95,9 @@ def test_loading_lifecycle(moto_store: Store) -> None:
     assert second.fence == 2
     assert second.failed("boom again") == BatchState.FAILED
     assert [x.id for x in b.failed()] == [sealed.id] and b.pending() == []
-    batch = b.operator_action(sealed.id, "retry", expect_state="failed", who="ops", why="fixed")
+    batch = b.operator_action(
+        sealed.id, "retry", expect_state=BatchState.FAILED, who="ops", why="fixed"
+    )
     assert batch.state == BatchState.SEALED and batch.history[-1]["who"] == "ops"
     third = b.claim_load(sealed.id)
     third.record_statement("stmt-1")
@@ -124,11 +126,19 @@ def test_operator_actions_are_conditional(moto_store: Store) -> None:
     sealed = b.add(arrival(1)).sealed
     assert sealed is not None
     with pytest.raises(StateConflict, match="is sealed, not failed"):
-        b.operator_action(sealed.id, "retry", expect_state="failed", who="a", why="b")
-    gone = b.operator_action(sealed.id, "abandon", expect_state="sealed", who="a", why="poison")
+        b.operator_action(sealed.id, "retry", expect_state=BatchState.FAILED, who="a", why="b")
+    gone = b.operator_action(
+        sealed.id, "abandon", expect_state=BatchState.SEALED, who="a", why="poison"
+    )
     assert gone.state == BatchState.ABANDONED and b.pending() == []
     with pytest.raises(InvalidArgument, match="unknown action"):
-        b.operator_action(sealed.id, "explode", expect_state="abandoned", who="a", why="b")
+        b.operator_action(
+            sealed.id,
+            "explode",  # type: ignore[arg-type]
+            expect_state=BatchState.ABANDONED,
+            who="a",
+            why="b",
+        )
 
 
 @pytest.mark.parametrize(
