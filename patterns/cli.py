@@ -30,7 +30,7 @@ from stateless_state import (
     Store,
     TableNotFound,
 )
-from stateless_state.store import TABLE_ENV
+from stateless_state.store import TABLE_ENV, TTL_ATTRIBUTE, table_schema
 
 from .batcher import Batch, Batcher, BatchState, parse_batch_id
 
@@ -139,35 +139,14 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cloudformation(table_name: str) -> dict[str, Any]:
-    """The table as a CloudFormation resource (the same one the SAM template declares)."""
-    attrs = [{"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk", "gsi1pk", "gsi1sk")]
-    return {
-        "Resources": {
-            "StateTable": {
-                "Type": "AWS::DynamoDB::Table",
-                "Properties": {
-                    "TableName": table_name,
-                    "BillingMode": "PAY_PER_REQUEST",
-                    "AttributeDefinitions": attrs,
-                    "KeySchema": [
-                        {"AttributeName": "pk", "KeyType": "HASH"},
-                        {"AttributeName": "sk", "KeyType": "RANGE"},
-                    ],
-                    "GlobalSecondaryIndexes": [
-                        {
-                            "IndexName": "gsi1",
-                            "KeySchema": [
-                                {"AttributeName": "gsi1pk", "KeyType": "HASH"},
-                                {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
-                            ],
-                            "Projection": {"ProjectionType": "ALL"},
-                        }
-                    ],
-                    "TimeToLiveSpecification": {"AttributeName": "ttl", "Enabled": True},
-                },
-            }
-        }
+    """The table as a CloudFormation resource: :func:`stateless_state.store.table_schema`, the
+    definition ``create_table`` uses, with TTL on."""
+    properties = {
+        "TableName": table_name,
+        **table_schema(),
+        "TimeToLiveSpecification": {"AttributeName": TTL_ATTRIBUTE, "Enabled": True},
     }
+    return {"Resources": {"StateTable": {"Type": "AWS::DynamoDB::Table", "Properties": properties}}}
 
 
 def cmd_batches_list(args: argparse.Namespace) -> int:

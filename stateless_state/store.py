@@ -16,10 +16,47 @@ from .sessions import SessionWindows, TumblingWindows
 from .table import INDEX_NAME, INDEX_PK, INDEX_SK, Table
 from .versioned import DEFAULT_INLINE_LIMIT, Versioned
 
-__all__ = ["INDEX_NAME", "INDEX_PK", "INDEX_SK", "TABLE_ENV", "TTL_ATTRIBUTE", "Store"]
+__all__ = [
+    "INDEX_NAME",
+    "INDEX_PK",
+    "INDEX_SK",
+    "TABLE_ENV",
+    "TTL_ATTRIBUTE",
+    "Store",
+    "table_schema",
+]
 
 TABLE_ENV = "STATELESS_STATE_TABLE"
 TTL_ATTRIBUTE = "ttl"
+
+
+def table_schema() -> dict[str, Any]:
+    """The table every primitive shares, as ``CreateTable`` arguments (less the name): string
+    ``pk`` and ``sk``, on-demand billing, and one sparse global secondary index. TTL is on
+    :data:`TTL_ATTRIBUTE`. The one definition: ``Store.create_table``, the CLI's CloudFormation
+    and (checked by a test) the SAM template all use it."""
+    return {
+        "KeySchema": [
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [
+            {"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk", INDEX_PK, INDEX_SK)
+        ],
+        # One sparse index: only items that are waiting for something (a batch to load, a
+        # session to close) carry its keys, so it stays small and hot-path writes never touch it.
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": INDEX_NAME,
+                "KeySchema": [
+                    {"AttributeName": INDEX_PK, "KeyType": "HASH"},
+                    {"AttributeName": INDEX_SK, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
 
 
 def _default_client(session: Any, endpoint_url: str | None, region_name: str | None) -> Any:
@@ -90,32 +127,7 @@ class Store:
         """
         created = True
         try:
-            self.client.create_table(
-                TableName=self.table_name,
-                KeySchema=[
-                    {"AttributeName": "pk", "KeyType": "HASH"},
-                    {"AttributeName": "sk", "KeyType": "RANGE"},
-                ],
-                AttributeDefinitions=[
-                    {"AttributeName": "pk", "AttributeType": "S"},
-                    {"AttributeName": "sk", "AttributeType": "S"},
-                    {"AttributeName": INDEX_PK, "AttributeType": "S"},
-                    {"AttributeName": INDEX_SK, "AttributeType": "S"},
-                ],
-                # One sparse index: only items that are waiting for something (a batch to load)
-                # carry its keys, so it stays small and hot-path writes never touch it.
-                GlobalSecondaryIndexes=[
-                    {
-                        "IndexName": INDEX_NAME,
-                        "KeySchema": [
-                            {"AttributeName": INDEX_PK, "KeyType": "HASH"},
-                            {"AttributeName": INDEX_SK, "KeyType": "RANGE"},
-                        ],
-                        "Projection": {"ProjectionType": "ALL"},
-                    }
-                ],
-                BillingMode="PAY_PER_REQUEST",
-            )
+            self.client.create_table(TableName=self.table_name, **table_schema())
         except self.client.exceptions.ResourceInUseException:
             created = False
         if wait or not created:

@@ -130,3 +130,32 @@ def test_iam_grants_exactly_what_the_functions_call(
 
     assert granted("LoaderFunction") == handler_calls.actions | PLATFORM
     assert granted("SweeperFunction") == sweeper_calls.actions | PLATFORM
+
+
+def test_the_template_declares_the_table_create_table_makes() -> None:
+    """One table definition: the SAM template's StateTable is ``table_schema()`` with TTL on
+    (and point-in-time recovery, which only a deployed table needs); the CLI's CloudFormation
+    is the same."""
+    from patterns.cli import cloudformation
+    from stateless_state.store import TTL_ATTRIBUTE, table_schema
+
+    template, errors = decode(str(TEMPLATE))
+    assert not errors
+    declared = dict(template["Resources"]["StateTable"]["Properties"])
+    declared.pop("PointInTimeRecoverySpecification")
+    expected = {
+        **table_schema(),
+        "TimeToLiveSpecification": {"AttributeName": TTL_ATTRIBUTE, "Enabled": True},
+    }
+    assert _plain(declared) == _plain(expected)
+    cli = cloudformation("T")["Resources"]["StateTable"]["Properties"]
+    assert _plain({k: v for k, v in cli.items() if k != "TableName"}) == _plain(expected)
+
+
+def _plain(value: Any) -> Any:
+    """cfn-lint's decoded nodes as plain dicts, lists and str, for comparison."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value if isinstance(value, bool) else str(value)
