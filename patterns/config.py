@@ -34,11 +34,10 @@ from typing import Any
 from stateless_state import InvalidArgument, Store
 
 from .batcher import Thresholds
-from .pipeline import S3ToRedshift
 from .redshift import Loader, RedshiftDataApiLoader
 from .warehouse import LocalWarehouseLoader
 
-__all__ = ["build_loader", "pipeline_from_env"]
+__all__ = ["build_loader", "pipeline_settings"]
 
 
 def _optional_int(env: Mapping[str, str], name: str, default: int) -> int | None:
@@ -84,28 +83,28 @@ def build_loader(env: Mapping[str, str], s3: Any) -> Loader:
     )
 
 
-def pipeline_from_env(
+def pipeline_settings(
     env: Mapping[str, str] | None = None, *, store: Store | None = None, s3: Any = None
-) -> S3ToRedshift:
-    """The pipeline as configured by ``env`` (default: ``os.environ``)."""
+) -> dict[str, Any]:
+    """The arguments of :class:`~patterns.pipeline.S3ToRedshift` as configured by ``env``
+    (default: ``os.environ``); ``S3ToRedshift.from_env()`` builds the pipeline from them."""
     env = os.environ if env is None else env
     if s3 is None:
         import boto3
 
         s3 = boto3.client("s3")
-    store = store or Store(_require(env, "STATELESS_STATE_TABLE"))
-    return S3ToRedshift(
-        store,
-        stream=env.get("STREAM", "events"),
-        loader=build_loader(env, s3),
-        manifest_bucket=_require(env, "MANIFEST_BUCKET"),
-        manifest_prefix=env.get("MANIFEST_PREFIX", "manifests/"),
-        thresholds=Thresholds(
+    return {
+        "store": store or Store(_require(env, "STATELESS_STATE_TABLE")),
+        "stream": env.get("STREAM", "events"),
+        "loader": build_loader(env, s3),
+        "manifest_bucket": _require(env, "MANIFEST_BUCKET"),
+        "manifest_prefix": env.get("MANIFEST_PREFIX", "manifests/"),
+        "thresholds": Thresholds(
             count=_optional_int(env, "THRESHOLD_COUNT", 1000),
             bytes=_optional_int(env, "THRESHOLD_BYTES", 512 * 2**20),
             age=_optional_seconds(env, "THRESHOLD_AGE", 300),
         ),
-        lanes=_optional_int(env, "LANES", 1) or 1,
-        load_lease=_optional_seconds(env, "LOAD_LEASE", 300) or 300,
-        s3_client=s3,
-    )
+        "lanes": _optional_int(env, "LANES", 1) or 1,
+        "load_lease": _optional_seconds(env, "LOAD_LEASE", 300) or 300,
+        "s3_client": s3,
+    }

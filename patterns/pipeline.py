@@ -110,9 +110,9 @@ class S3ToRedshift:
         cls, env: Mapping[str, str] | None = None, *, store: Store | None = None, s3: Any = None
     ) -> S3ToRedshift:
         """The pipeline configured by environment variables; see :mod:`patterns.config`."""
-        from .config import pipeline_from_env
+        from .config import pipeline_settings
 
-        return pipeline_from_env(env, store=store, s3=s3)
+        return cls(**pipeline_settings(env, store=store, s3=s3))
 
     @property
     def s3(self) -> Any:
