@@ -24,6 +24,7 @@ from stateless_state import CorruptState, LeaseLost, LeaseUnavailable, Malformed
 from stateless_state.retry import LambdaContext
 
 from .batcher import Batcher, BatchState, Thresholds
+from .hooks import crash_point
 from .manifest import build_manifest, check_bucket, write_manifest
 from .redshift import Loader
 from .s3 import ParseResult, parse_s3_event
@@ -172,6 +173,7 @@ class S3ToRedshift:
                     )
                     parsed.fail_message(message_id)
                 continue
+            crash_point("after-add")
             report.arrivals += 1
             report.duplicates += int(result.duplicate)
             if result.sealed is not None:
@@ -188,11 +190,13 @@ class S3ToRedshift:
         ``already-loaded`` (the warehouse ledger had it), ``busy`` (another loader holds it),
         ``retry-later`` or ``failed`` (a load error; ``failed`` once attempts are used up), or
         ``superseded`` (our lease ran out and another loader took over)."""
+        crash_point("after-seal")
         lease = min(self.batcher.load_lease, max(1.0, self._time_left(context)))
         try:
             ticket = self.batcher.claim_load(batch_id, lease=lease)
         except LeaseUnavailable:
             return "busy"
+        crash_point("after-claim")
         try:
             members = self.batcher.members(batch_id)
             if len(members) != ticket.batch.count:
@@ -203,7 +207,9 @@ class S3ToRedshift:
                 batch_id, members, bucket=self.manifest_bucket, prefix=self.manifest_prefix
             )
             write_manifest(self.s3, manifest)
+            crash_point("mid-load")
             outcome = self.loader.load(ticket, manifest)
+            crash_point("after-commit")
         except LeaseLost:
             return "superseded"
         except Exception as e:  # any load error is recorded on the batch, to retry or to show

@@ -142,51 +142,25 @@ def eventbridge(
     }
 
 
-CRASH_POINTS = ("after-add", "after-seal", "after-claim", "mid-load", "after-commit")
-
-
 def install_crash_points(rate: float, log_path: str, seed: int) -> None:
-    """Make this process SIGKILL itself, with probability ``rate`` at each named point of the
-    pipeline, writing the point's name to ``log_path`` first. For crash-torture runs only.
-
-    The points: right after an arrival's add (``after-add``); after an add sealed a batch and
-    before its load starts (``after-seal``); after a loader claimed a batch (``after-claim``);
-    after the manifest is written and before the warehouse load (``mid-load``); after the
-    warehouse committed and before the batch is marked loaded (``after-commit``).
-    """
+    """Make this process SIGKILL itself, with probability ``rate`` at each of the pipeline's
+    crash points (:mod:`patterns.hooks`), writing the point's name to ``log_path`` first. For
+    crash-torture runs only."""
     import os
     import random
     import signal
 
-    from .batcher import Batcher
-    from .pipeline import S3ToRedshift
-    from .warehouse import LocalWarehouseLoader
+    from .hooks import CrashPoint, set_crash_hook
 
     rng = random.Random(seed)
 
-    def maybe_crash(point: str) -> None:
+    def maybe_crash(point: CrashPoint) -> None:
         if rng.random() < rate:
             with open(log_path, "a") as log:  # noqa: PTH123 - one line, then the process dies
                 log.write(point + "\n")
             os.kill(os.getpid(), signal.SIGKILL)
 
-    def wrap(cls: Any, name: str, before: str | None, after: str | None) -> None:
-        original = getattr(cls, name)
-
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if before:
-                maybe_crash(before)
-            result = original(*args, **kwargs)
-            if after:
-                maybe_crash(after)
-            return result
-
-        setattr(cls, name, wrapper)
-
-    wrap(Batcher, "add", None, "after-add")
-    wrap(S3ToRedshift, "load", "after-seal", None)
-    wrap(Batcher, "claim_load", None, "after-claim")
-    wrap(LocalWarehouseLoader, "load", "mid-load", "after-commit")
+    set_crash_hook(maybe_crash)
 
 
 def s3_events() -> Any:

@@ -1,0 +1,47 @@
+"""The pipeline's crash points are explicit calls, in pipeline order (what the torture run kills
+at), and cost nothing without a hook."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from patterns.batcher import Thresholds
+from patterns.hooks import CRASH_POINTS, CrashPoint, set_crash_hook
+from patterns.pipeline import S3ToRedshift
+from patterns.testing import direct, s3_record
+from patterns.warehouse import LocalWarehouseLoader
+from stateless_state import Store
+
+
+@pytest.fixture
+def seen() -> Iterator[list[CrashPoint]]:
+    points: list[CrashPoint] = []
+    set_crash_hook(points.append)
+    yield points
+    set_crash_hook(None)
+
+
+def test_every_crash_point_is_passed_in_order(
+    moto_store: Store, s3_bucket: tuple[Any, str], tmp_path: Path, seen: list[CrashPoint]
+) -> None:
+    s3, bucket = s3_bucket
+    s3.put_object(Bucket=bucket, Key="a.jsonl", Body=b'{"x": 1}\n')
+    pipeline = S3ToRedshift(
+        moto_store,
+        stream="crash",
+        loader=LocalWarehouseLoader(tmp_path / "wh.db", s3),
+        manifest_bucket=bucket,
+        thresholds=Thresholds(count=1, bytes=None, age=None),
+        s3_client=s3,
+        min_load_time=0,
+    )
+    out = pipeline.handle(direct(s3_record(bucket, "a.jsonl", 9)))
+    assert list(out["loads"].values()) == ["loaded"]
+    assert tuple(seen) == CRASH_POINTS
+    set_crash_hook(None)
+    pipeline.handle(direct(s3_record(bucket, "a.jsonl", 9)))  # a duplicate; no hook, no call
+    assert tuple(seen) == CRASH_POINTS
