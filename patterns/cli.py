@@ -233,7 +233,7 @@ def cmd_abandon(args: argparse.Namespace) -> int:
 
 def cmd_lease_show(args: argparse.Namespace) -> int:
     store = _store(args)
-    state = store.lease(args.name, duration=1).state()
+    state = store.lease(args.name).state()
     _record_cost(store)
     if state.fence == 0:
         raise CliError(f"no lease {args.name}", EXIT_NOT_FOUND)
@@ -245,7 +245,7 @@ def cmd_lease_show(args: argparse.Namespace) -> int:
 
 def cmd_lease_break(args: argparse.Namespace) -> int:
     store = _store(args)
-    lease = store.lease(args.name, duration=1)
+    lease = store.lease(args.name)
     state = lease.state()
     if not state.held:
         raise CliError(f"lease {args.name} is not held; nothing changed", EXIT_STATE)

@@ -27,6 +27,7 @@ from .table import ConditionFailed, Table, TransactionCanceled, serialize, to_it
 __all__ = ["Count", "Counter", "ShardedCounter"]
 
 MAX_SHARDS = 100
+DEFAULT_TOKEN_TTL = timedelta(days=7)
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,6 +55,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 MAX_RESULT_BYTES = 350_000
+DEFAULT_EXPIRES_AFTER = timedelta(hours=1)
+DEFAULT_IN_PROGRESS_TIMEOUT = timedelta(minutes=15)
 _IN_PROGRESS, _COMPLETED, _RELEASED = "in_progress", "completed", "released"
 
 
@@ -170,8 +172,8 @@ class Idempotency:
         table: Table,
         namespace: str,
         *,
-        expires_after: timedelta | float = timedelta(hours=1),
-        in_progress_timeout: timedelta | float = timedelta(minutes=15),
+        expires_after: timedelta | float = DEFAULT_EXPIRES_AFTER,
+        in_progress_timeout: timedelta | float = DEFAULT_IN_PROGRESS_TIMEOUT,
         cache_size: int = 0,
     ) -> None:
         self.namespace = domain.name("namespace", namespace)
@@ -397,8 +399,8 @@ def idempotent(
     *,
     key: str | Callable[..., str] | None = None,
     validate: bool | str | Callable[..., Any] | None = None,
-    expires_after: timedelta | float = timedelta(hours=1),
-    in_progress_timeout: timedelta | float = timedelta(minutes=15),
+    expires_after: timedelta | float = DEFAULT_EXPIRES_AFTER,
+    in_progress_timeout: timedelta | float = DEFAULT_IN_PROGRESS_TIMEOUT,
     namespace: str | None = None,
     cache_size: int = 0,
     raise_on_missing_key: bool = True,

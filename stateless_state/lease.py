@@ -26,7 +26,9 @@ from .errors import LeaseLost, LeaseUnavailable
 from .retry import LambdaContext
 from .table import ConditionFailed, Table, TransactionCanceled, serialize, to_item
 
-__all__ = ["Held", "Lease", "LeaseState"]
+__all__ = ["DEFAULT_DURATION", "Held", "Lease", "LeaseState"]
+
+DEFAULT_DURATION = timedelta(minutes=1)
 
 
 def default_owner() -> str:
@@ -163,7 +165,12 @@ class Lease:
     """
 
     def __init__(
-        self, table: Table, name: str, *, duration: timedelta | float, owner: str | None
+        self,
+        table: Table,
+        name: str,
+        *,
+        duration: timedelta | float = DEFAULT_DURATION,
+        owner: str | None = None,
     ) -> None:
         self.name = domain.name("lease name", name)
         if owner is not None:

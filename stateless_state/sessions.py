@@ -63,6 +63,7 @@ __all__ = ["Session", "SessionUpdate", "SessionWindows", "TumblingWindows"]
 
 Instant = datetime | float
 _MAX_HINTS = 100_000
+DEFAULT_RETENTION = timedelta(days=7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,7 +356,7 @@ class SessionWindows(_Windows):
         gap: timedelta | float,
         max_duration: timedelta | float,
         allowed_lateness: timedelta | float = 0.0,
-        retention: timedelta | float = timedelta(days=7),
+        retention: timedelta | float = DEFAULT_RETENTION,
     ) -> None:
         self.gap = domain.duration(gap, "gap")
         self.max_duration = domain.duration(max_duration, "max_duration")
@@ -522,7 +523,7 @@ class TumblingWindows(_Windows):
         *,
         size: timedelta | float,
         allowed_lateness: timedelta | float = 0.0,
-        retention: timedelta | float = timedelta(days=7),
+        retention: timedelta | float = DEFAULT_RETENTION,
     ) -> None:
         self.size = domain.duration(size, "size")
         super().__init__(table, name, allowed_lateness=allowed_lateness, retention=retention)

@@ -7,12 +7,12 @@ from datetime import timedelta
 from typing import Any
 
 from . import domain
-from .counter import Counter, ShardedCounter
+from .counter import DEFAULT_TOKEN_TTL, Counter, ShardedCounter
 from .errors import InvalidArgument, TableNotFound
-from .idempotency import Idempotency
-from .lease import Lease
+from .idempotency import DEFAULT_EXPIRES_AFTER, DEFAULT_IN_PROGRESS_TIMEOUT, Idempotency
+from .lease import DEFAULT_DURATION, Lease
 from .metrics import Metrics
-from .sessions import SessionWindows, TumblingWindows
+from .sessions import DEFAULT_RETENTION, SessionWindows, TumblingWindows
 from .table import INDEX_NAME, INDEX_PK, INDEX_SK, Table
 from .versioned import DEFAULT_INLINE_LIMIT, Versioned
 
@@ -161,28 +161,35 @@ class Store:
         """Delete the table and everything in it. Meant for tests and demos."""
         self.client.delete_table(TableName=self.table_name)
 
-    def counter(self, name: str, *, token_ttl: timedelta | float = timedelta(days=7)) -> Counter:
+    def counter(self, name: str, *, token_ttl: timedelta | float = DEFAULT_TOKEN_TTL) -> Counter:
         """An exact counter; see :class:`~stateless_state.counter.Counter`."""
         return Counter(self._table, domain.name("counter name", name), token_ttl=token_ttl)
 
     def sharded_counter(
-        self, name: str, shards: int = 10, *, token_ttl: timedelta | float = timedelta(days=7)
+        self, name: str, shards: int = 10, *, token_ttl: timedelta | float = DEFAULT_TOKEN_TTL
     ) -> ShardedCounter:
         """A counter spread over ``shards`` items; see :class:`ShardedCounter`."""
         return ShardedCounter(
             self._table, domain.name("counter name", name), shards, token_ttl=token_ttl
         )
 
-    def lease(self, name: str, *, duration: timedelta | float, owner: str | None = None) -> Lease:
-        """A lease with fencing tokens; see :class:`~stateless_state.lease.Lease`."""
+    def lease(
+        self,
+        name: str,
+        *,
+        duration: timedelta | float = DEFAULT_DURATION,
+        owner: str | None = None,
+    ) -> Lease:
+        """A lease with fencing tokens; see :class:`~stateless_state.lease.Lease`. ``duration``
+        (default one minute) is how long an acquisition lasts; reading ``state()`` needs none."""
         return Lease(self._table, domain.name("lease name", name), duration=duration, owner=owner)
 
     def idempotency(
         self,
         namespace: str = "default",
         *,
-        expires_after: timedelta | float = timedelta(hours=1),
-        in_progress_timeout: timedelta | float = timedelta(minutes=15),
+        expires_after: timedelta | float = DEFAULT_EXPIRES_AFTER,
+        in_progress_timeout: timedelta | float = DEFAULT_IN_PROGRESS_TIMEOUT,
         cache_size: int = 0,
     ) -> Idempotency:
         """Idempotency keys in ``namespace`` (the lower-level API under :func:`idempotent`)."""
@@ -228,7 +235,7 @@ class Store:
         gap: timedelta | float,
         max_duration: timedelta | float,
         allowed_lateness: timedelta | float = 0.0,
-        retention: timedelta | float = timedelta(days=7),
+        retention: timedelta | float = DEFAULT_RETENTION,
     ) -> SessionWindows:
         """Session windows; see :class:`~stateless_state.sessions.SessionWindows`."""
         return SessionWindows(
@@ -246,7 +253,7 @@ class Store:
         *,
         size: timedelta | float,
         allowed_lateness: timedelta | float = 0.0,
-        retention: timedelta | float = timedelta(days=7),
+        retention: timedelta | float = DEFAULT_RETENTION,
     ) -> TumblingWindows:
         """Tumbling windows; see :class:`~stateless_state.sessions.TumblingWindows`."""
         return TumblingWindows(
