@@ -21,8 +21,10 @@ from typing import Any
 
 from . import domain, keys
 from .errors import ConflictRetriesExhausted, InvalidArgument, LimitExceeded
+from .expressions import Attr, Update, render
 from .retry import LambdaContext, deadline_from, retrying
-from .table import ConditionFailed, Table, TransactionCanceled, serialize, to_item
+from .table import ConditionFailed, Table, TransactionCanceled, to_item
+from .transaction import Transaction, own_write
 
 __all__ = ["Count", "Counter", "ShardedCounter"]
 
@@ -162,27 +164,23 @@ class Counter:
         floor = -domain.MAX_INTEGER - amount
         if room < -domain.MAX_INTEGER:
             raise self._refused(self.get(), amount, limit)
-        values = {":a": serialize(amount), ":room": serialize(room)}
-        condition = "v <= :room"
+        v = Attr("v")
+        condition = v.le(room)
         if amount < 0:
-            condition += " AND v >= :floor"
-            values[":floor"] = serialize(floor)
+            condition = condition & v.ge(floor)
         if floor <= 0 <= room:
-            condition = f"attribute_not_exists(v) OR ({condition})"
-        update = "ADD v :a"
+            condition = v.not_exists() | condition
+        update = Update().add("v", amount)
         if amount < 0:
-            update += " SET fell = :fell"
-            values[":fell"] = serialize(True)
+            update.set("fell", True)
         try:
             r = self._t.call(
                 "UpdateItem",
                 TableName=self._t.name,
                 Key=to_item(self._key),
-                UpdateExpression=update,
-                ExpressionAttributeValues=values,
+                **render(update=update, condition=condition),
                 # ALL_NEW: the counter is two small attributes, and ``fell`` must be seen.
                 ReturnValues="ALL_NEW",
-                ConditionExpression=condition,
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ConditionFailed as e:
@@ -266,46 +264,30 @@ class Counter:
             "ttl": _ttl(self._token_ttl),
             "monotone": not fallen and amount >= 0,
         }
-        values = {":new": serialize(value)}
-        update = "SET v = :new"
-        if seen is None:
-            condition = "attribute_not_exists(v)"
-        else:
-            condition = "v = :seen"
-            values[":seen"] = serialize(seen)
+        v = Attr("v")
+        update = Update().set("v", value)
+        condition = v.not_exists() if seen is None else v.eq(seen)
         if amount < 0:
-            update += ", fell = :fell"
-            values[":fell"] = serialize(True)
+            update.set("fell", True)
         elif not fallen:
             # The token record says whether the counter had gone down: pin that it had not.
-            condition = f"({condition}) AND attribute_not_exists(fell)"
+            condition = condition & Attr("fell").not_exists()
+        tx = Transaction(self._t)
+        token_action = tx.put_if_absent(record)
+        counter_action = tx.update(self._key, update, condition=condition, return_old=True)
         try:
-            self._t.call(
-                "TransactWriteItems",
-                TransactItems=[
-                    self._t.put_if_absent(record),
-                    {
-                        "Update": {
-                            "TableName": self._t.name,
-                            "Key": to_item(self._key),
-                            "UpdateExpression": update,
-                            "ConditionExpression": condition,
-                            "ExpressionAttributeValues": values,
-                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                        }
-                    },
-                ],
-            )
+            tx.commit()
         except TransactionCanceled as e:
-            if e.codes[0] == "ConditionalCheckFailed":
-                old = e.old[0] or {}
+            token_reason, counter_reason = e.reasons[token_action], e.reasons[counter_action]
+            if token_reason.failed and token_reason.code == "ConditionalCheckFailed":
+                old = dict(token_reason.item or {})
                 # Our own earlier attempt (same nonce) was applied and its response lost.
-                return _replayed(old, applied=old.get("nonce") == nonce)
-            if e.codes[1] == "ConditionalCheckFailed":
-                current = e.old[1]
-                if current and "fell" in current:
+                return _replayed(old, applied=own_write(old, nonce))
+            if counter_reason.code == "ConditionalCheckFailed":
+                stored = counter_reason.item or {}
+                if "fell" in stored:
                     self._t.hints[self._key["pk"] + "#fell"] = 1
-                raise _Moved(int(current["v"]) if current and "v" in current else None) from e
+                raise _Moved(int(stored["v"]) if "v" in stored else None) from e
             if e.conflict:
                 raise _Moved(unknown=True) from e
             raise
@@ -362,15 +344,12 @@ class ShardedCounter:
     def add(self, amount: int = 1, *, token: str | None = None) -> bool:
         """Add ``amount`` to a random shard. Returns False when ``token`` was already counted."""
         amount = _check_amount(amount)
-        shard = to_item(self._shard_key(random.randrange(self.shards)))
-        update = {
-            "TableName": self._t.name,
-            "Key": shard,
-            "UpdateExpression": "ADD v :a",
-            "ExpressionAttributeValues": {":a": serialize(amount)},
-        }
+        shard = self._shard_key(random.randrange(self.shards))
+        update = Update().add("v", amount)
         if token is None:
-            self._t.call("UpdateItem", **update)
+            self._t.call(
+                "UpdateItem", TableName=self._t.name, Key=to_item(shard), **render(update=update)
+            )
             return True
         token = domain.name("token", token)
         digest = hashlib.sha256(keys.join(self.name, token).encode()).hexdigest()
@@ -383,17 +362,15 @@ class ShardedCounter:
         try:
             for attempt in retrying((_Moved,), attempts=20):
                 with attempt:
+                    tx = Transaction(self._t)
+                    token_action = tx.put_if_absent(record)
+                    tx.update(shard, update)
                     try:
-                        self._t.call(
-                            "TransactWriteItems",
-                            TransactItems=[
-                                self._t.put_if_absent(record),
-                                {"Update": update},
-                            ],
-                        )
+                        tx.commit()
                     except TransactionCanceled as e:
-                        if e.codes[0] == "ConditionalCheckFailed":
-                            return (e.old[0] or {}).get("nonce") == nonce
+                        reason = e.reasons[token_action]
+                        if reason.code == "ConditionalCheckFailed":
+                            return own_write(reason.item, nonce)
                         if e.conflict:
                             raise _Moved() from e
                         raise
