@@ -23,8 +23,10 @@ from typing import Any
 
 from . import domain, keys
 from .errors import LeaseLost, LeaseUnavailable
+from .expressions import Attr, Condition, Update, render
 from .retry import LambdaContext
-from .table import ConditionFailed, Table, TransactionCanceled, serialize, to_item
+from .table import ConditionFailed, Table, TransactionCanceled, to_item
+from .transaction import Transaction, own_write
 
 __all__ = ["DEFAULT_DURATION", "Held", "Lease", "LeaseState"]
 
@@ -79,11 +81,7 @@ class Held:
         )
         expires = time.time() + seconds
         try:
-            self.lease._update(
-                "SET expires_at = :e",
-                "fence = :f AND holder = :n",
-                {":e": expires, ":f": self.fence, ":n": self._nonce},
-            )
+            self.lease._update(Update().set("expires_at", expires), self._mine())
         except ConditionFailed:
             raise LeaseLost(
                 f"lease {self.lease.name!r}: fence {self.fence} was superseded; stop working"
@@ -101,27 +99,29 @@ class Held:
             return True
         try:
             self.lease._update(
-                "SET expires_at = :zero REMOVE holder, #owner",
-                "fence = :f AND (holder = :n OR attribute_not_exists(holder))",
-                {":zero": 0, ":f": self.fence, ":n": self._nonce},
-                names={"#owner": "owner"},
+                Update().set("expires_at", 0).remove("holder", "owner"),
+                Attr("fence").eq(self.fence)
+                & (Attr("holder").eq(self._nonce) | Attr("holder").not_exists()),
             )
         except ConditionFailed:
             return False
         self.released = True
         return True
 
+    def _mine(self) -> Condition:
+        return Attr("fence").eq(self.fence) & Attr("holder").eq(self._nonce)
+
+    def fence_check(self, tx: Transaction) -> int:
+        """Add to ``tx`` the check that this fence is still current; returns its index. Put it
+        in your own :class:`~stateless_state.transaction.Transaction` to make any write fenced."""
+        return tx.check(self.lease._key, Attr("fence").eq(self.fence))
+
     def condition_check(self) -> dict[str, Any]:
-        """A ``ConditionCheck`` for ``TransactWriteItems`` that holds only while this fence is
-        current: put it in your own transaction to make any DynamoDB write fenced."""
-        return {
-            "ConditionCheck": {
-                "TableName": self.lease._t.name,
-                "Key": to_item(self.lease._key),
-                "ConditionExpression": "fence = :f",
-                "ExpressionAttributeValues": {":f": serialize(self.fence)},
-            }
-        }
+        """The same check as a raw ``TransactWriteItems`` entry, for a transaction you build
+        yourself with the low-level client."""
+        tx = Transaction(self.lease._t)
+        self.fence_check(tx)
+        return tx.actions[0]
 
     def write(self, *actions: dict[str, Any]) -> None:
         """Run ``actions`` (``TransactWriteItems`` entries) only if this fence is still current.
@@ -131,12 +131,13 @@ class Held:
         its condition, :class:`~stateless_state.errors.TransactionCanceled` is raised (nothing
         written); its ``reasons[i + 1]`` explains your i-th action (the fence check is first).
         """
+        tx = Transaction(self.lease._t)
+        fence = self.fence_check(tx)
+        tx.raw(*actions)
         try:
-            self.lease._t.call(
-                "TransactWriteItems", TransactItems=[self.condition_check(), *actions]
-            )
+            tx.commit()
         except TransactionCanceled as e:
-            if e.codes[0] == "ConditionalCheckFailed":
+            if e.reasons[fence].code == "ConditionalCheckFailed":
                 raise LeaseLost(
                     f"lease {self.lease.name!r}: fence {self.fence} is no longer current; "
                     "the write was not applied"
@@ -184,25 +185,15 @@ class Lease:
         return f"Lease({self.name!r}, owner={self.owner!r})"
 
     def _update(
-        self,
-        expression: str,
-        condition: str,
-        values: dict[str, Any],
-        *,
-        names: dict[str, str] | None = None,
-        returns: str = "NONE",
+        self, update: Update, condition: Condition, *, returns: str = "NONE"
     ) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"ExpressionAttributeNames": names} if names else {}
         return self._t.call(
             "UpdateItem",
             TableName=self._t.name,
             Key=to_item(self._key),
-            UpdateExpression=expression,
-            ConditionExpression=condition,
-            ExpressionAttributeValues={k: serialize(v) for k, v in values.items()},
+            **render(update=update, condition=condition),
             ReturnValues=returns,
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            **kwargs,
         )
 
     def acquire(self, *, context: LambdaContext | None = None) -> Held:
@@ -220,25 +211,23 @@ class Lease:
         now = time.time()
         try:
             r = self._update(
-                "SET holder = :n, #owner = :o, expires_at = :e ADD fence :one",
-                "attribute_not_exists(fence) OR expires_at <= :now",
-                {":n": nonce, ":o": self.owner, ":e": now + seconds, ":one": 1, ":now": now},
-                names={"#owner": "owner"},
+                Update()
+                .set_all({"holder": nonce, "owner": self.owner, "expires_at": now + seconds})
+                .add("fence", 1),
+                Attr("fence").not_exists() | Attr("expires_at").le(now),
                 returns="ALL_NEW",
             )
         except ConditionFailed as e:
             old = e.old or {}
-            if old.get("holder") == nonce:
+            if own_write(old, nonce, attribute="holder"):
                 return Held(self, self.owner, int(old["fence"]), float(old["expires_at"]), nonce)
             raise LeaseUnavailable(self.name, old.get("owner"), old.get("expires_at")) from None
         except Exception:
             # Applied with its response lost for good? Then give it back rather than leave it held.
             with contextlib.suppress(Exception):
                 self._update(
-                    "SET expires_at = :zero REMOVE holder, #owner",
-                    "holder = :n",
-                    {":zero": 0, ":n": nonce},
-                    names={"#owner": "owner"},
+                    Update().set("expires_at", 0).remove("holder", "owner"),
+                    Attr("holder").eq(nonce),
                 )
             raise
         fence = int(r["Attributes"]["fence"]["N"])
@@ -263,17 +252,14 @@ class Lease:
         only if it is still that holder's (so it acts on what the operator saw). Records who,
         when and why on the lease item. The fence is kept, so the broken holder's fenced writes
         fail from the next acquisition on. Returns False when nothing was changed."""
-        condition = "attribute_exists(holder)"
-        values: dict[str, Any] = {":zero": 0, ":by": {"who": who, "why": why, "at": time.time()}}
+        condition = Attr("holder").exists()
         if expect_fence is not None:
-            condition += " AND fence = :f"
-            values[":f"] = expect_fence
+            condition = condition & Attr("fence").eq(expect_fence)
+        broken = {"who": who, "why": why, "at": time.time()}
         try:
             self._update(
-                "SET expires_at = :zero, broken = :by REMOVE holder, #owner",
+                Update().set_all({"expires_at": 0, "broken": broken}).remove("holder", "owner"),
                 condition,
-                values,
-                names={"#owner": "owner"},
             )
         except ConditionFailed:
             return False

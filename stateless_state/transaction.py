@@ -33,15 +33,16 @@ __all__ = ["MAX_ACTIONS", "Transaction", "own_write"]
 MAX_ACTIONS = 100
 
 
-def own_write(old: Mapping[str, Any] | None, nonce: str) -> bool:
-    """True when ``old`` (an ``ALL_OLD`` item) was written by the call that carries ``nonce``.
+def own_write(old: Mapping[str, Any] | None, nonce: str, *, attribute: str = "nonce") -> bool:
+    """True when ``old`` (an ``ALL_OLD`` item) was written by the call that carries ``nonce``
+    (kept in ``attribute``).
 
     The one check for "was this my own earlier write?": every write whose repetition would be
     wrong records a random nonce, so a retry that finds its write already applied (the first
     response was lost and botocore retried) recognises it and reports success instead of a
     duplicate or a conflict.
     """
-    return old is not None and old.get("nonce") == nonce
+    return old is not None and old.get(attribute) == nonce
 
 
 class Transaction:
