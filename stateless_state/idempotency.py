@@ -46,8 +46,10 @@ from .errors import (
     NotSerializable,
     PayloadMismatch,
 )
+from .expressions import Attr, Condition, Update, render
 from .retry import LambdaContext, retrying
-from .table import ConditionFailed, Table, serialize, to_item
+from .table import ConditionFailed, Table, to_item
+from .transaction import own_write
 
 __all__ = ["Claim", "Idempotency", "idempotent"]
 
@@ -223,47 +225,38 @@ class Idempotency:
             else self.in_progress_timeout
         )
         nonce = secrets.token_hex(8)
-        values: dict[str, Any] = {
-            ":ip": _IN_PROGRESS,
-            ":rel": _RELEASED,
-            ":n": nonce,
-            ":lease": now + lease,
-            ":ttl": math.ceil(now + lease + self.expires_after),
-            ":now": now,
-            ":one": 1,
-            ":key": key,
-            ":ns": self.namespace,
-        }
-        sets = (
-            "SET #status = :ip, #owner = :n, lease_until = :lease, #ttl = :ttl, #key = :key, "
-            "#ns = :ns"
+        update = (
+            Update()
+            .set_all(
+                {
+                    "status": _IN_PROGRESS,
+                    "owner": nonce,
+                    "lease_until": now + lease,
+                    "ttl": math.ceil(now + lease + self.expires_after),
+                    "key": key,
+                    "namespace": self.namespace,
+                }
+            )
+            .add("fence", 1)
+            .remove("result")
         )
-        removes = ["#result"]
         if digest:
-            sets += ", #hash = :h"
-            values[":h"] = digest
+            update.set("hash", digest)
         else:
-            removes.append("#hash")
+            update.remove("hash")
+        status = Attr("status")
+        claimable = (
+            status.not_exists()
+            | status.eq(_RELEASED)
+            | Attr("ttl").le(now)
+            | (status.eq(_IN_PROGRESS) & Attr("lease_until").le(now))
+        )
         try:
             r = self._t.call(
                 "UpdateItem",
                 TableName=self._t.name,
                 Key=to_item(self._key(key)),
-                UpdateExpression=f"{sets} ADD fence :one REMOVE {', '.join(removes)}",
-                ConditionExpression=(
-                    "attribute_not_exists(#status) OR #status = :rel OR #ttl <= :now "
-                    "OR (#status = :ip AND lease_until <= :now)"
-                ),
-                ExpressionAttributeNames={
-                    "#status": "status",
-                    "#owner": "owner",
-                    "#ttl": "ttl",
-                    "#key": "key",
-                    "#ns": "namespace",
-                    "#hash": "hash",
-                    "#result": "result",
-                },
-                ExpressionAttributeValues={k: serialize(v) for k, v in values.items()},
+                **render(update=update, condition=claimable),
                 ReturnValues="UPDATED_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
@@ -279,7 +272,7 @@ class Idempotency:
         return Claim(key, False, None, fence, now + lease, self, nonce, digest)
 
     def _existing(self, key: str, old: dict[str, Any], digest: str | None, nonce: str) -> Claim:
-        if old.get("owner") == nonce:
+        if own_write(old, nonce, attribute="owner"):
             # Our own claim, applied and then retried by botocore after a lost response.
             return Claim(
                 key, False, None, int(old["fence"]), float(old["lease_until"]), self, nonce, digest
@@ -295,27 +288,26 @@ class Idempotency:
             f"{old.get('fence')}, lease until {old.get('lease_until')}); retry later"
         )
 
+    def _fenced_update(
+        self, claim: Claim, update: Update, condition: Condition | None = None
+    ) -> None:
+        """One ``UpdateItem`` of the claim's record, only while ``claim`` still owns it."""
+        owned = Attr("owner").eq(claim._nonce)
+        self._t.call(
+            "UpdateItem",
+            TableName=self._t.name,
+            Key=to_item(self._key(claim.key)),
+            **render(update=update, condition=owned if condition is None else owned & condition),
+        )
+
     def _complete(self, claim: Claim, text: str) -> None:
+        done = {
+            "status": _COMPLETED,
+            "result": text,
+            "ttl": math.ceil(time.time() + self.expires_after),
+        }
         try:
-            self._t.call(
-                "UpdateItem",
-                TableName=self._t.name,
-                Key=to_item(self._key(claim.key)),
-                UpdateExpression="SET #status = :done, #result = :r, #ttl = :ttl",
-                ConditionExpression="#owner = :n",
-                ExpressionAttributeNames={
-                    "#status": "status",
-                    "#result": "result",
-                    "#ttl": "ttl",
-                    "#owner": "owner",
-                },
-                ExpressionAttributeValues={
-                    ":done": serialize(_COMPLETED),
-                    ":r": serialize(text),
-                    ":ttl": serialize(math.ceil(time.time() + self.expires_after)),
-                    ":n": serialize(claim._nonce),
-                },
-            )
+            self._fenced_update(claim, Update().set_all(done))
         except ConditionFailed:
             raise LeaseLost(
                 f"idempotency key {claim.key!r}: this invocation's claim expired and another took "
@@ -323,21 +315,9 @@ class Idempotency:
             ) from None
 
     def _release(self, claim: Claim) -> bool:
+        released = Update().set_all({"status": _RELEASED, "lease_until": 0})
         try:
-            self._t.call(
-                "UpdateItem",
-                TableName=self._t.name,
-                Key=to_item(self._key(claim.key)),
-                UpdateExpression="SET #status = :rel, lease_until = :zero",
-                ConditionExpression="#owner = :n AND #status IN (:ip, :rel)",
-                ExpressionAttributeNames={"#status": "status", "#owner": "owner"},
-                ExpressionAttributeValues={
-                    ":rel": serialize(_RELEASED),
-                    ":ip": serialize(_IN_PROGRESS),
-                    ":zero": serialize(0),
-                    ":n": serialize(claim._nonce),
-                },
-            )
+            self._fenced_update(claim, released, Attr("status").is_in(_IN_PROGRESS, _RELEASED))
         except ConditionFailed:
             return False
         return True
