@@ -117,6 +117,25 @@ class _In(Condition):
 
 
 @dataclass(frozen=True, slots=True)
+class _Between(Condition):
+    attribute: str
+    low: Any
+    high: Any
+
+    def render(self, p: Placeholders) -> str:
+        return f"{p.name(self.attribute)} BETWEEN {p.value(self.low)} AND {p.value(self.high)}"
+
+
+@dataclass(frozen=True, slots=True)
+class _BeginsWith(Condition):
+    attribute: str
+    prefix: str
+
+    def render(self, p: Placeholders) -> str:
+        return f"begins_with({p.name(self.attribute)}, {p.value(self.prefix)})"
+
+
+@dataclass(frozen=True, slots=True)
 class Attr:
     """An attribute of the item, to build conditions on."""
 
@@ -148,6 +167,12 @@ class Attr:
 
     def is_in(self, *values: Any) -> Condition:
         return _In(self.name, values)
+
+    def between(self, low: Any, high: Any) -> Condition:
+        return _Between(self.name, low, high)
+
+    def begins_with(self, prefix: str) -> Condition:
+        return _BeginsWith(self.name, prefix)
 
 
 @dataclass

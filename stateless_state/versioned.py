@@ -34,8 +34,10 @@ from typing import Any
 
 from . import domain, keys
 from .errors import ConflictRetriesExhausted, InvalidArgument, NotSerializable, VersionConflict
+from .expressions import Attr, Update, render
 from .retry import LambdaContext, deadline_from, retrying
-from .table import Table, TransactionCanceled, serialize, to_item
+from .table import Table, TransactionCanceled, to_item
+from .transaction import Transaction, own_write
 
 __all__ = ["MISSING", "Version", "Versioned"]
 
@@ -156,8 +158,7 @@ class Versioned:
         latest, now = int(head["number"]), time.time()
         out: list[Version] = []
         for item in self._t.query(
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :v)",
-            ExpressionAttributeValues={":pk": serialize(self._pk), ":v": serialize("v#")},
+            **render(key_condition=Attr("pk").eq(self._pk) & Attr("sk").begins_with("v#")),
             ConsistentRead=True,
         ):
             number = int(item["number"])
@@ -232,58 +233,29 @@ class Versioned:
         if self.keep_for is not None:
             # Set once, at creation: a version is never modified afterwards.
             version_item["ttl"] = math.ceil(now + self.keep_for)
-        head_values: dict[str, Any] = {":n": number, ":c": now, ":w": nonce}
-        sets = ["#number = :n", "created_at = :c", "writer = :w"]
-        removes = []
+        head = Update().set_all({"number": number, "created_at": now, "writer": nonce})
         for attr in ("value", "s3_key", "size"):
             if attr in body:
-                sets.append(f"#{attr} = :{attr}")
-                head_values[f":{attr}"] = body[attr]
+                head.set(attr, body[attr])
             else:
-                removes.append(f"#{attr}")
-        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-        if expected is None:
-            condition = "attribute_not_exists(#number)"
-        else:
-            condition = "#number = :expected"
-            head_values[":expected"] = expected
+                head.remove(attr)
+        current = Attr("number")
+        tx = Transaction(self._t)
+        head_action = tx.update(
+            keys.versioned_head(self.name).item(),
+            head,
+            condition=current.not_exists() if expected is None else current.eq(expected),
+            return_old=True,
+        )
+        tx.put(version_item, condition=Attr("sk").not_exists())
         try:
-            self._t.call(
-                "TransactWriteItems",
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self._t.name,
-                            "Key": to_item(keys.versioned_head(self.name).item()),
-                            "UpdateExpression": expression,
-                            "ConditionExpression": condition,
-                            "ExpressionAttributeNames": {
-                                "#number": "number",
-                                "#value": "value",
-                                "#s3_key": "s3_key",
-                                "#size": "size",
-                            },
-                            "ExpressionAttributeValues": {
-                                k: serialize(v) for k, v in head_values.items()
-                            },
-                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self._t.name,
-                            "Item": to_item(version_item),
-                            "ConditionExpression": "attribute_not_exists(sk)",
-                        }
-                    },
-                ],
-            )
+            tx.commit()
         except TransactionCanceled as e:
-            old = e.old[0] or {}
-            if old.get("writer") == nonce and int(old.get("number", 0)) == number:
+            old = e.reasons[head_action].item or {}
+            if own_write(old, nonce, attribute="writer") and int(old.get("number", 0)) == number:
                 # Our own write, applied with its response lost and retried: it stands.
                 return Version(number, value, now)
-            if e.conflict or "ConditionalCheckFailed" in e.codes:
+            if e.conflict or e.condition_failed:
                 raise _Retry() from e
             raise
         self._expire_beyond_keep_last(number)
@@ -375,8 +347,7 @@ class Versioned:
     def _all_items(self) -> list[dict[str, Any]]:
         return list(
             self._t.query(
-                KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues={":pk": serialize(self._pk)},
+                **render(key_condition=Attr("pk").eq(self._pk)),
                 ConsistentRead=True,
             )
         )
