@@ -50,14 +50,17 @@ import tenacity
 
 from . import domain, keys
 from .errors import ConflictRetriesExhausted, InvalidArgument
+from .expressions import Attr, Condition, Update, render
 from .table import (
     INDEX_NAME,
+    INDEX_PK,
+    INDEX_SK,
     ConditionFailed,
     Table,
     TransactionCanceled,
-    serialize,
 )
 from .table import to_item as _to_item
+from .transaction import Transaction, own_write
 
 __all__ = ["Session", "SessionUpdate", "SessionWindows", "TumblingWindows"]
 
@@ -179,13 +182,11 @@ class _Windows:
         high = min(high, domain.MAX_INSTANT)
         return list(
             self._t.query(
-                KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
-                ExpressionAttributeValues={
-                    ":pk": serialize(self._pk(key)),
-                    ":lo": serialize(keys.instant_part(low)),
-                    # '$' sorts right after the '#' that follows a start: every id included.
-                    ":hi": serialize(keys.instant_part(high) + "$"),
-                },
+                # '$' sorts right after the '#' that follows a start: every id included.
+                **render(
+                    key_condition=Attr("pk").eq(self._pk(key))
+                    & Attr("sk").between(keys.instant_part(low), keys.instant_part(high) + "$")
+                ),
                 ConsistentRead=True,
             )
         )
@@ -193,37 +194,29 @@ class _Windows:
     def _token_key(self, token: str) -> dict[str, str]:
         return keys.session_token(self.kind, self.name, token).item()
 
-    def _token_action(self, token: str | None, nonce: str) -> list[dict[str, Any]]:
+    def _token_action(self, tx: Transaction, token: str | None, nonce: str) -> int | None:
+        """Add the token record to ``tx`` (first, so its index is 0); None without a token."""
         if token is None:
-            return []
-        record = {**self._token_key(token), "nonce": nonce, "ttl": self._open_ttl()}
-        return [self._t.put_if_absent(record)]
+            return None
+        return tx.put_if_absent({**self._token_key(token), "nonce": nonce, "ttl": self._open_ttl()})
 
-    def _pinned(self, item: dict[str, Any], action: str) -> dict[str, Any]:
-        """``Delete`` (or a ``ConditionCheck``) of an item we read, conditional on its version."""
-        return {
-            action: {
-                "TableName": self._t.name,
-                "Key": _to_item({"pk": item["pk"], "sk": item["sk"]}),
-                "ConditionExpression": "version = :v AND #state = :open",
-                "ExpressionAttributeNames": {"#state": "state"},
-                "ExpressionAttributeValues": {
-                    ":v": serialize(int(item["version"])),
-                    ":open": serialize("open"),
-                },
-            }
-        }
+    @staticmethod
+    def _unchanged(item: dict[str, Any]) -> Condition:
+        """The condition that a session we read is still as we read it, and open."""
+        return Attr("version").eq(int(item["version"])) & Attr("state").eq("open")
 
-    def _transact(self, actions: list[dict[str, Any]], has_token: bool, nonce: str) -> str:
+    def _transact(self, tx: Transaction, token_action: int | None, nonce: str) -> str:
         """Run the add's transaction: ``applied``; ``duplicate`` when the token was used by
         another add; ``ours`` when an earlier attempt of this same add was applied (its response
         lost, then a conflict on the retry)."""
         try:
-            self._t.call("TransactWriteItems", TransactItems=actions)
+            tx.commit()
         except TransactionCanceled as e:
-            if has_token and e.codes[0] == "ConditionalCheckFailed":
-                return "ours" if (e.old[0] or {}).get("nonce") == nonce else "duplicate"
-            if e.conflict or "ConditionalCheckFailed" in e.codes:
+            if token_action is not None:
+                reason = e.reasons[token_action]
+                if reason.code == "ConditionalCheckFailed":
+                    return "ours" if own_write(reason.item, nonce) else "duplicate"
+            if e.conflict or e.condition_failed:
                 raise _Again() from e
             raise
         return "applied"
@@ -295,32 +288,25 @@ class _Windows:
         closed: list[Session] = []
         due = self._t.query(
             IndexName=INDEX_NAME,
-            KeyConditionExpression="gsi1pk = :pk AND gsi1sk < :hi",
-            ExpressionAttributeValues={
-                ":pk": serialize(keys.index_partition("due", self.kind, self.name)),
-                ":hi": serialize(keys.instant_part(watermark) + "$"),
-            },
+            **render(
+                key_condition=Attr(INDEX_PK).eq(keys.index_partition("due", self.kind, self.name))
+                & Attr(INDEX_SK).lt(keys.instant_part(watermark) + "$")
+            ),
         )
         for item in due:
             wall = time.time()
             try:
+                closing = Update().set_all(
+                    {"state": "closed", "closed_at": wall, "ttl": math.ceil(wall + self.retention)}
+                )
                 self._t.call(
                     "UpdateItem",
                     TableName=self._t.name,
                     Key=_to_item({"pk": item["pk"], "sk": item["sk"]}),
-                    UpdateExpression=(
-                        "SET #state = :closed, closed_at = :wall, #ttl = :ttl REMOVE gsi1pk, gsi1sk"
+                    **render(
+                        update=closing.remove(INDEX_PK, INDEX_SK),
+                        condition=self._unchanged(item) & Attr("due").le(watermark),
                     ),
-                    ConditionExpression="#state = :open AND version = :v AND due <= :t",
-                    ExpressionAttributeNames={"#state": "state", "#ttl": "ttl"},
-                    ExpressionAttributeValues={
-                        ":closed": serialize("closed"),
-                        ":open": serialize("open"),
-                        ":v": serialize(int(item["version"])),
-                        ":t": serialize(watermark),
-                        ":wall": serialize(wall),
-                        ":ttl": serialize(math.ceil(wall + self.retention)),
-                    },
                 )
             except ConditionFailed:
                 continue
@@ -396,24 +382,15 @@ class SessionWindows(_Windows):
             self._remember(key, hint)
         return hint
 
-    def _head_action(self, key: str, seen: int) -> dict[str, Any]:
-        update: dict[str, Any] = {
-            "TableName": self._t.name,
-            "Key": _to_item(self._head_key(key)),
-            "UpdateExpression": "SET v = :new, #ttl = :ttl",
-            "ExpressionAttributeNames": {"#ttl": "ttl"},
-            "ExpressionAttributeValues": {
-                ":new": serialize(seen + 1),
-                ":ttl": serialize(self._open_ttl()),
-            },
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        }
-        if seen == 0:
-            update["ConditionExpression"] = "attribute_not_exists(v)"
-        else:
-            update["ConditionExpression"] = "v = :seen"
-            update["ExpressionAttributeValues"][":seen"] = serialize(seen)
-        return {"Update": update}
+    def _head_action(self, tx: Transaction, key: str, seen: int) -> int:
+        """Bump the key's head in ``tx``, only from the version this add read."""
+        version = Attr("v")
+        return tx.update(
+            self._head_key(key),
+            Update().set_all({"v": seen + 1, "ttl": self._open_ttl()}),
+            condition=version.not_exists() if seen == 0 else version.eq(seen),
+            return_old=True,
+        )
 
     def _add_once(
         self, key: str, at: float, value: float, token: str | None, nonce: str
@@ -433,37 +410,7 @@ class SessionWindows(_Windows):
         session = Session(key, new_id, at, at, 1, value, value, value)
         for i in chosen:
             session = _combine(session, _session_from(i))
-        new_sk = keys.session_item(self.kind, self.name, key, session.start, new_id).sk
-        kept = next((i for i in chosen if i["sk"] == new_sk), None)
-        actions = self._token_action(token, nonce)
-        # Every session read is pinned by its version: replaced in place (same key), or deleted.
-        actions += [self._pinned(i, "Delete") for i in chosen if i is not kept]
-        put: dict[str, Any] = {
-            "TableName": self._t.name,
-            "Item": _to_item(self._item(session, int(kept["version"]) + 1 if kept else 1)),
-        }
-        if kept is None:
-            put["ConditionExpression"] = "attribute_not_exists(pk)"
-        else:
-            put["ConditionExpression"] = "version = :v AND #state = :open"
-            put["ExpressionAttributeNames"] = {"#state": "state"}
-            put["ExpressionAttributeValues"] = {
-                ":v": serialize(int(kept["version"])),
-                ":open": serialize("open"),
-            }
-        actions.append({"Put": put})
-        actions.append(self._head_action(key, seen))
-        try:
-            outcome = self._transact(actions, token is not None, nonce)
-        except _Again as again:
-            cause = again.__cause__
-            code = cause.codes[-1] if isinstance(cause, TransactionCanceled) else ""
-            if isinstance(cause, TransactionCanceled) and code == "ConditionalCheckFailed":
-                old = cause.old[-1]
-                self._remember(key, int(old["v"]) if old and "v" in old else 0)
-            elif code != "None":
-                self._remember(key, None)
-            raise
+        outcome = self._write(session, chosen, seen, token, nonce)
         if outcome == "duplicate":
             return SessionUpdate(None, duplicate=True)
         if outcome == "ours":
@@ -472,6 +419,41 @@ class SessionWindows(_Windows):
         self._remember(key, seen + 1)
         absorbed = tuple(i["id"] for i in chosen if i["id"] != new_id)
         return SessionUpdate(session, absorbed, created=not chosen)
+
+    def _write(
+        self,
+        session: Session,
+        chosen: list[dict[str, Any]],
+        seen: int,
+        token: str | None,
+        nonce: str,
+    ) -> str:
+        """One transaction: the token, the sessions merged away (deleted), the session (put),
+        the head; every item read is pinned to what was read."""
+        key = session.key
+        new_sk = keys.session_item(self.kind, self.name, key, session.start, session.id).sk
+        kept = next((i for i in chosen if i["sk"] == new_sk), None)
+        tx = Transaction(self._t)
+        token_action = self._token_action(tx, token, nonce)
+        for i in chosen:
+            if i is not kept:
+                tx.delete({"pk": i["pk"], "sk": i["sk"]}, condition=self._unchanged(i))
+        version = int(kept["version"]) + 1 if kept else 1
+        tx.put(
+            self._item(session, version),
+            condition=Attr("pk").not_exists() if kept is None else self._unchanged(kept),
+        )
+        head = self._head_action(tx, key, seen)
+        try:
+            return self._transact(tx, token_action, nonce)
+        except _Again as again:
+            cause = again.__cause__
+            reason = cause.reasons[head] if isinstance(cause, TransactionCanceled) else None
+            if reason is not None and reason.code == "ConditionalCheckFailed":
+                self._remember(key, int((reason.item or {}).get("v", 0)))
+            elif reason is None or reason.failed:
+                self._remember(key, None)
+            raise
 
 
 def _combine(a: Session, b: Session) -> Session:
@@ -568,23 +550,11 @@ class TumblingWindows(_Windows):
         else:
             window = Session(key, wid, start, at, 1, value, value, value)
             version = 1
-        actions = self._token_action(token, nonce)
-        actions.append(
-            {
-                "Put": {
-                    "TableName": self._t.name,
-                    "Item": _to_item(self._item(window, version)),
-                    "ConditionExpression": "attribute_not_exists(pk) OR "
-                    "(version = :prev AND #state = :open)",
-                    "ExpressionAttributeNames": {"#state": "state"},
-                    "ExpressionAttributeValues": {
-                        ":prev": serialize(version - 1),
-                        ":open": serialize("open"),
-                    },
-                }
-            }
-        )
-        outcome = self._transact(actions, token is not None, nonce)
+        tx = Transaction(self._t)
+        token_action = self._token_action(tx, token, nonce)
+        unchanged = Attr("version").eq(version - 1) & Attr("state").eq("open")
+        tx.put(self._item(window, version), condition=Attr("pk").not_exists() | unchanged)
+        outcome = self._transact(tx, token_action, nonce)
         if outcome == "duplicate":
             return SessionUpdate(None, duplicate=True)
         if outcome == "ours":
