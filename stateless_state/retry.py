@@ -8,11 +8,14 @@ blindly: a loop that retries after one re-reads first.
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 import tenacity
 
-__all__ = ["LambdaContext", "deadline_from", "retrying", "transient"]
+__all__ = ["LambdaContext", "deadline_from", "retrying", "run_with_retries", "transient"]
+
+T = TypeVar("T")
 
 
 class LambdaContext(Protocol):
@@ -85,3 +88,47 @@ def retrying(
         before_sleep=on_retry,
         reraise=True,
     )
+
+
+def run_with_retries(
+    fn: Callable[[], T],
+    *,
+    retry_on: tuple[type[BaseException], ...],
+    what: str,
+    attempts: int = 10,
+    context: LambdaContext | None = None,
+    margin: float = 0.0,
+    metrics: Any = None,
+    operation: str = "retry",
+    base: float = 0.01,
+    cap: float = 1.0,
+) -> T:
+    """Call ``fn`` until it returns, retrying ``retry_on`` with full-jitter backoff, at most
+    ``attempts`` times and never past the invocation's remaining time (less ``margin``) when a
+    Lambda ``context`` is given. Each retry is counted in ``metrics`` (a
+    :class:`~stateless_state.metrics.Metrics`) under ``operation``. When it gives up it raises
+    :class:`~stateless_state.errors.ConflictRetriesExhausted` naming ``what`` and the attempts.
+    """
+    from .errors import ConflictRetriesExhausted
+
+    count = 0
+
+    def record(_state: tenacity.RetryCallState) -> None:
+        if metrics is not None:
+            metrics.record_retry(operation)
+
+    try:
+        for attempt in retrying(
+            retry_on,
+            attempts=attempts,
+            deadline=deadline_from(context, margin=margin),
+            base=base,
+            cap=cap,
+            on_retry=record,
+        ):
+            with attempt:
+                count += 1
+                return fn()
+    except retry_on as e:
+        raise ConflictRetriesExhausted(what, count, e) from None
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -39,18 +39,16 @@ concurrent change cancels it and the add starts over.
 from __future__ import annotations
 
 import math
-import random
 import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import tenacity
-
 from . import domain, keys
-from .errors import ConflictRetriesExhausted, InvalidArgument
+from .errors import InvalidArgument
 from .expressions import Attr, Condition, Update, render
+from .retry import LambdaContext, run_with_retries
 from .table import (
     INDEX_NAME,
     INDEX_PK,
@@ -99,10 +97,6 @@ class SessionUpdate:
 
 class _Again(Exception):
     """What we read changed before our write: read again."""
-
-
-def _wait(state: tenacity.RetryCallState) -> float:
-    return random.uniform(0, min(0.5, 0.005 * 2**state.attempt_number))
 
 
 def _session_from(item: dict[str, Any]) -> Session:
@@ -228,32 +222,22 @@ class _Windows:
                 return s
         return None
 
-    def _retrying(self, fn: Any) -> SessionUpdate:
-        attempts = 0
-        try:
-            for attempt in tenacity.Retrying(
-                retry=tenacity.retry_if_exception_type(_Again),
-                wait=_wait,
-                stop=tenacity.stop_after_attempt(50),
-                reraise=True,
-            ):
-                with attempt:
-                    attempts += 1
-                    result: SessionUpdate = fn()
-                    return result
-        except _Again as e:
-            raise ConflictRetriesExhausted(f"{self.kind} {self.name!r} add", attempts, e) from None
-        raise AssertionError("unreachable")  # pragma: no cover
-
     def _seen_token(self, token: str) -> bool:
         return self._t.get(self._token_key(token)) is not None
 
     def add(
-        self, key: str, at: Instant, value: float = 1.0, *, token: str | None = None
+        self,
+        key: str,
+        at: Instant,
+        value: float = 1.0,
+        *,
+        token: str | None = None,
+        context: LambdaContext | None = None,
     ) -> SessionUpdate:
         """Add one event of ``key`` at event time ``at`` (an aware datetime or epoch seconds)
         with ``value``; see the class docstring for what it does and costs. Concurrent adds of
-        one key are serialized by conditional writes; an add whose reads went stale starts over.
+        one key are serialized by conditional writes; an add whose reads went stale starts over,
+        at most 50 times and, given the Lambda ``context``, never past the invocation's time.
 
         Raises :class:`~stateless_state.errors.InvalidArgument` (nothing written) for an empty
         or over-long key or token, a naive datetime, an instant outside years 1 to 9999, or a
@@ -265,7 +249,18 @@ class _Windows:
         t = domain.instant(at, "at")
         v = domain.number(value, "value")
         nonce = secrets.token_hex(8)
-        return self._retrying(lambda: self._add_once(key, t, float(v), token, nonce))
+        return run_with_retries(
+            lambda: self._add_once(key, t, float(v), token, nonce),
+            retry_on=(_Again,),
+            what=f"{self.kind} {self.name!r} add",
+            attempts=50,
+            context=context,
+            margin=0.5,
+            metrics=self._t.metrics,
+            operation=f"{self.kind}.add",
+            base=0.005,
+            cap=0.5,
+        )
 
     def _add_once(
         self, key: str, at: float, value: float, token: str | None, nonce: str
