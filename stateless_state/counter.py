@@ -20,9 +20,9 @@ from datetime import timedelta
 from typing import Any
 
 from . import domain, keys
-from .errors import ConflictRetriesExhausted, InvalidArgument, LimitExceeded
+from .errors import InvalidArgument, LimitExceeded
 from .expressions import Attr, Update, render
-from .retry import LambdaContext, deadline_from, retrying
+from .retry import LambdaContext, run_with_retries
 from .table import ConditionFailed, Table, TransactionCanceled, to_item
 from .transaction import Transaction, own_write
 
@@ -207,30 +207,30 @@ class Counter:
         # back the current value (ALL_OLD), so a retry never needs a separate read.
         hint = self._t.hints.get(self._key["pk"])
         seen: list[int | None] = [] if hint is None else [hint]
-        attempts = 0
-        try:
-            for attempt in retrying(
-                (_Moved,),
-                attempts=40,
-                deadline=deadline_from(context, margin=0.5),
-                on_retry=lambda _s: self._t.metrics.record_retry("counter.add"),
-            ):
-                with attempt:
-                    attempts += 1
-                    if not seen:
-                        current = self._t.get(self._key)
-                        seen.append(int(current["v"]) if current and "v" in current else None)
-                    try:
-                        count = self._try_once(amount, token_key, limit, nonce, seen[-1])
-                    except _Moved as moved:
-                        seen[:] = [] if moved.unknown else [moved.value]
-                        raise
-                    if count.applied:
-                        self._t.hints[self._key["pk"]] = count.value
-                    return count
-        except _Moved as e:
-            raise ConflictRetriesExhausted(f"counter {self.name!r} add", attempts, e) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        def attempt() -> Count:
+            if not seen:
+                current = self._t.get(self._key)
+                seen.append(int(current["v"]) if current and "v" in current else None)
+            try:
+                count = self._try_once(amount, token_key, limit, nonce, seen[-1])
+            except _Moved as moved:
+                seen[:] = [] if moved.unknown else [moved.value]
+                raise
+            if count.applied:
+                self._t.hints[self._key["pk"]] = count.value
+            return count
+
+        return run_with_retries(
+            attempt,
+            retry_on=(_Moved,),
+            what=f"counter {self.name!r} add",
+            attempts=40,
+            context=context,
+            margin=0.5,
+            metrics=self._t.metrics,
+            operation="counter.add",
+        )
 
     def _try_once(
         self,
@@ -359,24 +359,30 @@ class ShardedCounter:
             "nonce": nonce,
             "ttl": _ttl(self._token_ttl),
         }
-        try:
-            for attempt in retrying((_Moved,), attempts=20):
-                with attempt:
-                    tx = Transaction(self._t)
-                    token_action = tx.put_if_absent(record)
-                    tx.update(shard, update)
-                    try:
-                        tx.commit()
-                    except TransactionCanceled as e:
-                        reason = e.reasons[token_action]
-                        if reason.code == "ConditionalCheckFailed":
-                            return own_write(reason.item, nonce)
-                        if e.conflict:
-                            raise _Moved() from e
-                        raise
-        except _Moved as e:
-            raise ConflictRetriesExhausted(f"sharded counter {self.name!r} add", 20, e) from None
-        return True
+
+        def attempt() -> bool:
+            tx = Transaction(self._t)
+            token_action = tx.put_if_absent(record)
+            tx.update(shard, update)
+            try:
+                tx.commit()
+            except TransactionCanceled as e:
+                reason = e.reasons[token_action]
+                if reason.code == "ConditionalCheckFailed":
+                    return own_write(reason.item, nonce)
+                if e.conflict:
+                    raise _Moved() from e
+                raise
+            return True
+
+        return run_with_retries(
+            attempt,
+            retry_on=(_Moved,),
+            what=f"sharded counter {self.name!r} add",
+            attempts=20,
+            metrics=self._t.metrics,
+            operation="sharded_counter.add",
+        )
 
     def get(self) -> int:
         """The sum of all shards (strongly consistent reads of every shard)."""

@@ -33,9 +33,9 @@ from datetime import timedelta
 from typing import Any
 
 from . import domain, keys
-from .errors import ConflictRetriesExhausted, InvalidArgument, NotSerializable, VersionConflict
+from .errors import InvalidArgument, NotSerializable, VersionConflict
 from .expressions import Attr, Update, render
-from .retry import LambdaContext, deadline_from, retrying
+from .retry import LambdaContext, run_with_retries
 from .table import Table, TransactionCanceled, to_item
 from .transaction import Transaction, own_write
 
@@ -286,46 +286,42 @@ class Versioned:
         a missing object raises :class:`InvalidArgument`). Bounded by ``attempts`` and by the
         Lambda's remaining time; raises :class:`ConflictRetriesExhausted` when they run out.
         """
-        tried = 0
         # One nonce for the whole call: if an attempt was applied but reported as failed (its
         # response lost, then a conflict on the retry), the next read recognises it as ours
         # instead of applying fn a second time.
         nonce = secrets.token_hex(8)
-        try:
-            for attempt in retrying(
-                (_Retry,),
-                attempts=attempts,
-                deadline=deadline_from(context, margin=0.5),
-                on_retry=lambda _s: self._t.metrics.record_retry("versioned.update"),
-            ):
-                with attempt:
-                    tried += 1
-                    head = self._head()
-                    if head is not None and head.get("writer") == nonce:
-                        return Version(
-                            int(head["number"]), self._value(head), float(head["created_at"])
-                        )
-                    current = (
-                        None
-                        if head is None
-                        else Version(
-                            int(head["number"]), self._value(head), float(head["created_at"])
-                        )
+
+        def attempt() -> Version:
+            head = self._head()
+            current = (
+                None
+                if head is None
+                else Version(int(head["number"]), self._value(head), float(head["created_at"]))
+            )
+            if current is not None and own_write(head, nonce, attribute="writer"):
+                return current
+            if current is None:
+                if create is MISSING:
+                    raise InvalidArgument(
+                        f"versioned object {self.name!r} does not exist; create it with "
+                        "put(value, expected=None) or pass create=<initial value>"
                     )
-                    if current is None:
-                        if create is MISSING:
-                            raise InvalidArgument(
-                                f"versioned object {self.name!r} does not exist; create it with "
-                                "put(value, expected=None) or pass create=<initial value>"
-                            )
-                        base, expected = copy.deepcopy(create), None
-                    else:
-                        base, expected = copy.deepcopy(current.value), current.number
-                    new = fn(base)
-                    return self._write(new, _encode(new), expected, nonce)
-        except _Retry as e:
-            raise ConflictRetriesExhausted(f"versioned {self.name!r} update", tried, e) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+                base, expected = copy.deepcopy(create), None
+            else:
+                base, expected = copy.deepcopy(current.value), current.number
+            new = fn(base)
+            return self._write(new, _encode(new), expected, nonce)
+
+        return run_with_retries(
+            attempt,
+            retry_on=(_Retry,),
+            what=f"versioned {self.name!r} update",
+            attempts=attempts,
+            context=context,
+            margin=0.5,
+            metrics=self._t.metrics,
+            operation="versioned.update",
+        )
 
     def collect_garbage(self, *, grace: timedelta | float = timedelta(hours=1)) -> int:
         """Delete S3 bodies under this object's prefix that no retained version references and
