@@ -29,16 +29,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import secrets
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
-
-import tenacity
 
 from stateless_state import (
     InvalidArgument,
@@ -49,7 +46,8 @@ from stateless_state import (
     domain,
     keys,
 )
-from stateless_state.errors import ConflictRetriesExhausted
+from stateless_state.expressions import Attr, Condition, Update
+from stateless_state.retry import LambdaContext, run_with_retries
 from stateless_state.table import (
     INDEX_NAME,
     ConditionFailed,
@@ -59,6 +57,7 @@ from stateless_state.table import (
     serialize,
     to_item,
 )
+from stateless_state.transaction import Transaction, own_write
 
 __all__ = [
     "AddResult",
@@ -249,18 +248,27 @@ def _batch_from(item: Mapping[str, Any]) -> Batch:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Where the next attempt of an add aims: batch ``seq`` of the lane (None: look it up),
+    and whether this arrival seals it: ``"new"`` (a batch of one), or the batch's count and
+    bytes before this arrival (it reaches a threshold), learnt from a cancelled attempt."""
+
+    seq: int | None
+    seal: Literal["new"] | tuple[int, int] | None = None
+    opened_at: float | None = None
+
+
 class _Moved(Exception):
     """The batch we aimed at was not as assumed; retry at once with what we learned."""
+
+    def __init__(self, plan: _Plan) -> None:
+        super().__init__("the open batch moved")
+        self.plan = plan
 
 
 class _Conflict(Exception):
     """A transaction conflict: retry after a jittered backoff."""
-
-
-def _wait(state: tenacity.RetryCallState) -> float:
-    if state.outcome is not None and isinstance(state.outcome.exception(), _Moved):
-        return 0.0
-    return random.uniform(0, min(1.0, 0.01 * 2**state.attempt_number))
 
 
 class Batcher:
@@ -344,105 +352,94 @@ class Batcher:
             return 0
         return latest.seq if latest.state == BatchState.OPEN else latest.seq + 1
 
-    def add(self, arrival: Arrival) -> AddResult:
-        """Add ``arrival`` to its lane's open batch, exactly once; see the class docstring."""
+    def add(self, arrival: Arrival, *, context: LambdaContext | None = None) -> AddResult:
+        """Add ``arrival`` to its lane's open batch, exactly once; see the class docstring.
+        Retries (a batch found sealed, a transaction conflict) stop at 60 attempts and, given
+        the Lambda ``context``, before the invocation's time runs out."""
         if not isinstance(arrival, Arrival):
             raise InvalidArgument(f"expected an Arrival, got {type(arrival).__name__}")
         lane = self.lane_of(arrival.id)
         nonce = secrets.token_hex(8)
-        plan: dict[str, Any] = {"seq": self._open.get(lane), "seal": None}
-        attempts = 0
-        try:
-            for attempt in tenacity.Retrying(
-                retry=tenacity.retry_if_exception_type((_Moved, _Conflict)),
-                wait=_wait,
-                stop=tenacity.stop_after_attempt(60),
-                reraise=True,
-            ):
-                with attempt:
-                    attempts += 1
-                    if plan["seq"] is None:
-                        plan["seq"] = self._discover(lane)
-                    return self._try_add(arrival, lane, nonce, plan)
-        except (_Moved, _Conflict) as e:
-            raise ConflictRetriesExhausted(f"batcher {self.stream!r} add", attempts, e) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+        plan = [_Plan(self._open.get(lane))]
 
-    def _try_add(self, arrival: Arrival, lane: int, nonce: str, plan: dict[str, Any]) -> AddResult:
-        seq: int = plan["seq"]
-        seal: tuple[int, int] | str | None = plan["seal"]
-        th = self.thresholds
+        def attempt() -> AddResult:
+            if plan[0].seq is None:
+                plan[0] = replace(plan[0], seq=self._discover(lane))
+            try:
+                return self._try_add(arrival, lane, nonce, plan[0])
+            except _Moved as moved:
+                plan[0] = moved.plan
+                raise
+
+        return run_with_retries(
+            attempt,
+            retry_on=(_Moved, _Conflict),
+            immediate=(_Moved,),
+            what=f"batcher {self.stream!r} add",
+            attempts=60,
+            context=context,
+            margin=0.5,
+            metrics=self._t.metrics,
+            operation="batcher.add",
+        )
+
+    def _batch_write(
+        self, arrival: Arrival, lane: int, plan: _Plan, now: float
+    ) -> tuple[Update, Condition]:
+        """The open batch's update for this arrival and its condition: still open and below
+        every threshold after it, or (when this arrival seals it) exactly as last seen."""
+        seq = plan.seq
+        assert seq is not None
+        update = (
+            Update()
+            .add("count", 1)
+            .add("bytes", arrival.size)
+            .set_default("opened_at", now)
+            .set_all({"stream": self.stream, "lane": lane, "seq": seq})
+        )
+        state, count, size = Attr("state"), Attr("count"), Attr("bytes")
+        if plan.seal is None:
+            th = self.thresholds
+            if (th.count is not None and th.count <= 1) or (
+                th.bytes is not None and arrival.size >= th.bytes
+            ):
+                raise _Moved(replace(plan, seal="new"))
+            condition = state.not_exists() | state.eq(BatchState.OPEN)
+            if th.count is not None:
+                condition = condition & (count.not_exists() | count.lt(th.count - 1))
+            if th.bytes is not None:
+                condition = condition & (size.not_exists() | size.lt(th.bytes - arrival.size))
+            return update.set_default("state", BatchState.OPEN), condition
+        entry = self._index("pending", now, batch_id(self.stream, lane, seq))
+        update.set_all(
+            {
+                "state": BatchState.SEALED,
+                "sealed_at": now,
+                "seal_reason": self._seal_reason(plan.seal, arrival.size),
+                **entry,
+            }
+        )
+        if plan.seal == "new":
+            return update, state.not_exists()
+        seen_count, seen_bytes = plan.seal
+        return update, state.eq(BatchState.OPEN) & count.eq(seen_count) & size.eq(seen_bytes)
+
+    def _try_add(self, arrival: Arrival, lane: int, nonce: str, plan: _Plan) -> AddResult:
+        seq = plan.seq
+        assert seq is not None
         now = time.time()
         bid = batch_id(self.stream, lane, seq)
-        values: dict[str, Any] = {
-            ":one": 1,
-            ":size": arrival.size,
-            ":open": BatchState.OPEN,
-            ":now": now,
-            ":stream": self.stream,
-            ":lane": lane,
-            ":seq": seq,
-        }
-        names = {
-            "#state": "state",
-            "#count": "count",
-            "#bytes": "bytes",
-            "#stream": "stream",
-            "#lane": "lane",
-            "#seq": "seq",
-        }
-        if seal is None:
-            conditions = ["(attribute_not_exists(#state) OR #state = :open)"]
-            if th.count is not None:
-                if th.count <= 1:
-                    plan["seal"] = "new"
-                    raise _Moved()
-                conditions.append("(attribute_not_exists(#count) OR #count < :cmax)")
-                values[":cmax"] = th.count - 1
-            if th.bytes is not None:
-                if arrival.size >= th.bytes:
-                    plan["seal"] = "new"
-                    raise _Moved()
-                conditions.append("(attribute_not_exists(#bytes) OR #bytes < :bmax)")
-                values[":bmax"] = th.bytes - arrival.size
-            update = (
-                "ADD #count :one, #bytes :size SET opened_at = if_not_exists(opened_at, :now), "
-                "#state = if_not_exists(#state, :open), #stream = :stream, #lane = :lane, "
-                "#seq = :seq"
-            )
-            condition = " AND ".join(conditions)
-        else:
-            reason = self._seal_reason(seal, arrival.size)
-            update = (
-                "ADD #count :one, #bytes :size SET opened_at = if_not_exists(opened_at, :now), "
-                "#state = :sealed, sealed_at = :now, seal_reason = :reason, #stream = :stream, "
-                "#lane = :lane, #seq = :seq, gsi1pk = :gpk, gsi1sk = :gsk"
-            )
-            values.update(
-                {
-                    ":sealed": BatchState.SEALED,
-                    ":reason": reason,
-                    ":gpk": self._index("pending", now, bid)["gsi1pk"],
-                    ":gsk": self._index("pending", now, bid)["gsi1sk"],
-                }
-            )
-            if seal == "new":
-                condition = "attribute_not_exists(#state)"
-                del values[":open"]
-            else:
-                assert isinstance(seal, tuple)
-                condition = "#state = :open AND #count = :c AND #bytes = :b"
-                values[":c"], values[":b"] = seal
+        update, condition = self._batch_write(arrival, lane, plan, now)
         record: dict[str, Any] = {
             **self._arrival_key(arrival.id),
             "batch": bid,
             "nonce": nonce,
-            "sealed": seal is not None,
+            "sealed": plan.seal is not None,
             "at": now,
         }
         sealed: Batch | None = None
-        if seal is not None:
-            count, total = seal if isinstance(seal, tuple) else (0, 0)
+        if plan.seal is not None:
+            count, total = plan.seal if isinstance(plan.seal, tuple) else (0, 0)
             # Everything the sealed batch holds is known here: no read is needed to describe it,
             # and the arrival record keeps it for a retry that meets this write (ambiguous).
             sealed = Batch(
@@ -450,11 +447,11 @@ class Batcher:
                 lane,
                 seq,
                 BatchState.SEALED,
-                int(count) + 1,
-                int(total) + arrival.size,
-                plan.get("opened_at", now),
+                count + 1,
+                total + arrival.size,
+                plan.opened_at if plan.opened_at is not None else now,
                 sealed_at=now,
-                seal_reason=values[":reason"],
+                seal_reason=self._seal_reason(plan.seal, arrival.size),
             )
             record["sealed_batch"] = {
                 "count": sealed.count,
@@ -470,42 +467,20 @@ class Batcher:
             "at": arrival.at,
             "data": dict(arrival.data),
         }
+        tx = Transaction(self._t)
+        dedupe = tx.put_if_absent(record)
+        tx.put(member)
+        batch = tx.update(self._batch_key(lane, seq), update, condition=condition, return_old=True)
         try:
-            self._t.call(
-                "TransactWriteItems",
-                TransactItems=[
-                    self._t.put_if_absent(record),
-                    {"Put": {"TableName": self._t.name, "Item": to_item(member)}},
-                    {
-                        "Update": {
-                            "TableName": self._t.name,
-                            "Key": to_item(self._batch_key(lane, seq)),
-                            "UpdateExpression": update,
-                            "ConditionExpression": condition,
-                            "ExpressionAttributeNames": names,
-                            "ExpressionAttributeValues": {
-                                k: serialize(v) for k, v in values.items()
-                            },
-                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                        }
-                    },
-                ],
-            )
+            tx.commit()
         except TransactionCanceled as e:
-            return self._after_cancel(e, arrival, lane, nonce, plan)
-        if sealed is not None:
-            self._open[lane] = seq + 1
-            return AddResult(bid, False, sealed)
-        self._open[lane] = seq
-        return AddResult(bid, False, None)
+            return self._after_cancel(e, dedupe, batch, arrival, lane, nonce, plan)
+        self._open[lane] = seq + 1 if sealed is not None else seq
+        return AddResult(bid, False, sealed)
 
-    def _seal_reason(self, seal: tuple[int, int] | str, size: int) -> str:
+    def _seal_reason(self, seal: Literal["new"] | tuple[int, int], size: int) -> str:
         th = self.thresholds
-        if seal == "new":
-            count, total = 0, 0
-        else:
-            assert isinstance(seal, tuple)
-            count, total = seal
+        count, total = (0, 0) if seal == "new" else seal
         if th.count is not None and count + 1 >= th.count:
             return "count"
         return "bytes" if th.bytes is not None and total + size >= th.bytes else "count"
@@ -513,55 +488,57 @@ class Batcher:
     def _after_cancel(
         self,
         e: TransactionCanceled,
+        dedupe: int,
+        batch: int,
         arrival: Arrival,
         lane: int,
         nonce: str,
-        plan: dict[str, Any],
+        plan: _Plan,
     ) -> AddResult:
-        if e.codes[0] == "ConditionalCheckFailed":
-            old = e.old[0] or {}
-            if old.get("nonce") != nonce:
-                return AddResult(old["batch"], True, None)
-            # Our own transaction, applied with its response lost and retried by botocore.
-            bid = old["batch"]
-            _, _, seq = parse_batch_id(bid)
-            if old.get("sealed"):
-                self._open[lane] = seq + 1
-                info = old["sealed_batch"]
-                stream, lane_, _ = parse_batch_id(bid)
-                batch = Batch(
-                    stream,
-                    lane_,
-                    seq,
-                    BatchState.SEALED,
-                    int(info["count"]),
-                    int(info["bytes"]),
-                    float(info["opened_at"]),
-                    sealed_at=float(old["at"]),
-                    seal_reason=info["reason"],
-                )
-                return AddResult(bid, False, batch)
-            self._open[lane] = seq
-            return AddResult(bid, False, None)
-        if e.codes[2] == "ConditionalCheckFailed":
-            current = e.old[2] or {}
+        if e.reasons[dedupe].code == "ConditionalCheckFailed":
+            return self._already_added(dict(e.reasons[dedupe].item or {}), lane, nonce)
+        if e.reasons[batch].code == "ConditionalCheckFailed":
+            current = e.reasons[batch].item or {}
             th = self.thresholds
             if current.get("state") is None:
-                plan["seal"] = None
-            elif current["state"] != BatchState.OPEN:
-                plan["seq"] = max(int(current["seq"]) + 1, self._discover(lane))
-                plan["seal"] = None
-            else:
-                count, total = int(current.get("count", 0)), int(current.get("bytes", 0))
-                full = (th.count is not None and count + 1 >= th.count) or (
-                    th.bytes is not None and total + arrival.size >= th.bytes
-                )
-                plan["seal"] = (count, total) if full else None
-                plan["opened_at"] = float(current.get("opened_at", time.time()))
-            raise _Moved() from e
+                raise _Moved(replace(plan, seal=None)) from e
+            if current["state"] != BatchState.OPEN:
+                seq = max(int(current["seq"]) + 1, self._discover(lane))
+                raise _Moved(replace(plan, seq=seq, seal=None)) from e
+            count, total = int(current.get("count", 0)), int(current.get("bytes", 0))
+            full = (th.count is not None and count + 1 >= th.count) or (
+                th.bytes is not None and total + arrival.size >= th.bytes
+            )
+            opened_at = float(current.get("opened_at", time.time()))
+            raise _Moved(replace(plan, seal=(count, total) if full else None, opened_at=opened_at))
         if e.conflict:
             raise _Conflict() from e
         raise e
+
+    def _already_added(self, old: dict[str, Any], lane: int, nonce: str) -> AddResult:
+        """The arrival's dedupe record exists: a duplicate, or this add's own earlier attempt
+        (applied, its response lost, retried by botocore), which is reported as it happened."""
+        bid = old["batch"]
+        if not own_write(old, nonce):
+            return AddResult(bid, True, None)
+        stream, lane_, seq = parse_batch_id(bid)
+        if not old.get("sealed"):
+            self._open[lane] = seq
+            return AddResult(bid, False, None)
+        self._open[lane] = seq + 1
+        info = old["sealed_batch"]
+        batch = Batch(
+            stream,
+            lane_,
+            seq,
+            BatchState.SEALED,
+            int(info["count"]),
+            int(info["bytes"]),
+            float(info["opened_at"]),
+            sealed_at=float(old["at"]),
+            seal_reason=info["reason"],
+        )
+        return AddResult(bid, False, batch)
 
     # sealing by age
 
@@ -814,7 +791,7 @@ class LoadTicket:
         that takes over asks the warehouse what happened instead of loading again."""
         b = self.batch
         self._end("SET statement_id = :s", {":s": statement_id}, "statement id")
-        self.batch = _replace(b, statement_id=statement_id)
+        self.batch = replace(b, statement_id=statement_id)
 
     def loaded(self) -> None:
         """Mark the batch loaded (fenced). One conditional ``UpdateItem``."""
@@ -847,9 +824,3 @@ class LoadTicket:
             "failure",
         )
         return BatchState.FAILED
-
-
-def _replace(batch: Batch, **changes: Any) -> Batch:
-    from dataclasses import replace
-
-    return replace(batch, **changes)

@@ -72,18 +72,27 @@ def retrying(
     base: float = 0.01,
     cap: float = 1.0,
     on_retry: Any = None,
+    immediate: tuple[type[BaseException], ...] = (),
 ) -> tenacity.Retrying:
     """A tenacity loop with full-jitter backoff, bounded by attempts and by ``deadline``.
 
     With an empty ``retry_on`` it retries :func:`transient` failures: only for the rare write that
     must land after botocore has given up (an idempotency completion), never as a general layer.
-    When it gives up it re-raises the last error, so callers see the real cause.
+    When it gives up it re-raises the last error, so callers see the real cause. Failures of an
+    ``immediate`` type are retried without waiting: they carry what the next attempt needs (a
+    batch found sealed, say), not a sign of contention.
     """
+    backoff = tenacity.wait_random_exponential(multiplier=base, max=cap)
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        failure = state.outcome.exception() if state.outcome is not None else None
+        return 0.0 if isinstance(failure, immediate) else float(backoff(state))
+
     return tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(retry_on)
         if retry_on
         else tenacity.retry_if_exception(transient),
-        wait=tenacity.wait_random_exponential(multiplier=base, max=cap),
+        wait=wait,
         stop=tenacity.stop_after_attempt(attempts) | _StopAtDeadline(deadline),
         before_sleep=on_retry,
         reraise=True,
@@ -102,6 +111,7 @@ def run_with_retries(
     operation: str = "retry",
     base: float = 0.01,
     cap: float = 1.0,
+    immediate: tuple[type[BaseException], ...] = (),
 ) -> T:
     """Call ``fn`` until it returns, retrying ``retry_on`` with full-jitter backoff, at most
     ``attempts`` times and never past the invocation's remaining time (less ``margin``) when a
@@ -125,6 +135,7 @@ def run_with_retries(
             base=base,
             cap=cap,
             on_retry=record,
+            immediate=immediate,
         ):
             with attempt:
                 count += 1
