@@ -46,15 +46,17 @@ from stateless_state import (
     domain,
     keys,
 )
-from stateless_state.expressions import Attr, Condition, Update
+from stateless_state.expressions import Attr, Condition, Update, render
+from stateless_state.lease import FencedClaim
 from stateless_state.retry import LambdaContext, run_with_retries
 from stateless_state.table import (
     INDEX_NAME,
+    INDEX_PK,
+    INDEX_SK,
     ConditionFailed,
     Table,
     TransactionCanceled,
     from_item,
-    serialize,
     to_item,
 )
 from stateless_state.transaction import Transaction, own_write
@@ -337,8 +339,7 @@ class Batcher:
         r = self._t.call(
             "Query",
             TableName=self._t.name,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": serialize(self._batch_key(lane, 0)["pk"])},
+            **render(key_condition=Attr("pk").eq(self._batch_key(lane, 0)["pk"])),
             ScanIndexForward=False,
             Limit=1,
             ConsistentRead=True,
@@ -559,33 +560,19 @@ class Batcher:
                 continue
             if latest.opened_at + age > now:
                 continue
+            seal = Update().set_all(
+                {
+                    "state": BatchState.SEALED,
+                    "sealed_at": now,
+                    "seal_reason": "age",
+                    **self._index("pending", now, latest.id),
+                }
+            )
             try:
-                r = self._t.call(
-                    "UpdateItem",
-                    TableName=self._t.name,
-                    Key=to_item(self._batch_key(lane, latest.seq)),
-                    UpdateExpression=(
-                        "SET #state = :sealed, sealed_at = :now, seal_reason = :age, "
-                        "gsi1pk = :gpk, gsi1sk = :gsk"
-                    ),
-                    ConditionExpression="#state = :open",
-                    ExpressionAttributeNames={"#state": "state"},
-                    ExpressionAttributeValues={
-                        k: serialize(v)
-                        for k, v in {
-                            ":sealed": BatchState.SEALED,
-                            ":open": BatchState.OPEN,
-                            ":now": now,
-                            ":age": "age",
-                            ":gpk": self._index("pending", now, latest.id)["gsi1pk"],
-                            ":gsk": self._index("pending", now, latest.id)["gsi1sk"],
-                        }.items()
-                    },
-                    ReturnValues="ALL_NEW",
-                )
+                item = self._update(lane, latest.seq, seal, Attr("state").eq(BatchState.OPEN))
             except ConditionFailed:
                 continue
-            sealed.append(_batch_from(from_item(r["Attributes"]) or {}))
+            sealed.append(_batch_from(item))
         return sealed
 
     # reading
@@ -605,8 +592,7 @@ class Batcher:
         out = [
             Member(i["id"], int(i["size"]), float(i["at"]), i.get("data", {}))
             for i in self._query(
-                KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues={":pk": serialize(self._member_pk(lane, seq))},
+                **render(key_condition=Attr("pk").eq(self._member_pk(lane, seq))),
                 ConsistentRead=True,
             )
         ]
@@ -616,8 +602,7 @@ class Batcher:
         """Every batch of the stream (or of one lane), newest first by default."""
         for ln in range(self.lanes) if lane is None else [lane]:
             for item in self._query(
-                KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues={":pk": serialize(self._batch_key(ln, 0)["pk"])},
+                **render(key_condition=Attr("pk").eq(self._batch_key(ln, 0)["pk"])),
                 ScanIndexForward=not newest_first,
             ):
                 yield _batch_from(item)
@@ -628,10 +613,7 @@ class Batcher:
         sweeper can afford: a batch sealed a moment ago shows up on the next sweep)."""
         items = self._query(
             IndexName=INDEX_NAME,
-            KeyConditionExpression="gsi1pk = :pk",
-            ExpressionAttributeValues={
-                ":pk": serialize(keys.index_partition("pending", self.stream))
-            },
+            **render(key_condition=Attr(INDEX_PK).eq(keys.index_partition("pending", self.stream))),
         )
         return [_batch_from(i) for i in items]
 
@@ -639,10 +621,7 @@ class Batcher:
         """Batches that used up their load attempts and wait for an operator."""
         items = self._query(
             IndexName=INDEX_NAME,
-            KeyConditionExpression="gsi1pk = :pk",
-            ExpressionAttributeValues={
-                ":pk": serialize(keys.index_partition("failed", self.stream))
-            },
+            **render(key_condition=Attr(INDEX_PK).eq(keys.index_partition("failed", self.stream))),
         )
         return [_batch_from(i) for i in items]
 
@@ -650,6 +629,13 @@ class Batcher:
         return list(self._t.query(**kwargs))
 
     # loading lifecycle
+
+    def _claim(self, lane: int, seq: int) -> FencedClaim:
+        """The load claim on a batch item: the lease's fenced claim, with the batch's own
+        attribute names (``loader``, ``lease_until``)."""
+        return FencedClaim(
+            self._t, self._batch_key(lane, seq), holder_attr="loader", expiry_attr="lease_until"
+        )
 
     def claim_load(self, batch_id_: str, *, lease: timedelta | float | None = None) -> LoadTicket:
         """Take the right to load a batch: sealed and due, or loading under an expired lease (a
@@ -659,54 +645,35 @@ class Batcher:
         seconds = self.load_lease if lease is None else domain.duration(lease, "lease")
         now = time.time()
         nonce = secrets.token_hex(8)
+        state, retry_at = Attr("state"), Attr("next_attempt_at")
+        due = state.eq(BatchState.SEALED) & (retry_at.not_exists() | retry_at.le(now))
+        abandoned_by_crash = state.eq(BatchState.LOADING) & Attr("lease_until").le(now)
         try:
-            r = self._update(
-                lane,
-                seq,
-                "SET #state = :loading, loader = :n, lease_until = :until ADD attempts :one, "
-                "fence :one",
-                "(#state = :sealed AND (attribute_not_exists(next_attempt_at) OR "
-                "next_attempt_at <= :now)) OR (#state = :loading AND lease_until <= :now)",
-                {
-                    ":loading": BatchState.LOADING,
-                    ":sealed": BatchState.SEALED,
-                    ":n": nonce,
-                    ":until": now + seconds,
-                    ":one": 1,
-                    ":now": now,
-                },
-                returns="ALL_NEW",
+            item = self._claim(lane, seq).take(
+                nonce=nonce,
+                until=now + seconds,
+                claimable=due | abandoned_by_crash,
+                also_set={"state": BatchState.LOADING},
+                also_add={"attempts": 1},
             )
         except ConditionFailed as e:
             old = e.old or {}
-            if old.get("loader") == nonce and old.get("state") == BatchState.LOADING:
-                return LoadTicket(self, _batch_from(old), nonce)
             raise LeaseUnavailable(
                 f"batch {batch_id_}", old.get("loader"), old.get("lease_until")
             ) from None
-        return LoadTicket(self, _batch_from(from_item(r["Attributes"]) or {}), nonce)
+        return LoadTicket(self, _batch_from(item), nonce)
 
-    def _update(
-        self,
-        lane: int,
-        seq: int,
-        expression: str,
-        condition: str,
-        values: Mapping[str, Any],
-        *,
-        returns: str = "NONE",
-    ) -> dict[str, Any]:
-        return self._t.call(
+    def _update(self, lane: int, seq: int, update: Update, condition: Condition) -> dict[str, Any]:
+        """One conditional ``UpdateItem`` of a batch; returns the batch after it (ALL_NEW)."""
+        r = self._t.call(
             "UpdateItem",
             TableName=self._t.name,
             Key=to_item(self._batch_key(lane, seq)),
-            UpdateExpression=expression,
-            ConditionExpression=condition,
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={k: serialize(v) for k, v in values.items()},
-            ReturnValues=returns,
+            **render(update=update, condition=condition),
+            ReturnValues="ALL_NEW",
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
+        return from_item(r["Attributes"]) or {}
 
     def operator_action(
         self,
@@ -725,34 +692,28 @@ class Batcher:
         now = time.time()
         entry = {"action": action, "who": who, "why": why, "at": now, "from": expect_state}
         if action == "retry":
-            expression = (
-                "SET #state = :sealed, attempts = :zero, next_attempt_at = :now, gsi1pk = :gpk, "
-                "gsi1sk = :gsk, history = list_append(if_not_exists(history, :empty), :entry) "
-                "REMOVE lease_until, loader"
+            update = Update().set_all(
+                {
+                    "state": BatchState.SEALED,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    **self._index("pending", now, batch_id_),
+                }
             )
-            values: dict[str, Any] = {
-                ":sealed": BatchState.SEALED,
-                ":zero": 0,
-                ":gpk": self._index("pending", now, batch_id_)["gsi1pk"],
-                ":gsk": self._index("pending", now, batch_id_)["gsi1sk"],
-            }
         elif action == "abandon":
-            expression = (
-                "SET #state = :abandoned, abandoned_at = :now, history = list_append("
-                "if_not_exists(history, :empty), :entry) REMOVE gsi1pk, gsi1sk, lease_until, loader"
-            )
-            values = {":abandoned": BatchState.ABANDONED}
+            update = Update().set_all({"state": BatchState.ABANDONED, "abandoned_at": now})
+            update.remove(INDEX_PK, INDEX_SK)
         else:
             raise InvalidArgument(f"unknown action {action!r}; use retry or abandon")
-        values.update({":now": now, ":empty": [], ":entry": [entry], ":expect": expect_state})
+        update.append("history", [entry]).remove("lease_until", "loader")
         try:
-            r = self._update(lane, seq, expression, "#state = :expect", values, returns="ALL_NEW")
+            item = self._update(lane, seq, update, Attr("state").eq(expect_state))
         except ConditionFailed as e:
             actual = (e.old or {}).get("state")
             raise StateConflict(
                 f"batch {batch_id_} is {actual or 'missing'}, not {expect_state}; nothing changed"
             ) from None
-        return _batch_from(from_item(r["Attributes"]) or {})
+        return _batch_from(item)
 
 
 @dataclass
@@ -767,15 +728,11 @@ class LoadTicket:
     def fence(self) -> int:
         return self.batch.fence
 
-    def _end(self, expression: str, values: Mapping[str, Any], what: str) -> None:
+    def _end(self, update: Update, what: str) -> None:
         b = self.batch
         try:
-            self.batcher._update(
-                b.lane,
-                b.seq,
-                expression,
-                "#state = :loading AND fence = :f",
-                {**values, ":loading": BatchState.LOADING, ":f": b.fence},
+            self.batcher._claim(b.lane, b.seq).update(
+                b.fence, update, condition=Attr("state").eq(BatchState.LOADING)
             )
         except ConditionFailed as e:
             old = e.old or {}
@@ -790,16 +747,13 @@ class LoadTicket:
         """Write the warehouse statement id on the batch before waiting for it, so a loader
         that takes over asks the warehouse what happened instead of loading again."""
         b = self.batch
-        self._end("SET statement_id = :s", {":s": statement_id}, "statement id")
+        self._end(Update().set("statement_id", statement_id), "statement id")
         self.batch = replace(b, statement_id=statement_id)
 
     def loaded(self) -> None:
         """Mark the batch loaded (fenced). One conditional ``UpdateItem``."""
-        self._end(
-            "SET #state = :loaded, loaded_at = :now REMOVE gsi1pk, gsi1sk, lease_until",
-            {":loaded": BatchState.LOADED, ":now": time.time()},
-            "loaded",
-        )
+        done = Update().set_all({"state": BatchState.LOADED, "loaded_at": time.time()})
+        self._end(done.remove(INDEX_PK, INDEX_SK, "lease_until"), "loaded")
 
     def failed(self, error: str) -> BatchState:
         """Record a failed load: back to sealed with a backoff while attempts remain, else
@@ -808,19 +762,16 @@ class LoadTicket:
         now = time.time()
         if b.attempts < self.batcher.max_attempts:
             delay = self.batcher.retry_backoff * 2 ** (b.attempts - 1)
+            retry = {"state": BatchState.SEALED, "next_attempt_at": now + delay}
             self._end(
-                "SET #state = :sealed, next_attempt_at = :next, last_error = :e REMOVE lease_until",
-                {":sealed": BatchState.SEALED, ":next": now + delay, ":e": error[:2000]},
+                Update().set_all({**retry, "last_error": error[:2000]}).remove("lease_until"),
                 "failure",
             )
             return BatchState.SEALED
-        self._end(
-            "SET #state = :failed, last_error = :e, gsi1pk = :gpk REMOVE lease_until",
-            {
-                ":failed": BatchState.FAILED,
-                ":e": error[:2000],
-                ":gpk": keys.index_partition("failed", self.batcher.stream),
-            },
-            "failure",
-        )
+        failed = {
+            "state": BatchState.FAILED,
+            "last_error": error[:2000],
+            INDEX_PK: keys.index_partition("failed", self.batcher.stream),
+        }
+        self._end(Update().set_all(failed).remove("lease_until"), "failure")
         return BatchState.FAILED

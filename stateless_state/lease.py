@@ -16,6 +16,7 @@ import contextlib
 import secrets
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import TracebackType
@@ -25,10 +26,10 @@ from . import domain, keys
 from .errors import LeaseLost, LeaseUnavailable
 from .expressions import Attr, Condition, Update, render
 from .retry import LambdaContext
-from .table import ConditionFailed, Table, TransactionCanceled, to_item
+from .table import ConditionFailed, Table, TransactionCanceled, from_item, to_item
 from .transaction import Transaction, own_write
 
-__all__ = ["DEFAULT_DURATION", "Held", "Lease", "LeaseState"]
+__all__ = ["DEFAULT_DURATION", "FencedClaim", "Held", "Lease", "LeaseState"]
 
 DEFAULT_DURATION = timedelta(minutes=1)
 
@@ -38,6 +39,90 @@ def default_owner() -> str:
     import os
 
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class FencedClaim:
+    """A fenced claim on one item: the mechanism under :class:`Lease`, for any item that must
+    have at most one holder at a time (the batcher's load claim on a batch item, say).
+
+    Taking the claim is one conditional ``UpdateItem`` that writes the holder's nonce into
+    ``holder_attr``, the claim's end into ``expiry_attr``, and adds 1 to ``fence``: every holder's
+    fence exceeds all earlier ones. Every later write of the holder is conditional on its fence
+    (:meth:`update`), so a holder whose claim was taken over writes nothing.
+    """
+
+    def __init__(
+        self,
+        table: Table,
+        key: Mapping[str, Any],
+        *,
+        holder_attr: str = "holder",
+        expiry_attr: str = "expires_at",
+    ) -> None:
+        self._t = table
+        self.key = dict(key)
+        self.holder_attr = holder_attr
+        self.expiry_attr = expiry_attr
+
+    def take(
+        self,
+        *,
+        nonce: str,
+        until: float,
+        claimable: Condition,
+        also_set: Mapping[str, Any] | None = None,
+        also_add: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Take the claim where ``claimable`` holds; returns the item after (``ALL_NEW``).
+
+        Raises :class:`~stateless_state.errors.ConditionFailed` with the item as it was, except
+        when that item shows this very claim (``nonce``) applied by an earlier attempt whose
+        response was lost: then it is returned as taken.
+        """
+        update = Update().set_all({self.holder_attr: nonce, self.expiry_attr: until})
+        update.set_all(also_set or {}).add("fence", 1)
+        for attribute, amount in (also_add or {}).items():
+            update.add(attribute, amount)
+        try:
+            r = self._t.call(
+                "UpdateItem",
+                TableName=self._t.name,
+                Key=to_item(self.key),
+                **render(update=update, condition=claimable),
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ConditionFailed as e:
+            if own_write(e.old, nonce, attribute=self.holder_attr):
+                return dict(e.old or {})
+            raise
+        return from_item(r["Attributes"]) or {}
+
+    def update(self, fence: int, update: Update, *, condition: Condition | None = None) -> None:
+        """Apply ``update`` only while ``fence`` is the item's current fence (and ``condition``
+        holds). Raises :class:`~stateless_state.errors.ConditionFailed` (with the item as it
+        is) otherwise. One conditional ``UpdateItem``, 1 WCU."""
+        fenced = Attr("fence").eq(fence)
+        self._t.call(
+            "UpdateItem",
+            TableName=self._t.name,
+            Key=to_item(self.key),
+            **render(update=update, condition=fenced if condition is None else fenced & condition),
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+
+    def give_back(self, nonce: str) -> None:
+        """Undo a claim whose outcome is unknown (its response lost for good), if it was taken:
+        conditional on ``nonce``, so it never touches another holder's claim."""
+        self._t.call(
+            "UpdateItem",
+            TableName=self._t.name,
+            Key=to_item(self.key),
+            **render(
+                update=Update().set(self.expiry_attr, 0).remove(self.holder_attr),
+                condition=Attr(self.holder_attr).eq(nonce),
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +166,9 @@ class Held:
         )
         expires = time.time() + seconds
         try:
-            self.lease._update(Update().set("expires_at", expires), self._mine())
+            self.lease._claim.update(
+                self.fence, Update().set("expires_at", expires), condition=self._holding()
+            )
         except ConditionFailed:
             raise LeaseLost(
                 f"lease {self.lease.name!r}: fence {self.fence} was superseded; stop working"
@@ -98,18 +185,18 @@ class Held:
         if self.released:
             return True
         try:
-            self.lease._update(
+            self.lease._claim.update(
+                self.fence,
                 Update().set("expires_at", 0).remove("holder", "owner"),
-                Attr("fence").eq(self.fence)
-                & (Attr("holder").eq(self._nonce) | Attr("holder").not_exists()),
+                condition=self._holding() | Attr("holder").not_exists(),
             )
         except ConditionFailed:
             return False
         self.released = True
         return True
 
-    def _mine(self) -> Condition:
-        return Attr("fence").eq(self.fence) & Attr("holder").eq(self._nonce)
+    def _holding(self) -> Condition:
+        return Attr("holder").eq(self._nonce)
 
     def fence_check(self, tx: Transaction) -> int:
         """Add to ``tx`` the check that this fence is still current; returns its index. Put it
@@ -180,21 +267,10 @@ class Lease:
         self._duration = domain.duration(duration, "duration")
         self._t = table
         self._key = keys.lease(name).item()
+        self._claim = FencedClaim(table, self._key)
 
     def __repr__(self) -> str:
         return f"Lease({self.name!r}, owner={self.owner!r})"
-
-    def _update(
-        self, update: Update, condition: Condition, *, returns: str = "NONE"
-    ) -> dict[str, Any]:
-        return self._t.call(
-            "UpdateItem",
-            TableName=self._t.name,
-            Key=to_item(self._key),
-            **render(update=update, condition=condition),
-            ReturnValues=returns,
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
-        )
 
     def acquire(self, *, context: LambdaContext | None = None) -> Held:
         """Take the lease if it is free or expired, else raise :class:`LeaseUnavailable`.
@@ -210,28 +286,21 @@ class Lease:
         nonce = secrets.token_hex(8)
         now = time.time()
         try:
-            r = self._update(
-                Update()
-                .set_all({"holder": nonce, "owner": self.owner, "expires_at": now + seconds})
-                .add("fence", 1),
-                Attr("fence").not_exists() | Attr("expires_at").le(now),
-                returns="ALL_NEW",
+            item = self._claim.take(
+                nonce=nonce,
+                until=now + seconds,
+                claimable=Attr("fence").not_exists() | Attr("expires_at").le(now),
+                also_set={"owner": self.owner},
             )
         except ConditionFailed as e:
             old = e.old or {}
-            if own_write(old, nonce, attribute="holder"):
-                return Held(self, self.owner, int(old["fence"]), float(old["expires_at"]), nonce)
             raise LeaseUnavailable(self.name, old.get("owner"), old.get("expires_at")) from None
         except Exception:
             # Applied with its response lost for good? Then give it back rather than leave it held.
             with contextlib.suppress(Exception):
-                self._update(
-                    Update().set("expires_at", 0).remove("holder", "owner"),
-                    Attr("holder").eq(nonce),
-                )
+                self._claim.give_back(nonce)
             raise
-        fence = int(r["Attributes"]["fence"]["N"])
-        return Held(self, self.owner, fence, now + seconds, nonce)
+        return Held(self, self.owner, int(item["fence"]), float(item["expires_at"]), nonce)
 
     def state(self) -> LeaseState:
         """The lease as stored now (one consistent ``GetItem``)."""
@@ -257,9 +326,16 @@ class Lease:
             condition = condition & Attr("fence").eq(expect_fence)
         broken = {"who": who, "why": why, "at": time.time()}
         try:
-            self._update(
-                Update().set_all({"expires_at": 0, "broken": broken}).remove("holder", "owner"),
-                condition,
+            self._t.call(
+                "UpdateItem",
+                TableName=self._t.name,
+                Key=to_item(self._key),
+                **render(
+                    update=Update()
+                    .set_all({"expires_at": 0, "broken": broken})
+                    .remove("holder", "owner"),
+                    condition=condition,
+                ),
             )
         except ConditionFailed:
             return False
