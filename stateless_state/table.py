@@ -248,19 +248,6 @@ class Table:
                 return
             kwargs["ExclusiveStartKey"] = r["LastEvaluatedKey"]
 
-    def put_if_absent(self, item: Mapping[str, Any]) -> dict[str, Any]:
-        """A ``TransactWriteItems`` Put of ``item`` that only succeeds if no item has its key;
-        on failure the cancellation hands back the existing item (ALL_OLD), which is how a
-        token, claim or dedupe record tells "already there" from "my own earlier write"."""
-        return {
-            "Put": {
-                "TableName": self.name,
-                "Item": to_item(item),
-                "ConditionExpression": "attribute_not_exists(pk)",
-                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-            }
-        }
-
     def get(self, key: Mapping[str, Any], *, consistent: bool = True) -> Item | None:
         r = self.call("GetItem", TableName=self.name, Key=to_item(key), ConsistentRead=consistent)
         return from_item(r.get("Item"))
