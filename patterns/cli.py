@@ -347,7 +347,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     s = batches.add_parser("list", help="batches of a stream")
     s.add_argument("stream")
-    s.add_argument("--state", choices=[v for k, v in vars(BatchState).items() if k.isupper()])
+    s.add_argument("--state", choices=[str(state) for state in BatchState])
     s.add_argument("--min-age", type=float, help="only batches opened at least this many s ago")
     s.set_defaults(fn=cmd_batches_list)
     s = batches.add_parser("show", help="one batch, its members and its history")
@@ -365,6 +365,14 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--who", help="recorded on the batch (default: user@host)")
         s.set_defaults(fn=fn)
 
+    _add_state_commands(sub)
+    s = sub.add_parser("cost", help="consumed units of the last command")
+    s.set_defaults(fn=cmd_cost)
+    return p
+
+
+def _add_state_commands(sub: Any) -> None:
+    """The subcommands that show (or break) the primitives' state."""
     lease = sub.add_parser("lease", help="show or break a lease").add_subparsers(
         dest="what", required=True
     )
@@ -399,10 +407,6 @@ def _parser() -> argparse.ArgumentParser:
     s = versions.add_parser("show")
     s.add_argument("name")
     s.set_defaults(fn=cmd_versions_show)
-
-    s = sub.add_parser("cost", help="consumed units of the last command")
-    s.set_defaults(fn=cmd_cost)
-    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -225,6 +225,32 @@ class Idempotency:
             else self.in_progress_timeout
         )
         nonce = secrets.token_hex(8)
+        update, claimable = self._claim_write(key, nonce, now, lease, digest)
+        try:
+            r = self._t.call(
+                "UpdateItem",
+                TableName=self._t.name,
+                Key=to_item(self._key(key)),
+                **render(update=update, condition=claimable),
+                ReturnValues="UPDATED_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ConditionFailed as e:
+            return self._existing(key, e.old or {}, digest, nonce)
+        except Exception:
+            # The claim may have been applied with its response lost for good; undo it if so, or
+            # the key would stay in progress until the lease ends.
+            with contextlib.suppress(Exception):
+                self._release(Claim(key, False, _nonce=nonce))
+            raise
+        fence = int(r["Attributes"]["fence"]["N"])
+        return Claim(key, False, None, fence, now + lease, self, nonce, digest)
+
+    def _claim_write(
+        self, key: str, nonce: str, now: float, lease: float, digest: str | None
+    ) -> tuple[Update, Condition]:
+        """The claim's update, and the condition that the key is free to claim: never claimed,
+        released, expired, or in progress under a lease that has ended."""
         update = (
             Update()
             .set_all(
@@ -251,25 +277,7 @@ class Idempotency:
             | Attr("ttl").le(now)
             | (status.eq(_IN_PROGRESS) & Attr("lease_until").le(now))
         )
-        try:
-            r = self._t.call(
-                "UpdateItem",
-                TableName=self._t.name,
-                Key=to_item(self._key(key)),
-                **render(update=update, condition=claimable),
-                ReturnValues="UPDATED_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ConditionFailed as e:
-            return self._existing(key, e.old or {}, digest, nonce)
-        except Exception:
-            # The claim may have been applied with its response lost for good; undo it if so, or
-            # the key would stay in progress until the lease ends.
-            with contextlib.suppress(Exception):
-                self._release(Claim(key, False, _nonce=nonce))
-            raise
-        fence = int(r["Attributes"]["fence"]["N"])
-        return Claim(key, False, None, fence, now + lease, self, nonce, digest)
+        return update, claimable
 
     def _existing(self, key: str, old: dict[str, Any], digest: str | None, nonce: str) -> Claim:
         if own_write(old, nonce, attribute="owner"):
