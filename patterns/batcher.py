@@ -28,18 +28,15 @@ request; the two-item layout with a GSI would cost 5 and needs a count-convergen
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any, Literal
 
 from stateless_state import (
     InvalidArgument,
-    LeaseLost,
     LeaseUnavailable,
     StateConflict,
     Store,
@@ -61,6 +58,19 @@ from stateless_state.table import (
 )
 from stateless_state.transaction import Transaction, own_write
 
+from .batches import (
+    AddResult,
+    Arrival,
+    Batch,
+    BatchState,
+    Member,
+    Thresholds,
+    batch_from_item,
+    batch_id,
+    parse_batch_id,
+)
+from .loading import LoadTicket
+
 __all__ = [
     "AddResult",
     "Arrival",
@@ -70,184 +80,13 @@ __all__ = [
     "LoadTicket",
     "Member",
     "Thresholds",
+    "batch_id",
+    "parse_batch_id",
 ]
-
-
-class BatchState(StrEnum):
-    """The states of a batch: open → sealed → loading → loaded | failed (sealed again to retry);
-    ``abandoned`` by an operator. Stored as their string values."""
-
-    OPEN = "open"
-    SEALED = "sealed"
-    LOADING = "loading"
-    LOADED = "loaded"
-    FAILED = "failed"
-    ABANDONED = "abandoned"
-
-
-MAX_ARRIVAL_ID_BYTES = 4096
-MAX_ARRIVAL_SIZE = 2**63 - 1
-MAX_DATA_BYTES = 65_536
-
-
-@dataclass(frozen=True, slots=True)
-class Thresholds:
-    """When a batch seals: at ``count`` members, at ``bytes`` total size, or ``age`` after it
-    opened (age is enforced by :meth:`Batcher.seal_due`, driven by a schedule). ``None`` turns a
-    threshold off; at least one must be on."""
-
-    count: int | None = 1000
-    bytes: int | None = 1 << 30
-    age: timedelta | float | None = timedelta(minutes=5)
-
-    def __post_init__(self) -> None:
-        for name in ("count", "bytes"):
-            v = getattr(self, name)
-            if v is not None:
-                domain.integer(v, f"Thresholds.{name}", minimum=1, maximum=MAX_ARRIVAL_SIZE)
-        if self.age is not None:
-            domain.duration(self.age, "Thresholds.age")
-        if self.count is None and self.bytes is None and self.age is None:
-            raise InvalidArgument("at least one threshold (count, bytes or age) must be set")
-
-    @property
-    def age_seconds(self) -> float | None:
-        return None if self.age is None else domain.duration(self.age, "Thresholds.age")
-
-
-@dataclass(frozen=True, slots=True)
-class Arrival:
-    """Something that arrived: a file, usually. ``id`` identifies it globally (for S3: bucket,
-    key and version or ETag, so a rewritten object is a new arrival and a redelivered event is
-    not); ``size`` in bytes; ``at`` its event time (an aware datetime or epoch seconds, kept as
-    epoch seconds); ``data`` what the loader needs (JSON-compatible).
-
-    Validated when built, so a bad arrival never reaches a write: ``id`` a non-empty str of at
-    most 4,096 bytes, ``size`` an int from 0 to 2**63 - 1, ``at`` an instant (years 1 to 9999),
-    ``data`` a JSON object of at most 64 KiB whose numbers DynamoDB can store. Raises
-    :class:`InvalidArgument` naming the field.
-    """
-
-    id: str
-    size: int
-    at: float | datetime
-    data: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.id, str) or not self.id:
-            raise InvalidArgument(f"Arrival.id must be a non-empty str, got {self.id!r}")
-        try:
-            id_bytes = len(self.id.encode("utf-8"))
-        except UnicodeEncodeError:
-            raise InvalidArgument(f"Arrival.id {self.id!r} contains a lone surrogate") from None
-        if id_bytes > MAX_ARRIVAL_ID_BYTES:
-            raise InvalidArgument(
-                f"Arrival.id is {id_bytes} bytes; the limit is {MAX_ARRIVAL_ID_BYTES}"
-            )
-        domain.integer(self.size, "Arrival.size", minimum=0, maximum=MAX_ARRIVAL_SIZE)
-        object.__setattr__(self, "at", domain.instant(self.at, "Arrival.at"))
-        if not isinstance(self.data, Mapping):
-            raise InvalidArgument(f"Arrival.data must be a mapping, got {type(self.data).__name__}")
-        domain.check_storable(self.data, "Arrival.data")
-        try:
-            data_bytes = len(json.dumps(self.data, allow_nan=False).encode())
-        except (TypeError, ValueError) as e:
-            raise InvalidArgument(f"Arrival.data is not JSON-compatible ({e})") from None
-        if data_bytes > MAX_DATA_BYTES:
-            raise InvalidArgument(
-                f"Arrival.data is {data_bytes} bytes of JSON; the limit is {MAX_DATA_BYTES} "
-                "(keep what the loader needs; store the rest elsewhere)"
-            )
-
-
-@dataclass(frozen=True, slots=True)
-class Member:
-    """One arrival as recorded in its batch."""
-
-    id: str
-    size: int
-    at: float
-    data: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    """A batch as stored. ``id`` is ``<stream>/<lane>/<seq>``."""
-
-    stream: str
-    lane: int
-    seq: int
-    state: BatchState
-    count: int
-    bytes: int
-    opened_at: float
-    sealed_at: float | None = None
-    seal_reason: str | None = None
-    attempts: int = 0
-    fence: int = 0
-    lease_until: float | None = None
-    next_attempt_at: float | None = None
-    statement_id: str | None = None
-    error: str | None = None
-    loaded_at: float | None = None
-    history: tuple[Mapping[str, Any], ...] = ()
-
-    @property
-    def id(self) -> str:
-        return batch_id(self.stream, self.lane, self.seq)
-
-
-@dataclass(frozen=True, slots=True)
-class AddResult:
-    """``batch_id`` the arrival is (or already was) a member of; ``duplicate`` when it had
-    arrived before (nothing was written); ``sealed`` the batch this add sealed, for exactly one
-    caller per count- or bytes-sealed batch."""
-
-    batch_id: str
-    duplicate: bool
-    sealed: Batch | None = None
-
-
-def batch_id(stream: str, lane: int, seq: int) -> str:
-    return f"{stream}/{lane}/{seq:012d}"
-
-
-def parse_batch_id(value: str) -> tuple[str, int, int]:
-    """Split a batch id into (stream, lane, seq); raises InvalidArgument when malformed."""
-    try:
-        stream, lane, seq = value.rsplit("/", 2)
-        return stream, int(lane), int(seq)
-    except ValueError:
-        raise InvalidArgument(f"{value!r} is not a batch id (<stream>/<lane>/<seq>)") from None
 
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _batch_from(item: Mapping[str, Any]) -> Batch:
-    def opt(name: str) -> Any:
-        return item.get(name)
-
-    return Batch(
-        stream=item["stream"],
-        lane=int(item["lane"]),
-        seq=int(item["seq"]),
-        state=BatchState(item["state"]),
-        count=int(item.get("count", 0)),
-        bytes=int(item.get("bytes", 0)),
-        opened_at=float(item.get("opened_at", 0)),
-        sealed_at=opt("sealed_at"),
-        seal_reason=opt("seal_reason"),
-        attempts=int(item.get("attempts", 0)),
-        fence=int(item.get("fence", 0)),
-        lease_until=opt("lease_until"),
-        next_attempt_at=opt("next_attempt_at"),
-        statement_id=opt("statement_id"),
-        error=opt("last_error"),
-        loaded_at=opt("loaded_at"),
-        history=tuple(item.get("history", ())),
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,7 +184,7 @@ class Batcher:
             ConsistentRead=True,
         )
         items = r.get("Items", [])
-        return _batch_from(from_item(items[0]) or {}) if items else None
+        return batch_from_item(from_item(items[0]) or {}) if items else None
 
     def _discover(self, lane: int) -> int:
         latest = self._latest(lane)
@@ -572,7 +411,7 @@ class Batcher:
                 item = self._update(lane, latest.seq, seal, Attr("state").eq(BatchState.OPEN))
             except ConditionFailed:
                 continue
-            sealed.append(_batch_from(item))
+            sealed.append(batch_from_item(item))
         return sealed
 
     # reading
@@ -583,7 +422,7 @@ class Batcher:
         if stream != self.stream:
             raise InvalidArgument(f"batch {batch_id_!r} is not in stream {self.stream!r}")
         item = self._t.get(self._batch_key(lane, seq))
-        return _batch_from(item) if item else None
+        return batch_from_item(item) if item else None
 
     def members(self, batch_id_: str) -> list[Member]:
         """A batch's members, sorted by id. Strongly consistent: for a sealed batch this is its
@@ -605,7 +444,7 @@ class Batcher:
                 **render(key_condition=Attr("pk").eq(self._batch_key(ln, 0)["pk"])),
                 ScanIndexForward=not newest_first,
             ):
-                yield _batch_from(item)
+                yield batch_from_item(item)
 
     def pending(self) -> list[Batch]:
         """Batches waiting to be loaded (sealed, loading or awaiting a retry), oldest sealed
@@ -615,7 +454,7 @@ class Batcher:
             IndexName=INDEX_NAME,
             **render(key_condition=Attr(INDEX_PK).eq(keys.index_partition("pending", self.stream))),
         )
-        return [_batch_from(i) for i in items]
+        return [batch_from_item(i) for i in items]
 
     def failed(self) -> list[Batch]:
         """Batches that used up their load attempts and wait for an operator."""
@@ -623,7 +462,7 @@ class Batcher:
             IndexName=INDEX_NAME,
             **render(key_condition=Attr(INDEX_PK).eq(keys.index_partition("failed", self.stream))),
         )
-        return [_batch_from(i) for i in items]
+        return [batch_from_item(i) for i in items]
 
     def _query(self, **kwargs: Any) -> list[dict[str, Any]]:
         return list(self._t.query(**kwargs))
@@ -661,7 +500,7 @@ class Batcher:
             raise LeaseUnavailable(
                 f"batch {batch_id_}", old.get("loader"), old.get("lease_until")
             ) from None
-        return LoadTicket(self, _batch_from(item), nonce)
+        return LoadTicket(self, batch_from_item(item), nonce, self._claim(lane, seq))
 
     def _update(self, lane: int, seq: int, update: Update, condition: Condition) -> dict[str, Any]:
         """One conditional ``UpdateItem`` of a batch; returns the batch after it (ALL_NEW)."""
@@ -713,65 +552,4 @@ class Batcher:
             raise StateConflict(
                 f"batch {batch_id_} is {actual or 'missing'}, not {expect_state}; nothing changed"
             ) from None
-        return _batch_from(item)
-
-
-@dataclass
-class LoadTicket:
-    """The right to load one batch, fenced. End it with :meth:`loaded` or :meth:`failed`."""
-
-    batcher: Batcher
-    batch: Batch
-    _nonce: str = field(repr=False)
-
-    @property
-    def fence(self) -> int:
-        return self.batch.fence
-
-    def _end(self, update: Update, what: str) -> None:
-        b = self.batch
-        try:
-            self.batcher._claim(b.lane, b.seq).update(
-                b.fence, update, condition=Attr("state").eq(BatchState.LOADING)
-            )
-        except ConditionFailed as e:
-            old = e.old or {}
-            if what == "loaded" and old.get("state") == BatchState.LOADED:
-                return
-            raise LeaseLost(
-                f"batch {b.id}: load ticket {b.fence} was superseded (now {old.get('state')}, "
-                f"fence {old.get('fence')}); {what} not recorded"
-            ) from None
-
-    def record_statement(self, statement_id: str) -> None:
-        """Write the warehouse statement id on the batch before waiting for it, so a loader
-        that takes over asks the warehouse what happened instead of loading again."""
-        b = self.batch
-        self._end(Update().set("statement_id", statement_id), "statement id")
-        self.batch = replace(b, statement_id=statement_id)
-
-    def loaded(self) -> None:
-        """Mark the batch loaded (fenced). One conditional ``UpdateItem``."""
-        done = Update().set_all({"state": BatchState.LOADED, "loaded_at": time.time()})
-        self._end(done.remove(INDEX_PK, INDEX_SK, "lease_until"), "loaded")
-
-    def failed(self, error: str) -> BatchState:
-        """Record a failed load: back to sealed with a backoff while attempts remain, else
-        ``failed`` for an operator. Returns the new state."""
-        b = self.batch
-        now = time.time()
-        if b.attempts < self.batcher.max_attempts:
-            delay = self.batcher.retry_backoff * 2 ** (b.attempts - 1)
-            retry = {"state": BatchState.SEALED, "next_attempt_at": now + delay}
-            self._end(
-                Update().set_all({**retry, "last_error": error[:2000]}).remove("lease_until"),
-                "failure",
-            )
-            return BatchState.SEALED
-        failed = {
-            "state": BatchState.FAILED,
-            "last_error": error[:2000],
-            INDEX_PK: keys.index_partition("failed", self.batcher.stream),
-        }
-        self._end(Update().set_all(failed).remove("lease_until"), "failure")
-        return BatchState.FAILED
+        return batch_from_item(item)

@@ -33,7 +33,7 @@ from typing import Any
 
 from stateless_state import InvalidArgument, Store
 
-from .batcher import Thresholds
+from .batches import Thresholds
 from .redshift import Loader, RedshiftDataApiLoader
 from .warehouse import LocalWarehouseLoader
 

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from stateless_state import InvalidArgument
 
-from .batcher import Member
+from .batches import Member
 
 __all__ = ["Manifest", "ManifestEntry", "build_manifest", "write_manifest"]
 

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from stateless_state import InvalidArgument, StatelessStateError
 
-from .batcher import LoadTicket
+from .loading import LoadTicket
 from .manifest import Manifest
 
 __all__ = ["CopyFormat", "LoadOutcome", "Loader", "RedshiftDataApiLoader", "RedshiftLoadError"]

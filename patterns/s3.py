@@ -17,7 +17,7 @@ from urllib.parse import unquote_plus
 
 from stateless_state import InvalidArgument, MalformedEvent
 
-from .batcher import Arrival
+from .batches import Arrival
 
 __all__ = ["ParseResult", "parse_s3_event", "s3_arrivals"]
 

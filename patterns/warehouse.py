@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .batcher import LoadTicket
+from .loading import LoadTicket
 from .manifest import Manifest
 from .redshift import LoadOutcome
 
