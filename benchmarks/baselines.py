@@ -20,13 +20,8 @@ import time
 import uuid
 from typing import Any
 
-from stateless_state.table import (
-    ConditionFailed,
-    Table,
-    TransactionCanceled,
-    serialize,
-    to_item,
-)
+from stateless_state.codec import serialize, to_item
+from stateless_state.table import ConditionFailed, Table, TransactionCanceled
 
 __all__ = ["CasBatcher", "LoaderBaseline", "cas_counter_add"]
 

@@ -43,6 +43,7 @@ from stateless_state import (
     domain,
     keys,
 )
+from stateless_state.codec import from_item
 from stateless_state.expressions import Attr, Condition, Update, render
 from stateless_state.lease import FencedClaim
 from stateless_state.retry import LambdaContext, run_with_retries
@@ -53,8 +54,6 @@ from stateless_state.table import (
     ConditionFailed,
     Table,
     TransactionCanceled,
-    from_item,
-    to_item,
 )
 from stateless_state.transaction import Transaction, own_write
 
@@ -504,15 +503,10 @@ class Batcher:
 
     def _update(self, lane: int, seq: int, update: Update, condition: Condition) -> dict[str, Any]:
         """One conditional ``UpdateItem`` of a batch; returns the batch after it (ALL_NEW)."""
-        r = self._t.call(
-            "UpdateItem",
-            TableName=self._t.name,
-            Key=to_item(self._batch_key(lane, seq)),
-            **render(update=update, condition=condition),
-            ReturnValues="ALL_NEW",
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        item = self._t.update_item(
+            self._batch_key(lane, seq), update, condition=condition, returns="ALL_NEW"
         )
-        return from_item(r["Attributes"]) or {}
+        return item or {}
 
     def operator_action(
         self,

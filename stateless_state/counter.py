@@ -20,10 +20,11 @@ from datetime import timedelta
 from typing import Any
 
 from . import domain, keys
+from .codec import to_item
 from .errors import InvalidArgument, LimitExceeded
-from .expressions import Attr, Update, render
+from .expressions import Attr, Update
 from .retry import LambdaContext, run_with_retries
-from .table import ConditionFailed, Table, TransactionCanceled, to_item
+from .table import ConditionFailed, Table, TransactionCanceled
 from .transaction import Transaction, own_write
 
 __all__ = ["Count", "Counter", "ShardedCounter"]
@@ -174,20 +175,14 @@ class Counter:
         if amount < 0:
             update.set("fell", True)
         try:
-            r = self._t.call(
-                "UpdateItem",
-                TableName=self._t.name,
-                Key=to_item(self._key),
-                **render(update=update, condition=condition),
-                # ALL_NEW: the counter is two small attributes, and ``fell`` must be seen.
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+            # ALL_NEW: the counter is two small attributes, and ``fell`` must be seen.
+            after = self._t.update_item(self._key, update, condition=condition, returns="ALL_NEW")
         except ConditionFailed as e:
             raise self._refused(int((e.old or {}).get("v", 0)), amount, limit) from None
-        value = int(r["Attributes"]["v"]["N"])
+        after = after or {}
+        value = int(after["v"])
         self._t.hints[self._key["pk"]] = value
-        return Count(value, value - amount, True, "fell" not in r["Attributes"])
+        return Count(value, value - amount, True, "fell" not in after)
 
     def _refused(self, value: int, amount: int, limit: int | None) -> Exception:
         if limit is not None and value + amount > limit:
@@ -347,9 +342,7 @@ class ShardedCounter:
         shard = self._shard_key(random.randrange(self.shards))
         update = Update().add("v", amount)
         if token is None:
-            self._t.call(
-                "UpdateItem", TableName=self._t.name, Key=to_item(shard), **render(update=update)
-            )
+            self._t.update_item(shard, update)
             return True
         token = domain.name("token", token)
         digest = hashlib.sha256(keys.join(self.name, token).encode()).hexdigest()

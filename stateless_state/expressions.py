@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .table import serialize
+from .codec import serialize
 
 __all__ = ["Attr", "Condition", "Placeholders", "Update", "render"]
 

@@ -46,9 +46,9 @@ from .errors import (
     NotSerializable,
     PayloadMismatch,
 )
-from .expressions import Attr, Condition, Update, render
+from .expressions import Attr, Condition, Update
 from .retry import LambdaContext, retrying
-from .table import ConditionFailed, Table, to_item
+from .table import ConditionFailed, Table
 from .transaction import own_write
 
 __all__ = ["Claim", "Idempotency", "idempotent"]
@@ -227,13 +227,8 @@ class Idempotency:
         nonce = secrets.token_hex(8)
         update, claimable = self._claim_write(key, nonce, now, lease, digest)
         try:
-            r = self._t.call(
-                "UpdateItem",
-                TableName=self._t.name,
-                Key=to_item(self._key(key)),
-                **render(update=update, condition=claimable),
-                ReturnValues="UPDATED_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            after = self._t.update_item(
+                self._key(key), update, condition=claimable, returns="UPDATED_NEW"
             )
         except ConditionFailed as e:
             return self._existing(key, e.old or {}, digest, nonce)
@@ -243,7 +238,7 @@ class Idempotency:
             with contextlib.suppress(Exception):
                 self._release(Claim(key, False, _nonce=nonce))
             raise
-        fence = int(r["Attributes"]["fence"]["N"])
+        fence = int((after or {})["fence"])
         return Claim(key, False, None, fence, now + lease, self, nonce, digest)
 
     def _claim_write(
@@ -301,11 +296,10 @@ class Idempotency:
     ) -> None:
         """One ``UpdateItem`` of the claim's record, only while ``claim`` still owns it."""
         owned = Attr("owner").eq(claim._nonce)
-        self._t.call(
-            "UpdateItem",
-            TableName=self._t.name,
-            Key=to_item(self._key(claim.key)),
-            **render(update=update, condition=owned if condition is None else owned & condition),
+        self._t.update_item(
+            self._key(claim.key),
+            update,
+            condition=owned if condition is None else owned & condition,
         )
 
     def _complete(self, claim: Claim, text: str) -> None:

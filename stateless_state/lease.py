@@ -24,9 +24,9 @@ from typing import Any
 
 from . import domain, keys
 from .errors import LeaseLost, LeaseUnavailable
-from .expressions import Attr, Condition, Update, render
+from .expressions import Attr, Condition, Update
 from .retry import LambdaContext
-from .table import ConditionFailed, Table, TransactionCanceled, from_item, to_item
+from .table import ConditionFailed, Table, TransactionCanceled
 from .transaction import Transaction, own_write
 
 __all__ = ["DEFAULT_DURATION", "FencedClaim", "Held", "Lease", "LeaseState"]
@@ -84,44 +84,29 @@ class FencedClaim:
         for attribute, amount in (also_add or {}).items():
             update.add(attribute, amount)
         try:
-            r = self._t.call(
-                "UpdateItem",
-                TableName=self._t.name,
-                Key=to_item(self.key),
-                **render(update=update, condition=claimable),
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+            after = self._t.update_item(self.key, update, condition=claimable, returns="ALL_NEW")
         except ConditionFailed as e:
             if own_write(e.old, nonce, attribute=self.holder_attr):
                 return dict(e.old or {})
             raise
-        return from_item(r["Attributes"]) or {}
+        return after or {}
 
     def update(self, fence: int, update: Update, *, condition: Condition | None = None) -> None:
         """Apply ``update`` only while ``fence`` is the item's current fence (and ``condition``
         holds). Raises :class:`~stateless_state.errors.ConditionFailed` (with the item as it
         is) otherwise. One conditional ``UpdateItem``, 1 WCU."""
         fenced = Attr("fence").eq(fence)
-        self._t.call(
-            "UpdateItem",
-            TableName=self._t.name,
-            Key=to_item(self.key),
-            **render(update=update, condition=fenced if condition is None else fenced & condition),
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        self._t.update_item(
+            self.key, update, condition=fenced if condition is None else fenced & condition
         )
 
     def give_back(self, nonce: str) -> None:
         """Undo a claim whose outcome is unknown (its response lost for good), if it was taken:
         conditional on ``nonce``, so it never touches another holder's claim."""
-        self._t.call(
-            "UpdateItem",
-            TableName=self._t.name,
-            Key=to_item(self.key),
-            **render(
-                update=Update().set(self.expiry_attr, 0).remove(self.holder_attr),
-                condition=Attr(self.holder_attr).eq(nonce),
-            ),
+        self._t.update_item(
+            self.key,
+            Update().set(self.expiry_attr, 0).remove(self.holder_attr),
+            condition=Attr(self.holder_attr).eq(nonce),
         )
 
 
@@ -326,16 +311,10 @@ class Lease:
             condition = condition & Attr("fence").eq(expect_fence)
         broken = {"who": who, "why": why, "at": time.time()}
         try:
-            self._t.call(
-                "UpdateItem",
-                TableName=self._t.name,
-                Key=to_item(self._key),
-                **render(
-                    update=Update()
-                    .set_all({"expires_at": 0, "broken": broken})
-                    .remove("holder", "owner"),
-                    condition=condition,
-                ),
+            self._t.update_item(
+                self._key,
+                Update().set_all({"expires_at": 0, "broken": broken}).remove("holder", "owner"),
+                condition=condition,
             )
         except ConditionFailed:
             return False

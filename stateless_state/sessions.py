@@ -57,7 +57,6 @@ from .table import (
     Table,
     TransactionCanceled,
 )
-from .table import to_item as _to_item
 from .transaction import Transaction, own_write
 
 __all__ = ["Session", "SessionUpdate", "SessionWindows", "TumblingWindows"]
@@ -294,14 +293,10 @@ class _Windows:
                 closing = Update().set_all(
                     {"state": "closed", "closed_at": wall, "ttl": math.ceil(wall + self.retention)}
                 )
-                self._t.call(
-                    "UpdateItem",
-                    TableName=self._t.name,
-                    Key=_to_item({"pk": item["pk"], "sk": item["sk"]}),
-                    **render(
-                        update=closing.remove(INDEX_PK, INDEX_SK),
-                        condition=self._unchanged(item) & Attr("due").le(watermark),
-                    ),
+                self._t.update_item(
+                    {"pk": item["pk"], "sk": item["sk"]},
+                    closing.remove(INDEX_PK, INDEX_SK),
+                    condition=self._unchanged(item) & Attr("due").le(watermark),
                 )
             except ConditionFailed:
                 continue

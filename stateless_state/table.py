@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .domain import number
+from .codec import Item, from_item, to_item
 from .errors import (
     CancellationReason,
     ConditionFailed,
@@ -21,87 +21,22 @@ from .errors import (
     TableNotFound,
     TransactionCanceled,
 )
+from .expressions import Condition, Update, render
 from .metrics import Metrics
 
 __all__ = [
+    "INDEX_NAME",
+    "INDEX_PK",
+    "INDEX_SK",
     "ConditionFailed",
     "Table",
     "TransactionCanceled",
-    "deserialize",
-    "serialize",
 ]
-
-Item = dict[str, Any]
 
 # The one sparse global secondary index of the single-table design.
 INDEX_NAME, INDEX_PK, INDEX_SK = "gsi1", "gsi1pk", "gsi1sk"
 
 _WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
-
-
-def serialize(value: Any) -> dict[str, Any]:
-    """Python value to a DynamoDB attribute value (ints and floats to N, str to S, ...)."""
-    if isinstance(value, bool):
-        return {"BOOL": value}
-    if isinstance(value, str):
-        # str() turns a StrEnum member into its plain value.
-        return {"S": str(value)}
-    if isinstance(value, int | float):
-        return {"N": repr(number(value, "a number to store"))}
-    if value is None:
-        return {"NULL": True}
-    if isinstance(value, bytes):
-        return {"B": value}
-    if isinstance(value, Mapping):
-        return {"M": {str(k): serialize(v) for k, v in value.items()}}
-    if isinstance(value, list | tuple):
-        return {"L": [serialize(v) for v in value]}
-    if isinstance(value, set | frozenset):
-        if all(isinstance(v, str) for v in value):
-            return {"SS": sorted(value)}
-        return {"NS": sorted(repr(number(v, "a number to store")) for v in value)}
-    raise InvalidArgument(f"cannot store a {type(value).__name__} in DynamoDB")
-
-
-def _number(text: str) -> int | float:
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)
-
-
-def deserialize(av: Mapping[str, Any]) -> Any:
-    """A DynamoDB attribute value back to Python (N to int when integral, else float)."""
-    ((tag, v),) = av.items()
-    if tag == "S":
-        return v
-    if tag == "N":
-        return _number(v)
-    if tag == "BOOL":
-        return bool(v)
-    if tag == "NULL":
-        return None
-    if tag == "M":
-        return {k: deserialize(x) for k, x in v.items()}
-    if tag == "L":
-        return [deserialize(x) for x in v]
-    if tag == "SS":
-        return set(v)
-    if tag == "NS":
-        return {_number(x) for x in v}
-    if tag == "B":
-        return bytes(v)
-    raise InvalidArgument(f"unknown DynamoDB attribute type {tag!r}")
-
-
-def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: serialize(v) for k, v in values.items()}
-
-
-def from_item(item: Mapping[str, Any] | None) -> Item | None:
-    if not item:
-        return None
-    return {k: deserialize(v) for k, v in item.items()}
 
 
 def _value_size(av: Mapping[str, Any]) -> int:
@@ -247,6 +182,30 @@ class Table:
             if "LastEvaluatedKey" not in r:
                 return
             kwargs["ExclusiveStartKey"] = r["LastEvaluatedKey"]
+
+    def update_item(
+        self,
+        key: Mapping[str, Any],
+        update: Update,
+        *,
+        condition: Condition | None = None,
+        returns: str = "NONE",
+    ) -> Item | None:
+        """One ``UpdateItem`` of the item at ``key`` (only if ``condition`` holds): 1 WCU per KB.
+        Returns the attributes ``returns`` asks for (``ALL_NEW``, ``UPDATED_NEW``...), decoded,
+        or None. A failed condition raises :class:`ConditionFailed` carrying the item as it was
+        (``ALL_OLD``), so the caller can tell why without a read."""
+        kwargs: dict[str, Any] = {"ReturnValues": returns}
+        if condition is not None:
+            kwargs["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        r = self.call(
+            "UpdateItem",
+            TableName=self.name,
+            Key=to_item(key),
+            **render(update=update, condition=condition),
+            **kwargs,
+        )
+        return from_item(r.get("Attributes"))
 
     def get(self, key: Mapping[str, Any], *, consistent: bool = True) -> Item | None:
         r = self.call("GetItem", TableName=self.name, Key=to_item(key), ConsistentRead=consistent)

@@ -24,9 +24,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .codec import to_item
 from .errors import InvalidArgument
 from .expressions import Attr, Condition, Update, render
-from .table import Table, to_item
+from .table import Table
 
 __all__ = ["MAX_ACTIONS", "Transaction", "own_write"]
 

@@ -33,10 +33,11 @@ from datetime import timedelta
 from typing import Any
 
 from . import domain, keys
+from .codec import to_item
 from .errors import InvalidArgument, NotSerializable, VersionConflict
 from .expressions import Attr, Update, render
 from .retry import LambdaContext, run_with_retries
-from .table import Table, TransactionCanceled, to_item
+from .table import Table, TransactionCanceled
 from .transaction import Transaction, own_write
 
 __all__ = ["MISSING", "Version", "Versioned"]

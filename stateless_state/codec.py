@@ -1,0 +1,83 @@
+"""The attribute-value codec: Python values to DynamoDB's typed JSON and back.
+
+Numbers are validated as DynamoDB numbers (:func:`stateless_state.domain.number`) on the way in,
+so a value DynamoDB cannot store is an :class:`~stateless_state.errors.InvalidArgument` before
+any request; integral numbers come back as ``int``, others as ``float``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .domain import number
+from .errors import InvalidArgument
+
+__all__ = ["Item", "deserialize", "from_item", "serialize", "to_item"]
+
+Item = dict[str, Any]
+
+
+def serialize(value: Any) -> dict[str, Any]:
+    """Python value to a DynamoDB attribute value (ints and floats to N, str to S, ...)."""
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, str):
+        # str() turns a StrEnum member into its plain value.
+        return {"S": str(value)}
+    if isinstance(value, int | float):
+        return {"N": repr(number(value, "a number to store"))}
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bytes):
+        return {"B": value}
+    if isinstance(value, Mapping):
+        return {"M": {str(k): serialize(v) for k, v in value.items()}}
+    if isinstance(value, list | tuple):
+        return {"L": [serialize(v) for v in value]}
+    if isinstance(value, set | frozenset):
+        if all(isinstance(v, str) for v in value):
+            return {"SS": sorted(value)}
+        return {"NS": sorted(repr(number(v, "a number to store")) for v in value)}
+    raise InvalidArgument(f"cannot store a {type(value).__name__} in DynamoDB")
+
+
+def _number(text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def deserialize(av: Mapping[str, Any]) -> Any:
+    """A DynamoDB attribute value back to Python (N to int when integral, else float)."""
+    ((tag, v),) = av.items()
+    if tag == "S":
+        return v
+    if tag == "N":
+        return _number(v)
+    if tag == "BOOL":
+        return bool(v)
+    if tag == "NULL":
+        return None
+    if tag == "M":
+        return {k: deserialize(x) for k, x in v.items()}
+    if tag == "L":
+        return [deserialize(x) for x in v]
+    if tag == "SS":
+        return set(v)
+    if tag == "NS":
+        return {_number(x) for x in v}
+    if tag == "B":
+        return bytes(v)
+    raise InvalidArgument(f"unknown DynamoDB attribute type {tag!r}")
+
+
+def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: serialize(v) for k, v in values.items()}
+
+
+def from_item(item: Mapping[str, Any] | None) -> Item | None:
+    if not item:
+        return None
+    return {k: deserialize(v) for k, v in item.items()}
