@@ -89,50 +89,19 @@ class _Not(Condition):
 
 
 @dataclass(frozen=True, slots=True)
-class _Compare(Condition):
+class _Term(Condition):
+    """One comparison or function of one attribute: ``template`` names the attribute ``{a}``
+    and the values ``{0}``, ``{1}``... (``{values}`` for all of them, comma-separated)."""
+
+    template: str
     attribute: str
-    op: str
-    value: Any
+    values: tuple[Any, ...] = ()
 
     def render(self, p: Placeholders) -> str:
-        return f"{p.name(self.attribute)} {self.op} {p.value(self.value)}"
-
-
-@dataclass(frozen=True, slots=True)
-class _Function(Condition):
-    function: str
-    attribute: str
-
-    def render(self, p: Placeholders) -> str:
-        return f"{self.function}({p.name(self.attribute)})"
-
-
-@dataclass(frozen=True, slots=True)
-class _In(Condition):
-    attribute: str
-    values: tuple[Any, ...]
-
-    def render(self, p: Placeholders) -> str:
-        return f"{p.name(self.attribute)} IN ({', '.join(p.value(v) for v in self.values)})"
-
-
-@dataclass(frozen=True, slots=True)
-class _Between(Condition):
-    attribute: str
-    low: Any
-    high: Any
-
-    def render(self, p: Placeholders) -> str:
-        return f"{p.name(self.attribute)} BETWEEN {p.value(self.low)} AND {p.value(self.high)}"
-
-
-@dataclass(frozen=True, slots=True)
-class _BeginsWith(Condition):
-    attribute: str
-    prefix: str
-
-    def render(self, p: Placeholders) -> str:
-        return f"begins_with({p.name(self.attribute)}, {p.value(self.prefix)})"
+        placeholders = [p.value(v) for v in self.values]
+        return self.template.format(
+            *placeholders, a=p.name(self.attribute), values=", ".join(placeholders)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,37 +111,37 @@ class Attr:
     name: str
 
     def eq(self, value: Any) -> Condition:
-        return _Compare(self.name, "=", value)
+        return _Term("{a} = {0}", self.name, (value,))
 
     def ne(self, value: Any) -> Condition:
-        return _Compare(self.name, "<>", value)
+        return _Term("{a} <> {0}", self.name, (value,))
 
     def lt(self, value: Any) -> Condition:
-        return _Compare(self.name, "<", value)
+        return _Term("{a} < {0}", self.name, (value,))
 
     def le(self, value: Any) -> Condition:
-        return _Compare(self.name, "<=", value)
+        return _Term("{a} <= {0}", self.name, (value,))
 
     def gt(self, value: Any) -> Condition:
-        return _Compare(self.name, ">", value)
+        return _Term("{a} > {0}", self.name, (value,))
 
     def ge(self, value: Any) -> Condition:
-        return _Compare(self.name, ">=", value)
+        return _Term("{a} >= {0}", self.name, (value,))
 
     def exists(self) -> Condition:
-        return _Function("attribute_exists", self.name)
+        return _Term("attribute_exists({a})", self.name)
 
     def not_exists(self) -> Condition:
-        return _Function("attribute_not_exists", self.name)
+        return _Term("attribute_not_exists({a})", self.name)
 
     def is_in(self, *values: Any) -> Condition:
-        return _In(self.name, values)
+        return _Term("{a} IN ({values})", self.name, values)
 
     def between(self, low: Any, high: Any) -> Condition:
-        return _Between(self.name, low, high)
+        return _Term("{a} BETWEEN {0} AND {1}", self.name, (low, high))
 
     def begins_with(self, prefix: str) -> Condition:
-        return _BeginsWith(self.name, prefix)
+        return _Term("begins_with({a}, {0})", self.name, (prefix,))
 
 
 @dataclass
