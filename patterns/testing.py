@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 import socket
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote_plus
+
+from stateless_state.testing.service import LocalService
 
 __all__ = ["LocalS3", "direct", "eventbridge", "s3_record", "sns", "sqs"]
 
 
-class LocalS3:
+class LocalS3(LocalService):
     """moto's S3 server on ``127.0.0.1:<free port>``; a context manager."""
 
     def __init__(self) -> None:
@@ -54,17 +55,6 @@ class LocalS3:
             aws_access_key_id="local",
             aws_secret_access_key="local",
         )
-
-    def __enter__(self) -> LocalS3:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def s3_record(

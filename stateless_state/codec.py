@@ -7,15 +7,28 @@ any request; integral numbers come back as ``int``, others as ``float``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from .domain import number
-from .errors import InvalidArgument
+from .errors import InvalidArgument, NotSerializable
 
-__all__ = ["Item", "deserialize", "from_item", "serialize", "to_item"]
+__all__ = ["Item", "deserialize", "from_item", "serialize", "to_item", "to_json"]
 
 Item = dict[str, Any]
+
+
+def to_json(value: Any, what: str) -> str:
+    """``value`` as canonical JSON (sorted keys, no spaces): what results and versioned values
+    are stored as. Raises :class:`~stateless_state.errors.NotSerializable` naming ``what``."""
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False, sort_keys=True)
+    except (TypeError, ValueError) as e:
+        raise NotSerializable(
+            f"{what} cannot be stored as JSON ({e}); use plain dicts, lists, str, int, float, "
+            "bool or None (convert datetimes and Decimals first)"
+        ) from None
 
 
 def serialize(value: Any) -> dict[str, Any]:

@@ -110,23 +110,26 @@ class Attr:
 
     name: str
 
+    def _compare(self, op: str, value: Any) -> Condition:
+        return _Term(f"{{a}} {op} {{0}}", self.name, (value,))
+
     def eq(self, value: Any) -> Condition:
-        return _Term("{a} = {0}", self.name, (value,))
+        return self._compare("=", value)
 
     def ne(self, value: Any) -> Condition:
-        return _Term("{a} <> {0}", self.name, (value,))
+        return self._compare("<>", value)
 
     def lt(self, value: Any) -> Condition:
-        return _Term("{a} < {0}", self.name, (value,))
+        return self._compare("<", value)
 
     def le(self, value: Any) -> Condition:
-        return _Term("{a} <= {0}", self.name, (value,))
+        return self._compare("<=", value)
 
     def gt(self, value: Any) -> Condition:
-        return _Term("{a} > {0}", self.name, (value,))
+        return self._compare(">", value)
 
     def ge(self, value: Any) -> Condition:
-        return _Term("{a} >= {0}", self.name, (value,))
+        return self._compare(">=", value)
 
     def exists(self) -> Condition:
         return _Term("attribute_exists({a})", self.name)

@@ -38,6 +38,7 @@ from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from . import domain, keys
+from .codec import to_json
 from .errors import (
     AlreadyInProgress,
     InvalidArgument,
@@ -60,16 +61,6 @@ MAX_RESULT_BYTES = 350_000
 DEFAULT_EXPIRES_AFTER = timedelta(hours=1)
 DEFAULT_IN_PROGRESS_TIMEOUT = timedelta(minutes=15)
 _IN_PROGRESS, _COMPLETED, _RELEASED = "in_progress", "completed", "released"
-
-
-def _to_json(value: Any, what: str) -> str:
-    try:
-        return json.dumps(value, separators=(",", ":"), allow_nan=False, sort_keys=True)
-    except (TypeError, ValueError) as e:
-        raise NotSerializable(
-            f"{what} cannot be stored as JSON ({e}); return plain dicts, lists, str, int, float, "
-            "bool or None (convert datetimes and Decimals first)"
-        ) from None
 
 
 def payload_hash(payload: Any) -> str:
@@ -108,7 +99,7 @@ class Claim:
         """
         owner = self._require_owner()
         try:
-            text = _to_json(result, "the result")
+            text = to_json(result, "the result")
         except NotSerializable:
             self.release()
             raise

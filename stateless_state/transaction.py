@@ -57,16 +57,19 @@ class Transaction:
     def __len__(self) -> int:
         return len(self.actions)
 
-    def _append(self, kind: str, body: dict[str, Any]) -> int:
-        self.actions.append({kind: {"TableName": self._t.name, **body}})
-        return len(self.actions) - 1
-
-    @staticmethod
-    def _options(condition: Condition | None, return_old: bool) -> dict[str, Any]:
-        out = render(condition=condition) if condition is not None else {}
+    def _append(
+        self,
+        kind: str,
+        body: dict[str, Any],
+        condition: Condition | None,
+        return_old: bool,
+        update: Update | None = None,
+    ) -> int:
+        action = {"TableName": self._t.name, **body, **render(update=update, condition=condition)}
         if return_old:
-            out["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-        return out
+            action["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        self.actions.append({kind: action})
+        return len(self.actions) - 1
 
     def put(
         self,
@@ -76,7 +79,7 @@ class Transaction:
         return_old: bool = False,
     ) -> int:
         """Write ``item`` whole (only if ``condition`` holds)."""
-        return self._append("Put", {"Item": to_item(item), **self._options(condition, return_old)})
+        return self._append("Put", {"Item": to_item(item)}, condition, return_old)
 
     def put_if_absent(self, item: Mapping[str, Any]) -> int:
         """Write ``item`` only if no item has its key; on failure its reason carries the
@@ -93,10 +96,7 @@ class Transaction:
         return_old: bool = False,
     ) -> int:
         """Update the item at ``key`` (only if ``condition`` holds)."""
-        body = {"Key": to_item(key), **render(update=update, condition=condition)}
-        if return_old:
-            body["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-        return self._append("Update", body)
+        return self._append("Update", {"Key": to_item(key)}, condition, return_old, update)
 
     def delete(
         self,
@@ -106,14 +106,13 @@ class Transaction:
         return_old: bool = False,
     ) -> int:
         """Delete the item at ``key`` (only if ``condition`` holds)."""
-        return self._append("Delete", {"Key": to_item(key), **self._options(condition, return_old)})
+        return self._append("Delete", {"Key": to_item(key)}, condition, return_old)
 
     def check(
         self, key: Mapping[str, Any], condition: Condition, *, return_old: bool = False
     ) -> int:
         """Hold the transaction to ``condition`` on the item at ``key``, writing nothing there."""
-        body = {"Key": to_item(key), **self._options(condition, return_old)}
-        return self._append("ConditionCheck", body)
+        return self._append("ConditionCheck", {"Key": to_item(key)}, condition, return_old)
 
     def raw(self, *actions: Mapping[str, Any]) -> int:
         """Add ready-made ``TransactWriteItems`` entries (the caller's own writes); returns the

@@ -33,8 +33,8 @@ from datetime import timedelta
 from typing import Any
 
 from . import domain, keys
-from .codec import to_item
-from .errors import InvalidArgument, NotSerializable, VersionConflict
+from .codec import to_item, to_json
+from .errors import InvalidArgument, VersionConflict
 from .expressions import Attr, Update, render
 from .retry import LambdaContext, run_with_retries
 from .table import Table, TransactionCanceled
@@ -53,16 +53,6 @@ class Version:
     number: int
     value: Any
     created_at: float
-
-
-def _encode(value: Any) -> str:
-    try:
-        return json.dumps(value, separators=(",", ":"), sort_keys=True, allow_nan=False)
-    except (TypeError, ValueError) as e:
-        raise NotSerializable(
-            f"the value cannot be stored as JSON ({e}); use dicts, lists, str, int, float, bool "
-            "or None"
-        ) from None
 
 
 class _Retry(Exception):
@@ -211,7 +201,7 @@ class Versioned:
         """
         if expected is not None:
             domain.integer(expected, "expected", minimum=1, maximum=10**12 - 2)
-        text = _encode(value)
+        text = to_json(value, "the value")
         try:
             return self._write(value, text, expected, secrets.token_hex(8))
         except _Retry:
@@ -311,7 +301,7 @@ class Versioned:
             else:
                 base, expected = copy.deepcopy(current.value), current.number
             new = fn(base)
-            return self._write(new, _encode(new), expected, nonce)
+            return self._write(new, to_json(new, "the value"), expected, nonce)
 
         return run_with_retries(
             attempt,

