@@ -43,7 +43,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Required, TypedDict
 
 from . import domain, keys
 from .errors import InvalidArgument
@@ -59,11 +59,37 @@ from .table import (
 )
 from .transaction import Transaction, own_write
 
-__all__ = ["Session", "SessionUpdate", "SessionWindows", "TumblingWindows"]
+__all__ = [
+    "Session",
+    "SessionOptions",
+    "SessionUpdate",
+    "SessionWindows",
+    "TumblingWindows",
+    "WindowOptions",
+]
 
 Instant = datetime | float
 _MAX_HINTS = 100_000
 DEFAULT_RETENTION = timedelta(days=7)
+
+
+class SessionOptions(TypedDict, total=False):
+    """The options of :class:`SessionWindows`, as ``store.sessions(name, **options)`` takes
+    them (their defaults live on the class)."""
+
+    gap: Required[timedelta | float]
+    max_duration: Required[timedelta | float]
+    allowed_lateness: timedelta | float
+    retention: timedelta | float
+
+
+class WindowOptions(TypedDict, total=False):
+    """The options of :class:`TumblingWindows`, as ``store.windows(name, **options)`` takes
+    them."""
+
+    size: Required[timedelta | float]
+    allowed_lateness: timedelta | float
+    retention: timedelta | float
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
-from typing import Any
+from typing import Any, Unpack
 
 from . import domain
 from .counter import DEFAULT_TOKEN_TTL, Counter, ShardedCounter
@@ -12,9 +12,9 @@ from .errors import InvalidArgument, TableNotFound
 from .idempotency import DEFAULT_EXPIRES_AFTER, DEFAULT_IN_PROGRESS_TIMEOUT, Idempotency
 from .lease import DEFAULT_DURATION, Lease
 from .metrics import Metrics
-from .sessions import DEFAULT_RETENTION, SessionWindows, TumblingWindows
+from .sessions import SessionOptions, SessionWindows, TumblingWindows, WindowOptions
 from .table import INDEX_NAME, INDEX_PK, INDEX_SK, Table
-from .versioned import DEFAULT_INLINE_LIMIT, Versioned
+from .versioned import Versioned, VersionedOptions
 
 __all__ = [
     "INDEX_NAME",
@@ -201,68 +201,20 @@ class Store:
             cache_size=cache_size,
         )
 
-    def versioned(
-        self,
-        name: str,
-        *,
-        keep_last: int | None = None,
-        keep_for: timedelta | float | None = None,
-        s3: Any = None,
-        bucket: str | None = None,
-        prefix: str = "versioned/",
-        inline_limit: int = DEFAULT_INLINE_LIMIT,
-    ) -> Versioned:
-        """A copy-on-write versioned object; see :class:`~stateless_state.versioned.Versioned`.
+    def versioned(self, name: str, **options: Unpack[VersionedOptions]) -> Versioned:
+        """A copy-on-write versioned object; see :class:`~stateless_state.versioned.Versioned`
+        for the options (:class:`~stateless_state.versioned.VersionedOptions`)."""
+        return Versioned(self._table, name, **options)
 
-        ``keep_last`` / ``keep_for``: retention of superseded versions (the latest is always
-        kept). ``s3`` and ``bucket``: where values over ``inline_limit`` bytes go.
-        """
-        return Versioned(
-            self._table,
-            domain.name("versioned object name", name),
-            keep_last=keep_last,
-            keep_for=keep_for,
-            s3=s3,
-            bucket=bucket,
-            prefix=prefix,
-            inline_limit=inline_limit,
-        )
+    def sessions(self, name: str, **options: Unpack[SessionOptions]) -> SessionWindows:
+        """Session windows; see :class:`~stateless_state.sessions.SessionWindows` for the
+        options (``gap`` and ``max_duration`` required)."""
+        return SessionWindows(self._table, name, **options)
 
-    def sessions(
-        self,
-        name: str,
-        *,
-        gap: timedelta | float,
-        max_duration: timedelta | float,
-        allowed_lateness: timedelta | float = 0.0,
-        retention: timedelta | float = DEFAULT_RETENTION,
-    ) -> SessionWindows:
-        """Session windows; see :class:`~stateless_state.sessions.SessionWindows`."""
-        return SessionWindows(
-            self._table,
-            domain.name("sessions name", name),
-            gap=gap,
-            max_duration=max_duration,
-            allowed_lateness=allowed_lateness,
-            retention=retention,
-        )
-
-    def windows(
-        self,
-        name: str,
-        *,
-        size: timedelta | float,
-        allowed_lateness: timedelta | float = 0.0,
-        retention: timedelta | float = DEFAULT_RETENTION,
-    ) -> TumblingWindows:
-        """Tumbling windows; see :class:`~stateless_state.sessions.TumblingWindows`."""
-        return TumblingWindows(
-            self._table,
-            domain.name("windows name", name),
-            size=size,
-            allowed_lateness=allowed_lateness,
-            retention=retention,
-        )
+    def windows(self, name: str, **options: Unpack[WindowOptions]) -> TumblingWindows:
+        """Tumbling windows; see :class:`~stateless_state.sessions.TumblingWindows` for the
+        options (``size`` required)."""
+        return TumblingWindows(self._table, name, **options)
 
     def __repr__(self) -> str:
         return f"Store({self.table_name!r})"

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from . import domain, keys
 from .codec import to_item, to_json
@@ -40,10 +40,23 @@ from .retry import LambdaContext, run_with_retries
 from .table import Table, TransactionCanceled
 from .transaction import Transaction, own_write
 
-__all__ = ["MISSING", "Version", "Versioned"]
+__all__ = ["MISSING", "Version", "Versioned", "VersionedOptions"]
 
 MISSING: Any = object()
 DEFAULT_INLINE_LIMIT = 64 * 1024
+
+
+class VersionedOptions(TypedDict, total=False):
+    """The options of :class:`Versioned`, as ``store.versioned(name, **options)`` takes them:
+    retention of superseded versions (``keep_last`` / ``keep_for``; the latest is always kept)
+    and where values over ``inline_limit`` bytes go (``s3``, ``bucket``, ``prefix``)."""
+
+    keep_last: int | None
+    keep_for: timedelta | float | None
+    s3: Any
+    bucket: str | None
+    prefix: str
+    inline_limit: int
 
 
 @dataclass(frozen=True, slots=True)
