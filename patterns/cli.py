@@ -386,27 +386,18 @@ def _add_state_commands(sub: Any) -> None:
     s.add_argument("--who")
     s.set_defaults(fn=cmd_lease_break)
 
-    counter = sub.add_parser("counter", help="read a counter").add_subparsers(
-        dest="what", required=True
+    # Read-only views: (command, help, verb, positional arguments, handler).
+    views = (
+        ("counter", "read a counter", "get", ("name",), cmd_counter_get),
+        ("sessions", "a key's session windows", "show", ("name", "key"), cmd_sessions_show),
+        ("versions", "a versioned object's history", "show", ("name",), cmd_versions_show),
     )
-    s = counter.add_parser("get")
-    s.add_argument("name")
-    s.set_defaults(fn=cmd_counter_get)
-
-    sessions = sub.add_parser("sessions", help="a key's session windows").add_subparsers(
-        dest="what", required=True
-    )
-    s = sessions.add_parser("show")
-    s.add_argument("name")
-    s.add_argument("key")
-    s.set_defaults(fn=cmd_sessions_show)
-
-    versions = sub.add_parser("versions", help="a versioned object's history").add_subparsers(
-        dest="what", required=True
-    )
-    s = versions.add_parser("show")
-    s.add_argument("name")
-    s.set_defaults(fn=cmd_versions_show)
+    for command, text, verb, arguments, fn in views:
+        s = sub.add_parser(command, help=text).add_subparsers(dest="what", required=True)
+        s = s.add_parser(verb)
+        for argument in arguments:
+            s.add_argument(argument)
+        s.set_defaults(fn=fn)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,7 +12,7 @@ import socket
 from typing import Any
 from urllib.parse import quote_plus
 
-from stateless_state.testing.service import LocalService
+from stateless_state.testing.service import LocalService, local_client
 
 __all__ = ["LocalS3", "direct", "eventbridge", "s3_record", "sns", "sqs"]
 
@@ -46,15 +46,7 @@ class LocalS3(LocalService):
 
     def client(self) -> Any:
         """An S3 client bound to this server, with dummy credentials."""
-        import boto3
-
-        return boto3.session.Session().client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-        )
+        return local_client("s3", self.endpoint_url)
 
 
 def s3_record(

@@ -11,12 +11,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stateless_state import InvalidArgument, Session, Store
+from stateless_state import InvalidArgument, Session, SessionUpdate, Store
 from stateless_state.testing.strategies import hostile_names, instants
 
 from .session_model import ModelSessions, ModelWindows
 
 GAP, MAX_DURATION, LATENESS, T0 = 5.0, 20.0, 3.0, 1_000_000.0
+
+
+def outcome(update: SessionUpdate) -> str:
+    """What an add did, in the reference model's words."""
+    if update.late or update.duplicate:
+        return "late" if update.late else "duplicate"
+    return "merged" if update.absorbed else "new" if update.created else "joined"
 
 
 def summary(s: Session) -> tuple[str, float, float, int, float, float, float]:
@@ -49,10 +56,7 @@ def test_sessions_match_the_reference_model(moto_store: Store, ops: list[Any]) -
             _, key, t, value, token = o
             expected = model.add(key, T0 + t, float(value), token)
             update = real.add(key, T0 + t, float(value), token=token)
-            if update.late or update.duplicate:
-                got = "late" if update.late else "duplicate"
-            else:
-                got = "merged" if update.absorbed else "new" if update.created else "joined"
+            got = outcome(update)
             assert got == expected, (o, got, expected)
         else:
             clock = max(clock, o[1])  # sweepers run on a clock that does not go back
@@ -183,17 +187,7 @@ def test_backfills_and_clock_skew_match_the_model_on_dynamodb_local(
             _, key, t, value, token = o
             expected = model.add(key, base + t, float(value), token)
             update = real.add(key, when(t), float(value), token=token)
-            got = (
-                "late"
-                if update.late
-                else "duplicate"
-                if update.duplicate
-                else "merged"
-                if update.absorbed
-                else "new"
-                if update.created
-                else "joined"
-            )
+            got = outcome(update)
             assert got == expected, (o, got, expected)
         else:
             watermark = max(watermark, o[1])
@@ -224,15 +218,7 @@ def test_tumbling_windows_backfill_matches_the_model_on_dynamodb_local(
             _, key, t, value, token = o
             expected = model.add(key, base + t, float(value), token)
             update = real.add(key, base + t, float(value), token=token)
-            got = (
-                "late"
-                if update.late
-                else "duplicate"
-                if update.duplicate
-                else "new"
-                if update.created
-                else "joined"
-            )
+            got = outcome(update)
             assert got == expected, (o, got, expected)
         else:
             watermark = max(watermark, o[1])

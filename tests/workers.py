@@ -5,19 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from stateless_state import LimitExceeded, Store
+from stateless_state.testing.service import local_client
 
 
 def _store(endpoint: str, table: str) -> Store:
-    import boto3
-
-    client = boto3.session.Session().client(
-        "dynamodb",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
-    return Store(table, client=client)
+    return Store(table, client=local_client("dynamodb", endpoint))
 
 
 def token_adds(endpoint: str, table: str, name: str, tokens: list[str]) -> list[tuple[Any, ...]]:

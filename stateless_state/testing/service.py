@@ -3,9 +3,25 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
-__all__ = ["LocalService"]
+__all__ = ["LocalService", "local_client"]
+
+
+def local_client(service: str, endpoint_url: str, **config: Any) -> Any:
+    """A boto3 client for ``service`` at a local ``endpoint_url``, with dummy credentials (local
+    engines accept any) and the given botocore ``Config`` options."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.session.Session().client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=Config(**config),
+    )
 
 
 class LocalService:
