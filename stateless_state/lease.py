@@ -59,7 +59,7 @@ class FencedClaim:
         holder_attr: str = "holder",
         expiry_attr: str = "expires_at",
     ) -> None:
-        self._t = table
+        self.table = table
         self.key = dict(key)
         self.holder_attr = holder_attr
         self.expiry_attr = expiry_attr
@@ -84,7 +84,7 @@ class FencedClaim:
         for attribute, amount in (also_add or {}).items():
             update.add(attribute, amount)
         try:
-            after = self._t.update_item(self.key, update, condition=claimable, returns="ALL_NEW")
+            after = self.table.update_item(self.key, update, condition=claimable, returns="ALL_NEW")
         except ConditionFailed as e:
             if own_write(e.old, nonce, attribute=self.holder_attr):
                 return dict(e.old or {})
@@ -96,14 +96,14 @@ class FencedClaim:
         holds). Raises :class:`~stateless_state.errors.ConditionFailed` (with the item as it
         is) otherwise. One conditional ``UpdateItem``, 1 WCU."""
         fenced = Attr("fence").eq(fence)
-        self._t.update_item(
+        self.table.update_item(
             self.key, update, condition=fenced if condition is None else fenced & condition
         )
 
     def give_back(self, nonce: str) -> None:
         """Undo a claim whose outcome is unknown (its response lost for good), if it was taken:
         conditional on ``nonce``, so it never touches another holder's claim."""
-        self._t.update_item(
+        self.table.update_item(
             self.key,
             Update().set(self.expiry_attr, 0).remove(self.holder_attr),
             condition=Attr(self.holder_attr).eq(nonce),
@@ -146,12 +146,10 @@ class Held:
         Succeeds while no one else has acquired since (even if the lease ran out meanwhile,
         which is safe: no one else got a fence). Raises :class:`LeaseLost` otherwise.
         """
-        seconds = (
-            self.lease._duration if duration is None else domain.duration(duration, "duration")
-        )
+        seconds = self.lease.duration if duration is None else domain.duration(duration, "duration")
         expires = time.time() + seconds
         try:
-            self.lease._claim.update(
+            self.lease.claim.update(
                 self.fence, Update().set("expires_at", expires), condition=self._holding()
             )
         except ConditionFailed:
@@ -170,7 +168,7 @@ class Held:
         if self.released:
             return True
         try:
-            self.lease._claim.update(
+            self.lease.claim.update(
                 self.fence,
                 Update().set("expires_at", 0).remove("holder", "owner"),
                 condition=self._holding() | Attr("holder").not_exists(),
@@ -186,12 +184,12 @@ class Held:
     def fence_check(self, tx: Transaction) -> int:
         """Add to ``tx`` the check that this fence is still current; returns its index. Put it
         in your own :class:`~stateless_state.transaction.Transaction` to make any write fenced."""
-        return tx.check(self.lease._key, Attr("fence").eq(self.fence))
+        return tx.check(self.lease.claim.key, Attr("fence").eq(self.fence))
 
     def condition_check(self) -> dict[str, Any]:
         """The same check as a raw ``TransactWriteItems`` entry, for a transaction you build
         yourself with the low-level client."""
-        tx = Transaction(self.lease._t)
+        tx = Transaction(self.lease.claim.table)
         self.fence_check(tx)
         return tx.actions[0]
 
@@ -203,7 +201,7 @@ class Held:
         its condition, :class:`~stateless_state.errors.TransactionCanceled` is raised (nothing
         written); its ``reasons[i + 1]`` explains your i-th action (the fence check is first).
         """
-        tx = Transaction(self.lease._t)
+        tx = Transaction(self.lease.claim.table)
         fence = self.fence_check(tx)
         tx.raw(*actions)
         try:
@@ -256,6 +254,16 @@ class Lease:
 
     def __repr__(self) -> str:
         return f"Lease({self.name!r}, owner={self.owner!r})"
+
+    @property
+    def duration(self) -> float:
+        """Seconds an acquisition (or a renewal without a duration) lasts."""
+        return self._duration
+
+    @property
+    def claim(self) -> FencedClaim:
+        """The fenced claim on the lease item, through which every holder writes."""
+        return self._claim
 
     def acquire(self, *, context: LambdaContext | None = None) -> Held:
         """Take the lease if it is free or expired, else raise :class:`LeaseUnavailable`.
