@@ -160,7 +160,7 @@ class S3ToRedshift:
         first_error: Exception | None = None
         for arrival, message_id in zip(parsed.arrivals, parsed.message_ids, strict=True):
             try:
-                result = self.batcher.add(arrival)
+                result = self.batcher.add(arrival, context=context)
             except Exception as e:  # one arrival's failure must not cost its siblings
                 if message_id is None:
                     first_error = first_error or e

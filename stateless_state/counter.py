@@ -336,8 +336,12 @@ class ShardedCounter:
     def _shard_key(self, i: int) -> dict[str, str]:
         return keys.shard(self.name, i).item()
 
-    def add(self, amount: int = 1, *, token: str | None = None) -> bool:
-        """Add ``amount`` to a random shard. Returns False when ``token`` was already counted."""
+    def add(
+        self, amount: int = 1, *, token: str | None = None, context: LambdaContext | None = None
+    ) -> bool:
+        """Add ``amount`` to a random shard. Returns False when ``token`` was already counted.
+        A token add retries transaction conflicts (at most 20 times, and within the Lambda
+        ``context``'s remaining time when given)."""
         amount = _check_amount(amount)
         shard = self._shard_key(random.randrange(self.shards))
         update = Update().add("v", amount)
@@ -373,6 +377,8 @@ class ShardedCounter:
             retry_on=(_Moved,),
             what=f"sharded counter {self.name!r} add",
             attempts=20,
+            context=context,
+            margin=0.5,
             metrics=self._t.metrics,
             operation="sharded_counter.add",
         )

@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from .codec import serialize
@@ -58,6 +57,8 @@ class Placeholders:
 class Condition:
     """A condition expression; combine with ``&``, ``|`` and ``~``."""
 
+    __slots__ = ()
+
     def render(self, p: Placeholders) -> str:
         raise NotImplementedError
 
@@ -71,31 +72,34 @@ class Condition:
         return _Not(self)
 
 
-@dataclass(frozen=True, slots=True)
 class _Join(Condition):
-    op: str
-    parts: tuple[Condition, ...]
+    __slots__ = ("op", "parts")
+
+    def __init__(self, op: str, parts: tuple[Condition, ...]) -> None:
+        self.op, self.parts = op, parts
 
     def render(self, p: Placeholders) -> str:
         return "(" + f" {self.op} ".join(c.render(p) for c in self.parts) + ")"
 
 
-@dataclass(frozen=True, slots=True)
 class _Not(Condition):
-    inner: Condition
+    __slots__ = ("inner",)
+
+    def __init__(self, inner: Condition) -> None:
+        self.inner = inner
 
     def render(self, p: Placeholders) -> str:
         return f"(NOT {self.inner.render(p)})"
 
 
-@dataclass(frozen=True, slots=True)
 class _Term(Condition):
     """One comparison or function of one attribute: ``template`` names the attribute ``{a}``
     and the values ``{0}``, ``{1}``... (``{values}`` for all of them, comma-separated)."""
 
-    template: str
-    attribute: str
-    values: tuple[Any, ...] = ()
+    __slots__ = ("attribute", "template", "values")
+
+    def __init__(self, template: str, attribute: str, values: tuple[Any, ...] = ()) -> None:
+        self.template, self.attribute, self.values = template, attribute, values
 
     def render(self, p: Placeholders) -> str:
         placeholders = [p.value(v) for v in self.values]
@@ -104,11 +108,13 @@ class _Term(Condition):
         )
 
 
-@dataclass(frozen=True, slots=True)
 class Attr:
     """An attribute of the item, to build conditions on."""
 
-    name: str
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
 
     def _compare(self, op: str, value: Any) -> Condition:
         return _Term(f"{{a}} {op} {{0}}", self.name, (value,))
@@ -147,13 +153,15 @@ class Attr:
         return _Term("begins_with({a}, {0})", self.name, (prefix,))
 
 
-@dataclass
 class Update:
     """An update expression, built by chaining: ``Update().set("a", 1).add("n", 1)``."""
 
-    _set: list[tuple[str, str, Any]] = field(default_factory=list)
-    _add: list[tuple[str, Any]] = field(default_factory=list)
-    _remove: list[str] = field(default_factory=list)
+    __slots__ = ("_add", "_remove", "_set")
+
+    def __init__(self) -> None:
+        self._set: list[tuple[str, str, Any]] = []
+        self._add: list[tuple[str, Any]] = []
+        self._remove: list[str] = []
 
     def set(self, attribute: str, value: Any) -> Update:
         """``SET attribute = value``."""
