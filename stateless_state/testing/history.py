@@ -24,6 +24,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..errors import InvalidArgument
+
 __all__ = [
     "CounterModel",
     "History",
@@ -170,7 +172,7 @@ class CounterModel:
             return (value + amount, tokens | {token}), (value + amount, True)
         if fn == "get":
             return state, value
-        raise ValueError(f"CounterModel has no {fn!r}")
+        raise InvalidArgument(f"CounterModel has no {fn!r}")
 
 
 class RegisterModel:
@@ -189,7 +191,7 @@ class RegisterModel:
             return (version + 1, new), version + 1
         if fn == "read":
             return state, state
-        raise ValueError(f"RegisterModel has no {fn!r}")
+        raise InvalidArgument(f"RegisterModel has no {fn!r}")
 
 
 class SetModel:
@@ -203,4 +205,4 @@ class SetModel:
             return state | {arg}, arg not in state
         if fn == "contains":
             return state, arg in state
-        raise ValueError(f"SetModel has no {fn!r}")
+        raise InvalidArgument(f"SetModel has no {fn!r}")
