@@ -2,12 +2,54 @@
 
 from __future__ import annotations
 
-from .batcher import AddResult, Arrival, Batch, Batcher, BatchState, LoadTicket, Member, Thresholds
-from .manifest import Manifest, ManifestEntry, build_manifest, write_manifest
-from .pipeline import S3ToRedshift
-from .redshift import CopyFormat, Loader, LoadOutcome, RedshiftDataApiLoader, RedshiftLoadError
-from .s3 import ParseResult, parse_s3_event, s3_arrivals
-from .warehouse import LocalWarehouseLoader
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .batcher import (
+        AddResult,
+        Arrival,
+        Batch,
+        Batcher,
+        BatchState,
+        LoadTicket,
+        Member,
+        Thresholds,
+    )
+    from .manifest import Manifest, ManifestEntry, build_manifest, write_manifest
+    from .pipeline import S3ToRedshift
+    from .redshift import CopyFormat, Loader, LoadOutcome, RedshiftDataApiLoader, RedshiftLoadError
+    from .s3 import ParseResult, parse_s3_event, s3_arrivals
+    from .warehouse import LocalWarehouseLoader
+
+# Each name loads its module when first used (PEP 562): ``from patterns import S3ToRedshift``
+# in a handler does not load the local warehouse (sqlite3), the CLI or the configuration.
+_LAZY = {
+    **dict.fromkeys(
+        ("AddResult", "Arrival", "Batch", "BatchState", "Member", "Thresholds"), "batches"
+    ),
+    "Batcher": "batcher",
+    "LoadTicket": "loading",
+    **dict.fromkeys(("Manifest", "ManifestEntry", "build_manifest", "write_manifest"), "manifest"),
+    "S3ToRedshift": "pipeline",
+    **dict.fromkeys(
+        ("CopyFormat", "Loader", "LoadOutcome", "RedshiftDataApiLoader", "RedshiftLoadError"),
+        "redshift",
+    ),
+    **dict.fromkeys(("ParseResult", "parse_s3_event", "s3_arrivals"), "s3"),
+    "LocalWarehouseLoader": "warehouse",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'patterns' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AddResult",

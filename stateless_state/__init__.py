@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from . import domain, keys
-from .counter import Count, Counter, ShardedCounter
 from .errors import (
     AlreadyInProgress,
     CancellationReason,
@@ -24,12 +25,49 @@ from .errors import (
     TransactionCanceled,
     VersionConflict,
 )
-from .idempotency import Claim, Idempotency, idempotent
-from .lease import Held, Lease, LeaseState
-from .metrics import Metrics, OperationStats
-from .sessions import Session, SessionUpdate, SessionWindows, TumblingWindows
 from .store import Store
-from .versioned import Version, Versioned
+
+if TYPE_CHECKING:
+    from .counter import Count, Counter, ShardedCounter
+    from .idempotency import Claim, Idempotency, idempotent
+    from .lease import Held, Lease, LeaseState
+    from .metrics import Metrics, OperationStats
+    from .sessions import Session, SessionUpdate, SessionWindows, TumblingWindows
+    from .versioned import Version, Versioned
+
+# The primitives load when first named (PEP 562): a handler's cold start pays only for the
+# ones it uses. The errors, the Store and the kernel's key and domain rules load at once.
+_LAZY = {
+    "Count": "counter",
+    "Counter": "counter",
+    "ShardedCounter": "counter",
+    "Claim": "idempotency",
+    "Idempotency": "idempotency",
+    "idempotent": "idempotency",
+    "Held": "lease",
+    "Lease": "lease",
+    "LeaseState": "lease",
+    "Metrics": "metrics",
+    "OperationStats": "metrics",
+    "Session": "sessions",
+    "SessionUpdate": "sessions",
+    "SessionWindows": "sessions",
+    "TumblingWindows": "sessions",
+    "Version": "versioned",
+    "Versioned": "versioned",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'stateless_state' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AlreadyInProgress",

@@ -17,7 +17,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from . import domain, keys
 from .codec import to_item
@@ -27,10 +27,17 @@ from .retry import LambdaContext, run_with_retries
 from .table import ConditionFailed, Table, TransactionCanceled
 from .transaction import Transaction, own_write
 
-__all__ = ["Count", "Counter", "ShardedCounter"]
+__all__ = ["Count", "Counter", "CounterOptions", "ShardedCounter"]
 
 MAX_SHARDS = 100
 DEFAULT_TOKEN_TTL = timedelta(days=7)
+
+
+class CounterOptions(TypedDict, total=False):
+    """The options of :class:`Counter` and :class:`ShardedCounter`, as the store's
+    ``counter(name, **options)`` takes them: how long a token is remembered (default 7 days)."""
+
+    token_ttl: timedelta | float
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +131,9 @@ class Counter:
     :class:`LimitExceeded` having applied nothing.
     """
 
-    def __init__(self, table: Table, name: str, *, token_ttl: timedelta | float) -> None:
+    def __init__(
+        self, table: Table, name: str, *, token_ttl: timedelta | float = DEFAULT_TOKEN_TTL
+    ) -> None:
         self.name = domain.name("counter name", name)
         self._t = table
         self._key = keys.counter(name).item()
@@ -321,7 +330,12 @@ class ShardedCounter:
     """
 
     def __init__(
-        self, table: Table, name: str, shards: int, *, token_ttl: timedelta | float
+        self,
+        table: Table,
+        name: str,
+        shards: int = 10,
+        *,
+        token_ttl: timedelta | float = DEFAULT_TOKEN_TTL,
     ) -> None:
         if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= MAX_SHARDS:
             raise InvalidArgument(f"shards must be an int from 1 to {MAX_SHARDS}, got {shards!r}")

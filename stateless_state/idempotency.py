@@ -35,7 +35,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypedDict, TypeVar
 
 from . import domain, keys
 from .codec import to_json
@@ -52,7 +52,7 @@ from .retry import LambdaContext, retrying
 from .table import ConditionFailed, Table
 from .transaction import own_write
 
-__all__ = ["Claim", "Idempotency", "idempotent"]
+__all__ = ["Claim", "Idempotency", "IdempotencyOptions", "idempotent"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -137,6 +137,15 @@ class Claim:
                 "this claim is a replay of a completed key; there is nothing to end"
             )
         return self._owner
+
+
+class IdempotencyOptions(TypedDict, total=False):
+    """The options of :class:`Idempotency`, as ``store.idempotency(namespace, **options)``
+    takes them (defaults: results kept an hour, a 15-minute in-progress lease, no cache)."""
+
+    expires_after: timedelta | float
+    in_progress_timeout: timedelta | float
+    cache_size: int
 
 
 def _mismatch(key: str) -> PayloadMismatch:

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, TypedDict
 
 from . import domain, keys
 from .errors import LeaseLost, LeaseUnavailable
@@ -29,7 +29,7 @@ from .retry import LambdaContext
 from .table import ConditionFailed, Table, TransactionCanceled
 from .transaction import Transaction, own_write
 
-__all__ = ["DEFAULT_DURATION", "FencedClaim", "Held", "Lease", "LeaseState"]
+__all__ = ["DEFAULT_DURATION", "FencedClaim", "Held", "Lease", "LeaseOptions", "LeaseState"]
 
 DEFAULT_DURATION = timedelta(minutes=1)
 
@@ -39,6 +39,14 @@ def default_owner() -> str:
     import os
 
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class LeaseOptions(TypedDict, total=False):
+    """The options of :class:`Lease`, as ``store.lease(name, **options)`` takes them: how long
+    an acquisition lasts (default one minute) and the owner name recorded (default host:pid)."""
+
+    duration: timedelta | float
+    owner: str | None
 
 
 class FencedClaim:

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import os
-from datetime import timedelta
-from typing import Any, Unpack
+from typing import TYPE_CHECKING, Any, Unpack
 
-from . import domain
-from .counter import DEFAULT_TOKEN_TTL, Counter, ShardedCounter
 from .errors import InvalidArgument, TableNotFound
-from .idempotency import DEFAULT_EXPIRES_AFTER, DEFAULT_IN_PROGRESS_TIMEOUT, Idempotency
-from .lease import DEFAULT_DURATION, Lease
 from .metrics import Metrics
-from .sessions import SessionOptions, SessionWindows, TumblingWindows, WindowOptions
 from .table import INDEX_NAME, INDEX_PK, INDEX_SK, Table
-from .versioned import Versioned, VersionedOptions
+
+if TYPE_CHECKING:
+    from .counter import Counter, CounterOptions, ShardedCounter
+    from .idempotency import Idempotency, IdempotencyOptions
+    from .lease import Lease, LeaseOptions
+    from .sessions import SessionOptions, SessionWindows, TumblingWindows, WindowOptions
+    from .versioned import Versioned, VersionedOptions
 
 __all__ = [
     "INDEX_NAME",
@@ -161,59 +161,57 @@ class Store:
         """Delete the table and everything in it. Meant for tests and demos."""
         self.client.delete_table(TableName=self.table_name)
 
-    def counter(self, name: str, *, token_ttl: timedelta | float = DEFAULT_TOKEN_TTL) -> Counter:
+    # Each factory imports its primitive when first used: a handler pays at import time only
+    # for the primitives it builds.
+
+    def counter(self, name: str, **options: Unpack[CounterOptions]) -> Counter:
         """An exact counter; see :class:`~stateless_state.counter.Counter`."""
-        return Counter(self._table, domain.name("counter name", name), token_ttl=token_ttl)
+        from .counter import Counter
+
+        return Counter(self._table, name, **options)
 
     def sharded_counter(
-        self, name: str, shards: int = 10, *, token_ttl: timedelta | float = DEFAULT_TOKEN_TTL
+        self, name: str, shards: int = 10, **options: Unpack[CounterOptions]
     ) -> ShardedCounter:
         """A counter spread over ``shards`` items; see :class:`ShardedCounter`."""
-        return ShardedCounter(
-            self._table, domain.name("counter name", name), shards, token_ttl=token_ttl
-        )
+        from .counter import ShardedCounter
 
-    def lease(
-        self,
-        name: str,
-        *,
-        duration: timedelta | float = DEFAULT_DURATION,
-        owner: str | None = None,
-    ) -> Lease:
+        return ShardedCounter(self._table, name, shards, **options)
+
+    def lease(self, name: str, **options: Unpack[LeaseOptions]) -> Lease:
         """A lease with fencing tokens; see :class:`~stateless_state.lease.Lease`. ``duration``
         (default one minute) is how long an acquisition lasts; reading ``state()`` needs none."""
-        return Lease(self._table, domain.name("lease name", name), duration=duration, owner=owner)
+        from .lease import Lease
+
+        return Lease(self._table, name, **options)
 
     def idempotency(
-        self,
-        namespace: str = "default",
-        *,
-        expires_after: timedelta | float = DEFAULT_EXPIRES_AFTER,
-        in_progress_timeout: timedelta | float = DEFAULT_IN_PROGRESS_TIMEOUT,
-        cache_size: int = 0,
+        self, namespace: str = "default", **options: Unpack[IdempotencyOptions]
     ) -> Idempotency:
         """Idempotency keys in ``namespace`` (the lower-level API under :func:`idempotent`)."""
-        return Idempotency(
-            self._table,
-            namespace,
-            expires_after=expires_after,
-            in_progress_timeout=in_progress_timeout,
-            cache_size=cache_size,
-        )
+        from .idempotency import Idempotency
+
+        return Idempotency(self._table, namespace, **options)
 
     def versioned(self, name: str, **options: Unpack[VersionedOptions]) -> Versioned:
         """A copy-on-write versioned object; see :class:`~stateless_state.versioned.Versioned`
         for the options (:class:`~stateless_state.versioned.VersionedOptions`)."""
+        from .versioned import Versioned
+
         return Versioned(self._table, name, **options)
 
     def sessions(self, name: str, **options: Unpack[SessionOptions]) -> SessionWindows:
         """Session windows; see :class:`~stateless_state.sessions.SessionWindows` for the
         options (``gap`` and ``max_duration`` required)."""
+        from .sessions import SessionWindows
+
         return SessionWindows(self._table, name, **options)
 
     def windows(self, name: str, **options: Unpack[WindowOptions]) -> TumblingWindows:
         """Tumbling windows; see :class:`~stateless_state.sessions.TumblingWindows` for the
         options (``size`` required)."""
+        from .sessions import TumblingWindows
+
         return TumblingWindows(self._table, name, **options)
 
     def __repr__(self) -> str:
