@@ -1,0 +1,49 @@
+"""What a handler's import loads: only what it uses (a structural check; the time is measured by
+``make bench``, not asserted here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+NEVER_FOR_THE_PIPELINE = [
+    "sqlite3",
+    "patterns.cli",
+    "patterns.config",
+    "patterns.warehouse",
+    "patterns.testing",
+    "stateless_state.counter",
+    "stateless_state.idempotency",
+    "stateless_state.sessions",
+    "stateless_state.versioned",
+    "stateless_state.testing",
+    "hypothesis",
+]
+
+
+def loaded_after(statement: str) -> set[str]:
+    code = f"import sys, json; {statement}; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    return set(json.loads(out.stdout))
+
+
+def test_the_pipeline_handler_loads_only_what_it_uses() -> None:
+    loaded = loaded_after("from patterns import S3ToRedshift")
+    assert "patterns.pipeline" in loaded and "stateless_state.lease" in loaded
+    assert not loaded & set(NEVER_FOR_THE_PIPELINE)
+
+
+def test_importing_the_packages_loads_no_primitive() -> None:
+    loaded = loaded_after("import patterns, stateless_state")
+    assert not {m for m in loaded if m.startswith("patterns.")}
+    assert "stateless_state.counter" not in loaded and "tenacity" not in loaded
+
+
+def test_every_public_name_resolves() -> None:
+    import patterns
+    import stateless_state
+
+    for package in (patterns, stateless_state):
+        for name in package.__all__:
+            assert getattr(package, name) is not None, name
