@@ -46,7 +46,7 @@ from stateless_state import (
 from stateless_state.codec import from_item
 from stateless_state.expressions import Attr, Condition, Update, render
 from stateless_state.lease import FencedClaim
-from stateless_state.retry import LambdaContext, run_with_retries
+from stateless_state.retry import LambdaContext
 from stateless_state.table import (
     INDEX_NAME,
     INDEX_PK,
@@ -210,15 +210,13 @@ class Batcher:
                 plan[0] = moved.plan
                 raise
 
-        return run_with_retries(
+        return self._t.retry(
             attempt,
             retry_on=(_Moved, _Conflict),
             immediate=(_Moved,),
             what=f"batcher {self.stream!r} add",
             attempts=60,
             context=context,
-            margin=0.5,
-            metrics=self._t.metrics,
             operation="batcher.add",
         )
 

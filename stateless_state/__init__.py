@@ -25,6 +25,7 @@ from .errors import (
     TransactionCanceled,
     VersionConflict,
 )
+from .lazy import lazy_attributes
 from .store import Store
 
 if TYPE_CHECKING:
@@ -58,16 +59,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'stateless_state' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 __all__ = [
     "AlreadyInProgress",

@@ -23,7 +23,7 @@ from . import domain, keys
 from .codec import to_item
 from .errors import InvalidArgument, LimitExceeded
 from .expressions import Attr, Update
-from .retry import LambdaContext, run_with_retries
+from .retry import LambdaContext
 from .table import ConditionFailed, Table, TransactionCanceled
 from .transaction import Transaction, own_write
 
@@ -225,14 +225,12 @@ class Counter:
                 self._t.hints[self._key["pk"]] = count.value
             return count
 
-        return run_with_retries(
+        return self._t.retry(
             attempt,
             retry_on=(_Moved,),
             what=f"counter {self.name!r} add",
             attempts=40,
             context=context,
-            margin=0.5,
-            metrics=self._t.metrics,
             operation="counter.add",
         )
 
@@ -386,14 +384,12 @@ class ShardedCounter:
                 raise
             return True
 
-        return run_with_retries(
+        return self._t.retry(
             attempt,
             retry_on=(_Moved,),
             what=f"sharded counter {self.name!r} add",
             attempts=20,
             context=context,
-            margin=0.5,
-            metrics=self._t.metrics,
             operation="sharded_counter.add",
         )
 

@@ -48,7 +48,7 @@ from typing import Any, Required, TypedDict
 from . import domain, keys
 from .errors import InvalidArgument
 from .expressions import Attr, Condition, Update, render
-from .retry import LambdaContext, run_with_retries
+from .retry import LambdaContext
 from .table import (
     INDEX_NAME,
     INDEX_PK,
@@ -274,14 +274,12 @@ class _Windows:
         t = domain.instant(at, "at")
         v = domain.number(value, "value")
         nonce = secrets.token_hex(8)
-        return run_with_retries(
+        return self._t.retry(
             lambda: self._add_once(key, t, float(v), token, nonce),
             retry_on=(_Again,),
             what=f"{self.kind} {self.name!r} add",
             attempts=50,
             context=context,
-            margin=0.5,
-            metrics=self._t.metrics,
             operation=f"{self.kind}.add",
             base=0.005,
             cap=0.5,

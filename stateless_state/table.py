@@ -7,8 +7,8 @@ library's answers (a failed condition is a value, not a crash), and cost account
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -23,6 +23,11 @@ from .errors import (
 )
 from .expressions import Condition, Update, render
 from .metrics import Metrics
+
+if TYPE_CHECKING:
+    from .retry import LambdaContext
+
+T = TypeVar("T")
 
 __all__ = [
     "INDEX_NAME",
@@ -182,6 +187,34 @@ class Table:
             if "LastEvaluatedKey" not in r:
                 return
             kwargs["ExclusiveStartKey"] = r["LastEvaluatedKey"]
+
+    def retry(
+        self,
+        fn: Callable[[], T],
+        *,
+        retry_on: tuple[type[BaseException], ...],
+        what: str,
+        operation: str,
+        attempts: int,
+        context: LambdaContext | None = None,
+        **backoff: Any,
+    ) -> T:
+        """:func:`~stateless_state.retry.run_with_retries` for a write on this table: retries
+        counted in this table's metrics under ``operation``, and half a second of the
+        invocation's remaining time kept for the caller's own last steps."""
+        from .retry import run_with_retries
+
+        return run_with_retries(
+            fn,
+            retry_on=retry_on,
+            what=what,
+            attempts=attempts,
+            context=context,
+            margin=0.5,
+            metrics=self.metrics,
+            operation=operation,
+            **backoff,
+        )
 
     def update_item(
         self,

@@ -36,7 +36,7 @@ from . import domain, keys
 from .codec import to_item, to_json
 from .errors import InvalidArgument, VersionConflict
 from .expressions import Attr, Update, render
-from .retry import LambdaContext, run_with_retries
+from .retry import LambdaContext
 from .table import Table, TransactionCanceled
 from .transaction import Transaction, own_write
 
@@ -316,14 +316,12 @@ class Versioned:
             new = fn(base)
             return self._write(new, to_json(new, "the value"), expected, nonce)
 
-        return run_with_retries(
+        return self._t.retry(
             attempt,
             retry_on=(_Retry,),
             what=f"versioned {self.name!r} update",
             attempts=attempts,
             context=context,
-            margin=0.5,
-            metrics=self._t.metrics,
             operation="versioned.update",
         )
 
