@@ -20,7 +20,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
-from stateless_state import CorruptState, LeaseLost, LeaseUnavailable, MalformedEvent, Store
+from stateless_state import (
+    CorruptState,
+    LeaseLost,
+    LeaseUnavailable,
+    MalformedEvent,
+    Store,
+    domain,
+)
 from stateless_state.retry import LambdaContext
 
 from .batcher import Batcher, BatchState, Thresholds
@@ -99,11 +106,7 @@ class S3ToRedshift:
             check_stream(stream)
         self.manifest_bucket = check_bucket(manifest_bucket)
         self.manifest_prefix = manifest_prefix
-        self.min_load_time = (
-            min_load_time.total_seconds()
-            if isinstance(min_load_time, timedelta)
-            else float(min_load_time)
-        )
+        self.min_load_time = domain.duration(min_load_time, "min_load_time", allow_zero=True)
         self._s3 = s3_client
 
     @classmethod
