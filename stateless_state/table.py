@@ -1,7 +1,10 @@
 """The thin layer between the primitives and DynamoDB's low-level client.
 
-It owns three things: the attribute-value codec, translation of DynamoDB's error codes into the
-library's answers (a failed condition is a value, not a crash), and cost accounting on every call.
+It owns three things: translation of DynamoDB's error codes into the library's answers (a failed
+condition is a value, not a crash: :class:`ConditionFailed` with the item as it was), cost
+accounting on every call (``store.metrics``), and the few request shapes every primitive shares
+(a conditional ``update_item``, a paged ``query``, a consistent ``get``, ``retry``). Values are
+converted by :mod:`stateless_state.codec`, expressions built by :mod:`stateless_state.expressions`.
 """
 
 from __future__ import annotations
