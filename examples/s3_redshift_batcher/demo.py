@@ -410,7 +410,7 @@ def drain(args: argparse.Namespace, pipeline: S3ToRedshift, progress: Any) -> No
     while time.monotonic() < deadline:
         with contextlib.suppress(Exception):
             pipeline.sweep()
-        states = Counter(b.state for b in pipeline.batcher.batches())
+        states = Counter(str(b.state) for b in pipeline.batcher.batches())
         progress.update(task, status=str(dict(states)))
         if set(states) <= {BatchState.LOADED}:
             return
@@ -435,7 +435,7 @@ def report(
 ) -> int:
     batches = list(pipeline.batcher.batches())
     reasons = Counter(b.seal_reason for b in batches if b.seal_reason)
-    states = Counter(b.state for b in batches)
+    states = Counter(str(b.state) for b in batches)
     members = sum(b.count for b in batches)
     failures: list[str] = []
     loader = pipeline.loader
