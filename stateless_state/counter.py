@@ -137,6 +137,8 @@ class Counter:
         self.name = domain.name("counter name", name)
         self._t = table
         self._key = keys.counter(name).item()
+        # This container saw the counter go down (``fell``): a hint, like the last value seen.
+        self._fell_hint = self._key["pk"] + "#fell"
         self._token_ttl = domain.duration(token_ttl, "token_ttl")
 
     def __repr__(self) -> str:
@@ -244,10 +246,7 @@ class Counter:
     ) -> Count:
         value = (seen or 0) + amount
         if abs(value) > domain.MAX_INTEGER:
-            raise InvalidArgument(
-                f"counter {self.name!r}: {seen or 0} + {amount} leaves the range of an exact "
-                f"counter (at most {domain.MAX_INTEGER} in magnitude); nothing was applied"
-            )
+            raise self._refused(seen or 0, amount, None)
         if limit is not None and value > limit:
             done = self._t.get(token_key)
             if done is not None:
@@ -257,7 +256,7 @@ class Counter:
             if actual != seen:
                 raise _Moved(actual)
             raise LimitExceeded(self.name, seen or 0, amount, limit)
-        fallen = self._t.hints.get(self._key["pk"] + "#fell", 0) == 1
+        fallen = self._t.hints.get(self._fell_hint, 0) == 1
         record = {
             **token_key,
             "value": value,
@@ -281,14 +280,14 @@ class Counter:
             tx.commit()
         except TransactionCanceled as e:
             token_reason, counter_reason = e.reasons[token_action], e.reasons[counter_action]
-            if token_reason.failed and token_reason.code == "ConditionalCheckFailed":
+            if token_reason.code == "ConditionalCheckFailed":
                 old = dict(token_reason.item or {})
                 # Our own earlier attempt (same nonce) was applied and its response lost.
                 return _replayed(old, applied=own_write(old, nonce))
             if counter_reason.code == "ConditionalCheckFailed":
                 stored = counter_reason.item or {}
                 if "fell" in stored:
-                    self._t.hints[self._key["pk"] + "#fell"] = 1
+                    self._t.hints[self._fell_hint] = 1
                 raise _Moved(int(stored["v"]) if "v" in stored else None) from e
             if e.conflict:
                 raise _Moved(unknown=True) from e
@@ -312,7 +311,7 @@ class Counter:
             TableName=self._t.name,
             Item=to_item({**self._key, "v": _check_amount(value, "value")}),
         )
-        self._t.hints.pop(self._key["pk"] + "#fell", None)
+        self._t.hints.pop(self._fell_hint, None)
 
 
 class ShardedCounter:

@@ -566,8 +566,10 @@ class TumblingWindows(_Windows):
             version = 1
         tx = Transaction(self._t)
         token_action = self._token_action(tx, token, nonce)
-        unchanged = Attr("version").eq(version - 1) & Attr("state").eq("open")
-        tx.put(self._item(window, version), condition=Attr("pk").not_exists() | unchanged)
+        tx.put(
+            self._item(window, version),
+            condition=self._unchanged(existing[0]) if existing else Attr("pk").not_exists(),
+        )
         outcome = self._transact(tx, token_action, nonce)
         if outcome == "duplicate":
             return SessionUpdate(None, duplicate=True)
