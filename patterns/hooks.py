@@ -4,7 +4,9 @@ The pipeline calls :func:`crash_point` at each of them; it does nothing unless a
 installed, which only a crash-torture run does (``patterns.testing.install_crash_points``, used
 by ``make torture`` and the demo's ``--crash-points``). The places, in pipeline order:
 
-* ``after-add``: an arrival's add has committed;
+* ``between-requests``: one of an event's add requests has committed, the next not started
+  (an event of many arrivals, or of several lanes, takes several);
+* ``after-add``: an event's arrivals are added;
 * ``after-seal``: a batch is about to be loaded (just sealed, or found by the sweeper);
 * ``after-claim``: a loader holds the batch's load claim;
 * ``mid-load``: the manifest is written, the warehouse load not started;
@@ -18,8 +20,11 @@ from typing import Literal
 
 __all__ = ["CRASH_POINTS", "CrashPoint", "crash_point", "set_crash_hook"]
 
-CrashPoint = Literal["after-add", "after-seal", "after-claim", "mid-load", "after-commit"]
+CrashPoint = Literal[
+    "between-requests", "after-add", "after-seal", "after-claim", "mid-load", "after-commit"
+]
 CRASH_POINTS: tuple[CrashPoint, ...] = (
+    "between-requests",
     "after-add",
     "after-seal",
     "after-claim",

@@ -30,7 +30,7 @@ from stateless_state import (
 )
 from stateless_state.retry import LambdaContext
 
-from .batcher import Batcher, BatchState, Thresholds
+from .batcher import AddResult, Batcher, BatchState, IncompleteAdd, Thresholds
 from .hooks import crash_point
 from .manifest import build_manifest, check_bucket, write_manifest
 from .redshift import Loader
@@ -159,28 +159,43 @@ class S3ToRedshift:
         }
 
     def _add(self, parsed: ParseResult, context: LambdaContext | None) -> HandleReport:
+        """Add every good arrival of the event in as few requests as the batcher can (any
+        left over by a failed request one at a time), then load what the adds sealed while
+        time allows."""
         report = HandleReport()
+        try:
+            results: list[AddResult | None] = list(
+                self.batcher.add_many(parsed.arrivals, context=context)
+            )
+        except IncompleteAdd as e:
+            results = e.results
+            _log.warning("adding the event's arrivals in requests failed (%s)", e.__cause__)
         first_error: Exception | None = None
-        for arrival, message_id in zip(parsed.arrivals, parsed.message_ids, strict=True):
-            try:
-                result = self.batcher.add(arrival, context=context)
-            except Exception as e:  # one arrival's failure must not cost its siblings
-                if message_id is None:
-                    first_error = first_error or e
-                else:
-                    _log.warning(
-                        "adding %s failed; SQS message %s will be redelivered",
-                        arrival.id,
-                        message_id,
-                        exc_info=True,
-                    )
-                    parsed.fail_message(message_id)
-                continue
-            crash_point("after-add")
+        for arrival, message_id, outcome in zip(
+            parsed.arrivals, parsed.message_ids, results, strict=True
+        ):
+            result = outcome
+            if result is None:
+                # One at a time now, so an arrival that cannot be added fails only its message.
+                try:
+                    result = self.batcher.add(arrival, context=context)
+                except Exception as e:
+                    if message_id is None:
+                        first_error = first_error or e
+                    else:
+                        _log.warning(
+                            "adding %s failed; SQS message %s will be redelivered",
+                            arrival.id,
+                            message_id,
+                            exc_info=True,
+                        )
+                        parsed.fail_message(message_id)
+                    continue
             report.arrivals += 1
             report.duplicates += int(result.duplicate)
             if result.sealed is not None:
                 report.sealed.append(result.sealed.id)
+        crash_point("after-add")
         for batch_id in report.sealed:
             if self._time_left(context) >= self.min_load_time:
                 report.loads[batch_id] = self.load(batch_id, context)

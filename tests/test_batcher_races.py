@@ -1,6 +1,7 @@
 """The batcher under real concurrency against DynamoDB Local: 16 workers (threads and processes),
 5,000 arrivals plus 20% duplicates in random order, thresholds small enough that batches rotate
-constantly, and a sweeper sealing by age at the same time."""
+constantly, and a sweeper sealing by age at the same time; one arrival per ``add``, and requests
+of up to 40 through ``add_many`` (which straddle both thresholds and repeat arrivals inside)."""
 
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ def check_membership(
     assert all(n <= 1 for n in open_per_lane.values()), "at most one open batch per lane"
 
 
-def test_every_arrival_in_exactly_one_batch(ddb_store: Store) -> None:
+@pytest.mark.parametrize("per_request", [1, 40], ids=["add", "add_many"])
+def test_every_arrival_in_exactly_one_batch(ddb_store: Store, per_request: int) -> None:
     lanes = 2
     rng = random.Random(2026)
     distinct = {f"s3://bucket/obj-{i:05d}#etag=x": rng.randint(1, 400) for i in range(5000)}
@@ -82,7 +84,15 @@ def test_every_arrival_in_exactly_one_batch(ddb_store: Store) -> None:
                 pool: Any = threads if i % 2 else processes
                 futures.append(
                     pool.submit(
-                        workers.batcher_adds, endpoint, table, "race", thresholds, lanes, part
+                        workers.batcher_adds,
+                        endpoint,
+                        table,
+                        "race",
+                        thresholds,
+                        lanes,
+                        part,
+                        per_request,
+                        i,
                     )
                 )
             outcomes = [o for f in futures for o in f.result()]

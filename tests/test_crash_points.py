@@ -29,7 +29,8 @@ def test_every_crash_point_is_passed_in_order(
     moto_store: Store, s3_bucket: tuple[Any, str], tmp_path: Path, seen: list[CrashPoint]
 ) -> None:
     s3, bucket = s3_bucket
-    s3.put_object(Bucket=bucket, Key="a.jsonl", Body=b'{"x": 1}\n')
+    for key in ("a.jsonl", "b.jsonl"):
+        s3.put_object(Bucket=bucket, Key=key, Body=b'{"x": 1}\n')
     pipeline = S3ToRedshift(
         moto_store,
         stream="crash",
@@ -39,9 +40,11 @@ def test_every_crash_point_is_passed_in_order(
         s3_client=s3,
         min_load_time=0,
     )
-    out = pipeline.handle(direct(s3_record(bucket, "a.jsonl", 9)))
-    assert list(out["loads"].values()) == ["loaded"]
-    assert tuple(seen) == CRASH_POINTS
+    # Two objects, each a batch of one: two add requests, then two loads.
+    out = pipeline.handle(direct(s3_record(bucket, "a.jsonl", 9), s3_record(bucket, "b.jsonl", 9)))
+    assert list(out["loads"].values()) == ["loaded", "loaded"]
+    loading = CRASH_POINTS[2:]
+    assert tuple(seen) == CRASH_POINTS + loading
     set_crash_hook(None)
     pipeline.handle(direct(s3_record(bucket, "a.jsonl", 9)))  # a duplicate; no hook, no call
-    assert tuple(seen) == CRASH_POINTS
+    assert tuple(seen) == CRASH_POINTS + loading

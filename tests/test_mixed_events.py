@@ -12,12 +12,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from patterns.batcher import Arrival, Thresholds
+from patterns.batcher import Thresholds
+from patterns.membership import digest
 from patterns.pipeline import S3ToRedshift
 from patterns.s3 import parse_s3_event, s3_arrivals
 from patterns.testing import direct, s3_record, sns
 from patterns.warehouse import LocalWarehouseLoader
-from stateless_state import MalformedEvent, Store
+from stateless_state import MalformedEvent, Store, keys
 from stateless_state.testing.strategies import hostile_names, instants
 
 
@@ -101,14 +102,17 @@ def test_an_add_that_fails_fails_only_its_message(
     moto_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     p = pipeline(moto_store, tmp_path)
-    real_add = p.batcher.add
+    table = p.batcher.store.table
+    real_call = table.call
+    poison = keys.arrival(p.batcher.stream, digest("s3://bkt/poison.json#etag=e1;seq=0A")).pk
 
-    def flaky(arrival: Arrival, *, context: Any = None) -> Any:
-        if "poison" in arrival.id:
+    def flaky(operation: str, **kwargs: Any) -> Any:
+        # Any request that carries the poisoned arrival fails, with its siblings in it.
+        if operation == "TransactWriteItems" and poison in json.dumps(kwargs, default=repr):
             raise RuntimeError("the table is having a bad day")
-        return real_add(arrival, context=context)
+        return real_call(operation, **kwargs)
 
-    monkeypatch.setattr(p.batcher, "add", flaky)
+    monkeypatch.setattr(table, "call", flaky)
     event = {
         "Records": [
             sqs_message("ok", s3_record("bkt", "j.json", 1)),

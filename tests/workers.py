@@ -92,17 +92,33 @@ def batcher_adds(
     thresholds: tuple[Any, ...],
     lanes: int,
     arrivals: list[tuple[str, int]],
+    per_request: int = 1,
+    seed: int = 0,
 ) -> list[tuple[str, str, bool, str | None]]:
-    """Add arrivals (id, size) to a batcher; record (id, batch id, duplicate, sealed batch id)."""
+    """Add arrivals (id, size) to a batcher; record (id, batch id, duplicate, sealed batch id).
+    With ``per_request`` > 1, ``add_many`` takes requests of 1 to ``per_request`` arrivals, a
+    third of them carrying a repeat of one of their own arrivals."""
+    import random
     import time
 
     from patterns.batcher import Arrival, Batcher, Thresholds
 
     b = Batcher(_store(endpoint, table), stream, Thresholds(*thresholds), lanes)
+    rng = random.Random(seed)
     out = []
-    for arrival_id, size in arrivals:
-        r = b.add(Arrival(arrival_id, size, time.time(), {"bucket": "b", "key": arrival_id}))
-        out.append((arrival_id, r.batch_id, r.duplicate, r.sealed.id if r.sealed else None))
+    i = 0
+    while i < len(arrivals):
+        n = 1 if per_request == 1 else rng.randint(1, per_request)
+        part = arrivals[i : i + n]
+        i += n
+        if per_request > 1 and rng.random() < 1 / 3:
+            part = [*part, rng.choice(part)]
+        request = [Arrival(a, size, time.time(), {"bucket": "b", "key": a}) for a, size in part]
+        results = b.add_many(request) if per_request > 1 else [b.add(request[0])]
+        out += [
+            (a.id, r.batch_id, r.duplicate, r.sealed.id if r.sealed else None)
+            for a, r in zip(request, results, strict=True)
+        ]
     return out
 
 

@@ -1,0 +1,421 @@
+"""How arrivals become members of batches: many arrivals per ``TransactWriteItems``.
+
+One request carries up to 98 arrivals of one lane, in three kinds of item:
+
+* one dedupe record per arrival, ``arrival#<stream>#<sha256(id)>`` (put if absent), naming the
+  batch it joined. This is the floor of the cost: 2 WCU per arrival, as AWS bills transactions;
+* one member chunk, ``member#<stream>#<lane>#<seq>`` with ``sk=sha256(first arrival id)``: the
+  request's members as zlib-compressed JSON, so a batch lists its members with one consistent
+  Query of its own partition (never an index, which could miss a file) and the request pays for
+  the started KBs of the compressed chunk, not two units per member;
+* the open batch's ``ADD count, bytes``, once per request. Its condition is "open and below every
+  threshold after this add"; a request that reaches a threshold carries exactly the arrivals up
+  to the one that reaches it, and then requires the count and bytes it expects, exactly.
+
+The container keeps, per lane, the open batch's sequence number and a lower bound of its count
+and bytes (:class:`_Plan`), learnt from the container's own writes, from the Query that finds the
+open batch, and from the batch item a cancelled request returns (``ALL_OLD``). So a warm container
+knows before it writes which arrival seals the batch, and the ordinary request needs no read.
+Concurrent writers make the bound stale, which costs a cancelled request and teaches the exact
+figures: correctness never rests on the bound, only on the conditions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any
+
+from stateless_state import keys
+from stateless_state.codec import from_item
+from stateless_state.expressions import Attr, Condition, Update, render
+from stateless_state.retry import LambdaContext
+from stateless_state.table import Table, TransactionCanceled
+from stateless_state.transaction import MAX_ACTIONS, Transaction, own_write
+
+from .batches import (
+    AddResult,
+    Arrival,
+    Batch,
+    BatchState,
+    Thresholds,
+    batch_from_item,
+    batch_id,
+    parse_batch_id,
+)
+from .hooks import crash_point
+
+__all__ = ["MAX_ARRIVALS_PER_REQUEST", "Membership", "pack_members", "unpack_members"]
+
+MAX_ARRIVALS_PER_REQUEST = MAX_ACTIONS - 2
+"""Arrivals per transaction: one action each, plus the member chunk and the batch update."""
+
+# A chunk's JSON before compression. Compressed, it stays far below DynamoDB's 400 KB item
+# limit, and a request (98 small dedupe records besides) far below the 4 MB transaction limit.
+_MAX_CHUNK_JSON = 300_000
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _member_row(a: Arrival) -> str:
+    return json.dumps([a.id, a.size, a.at, dict(a.data)], separators=(",", ":"), allow_nan=False)
+
+
+def pack_members(rows: Sequence[str]) -> bytes:
+    """A member chunk's stored form: the JSON rows ``[id, size, at, data]``, compressed."""
+    return zlib.compress(("[" + ",".join(rows) + "]").encode(), 6)
+
+
+def unpack_members(blob: bytes) -> list[list[Any]]:
+    """The rows of a stored member chunk."""
+    rows: list[list[Any]] = json.loads(zlib.decompress(blob))
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Where a lane's next request aims: batch ``seq``, whether its item exists, and a lower
+    bound of its count and bytes (exact when this container wrote last)."""
+
+    seq: int
+    exists: bool = False
+    count: int = 0
+    bytes: int = 0
+    opened_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """The arrivals (queue positions) one transaction carries, and whether it seals."""
+
+    take: int
+    seals: bool
+
+
+class _Moved(Exception):
+    """The request learnt something (the batch moved, or some arrivals were settled): compose
+    again at once."""
+
+
+class _Conflict(Exception):
+    """A transaction conflict: retry after a jittered backoff."""
+
+
+class Membership:
+    """The add path of one stream's batcher (see the module docstring). ``add`` fills
+    ``results`` in place, so a caller that sees an error knows exactly which arrivals were
+    added before it."""
+
+    def __init__(self, table: Table, stream: str, thresholds: Thresholds, lanes: int) -> None:
+        self._t = table
+        self.stream = stream
+        self.thresholds = thresholds
+        self.lanes = lanes
+        self._plans: dict[int, _Plan] = {}
+
+    def lane_of(self, arrival_id: str) -> int:
+        return int(digest(arrival_id)[:8], 16) % self.lanes
+
+    def batch_key(self, lane: int, seq: int) -> dict[str, str]:
+        return keys.batch(self.stream, lane, seq).item()
+
+    def index(self, word: str, at: float, batch_id_: str) -> dict[str, str]:
+        entry = keys.batch_index(word, self.stream, at, batch_id_)
+        return {"gsi1pk": entry.pk, "gsi1sk": entry.sk}
+
+    def latest(self, lane: int) -> Batch | None:
+        """The lane's newest batch (one consistent ``Query``), or None."""
+        r = self._t.call(
+            "Query",
+            TableName=self._t.name,
+            **render(key_condition=Attr("pk").eq(self.batch_key(lane, 0)["pk"])),
+            ScanIndexForward=False,
+            Limit=1,
+            ConsistentRead=True,
+        )
+        items = r.get("Items", [])
+        return batch_from_item(from_item(items[0]) or {}) if items else None
+
+    def _discover(self, lane: int) -> _Plan:
+        b = self.latest(lane)
+        if b is None:
+            return _Plan(0)
+        if b.state != BatchState.OPEN:
+            return _Plan(b.seq + 1)
+        return _Plan(b.seq, True, b.count, b.bytes, b.opened_at)
+
+    # adding
+
+    def add(
+        self,
+        arrivals: Sequence[Arrival],
+        results: list[AddResult | None],
+        context: LambdaContext | None,
+    ) -> None:
+        """Add every arrival exactly once, filling ``results`` (aligned with ``arrivals``) as
+        each request commits. A repeated id inside ``arrivals`` is a duplicate of its first."""
+        first: dict[str, int] = {}
+        by_lane: dict[int, list[int]] = {}
+        for i, a in enumerate(arrivals):
+            if a.id in first:
+                continue
+            first[a.id] = i
+            by_lane.setdefault(self.lane_of(a.id), []).append(i)
+        nonce = secrets.token_hex(8)
+        requests = 0
+        for lane, positions in by_lane.items():
+            queue = [(arrivals[i], i) for i in positions]
+            while queue:
+                if requests:
+                    crash_point("between-requests")
+                self._t.retry(
+                    partial(self._attempt, lane, queue, results, nonce),
+                    retry_on=(_Moved, _Conflict),
+                    immediate=(_Moved,),
+                    what=f"batcher {self.stream!r} add",
+                    attempts=60,
+                    context=context,
+                    operation="batcher.add",
+                )
+                requests += 1
+        for i, a in enumerate(arrivals):
+            j = first[a.id]
+            if j != i and (done := results[j]) is not None:
+                results[i] = AddResult(done.batch_id, True, None)
+
+    def _compose(self, queue: Sequence[tuple[Arrival, int]], plan: _Plan) -> _Request:
+        th = self.thresholds
+        count, total, raw = plan.count, plan.bytes, 0
+        for k, (a, _) in enumerate(queue[:MAX_ARRIVALS_PER_REQUEST], 1):
+            raw += len(_member_row(a))
+            if k > 1 and raw > _MAX_CHUNK_JSON:
+                return _Request(k - 1, False)
+            total += a.size
+            if (th.count is not None and count + k >= th.count) or (
+                th.bytes is not None and total >= th.bytes
+            ):
+                return _Request(k, True)
+        return _Request(min(len(queue), MAX_ARRIVALS_PER_REQUEST), False)
+
+    def _attempt(
+        self,
+        lane: int,
+        queue: list[tuple[Arrival, int]],
+        results: list[AddResult | None],
+        nonce: str,
+    ) -> None:
+        plan = self._plans.get(lane) or self._discover(lane)
+        self._plans[lane] = plan
+        request = self._compose(queue, plan)
+        group = queue[: request.take]
+        now = time.time()
+        tx, dedupe, batch_action, sealed = self._transaction(group, lane, plan, request, nonce, now)
+        try:
+            tx.commit()
+        except TransactionCanceled as e:
+            self._after_cancel(e, dedupe, batch_action, lane, queue, results, nonce)
+            return
+        bid = batch_id(self.stream, lane, plan.seq)
+        for pos, (_, i) in enumerate(group):
+            results[i] = AddResult(bid, False, sealed if pos == len(group) - 1 else None)
+        del queue[: request.take]
+        if sealed is not None:
+            self._plans[lane] = _Plan(plan.seq + 1)
+        else:
+            self._plans[lane] = replace(
+                plan,
+                exists=True,
+                count=plan.count + len(group),
+                bytes=plan.bytes + sum(a.size for a, _ in group),
+                opened_at=plan.opened_at if plan.exists else now,
+            )
+
+    def _transaction(
+        self,
+        group: Sequence[tuple[Arrival, int]],
+        lane: int,
+        plan: _Plan,
+        request: _Request,
+        nonce: str,
+        now: float,
+    ) -> tuple[Transaction, list[int], int, Batch | None]:
+        bid = batch_id(self.stream, lane, plan.seq)
+        update, condition = self._batch_write(group, lane, plan, request.seals, now)
+        sealed = self._sealed(group, lane, plan, now) if request.seals else None
+        tx = Transaction(self._t)
+        dedupe = []
+        for pos, (a, _) in enumerate(group):
+            record: dict[str, Any] = {
+                **keys.arrival(self.stream, digest(a.id)).item(),
+                "batch": bid,
+                "nonce": nonce,
+                "at": now,
+            }
+            if sealed is not None and pos == len(group) - 1:
+                # The arrival record of the sealer describes the batch it sealed, so a retry
+                # that meets this write (ambiguous) reports the seal without a read.
+                record["sealed"] = True
+                record["sealed_batch"] = {
+                    "count": sealed.count,
+                    "bytes": sealed.bytes,
+                    "opened_at": sealed.opened_at,
+                    "reason": sealed.seal_reason,
+                }
+            dedupe.append(tx.put_if_absent(record))
+        tx.put(
+            {
+                "pk": keys.member_partition(self.stream, lane, plan.seq),
+                "sk": digest(group[0][0].id),
+                "m": pack_members([_member_row(a) for a, _ in group]),
+                "n": len(group),
+            }
+        )
+        batch_action = tx.update(
+            self.batch_key(lane, plan.seq), update, condition=condition, return_old=True
+        )
+        return tx, dedupe, batch_action, sealed
+
+    def _sealed(
+        self, group: Sequence[tuple[Arrival, int]], lane: int, plan: _Plan, now: float
+    ) -> Batch:
+        count = plan.count + len(group)
+        total = plan.bytes + sum(a.size for a, _ in group)
+        th = self.thresholds
+        reason = "count" if th.count is not None and count >= th.count else "bytes"
+        opened_at = plan.opened_at if plan.exists and plan.opened_at is not None else now
+        return Batch(
+            self.stream,
+            lane,
+            plan.seq,
+            BatchState.SEALED,
+            count,
+            total,
+            opened_at,
+            sealed_at=now,
+            seal_reason=reason,
+        )
+
+    def _batch_write(
+        self,
+        group: Sequence[tuple[Arrival, int]],
+        lane: int,
+        plan: _Plan,
+        seals: bool,
+        now: float,
+    ) -> tuple[Update, Condition]:
+        """The batch's update for this request and its condition: open and below every
+        threshold after it, or (when the request seals) exactly as the plan expects."""
+        n, size = len(group), sum(a.size for a, _ in group)
+        update = (
+            Update()
+            .add("count", n)
+            .add("bytes", size)
+            .set_default("opened_at", now)
+            .set_all({"stream": self.stream, "lane": lane, "seq": plan.seq})
+        )
+        state, count, total = Attr("state"), Attr("count"), Attr("bytes")
+        if not seals:
+            th = self.thresholds
+            condition = state.not_exists() | state.eq(BatchState.OPEN)
+            if th.count is not None:
+                condition = condition & (count.not_exists() | count.lt(th.count - n))
+            if th.bytes is not None:
+                condition = condition & (total.not_exists() | total.lt(th.bytes - size))
+            return update.set_default("state", BatchState.OPEN), condition
+        sealed = self._sealed(group, lane, plan, now)
+        update.set_all(
+            {
+                "state": BatchState.SEALED,
+                "sealed_at": now,
+                "seal_reason": sealed.seal_reason,
+                **self.index("pending", now, sealed.id),
+            }
+        )
+        if not plan.exists:
+            return update, state.not_exists()
+        return update, state.eq(BatchState.OPEN) & count.eq(plan.count) & total.eq(plan.bytes)
+
+    def _after_cancel(
+        self,
+        e: TransactionCanceled,
+        dedupe: list[int],
+        batch_action: int,
+        lane: int,
+        queue: list[tuple[Arrival, int]],
+        results: list[AddResult | None],
+        nonce: str,
+    ) -> None:
+        """Settle what the cancellation reasons tell: arrivals already stored (duplicates, or
+        this call's own earlier write) leave the queue; a batch that was not as planned
+        replaces the plan. Returns when arrivals were settled (progress), raises
+        :class:`_Moved` to compose again, :class:`_Conflict` to back off."""
+        settled = {
+            pos
+            for pos, action in enumerate(dedupe)
+            if e.reasons[action].code == "ConditionalCheckFailed"
+        }
+        for pos in sorted(settled):
+            old = dict(e.reasons[dedupe[pos]].item or {})
+            results[queue[pos][1]] = self._already_added(old, nonce)
+        if any(own_write(e.reasons[dedupe[pos]].item, nonce) for pos in settled):
+            # An earlier attempt of this call committed: the batch moved by its write.
+            self._plans.pop(lane, None)
+        if e.reasons[batch_action].code == "ConditionalCheckFailed":
+            self._learn(lane, e.reasons[batch_action].item)
+        elif not settled:
+            if e.conflict:
+                raise _Conflict() from e
+            raise e
+        for pos in sorted(settled, reverse=True):
+            del queue[pos]
+        if not settled:
+            raise _Moved() from e
+
+    def _learn(self, lane: int, current: Mapping[str, Any] | None) -> None:
+        """Replace the lane's plan with the batch item a cancelled request returned."""
+        plan = self._plans.get(lane)
+        if plan is None:
+            return
+        if not current or current.get("state") is None:
+            self._plans[lane] = _Plan(plan.seq)
+        elif current["state"] != BatchState.OPEN:
+            self._plans.pop(lane, None)
+        else:
+            self._plans[lane] = _Plan(
+                plan.seq,
+                True,
+                int(current.get("count", 0)),
+                int(current.get("bytes", 0)),
+                float(current.get("opened_at", time.time())),
+            )
+
+    def _already_added(self, old: dict[str, Any], nonce: str) -> AddResult:
+        """The arrival's dedupe record exists: a duplicate, or this call's own earlier attempt
+        (applied, its response lost), which is reported as it happened."""
+        bid = old["batch"]
+        if not own_write(old, nonce):
+            return AddResult(bid, True, None)
+        if not old.get("sealed"):
+            return AddResult(bid, False, None)
+        info = old["sealed_batch"]
+        stream, lane, seq = parse_batch_id(bid)
+        batch = Batch(
+            stream,
+            lane,
+            seq,
+            BatchState.SEALED,
+            int(info["count"]),
+            int(info["bytes"]),
+            float(info["opened_at"]),
+            sealed_at=float(old["at"]),
+            seal_reason=info["reason"],
+        )
+        return AddResult(bid, False, batch)
