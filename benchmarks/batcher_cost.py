@@ -57,19 +57,23 @@ def measure(store: Store, size: int, per_event: int = 1) -> Cost:
     # A warm container in steady state: one batch already filled (its first add paid the
     # Query), so the measured batch starts empty and the container knows it.
     b.add_many(s3_like("warmup", size))
-    arrivals = s3_like(f"events/{size}x{per_event}", size)
+    # An event larger than the batch fills several batches.
+    total = max(size, per_event)
+    arrivals = s3_like(f"events/{size}x{per_event}", total)
     before = store.metrics.snapshot()
     started = time.perf_counter()
     sealed = []
-    for i in range(0, size, per_event):
+    for i in range(0, total, per_event):
         event = arrivals[i : i + per_event]
         results = b.add_many(event) if per_event > 1 else [b.add(event[0])]
         sealed += [r.sealed for r in results if r.sealed is not None]
     seconds = time.perf_counter() - started
     assert sealed, "the batch sealed"
     assert not any(r.duplicate for r in results)
-    total = (store.metrics.snapshot() - before).total
-    return Cost(size, per_event, total.requests / size, total.wcu / size, total.rcu / size, seconds)
+    spent = (store.metrics.snapshot() - before).total
+    return Cost(
+        size, per_event, spent.requests / total, spent.wcu / total, spent.rcu / total, seconds
+    )
 
 
 def main() -> None:

@@ -13,10 +13,11 @@ if TYPE_CHECKING:
         Batch,
         Batcher,
         BatchState,
-        LoadTicket,
+        IncompleteAdd,
         Member,
         Thresholds,
     )
+    from .loading import LoadTicket
     from .manifest import Manifest, ManifestEntry, build_manifest, write_manifest
     from .pipeline import S3ToRedshift
     from .redshift import CopyFormat, Loader, LoadOutcome, RedshiftDataApiLoader, RedshiftLoadError
@@ -29,7 +30,7 @@ _LAZY = {
     **dict.fromkeys(
         ("AddResult", "Arrival", "Batch", "BatchState", "Member", "Thresholds"), "batches"
     ),
-    "Batcher": "batcher",
+    **dict.fromkeys(("Batcher", "IncompleteAdd"), "batcher"),
     "LoadTicket": "loading",
     **dict.fromkeys(("Manifest", "ManifestEntry", "build_manifest", "write_manifest"), "manifest"),
     "S3ToRedshift": "pipeline",
@@ -51,6 +52,7 @@ __all__ = [
     "BatchState",
     "Batcher",
     "CopyFormat",
+    "IncompleteAdd",
     "LoadOutcome",
     "LoadTicket",
     "Loader",

@@ -29,7 +29,7 @@ import secrets
 import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from stateless_state import (
     InvalidArgument,
@@ -41,7 +41,6 @@ from stateless_state import (
     keys,
 )
 from stateless_state.expressions import Attr, Condition, Update, render
-from stateless_state.lease import FencedClaim
 from stateless_state.retry import LambdaContext
 from stateless_state.table import INDEX_NAME, INDEX_PK, INDEX_SK, ConditionFailed, Table
 
@@ -56,8 +55,12 @@ from .batches import (
     batch_id,
     parse_batch_id,
 )
-from .loading import LoadTicket
 from .membership import Membership, unpack_members
+
+if TYPE_CHECKING:
+    from stateless_state.lease import FencedClaim
+
+    from .loading import LoadTicket
 
 __all__ = [
     "AddResult",
@@ -66,7 +69,6 @@ __all__ = [
     "BatchState",
     "Batcher",
     "IncompleteAdd",
-    "LoadTicket",
     "Member",
     "Thresholds",
     "batch_id",
@@ -276,6 +278,9 @@ class Batcher:
     def _claim(self, lane: int, seq: int) -> FencedClaim:
         """The load claim on a batch item: the lease's fenced claim, with the batch's own
         attribute names (``loader``, ``lease_until``)."""
+        # Loading-only modules load on the first claim, not in every handler's cold start.
+        from stateless_state.lease import FencedClaim
+
         return FencedClaim(
             self._t, self._batch_key(lane, seq), holder_attr="loader", expiry_attr="lease_until"
         )
@@ -304,6 +309,8 @@ class Batcher:
             raise LeaseUnavailable(
                 f"batch {batch_id_}", old.get("loader"), old.get("lease_until")
             ) from None
+        from .loading import LoadTicket
+
         return LoadTicket(self, batch_from_item(item), nonce, self._claim(lane, seq))
 
     def _update(self, lane: int, seq: int, update: Update, condition: Condition) -> dict[str, Any]:

@@ -3,6 +3,9 @@
 Plain, validated, immutable values, with no I/O: an :class:`Arrival` validates itself when built
 (so a bad one never reaches a write), a :class:`Batch` is a batch item as read, and batch ids
 are ``<stream>/<lane>/<seq>``.
+
+The dataclasses are frozen but not slotted: ``slots=True`` builds each class twice, and this
+module is in every handler's cold start.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ MAX_ARRIVAL_SIZE = 2**63 - 1
 MAX_DATA_BYTES = 65_536
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Thresholds:
     """When a batch seals: at ``count`` members, at ``bytes`` total size, or ``age`` after it
     opened (age is enforced by :meth:`Batcher.seal_due`, driven by a schedule). ``None`` turns a
@@ -74,7 +77,7 @@ class Thresholds:
         return None if self.age is None else domain.duration(self.age, "Thresholds.age")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Arrival:
     """Something that arrived: a file, usually. ``id`` identifies it globally (for S3: bucket,
     key and version or ETag, so a rewritten object is a new arrival and a redelivered event is
@@ -119,7 +122,7 @@ class Arrival:
             )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Member:
     """One arrival as recorded in its batch."""
 
@@ -129,7 +132,7 @@ class Member:
     data: Mapping[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Batch:
     """A batch as stored. ``id`` is ``<stream>/<lane>/<seq>``."""
 
@@ -156,7 +159,7 @@ class Batch:
         return batch_id(self.stream, self.lane, self.seq)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class AddResult:
     """``batch_id`` the arrival is (or already was) a member of; ``duplicate`` when it had
     arrived before (nothing was written); ``sealed`` the batch this add sealed, for exactly one

@@ -17,10 +17,10 @@ from urllib.parse import quote
 from stateless_state import InvalidArgument
 
 from .batches import Member
+from .s3 import check_bucket
 
 __all__ = ["Manifest", "ManifestEntry", "build_manifest", "write_manifest"]
 
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
 _PREFIX = re.compile(r"[A-Za-z0-9_.=/\-]*")
 
 
@@ -55,12 +55,6 @@ class Manifest:
             sort_keys=True,
             separators=(",", ":"),
         )
-
-
-def check_bucket(bucket: str) -> str:
-    if not isinstance(bucket, str) or not _BUCKET.fullmatch(bucket):
-        raise InvalidArgument(f"{bucket!r} is not a valid S3 bucket name")
-    return bucket
 
 
 def build_manifest(

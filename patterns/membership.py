@@ -80,7 +80,7 @@ def unpack_members(blob: bytes) -> list[list[Any]]:
     return rows
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class _Plan:
     """Where a lane's next request aims: batch ``seq``, whether its item exists, and a lower
     bound of its count and bytes (exact when this container wrote last)."""
@@ -92,7 +92,7 @@ class _Plan:
     opened_at: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class _Request:
     """The arrivals (queue positions) one transaction carries, and whether it seals."""
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from stateless_state import (
     CorruptState,
@@ -32,9 +32,10 @@ from stateless_state.retry import LambdaContext
 
 from .batcher import AddResult, Batcher, BatchState, IncompleteAdd, Thresholds
 from .hooks import crash_point
-from .manifest import build_manifest, check_bucket, write_manifest
-from .redshift import Loader
-from .s3 import ParseResult, parse_s3_event
+from .s3 import ParseResult, check_bucket, parse_s3_event
+
+if TYPE_CHECKING:
+    from .redshift import Loader
 
 __all__ = ["HandleReport", "LoadResult", "S3ToRedshift", "SweepReport"]
 
@@ -208,6 +209,9 @@ class S3ToRedshift:
         ``already-loaded`` (the warehouse ledger had it), ``busy`` (another loader holds it),
         ``retry-later`` or ``failed`` (a load error; ``failed`` once attempts are used up), or
         ``superseded`` (our lease ran out and another loader took over)."""
+        # Only an invocation that loads needs the manifest: not every handler's cold start.
+        from .manifest import build_manifest, write_manifest
+
         crash_point("after-seal")
         lease = min(self.batcher.load_lease, max(1.0, self._time_left(context)))
         try:

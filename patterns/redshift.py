@@ -20,12 +20,13 @@ import re
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from stateless_state import InvalidArgument, StatelessStateError
 
-from .loading import LoadTicket
-from .manifest import Manifest
+if TYPE_CHECKING:
+    from .loading import LoadTicket
+    from .manifest import Manifest
 
 __all__ = ["CopyFormat", "LoadOutcome", "Loader", "RedshiftDataApiLoader", "RedshiftLoadError"]
 
@@ -59,7 +60,7 @@ class RedshiftLoadError(StatelessStateError):
     retried with backoff and then left ``failed`` for an operator)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class LoadOutcome:
     """``committed``: this load committed the batch's rows; False when the ledger showed another
     load had already committed them (the rows are there once either way)."""

@@ -9,6 +9,7 @@ sequencer: a rewritten object is a new arrival, a redelivered notification is no
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,7 +20,16 @@ from stateless_state import InvalidArgument, MalformedEvent
 
 from .batches import Arrival
 
-__all__ = ["ParseResult", "parse_s3_event", "s3_arrivals"]
+__all__ = ["ParseResult", "check_bucket", "parse_s3_event", "s3_arrivals"]
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
+
+
+def check_bucket(bucket: str) -> str:
+    """``bucket`` if it is a valid S3 bucket name; raises :class:`InvalidArgument` otherwise."""
+    if not isinstance(bucket, str) or not _BUCKET.fullmatch(bucket):
+        raise InvalidArgument(f"{bucket!r} is not a valid S3 bucket name")
+    return bucket
 
 
 @dataclass

@@ -145,7 +145,7 @@ class ConditionFailed(StateConflict):
         self.old = dict(old) if old is not None else None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class CancellationReason:
     """Why DynamoDB cancelled one action of a transaction: ``code`` is DynamoDB's
     (``None`` when this action was fine and another one failed, ``ConditionalCheckFailed``,

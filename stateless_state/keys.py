@@ -66,7 +66,7 @@ def instant_part(t: float) -> str:
     return f"{round(t * 1_000_000) + _ORIGIN_US:020d}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Key:
     """A table key: partition key ``pk`` and sort key ``sk``."""
 

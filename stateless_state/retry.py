@@ -3,15 +3,20 @@
 botocore (standard mode) already retries throttling and 5xx; wrapping it again would multiply
 attempts, so nothing here retries those. ``ConditionalCheckFailed`` is an answer, never retried
 blindly: a loop that retries after one re-reads first.
+
+tenacity is imported when a call first needs a second attempt, not before: most calls succeed at
+once, and its import is a tenth of a handler's cold start.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-import tenacity
+if TYPE_CHECKING:
+    import tenacity
 
 __all__ = ["LambdaContext", "deadline_from", "retrying", "run_with_retries", "transient"]
 
@@ -34,15 +39,16 @@ def deadline_from(context: LambdaContext | None, *, margin: float = 0.0) -> floa
     return time.monotonic() + context.get_remaining_time_in_millis() / 1000.0 - margin
 
 
-class _StopAtDeadline(tenacity.stop.stop_base):
-    def __init__(self, deadline: float | None) -> None:
-        self._deadline = deadline
+def _stop_at(deadline: float | None) -> Callable[[tenacity.RetryCallState], bool]:
+    """A tenacity stop condition: the next attempt would start past ``deadline``."""
 
-    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
-        if self._deadline is None:
+    def stop(retry_state: tenacity.RetryCallState) -> bool:
+        if deadline is None:
             return False
         sleep = retry_state.upcoming_sleep or 0.0
-        return time.monotonic() + sleep >= self._deadline
+        return time.monotonic() + sleep >= deadline
+
+    return stop
 
 
 def transient(error: BaseException) -> bool:
@@ -82,18 +88,21 @@ def retrying(
     ``immediate`` type are retried without waiting: they carry what the next attempt needs (a
     batch found sealed, say), not a sign of contention.
     """
+    import tenacity
+
     backoff = tenacity.wait_random_exponential(multiplier=base, max=cap)
 
     def wait(state: tenacity.RetryCallState) -> float:
         failure = state.outcome.exception() if state.outcome is not None else None
         return 0.0 if isinstance(failure, immediate) else float(backoff(state))
 
+    by_attempts, at_deadline = tenacity.stop_after_attempt(attempts), _stop_at(deadline)
     return tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(retry_on)
         if retry_on
         else tenacity.retry_if_exception(transient),
         wait=wait,
-        stop=tenacity.stop_after_attempt(attempts) | _StopAtDeadline(deadline),
+        stop=lambda state: by_attempts(state) or at_deadline(state),
         before_sleep=on_retry,
         reraise=True,
     )
@@ -121,7 +130,20 @@ def run_with_retries(
     """
     from .errors import ConflictRetriesExhausted
 
-    count = 0
+    deadline = deadline_from(context, margin=margin)
+    try:
+        return fn()
+    except retry_on as e:
+        first = e
+    # The second attempt waits as tenacity's first retry would; the loop after it is tenacity's
+    # (started one step on, so its backoff grows from there).
+    pause = 0.0 if isinstance(first, immediate) else random.uniform(0, base)
+    if attempts <= 1 or (deadline is not None and time.monotonic() + pause >= deadline):
+        raise ConflictRetriesExhausted(what, 1, first) from None
+    if metrics is not None:
+        metrics.record_retry(operation)
+    time.sleep(pause)
+    count = 1
 
     def record(_state: tenacity.RetryCallState) -> None:
         if metrics is not None:
@@ -130,9 +152,9 @@ def run_with_retries(
     try:
         for attempt in retrying(
             retry_on,
-            attempts=attempts,
-            deadline=deadline_from(context, margin=margin),
-            base=base,
+            attempts=attempts - 1,
+            deadline=deadline,
+            base=base * 2,
             cap=cap,
             on_retry=record,
             immediate=immediate,

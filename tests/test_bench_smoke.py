@@ -21,6 +21,9 @@ def test_benchmark_smoke_run(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = (tmp_path / "RESULTS.md").read_text()
-    assert "## 1. Cost per arrival against batch size" in results
-    assert "| 100 | 1.010 | 6.00 | 0.00 |" in results, "ours: one request and 6 WCU per arrival"
+    assert "## 1. Cost per arrival against batch size and records per event" in results
+    # ours at 1, 10 and 100 records per event: requests and WCU per arrival
+    assert "| 10 | 1.000 | 6.00 | 0.100 | 2.40 | 0.100 | 2.40 |" in results, results
+    assert "| 100 | 1.000 | 6.00 | 0.100 | 2.40 | 0.020 | 2.18 |" in results, results
+    assert "| `a handler: S3ToRedshift and RedshiftDataApiLoader` |" in results
     assert (tmp_path / "wcu_per_arrival.png").stat().st_size > 10_000

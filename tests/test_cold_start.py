@@ -19,6 +19,11 @@ NEVER_FOR_THE_PIPELINE = [
     "stateless_state.versioned",
     "stateless_state.testing",
     "hypothesis",
+    # Only a load or a retry needs these: the invocation that loads imports them then.
+    "tenacity",
+    "stateless_state.lease",
+    "patterns.loading",
+    "patterns.manifest",
 ]
 
 
@@ -30,8 +35,22 @@ def loaded_after(statement: str) -> set[str]:
 
 def test_the_pipeline_handler_loads_only_what_it_uses() -> None:
     loaded = loaded_after("from patterns import S3ToRedshift")
-    assert "patterns.pipeline" in loaded and "stateless_state.lease" in loaded
+    assert "patterns.pipeline" in loaded and "patterns.batcher" in loaded
     assert not loaded & set(NEVER_FOR_THE_PIPELINE)
+
+
+def test_an_add_that_needs_no_retry_never_imports_tenacity() -> None:
+    loaded = loaded_after(
+        "from stateless_state.retry import run_with_retries; "
+        "run_with_retries(lambda: 1, retry_on=(KeyError,), what='x')"
+    )
+    assert "tenacity" not in loaded
+    loaded = loaded_after(
+        "from stateless_state.retry import run_with_retries; tries = []; "
+        "run_with_retries(lambda: tries.append(1) or (len(tries) > 1 or {}[0]), "
+        "retry_on=(KeyError,), what='x')"
+    )
+    assert "tenacity" in loaded
 
 
 def test_importing_the_packages_loads_no_primitive() -> None:

@@ -63,3 +63,75 @@ def test_a_transaction_over_the_action_limit_sends_nothing(moto_store: Store) ->
     with pytest.raises(InvalidArgument, match="at most 100 actions"):
         tx.commit()
     assert moto_store.metrics.total.requests == 0
+
+
+class Flaky:
+    """Fails ``times`` times with ``error``, then returns how many calls it took."""
+
+    def __init__(self, times: int, error: type[Exception] = KeyError) -> None:
+        self.calls, self.times, self.error = 0, times, error
+
+    def __call__(self) -> int:
+        self.calls += 1
+        if self.calls <= self.times:
+            raise self.error("not yet")
+        return self.calls
+
+
+class Context:
+    def __init__(self, millis: int) -> None:
+        self.millis = millis
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.millis
+
+
+def test_retries_are_bounded_by_attempts_and_counted() -> None:
+    from stateless_state.errors import ConflictRetriesExhausted
+    from stateless_state.metrics import Metrics
+    from stateless_state.retry import run_with_retries
+
+    metrics = Metrics()
+    flaky = Flaky(3)
+    assert run_with_retries(flaky, retry_on=(KeyError,), what="w", metrics=metrics) == 4
+    assert metrics.by_operation["retry"].retries == 3
+    never = Flaky(100)
+    with pytest.raises(ConflictRetriesExhausted, match="5 attempts") as caught:
+        run_with_retries(never, retry_on=(KeyError,), what="w", attempts=5)
+    assert never.calls == 5 and isinstance(caught.value.last, KeyError)
+    once = Flaky(100)
+    with pytest.raises(ConflictRetriesExhausted):
+        run_with_retries(once, retry_on=(KeyError,), what="w", attempts=1)
+    assert once.calls == 1
+    other = Flaky(1, ValueError)
+    with pytest.raises(ValueError, match="not yet"):
+        run_with_retries(other, retry_on=(KeyError,), what="w")
+
+
+def test_retries_stop_before_the_invocation_runs_out() -> None:
+    from stateless_state.errors import ConflictRetriesExhausted
+    from stateless_state.retry import run_with_retries
+
+    spent = Flaky(100)
+    with pytest.raises(ConflictRetriesExhausted):
+        run_with_retries(spent, retry_on=(KeyError,), what="w", context=Context(0))
+    assert spent.calls == 1, "no second attempt past the deadline"
+    spent = Flaky(100)
+    with pytest.raises(ConflictRetriesExhausted):
+        run_with_retries(
+            spent, retry_on=(KeyError,), what="w", attempts=1000, context=Context(300), base=0.05
+        )
+    assert 2 <= spent.calls < 1000
+
+
+def test_immediate_failures_are_retried_without_waiting() -> None:
+    import time
+
+    from stateless_state.retry import run_with_retries
+
+    flaky = Flaky(20)
+    started = time.monotonic()
+    run_with_retries(
+        flaky, retry_on=(KeyError,), what="w", attempts=30, immediate=(KeyError,), base=1.0
+    )
+    assert flaky.calls == 21 and time.monotonic() - started < 1.0

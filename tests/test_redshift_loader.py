@@ -14,7 +14,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from patterns.batcher import Arrival, Batcher, LoadTicket, Thresholds
+from patterns.batcher import Arrival, Batcher, Thresholds
+from patterns.loading import LoadTicket
 from patterns.manifest import build_manifest
 from patterns.redshift import CopyFormat, RedshiftDataApiLoader, RedshiftLoadError
 from stateless_state import InvalidArgument, Store

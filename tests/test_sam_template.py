@@ -17,14 +17,18 @@ from cfnlint.decode import decode
 
 from patterns import S3ToRedshift, Thresholds
 from patterns.redshift import RedshiftDataApiLoader
-from patterns.testing import LocalS3, direct, s3_record
+from patterns.testing import LocalS3, direct, s3_record, sqs
 from stateless_state import Store
 from stateless_state.testing import DynamoDBLocal, FaultInjector
 
 TEMPLATE = Path(__file__).parent.parent / "examples" / "s3_redshift_batcher" / "template.yaml"
 # Called by the platform with the function's role, not by our code: the Data API reads the
-# secret with the caller's permissions, and Lambda sends failed events to the dead-letter queue.
-PLATFORM = {"secretsmanager:GetSecretValue", "sqs:SendMessage"}
+# secret with the caller's permissions, and Lambda sends the sweeper's failed (asynchronous)
+# invocations to the dead-letter queue. The loader's failed messages SQS itself redrives.
+PLATFORM = {
+    "LoaderFunction": {"secretsmanager:GetSecretValue"},
+    "SweeperFunction": {"secretsmanager:GetSecretValue", "sqs:SendMessage"},
+}
 TRANSACT_ACTIONS = {
     "Put": "dynamodb:PutItem",
     "Update": "dynamodb:UpdateItem",
@@ -110,7 +114,10 @@ def test_iam_grants_exactly_what_the_functions_call(
     local_s3: LocalS3,
 ) -> None:
     s3, bucket = s3_bucket
-    events = [direct(s3_record(bucket, f"incoming/{i}.json", 10, etag=f"e{i}")) for i in range(30)]
+    records = [s3_record(bucket, f"incoming/{i}.json", 10, etag=f"e{i}") for i in range(62)]
+    # The production topology delivers SQS batches; a direct S3 event is the simpler option.
+    # With batches of 4, the last 2 records stay open until the sweeper seals them by age.
+    events = [sqs(*records[i : i + 5]) for i in range(0, 60, 5)] + [direct(*records[60:])]
 
     handler_calls = Recorder()
     handler = pipeline(ddb_store, s3, bucket, handler_calls)
@@ -128,8 +135,39 @@ def test_iam_grants_exactly_what_the_functions_call(
     sweeper = pipeline(sweeper_store, sweeper_s3, bucket, sweeper_calls)
     sweeper.sweep()
 
-    assert granted("LoaderFunction") == handler_calls.actions | PLATFORM
-    assert granted("SweeperFunction") == sweeper_calls.actions | PLATFORM
+    assert granted("LoaderFunction") == handler_calls.actions | PLATFORM["LoaderFunction"]
+    assert granted("SweeperFunction") == sweeper_calls.actions | PLATFORM["SweeperFunction"]
+
+
+def test_the_production_topology_is_s3_to_sqs_to_lambda() -> None:
+    """S3 notifies the queue (only this bucket may send, only under the input prefix), the
+    loader takes batches with a batching window and reports exactly the failed messages, and
+    SQS moves a message that keeps failing to the dead-letter queue."""
+    template, problems = decode(str(TEMPLATE))
+    assert not problems
+    resources = template["Resources"]
+    queue = resources["IngestQueue"]["Properties"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["DeadLetterQueue", "Arn"]
+    }
+    assert int(queue["VisibilityTimeout"]) >= 6 * int(template["Globals"]["Function"]["Timeout"])
+    events = resources["LoaderFunction"]["Properties"]["Events"]
+    assert [e["Type"] for e in events.values()] == ["SQS"]
+    source = next(iter(events.values()))["Properties"]
+    assert source["Queue"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert {"BatchSize", "MaximumBatchingWindowInSeconds"} <= set(source)
+    notify = resources["DataBucket"]["Properties"]["NotificationConfiguration"]
+    (target,) = notify["QueueConfigurations"]
+    assert target["Queue"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+    assert target["Filter"]["S3Key"]["Rules"] == [
+        {"Name": "prefix", "Value": {"Ref": "InputPrefix"}}
+    ]
+    (statement,) = resources["IngestQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert set(statement["Condition"]) == {"ArnEquals", "StringEquals"}
+    assert "IngestQueuePolicy" in _plain(resources["DataBucket"].get("DependsOn", []))
 
 
 def test_the_template_declares_the_table_create_table_makes() -> None:

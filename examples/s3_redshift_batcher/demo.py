@@ -3,7 +3,9 @@
 It starts DynamoDB Local and a local S3 (moto's server) on loopback, writes synthetic objects
 (JSON lines, some gzipped, some CSV, odd key names), and delivers their S3 notifications, with
 duplicates and out of order as S3 does, to a pool of worker processes that call the real
-``S3ToRedshift.handle()``. The sweeper runs on a schedule; batches load into the local SQLite
+``S3ToRedshift.handle()``: direct S3 events of one to three records, and SQS batches of up to 10
+messages, now and then 100 (their records added many per request), whose partial batch responses
+are redelivered as SQS would. The sweeper runs on a schedule; batches load into the local SQLite
 warehouse. At the end it checks that every row of every object is in the warehouse exactly once,
 prints a report, and exits non-zero if any invariant fails.
 
@@ -38,7 +40,7 @@ from typing import Any
 
 from patterns import BatchState, LocalWarehouseLoader, RedshiftDataApiLoader, S3ToRedshift
 from patterns.manifest import build_manifest
-from patterns.testing import LocalS3, direct, install_crash_points, s3_record
+from patterns.testing import LocalS3, direct, install_crash_points, s3_record, sqs
 from stateless_state import OperationStats, Store
 from stateless_state.testing import (
     DynamoDBLocal,
@@ -69,6 +71,9 @@ class Tally:
     failed_invocations: int = 0
     kills: int = 0
     redelivered: int = 0
+    partial_failures: int = 0
+    sqs_events: int = 0
+    sqs_large: int = 0
     faults: dict[int, dict[str, int]] = field(default_factory=dict)
     crashes: Counter[str] = field(default_factory=Counter)
     metrics: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict)
@@ -122,7 +127,11 @@ def worker_main(conn: Connection, env: dict[str, str], chaos: bool, seed: int) -
                 outcome: Any = {"arrivals": 0, "duplicates": 0}
             else:
                 report = pipeline.handle(event, FakeLambdaContext(300_000))
-                outcome = {"arrivals": report["arrivals"], "duplicates": report["duplicates"]}
+                outcome = {
+                    "arrivals": report["arrivals"],
+                    "duplicates": report["duplicates"],
+                    "failed": [f["itemIdentifier"] for f in report.get("batchItemFailures", [])],
+                }
             kind = "done"
         except Exception as e:  # the invocation failed: the parent redelivers the event
             outcome, kind = f"{type(e).__name__}: {e}", "error"
@@ -165,14 +174,27 @@ def write_objects(
 
 
 def make_events(records: list[Any], share: float, rng: random.Random) -> list[Any]:
+    """The notifications, duplicated and reordered, as Lambda receives them: direct S3 events of
+    1 to 3 records, SQS batches of 2 to 10 messages, and now and then an SQS batch of 100 (a
+    batching window), whose requests split at thresholds and repeat records inside."""
     pool = records + rng.sample(records, int(len(records) * share))
     rng.shuffle(pool)
     events, i = [], 0
     while i < len(pool):
-        k = rng.choice([1, 1, 1, 2, 3])
-        events.append(direct(*pool[i : i + k]))
+        shape = rng.random()
+        if shape < 0.4:
+            k = rng.choice([1, 1, 1, 2, 3])
+            events.append(direct(*pool[i : i + k]))
+        else:
+            k = 100 if shape > 0.97 else rng.randint(2, 10)
+            events.append(sqs(*pool[i : i + k]))
         i += k
     return events
+
+
+def redelivery(event: Any, failed: list[str]) -> Any:
+    """What SQS delivers again after a partial batch response: only the failed messages."""
+    return {"Records": [r for r in event["Records"] if r.get("messageId") in set(failed)]}
 
 
 class Workers:
@@ -307,6 +329,8 @@ def run(args: argparse.Namespace) -> int:
         events = make_events(records, args.duplicates, rng)
         tally = Tally(delivered_events=len(events))
         tally.delivered_records = sum(len(e["Records"]) for e in events)
+        sqs_sizes = [len(e["Records"]) for e in events if "messageId" in e["Records"][0]]
+        tally.sqs_events, tally.sqs_large = len(sqs_sizes), sum(n > 10 for n in sqs_sizes)
         drive(args, env, events, pipeline, tally, rng)
         tally.crashes = Counter(crash_log.read_text().split())
         return report(
@@ -386,6 +410,12 @@ def deliver(
                 done.add(idx)
                 tally.handled += 1
                 tally.duplicates += body["outcome"]["duplicates"]
+                if failed := body["outcome"].get("failed"):
+                    # SQS redelivers exactly the messages the partial response named.
+                    events.append(redelivery(events[idx], failed))
+                    queue.append(len(events) - 1)
+                    tally.partial_failures += len(failed)
+                    progress.update(task, total=len(events))
         for lost_idx in lost:
             if lost_idx is not None and lost_idx != SWEEP and lost_idx not in done:
                 tally.redelivered += 1
@@ -445,7 +475,8 @@ def report(
     print(
         f"  notifications delivered    {tally.delivered_events} events, "
         f"{tally.delivered_records} records ({tally.delivered_records - len(expected)} "
-        "duplicate records)"
+        f"duplicate records); {tally.sqs_events} SQS batches ({tally.sqs_large} of 100), "
+        f"{tally.partial_failures} messages redelivered after a partial batch response"
     )
     print(
         f"  duplicates dropped         {tally.duplicates} (by completed invocations, "
