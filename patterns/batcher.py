@@ -183,7 +183,9 @@ class Batcher:
             self._membership.add(arrivals, results, context)
         except Exception as e:
             raise IncompleteAdd(results, e) from e
-        return [r for r in results if r is not None]
+        done = [r for r in results if r is not None]
+        assert len(done) == len(results), "every arrival has an outcome"
+        return done
 
     # sealing by age
 

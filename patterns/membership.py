@@ -112,7 +112,8 @@ class _Conflict(Exception):
 class Membership:
     """The add path of one stream's batcher (see the module docstring). ``add`` fills
     ``results`` in place, so a caller that sees an error knows exactly which arrivals were
-    added before it."""
+    added before it. Threads may share it: the plans are hints, and a thread never moves a
+    lane's plan back behind a batch another thread has reached."""
 
     def __init__(self, table: Table, stream: str, thresholds: Thresholds, lanes: int) -> None:
         self._t = table
@@ -221,22 +222,23 @@ class Membership:
         try:
             tx.commit()
         except TransactionCanceled as e:
-            self._after_cancel(e, dedupe, batch_action, lane, queue, results, nonce)
+            self._after_cancel(e, dedupe, batch_action, lane, plan, queue, results, nonce)
             return
         bid = batch_id(self.stream, lane, plan.seq)
         for pos, (_, i) in enumerate(group):
             results[i] = AddResult(bid, False, sealed if pos == len(group) - 1 else None)
         del queue[: request.take]
         if sealed is not None:
-            self._plans[lane] = _Plan(plan.seq + 1)
+            self._replan(lane, plan, _Plan(plan.seq + 1))
         else:
-            self._plans[lane] = replace(
+            grown = replace(
                 plan,
                 exists=True,
                 count=plan.count + len(group),
                 bytes=plan.bytes + sum(a.size for a, _ in group),
                 opened_at=plan.opened_at if plan.exists else now,
             )
+            self._replan(lane, plan, grown)
 
     def _transaction(
         self,
@@ -349,6 +351,7 @@ class Membership:
         dedupe: list[int],
         batch_action: int,
         lane: int,
+        plan: _Plan,
         queue: list[tuple[Arrival, int]],
         results: list[AddResult | None],
         nonce: str,
@@ -365,11 +368,11 @@ class Membership:
         for pos in sorted(settled):
             old = dict(e.reasons[dedupe[pos]].item or {})
             results[queue[pos][1]] = self._already_added(old, nonce)
-        if any(own_write(e.reasons[dedupe[pos]].item, nonce) for pos in settled):
-            # An earlier attempt of this call committed: the batch moved by its write.
-            self._plans.pop(lane, None)
         if e.reasons[batch_action].code == "ConditionalCheckFailed":
-            self._learn(lane, e.reasons[batch_action].item)
+            self._learn(lane, plan, e.reasons[batch_action].item)
+        elif any(own_write(e.reasons[dedupe[pos]].item, nonce) for pos in settled):
+            # An earlier attempt of this call committed: the batch moved by its write.
+            self._replan(lane, plan, None)
         elif not settled:
             if e.conflict:
                 raise _Conflict() from e
@@ -379,23 +382,32 @@ class Membership:
         if not settled:
             raise _Moved() from e
 
-    def _learn(self, lane: int, current: Mapping[str, Any] | None) -> None:
-        """Replace the lane's plan with the batch item a cancelled request returned."""
-        plan = self._plans.get(lane)
-        if plan is None:
+    def _replan(self, lane: int, used: _Plan, new: _Plan | None) -> None:
+        """Replace the plan ``used`` by ``new`` (None: look the open batch up again), unless
+        another thread sharing this object has already moved the lane past it."""
+        current = self._plans.get(lane)
+        if current is not None and current.seq > used.seq:
             return
-        if not current or current.get("state") is None:
-            self._plans[lane] = _Plan(plan.seq)
-        elif current["state"] != BatchState.OPEN:
+        if new is None:
             self._plans.pop(lane, None)
         else:
-            self._plans[lane] = _Plan(
-                plan.seq,
+            self._plans[lane] = new
+
+    def _learn(self, lane: int, used: _Plan, current: Mapping[str, Any] | None) -> None:
+        """Replace the plan with the batch item a cancelled request returned (``ALL_OLD``)."""
+        if not current or current.get("state") is None:
+            self._replan(lane, used, _Plan(used.seq))
+        elif current["state"] != BatchState.OPEN:
+            self._replan(lane, used, None)
+        else:
+            learnt = _Plan(
+                used.seq,
                 True,
                 int(current.get("count", 0)),
                 int(current.get("bytes", 0)),
                 float(current.get("opened_at", time.time())),
             )
+            self._replan(lane, used, learnt)
 
     def _already_added(self, old: dict[str, Any], nonce: str) -> AddResult:
         """The arrival's dedupe record exists: a duplicate, or this call's own earlier attempt
