@@ -325,16 +325,18 @@ class Batcher:
     def operator_action(
         self,
         batch_id_: str,
-        action: Literal["retry", "abandon"],
+        action: Literal["retry", "abandon", "loaded"],
         *,
         expect_state: BatchState,
         who: str,
         why: str,
     ) -> Batch:
-        """``retry`` (a failed or stuck batch back to sealed, attempts reset) or ``abandon`` (no
-        further loads). Conditional on the batch still being in ``expect_state``; recorded on
-        the batch (who, when, why). Raises :class:`StateConflict` when the state moved (nothing
-        changed), :class:`InvalidArgument` for an unknown action."""
+        """``retry`` (a failed or stuck batch back to sealed, attempts reset), ``abandon`` (no
+        further claims; see :func:`patterns.loading.abandon_batch` for the warehouse side), or
+        ``loaded`` (the warehouse reports the batch committed: an abandon came too late).
+        Conditional on the batch still being in ``expect_state``; recorded on the batch (who,
+        when, why). Raises :class:`StateConflict` when the state moved (nothing changed),
+        :class:`InvalidArgument` for an unknown action."""
         _, lane, seq = parse_batch_id(batch_id_)
         now = time.time()
         entry = {"action": action, "who": who, "why": why, "at": now, "from": expect_state}
@@ -350,8 +352,11 @@ class Batcher:
         elif action == "abandon":
             update = Update().set_all({"state": BatchState.ABANDONED, "abandoned_at": now})
             update.remove(INDEX_PK, INDEX_SK)
+        elif action == "loaded":
+            update = Update().set_all({"state": BatchState.LOADED, "loaded_at": now})
+            update.remove(INDEX_PK, INDEX_SK)
         else:
-            raise InvalidArgument(f"unknown action {action!r}; use retry or abandon")
+            raise InvalidArgument(f"unknown action {action!r}; use retry, abandon or loaded")
         update.append("history", [entry]).remove("lease_until", "loader")
         try:
             item = self._update(lane, seq, update, Attr("state").eq(expect_state))

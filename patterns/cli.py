@@ -218,17 +218,51 @@ def _operator(
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    return _operator(
-        args,
-        "retry",
-        {BatchState.FAILED, BatchState.LOADING, BatchState.SEALED, BatchState.ABANDONED},
-    )
+    # Not an abandoned batch: abandon is final (the warehouse may hold its tombstone).
+    return _operator(args, "retry", {BatchState.FAILED, BatchState.LOADING, BatchState.SEALED})
 
 
 def cmd_abandon(args: argparse.Namespace) -> int:
-    return _operator(
-        args, "abandon", {BatchState.OPEN, BatchState.SEALED, BatchState.LOADING, BatchState.FAILED}
-    )
+    b, batch = _load_batch(args, args.batch)
+    allowed = {BatchState.OPEN, BatchState.SEALED, BatchState.LOADING, BatchState.FAILED}
+    if batch.state not in allowed | {BatchState.ABANDONED}:
+        raise CliError(
+            f"batch {batch.id} is {batch.state}; abandon applies to "
+            f"{', '.join(sorted(allowed))}; nothing changed",
+            EXIT_STATE,
+        )
+    from .loading import abandon_batch, needs_warehouse
+
+    loader = None
+    if needs_warehouse(batch):
+        from .config import build_loader
+
+        try:
+            loader = build_loader(os.environ, None)
+        except InvalidArgument as e:
+            raise CliError(
+                f"batch {batch.id} was claimed by a loader ({batch.attempts} attempts, fence "
+                f"{batch.fence}), which may still commit it: the abandon must be recorded in "
+                "the warehouse ledger too. Run with the pipeline's warehouse settings "
+                f"(LOCAL_WAREHOUSE or REDSHIFT_*): {e}; nothing changed",
+                EXIT_STATE,
+            ) from None
+    print(f"batch {batch.id}: {batch.state}, {batch.count} files, {batch.attempts} attempts")
+    _confirm(args, f"abandon batch {batch.id}")
+    try:
+        found = abandon_batch(b, loader, batch.id, who=_who(args), why=args.why)
+    except StateConflict as e:
+        raise CliError(str(e), EXIT_STATE) from None
+    _record_cost(b.store)
+    after = b.batch(batch.id)
+    assert after is not None
+    if args.json:
+        print(json.dumps(_batch_row(after), default=str, sort_keys=True))
+    elif found == "loaded":
+        print(f"batch {after.id}: a load had committed it before the abandon; marked loaded")
+    else:
+        print(f"batch {after.id}: {batch.state} -> {after.state}")
+    return EXIT_OK
 
 
 def cmd_lease_show(args: argparse.Namespace) -> int:

@@ -4,13 +4,17 @@ A ticket is the batch item's fenced claim (:class:`~stateless_state.lease.Fenced
 mechanism under leases): every write the loader makes to the batch afterwards — the warehouse
 statement id, ``loaded``, a failure with its backoff — is conditional on the ticket's fence, so a
 loader whose lease ran out and was taken over writes nothing.
+
+:func:`abandon_batch` is the one way to stop a batch for good: in DynamoDB (no loader can claim
+it again) and, when a loader holds or held it, in the warehouse ledger (no loader still running
+can commit it afterwards).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from stateless_state import LeaseLost, keys
 from stateless_state.errors import ConditionFailed
@@ -22,8 +26,9 @@ from .batches import Batch, BatchState
 
 if TYPE_CHECKING:
     from .batcher import Batcher
+    from .redshift import Loader
 
-__all__ = ["LoadTicket"]
+__all__ = ["LoadTicket", "abandon_batch", "needs_warehouse"]
 
 
 @dataclass
@@ -87,3 +92,56 @@ class LoadTicket:
         }
         self._end(Update().set_all(failed).remove("lease_until"), "failure")
         return BatchState.FAILED
+
+
+def needs_warehouse(batch: Batch) -> bool:
+    """True when a loader may hold ``batch`` or have held it (it was ever claimed: its fence
+    counts the claims): abandoning it must then be recorded in the warehouse too, or a loader
+    still running could commit it afterwards."""
+    return batch.fence > 0
+
+
+def abandon_batch(
+    batcher: Batcher, loader: Loader | None, batch_id: str, *, who: str, why: str
+) -> Literal["abandoned", "loaded"]:
+    """Abandon a batch for good. First in DynamoDB (conditional on the state read: no loader
+    can claim it from then on), then, when :func:`needs_warehouse`, in the warehouse ledger,
+    atomically with the loads: a loader that still holds the batch commits nothing afterwards
+    (its load reports ``abandoned``). If a load committed first, the batch is marked
+    ``loaded`` instead and ``"loaded"`` is returned: its rows are in the warehouse, once.
+
+    Safe to repeat (an abandoned batch goes straight to the warehouse step), so an error from
+    the warehouse is mended by running it again. Raises :class:`InvalidArgument` when the
+    batch is unknown or needs the warehouse and ``loader`` is None, :class:`StateConflict`
+    when it is loaded or its state moved meanwhile (nothing changed).
+    """
+    from stateless_state import InvalidArgument, StateConflict
+
+    batch = batcher.batch(batch_id)
+    if batch is None:
+        raise InvalidArgument(f"no batch {batch_id}")
+    if batch.state == BatchState.LOADED:
+        raise StateConflict(f"batch {batch_id} is loaded; nothing changed")
+    ledger = loader if needs_warehouse(batch) else None
+    if needs_warehouse(batch) and ledger is None:
+        raise InvalidArgument(
+            f"batch {batch_id} is {batch.state} after {batch.attempts} load attempts: a loader "
+            "may still commit it, so the abandon must be recorded in the warehouse too; give "
+            "the warehouse loader (the pipeline's configuration); nothing changed"
+        )
+    if batch.state != BatchState.ABANDONED:
+        batch = batcher.operator_action(
+            batch_id, "abandon", expect_state=batch.state, who=who, why=why
+        )
+    if ledger is None:
+        return "abandoned"
+    if ledger.abandon(batch_id) == "abandoned":
+        return "abandoned"
+    batcher.operator_action(
+        batch_id,
+        "loaded",
+        expect_state=BatchState.ABANDONED,
+        who=who,
+        why="the warehouse had committed the batch before the abandon reached it",
+    )
+    return "loaded"

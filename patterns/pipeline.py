@@ -39,7 +39,9 @@ if TYPE_CHECKING:
 
 __all__ = ["HandleReport", "LoadResult", "S3ToRedshift", "SweepReport"]
 
-LoadResult = Literal["loaded", "already-loaded", "busy", "retry-later", "failed", "superseded"]
+LoadResult = Literal[
+    "loaded", "already-loaded", "abandoned", "busy", "retry-later", "failed", "superseded"
+]
 """What :meth:`S3ToRedshift.load` did with one batch."""
 
 _log = logging.getLogger("patterns.pipeline")
@@ -207,8 +209,11 @@ class S3ToRedshift:
     def load(self, batch_id: str, context: LambdaContext | None = None) -> LoadResult:
         """Load one batch if it is ours to load. Returns what happened: ``loaded``,
         ``already-loaded`` (the warehouse ledger had it), ``busy`` (another loader holds it),
+        ``abandoned`` (the warehouse ledger holds an operator's abandon: nothing committed),
         ``retry-later`` or ``failed`` (a load error; ``failed`` once attempts are used up), or
-        ``superseded`` (our lease ran out and another loader took over)."""
+        ``superseded`` (our lease ran out and another loader took over; nothing committed by
+        this call). ``loaded`` whenever this call committed rows, even if its lease ran out
+        before it could mark the batch: an outcome never hides a commit."""
         # Only an invocation that loads needs the manifest: not every handler's cold start.
         from .manifest import build_manifest, write_manifest
 
@@ -240,9 +245,18 @@ class S3ToRedshift:
             except LeaseLost:
                 return "superseded"
             return "failed" if state == BatchState.FAILED else "retry-later"
+        if outcome.abandoned:
+            return "abandoned"
         try:
             ticket.loaded()
         except LeaseLost:
+            if outcome.committed:
+                _log.warning(
+                    "batch %s: committed by this load after its lease ran out; the loader "
+                    "that took over finds the ledger row and marks it loaded",
+                    batch_id,
+                )
+                return "loaded"
             return "superseded"
         return "loaded" if outcome.committed else "already-loaded"
 

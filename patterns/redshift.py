@@ -4,7 +4,10 @@ Exactly once at the warehouse: the statements run as one ``BatchExecuteStatement
 transaction). It locks a ledger table, COPYs the manifest into a temporary staging table, inserts
 the staged rows into the target **only if the ledger has no row for this batch**, and inserts that
 ledger row. Two loaders racing on one batch (a zombie past its lease and its successor) serialize
-on the lock; the second finds the ledger row and inserts nothing.
+on the lock; the second finds the ledger row and inserts nothing. An operator's abandon writes
+a ledger row too (``status 'abandoned'``), under the same lock, so no loader commits the batch
+afterwards, and a last statement, which touches the ledger row only when it is such a tombstone,
+tells from its row count an abandoned batch from one another load committed.
 
 The statement id is written on the batch before the loader waits for it, so a loader that takes
 over a crashed one asks the Data API what happened to that statement instead of loading again.
@@ -18,9 +21,10 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from stateless_state import InvalidArgument, StatelessStateError
 
@@ -63,18 +67,30 @@ class RedshiftLoadError(StatelessStateError):
 @dataclass(frozen=True)
 class LoadOutcome:
     """``committed``: this load committed the batch's rows; False when the ledger showed another
-    load had already committed them (the rows are there once either way)."""
+    load had already committed them (the rows are there once either way), or, with
+    ``abandoned``, that an operator abandoned the batch (no rows of it are there)."""
 
     batch_id: str
     committed: bool
     statement_id: str | None = None
     rows: int | None = None
+    abandoned: bool = False
+
+
+AbandonOutcome = Literal["abandoned", "loaded"]
+"""What a loader's ``abandon`` found: the batch is now abandoned in the warehouse, or a load had
+already committed it."""
 
 
 class Loader(Protocol):
     """What the pipeline needs of a warehouse loader."""
 
     def load(self, ticket: LoadTicket, manifest: Manifest) -> LoadOutcome: ...
+
+    def abandon(self, batch_id: str) -> AbandonOutcome:
+        """Record in the warehouse, atomically with respect to loads, that ``batch_id`` must
+        never be committed; ``loaded`` (nothing changed) when a load already committed it."""
+        ...
 
 
 class CopyFormat(StrEnum):
@@ -183,17 +199,23 @@ class RedshiftDataApiLoader:
         """The one-time DDL for the ledger table."""
         return (
             f"CREATE TABLE IF NOT EXISTS {self._ledger} (batch_id VARCHAR(256) NOT NULL, "
-            "fence BIGINT NOT NULL, loaded_at TIMESTAMP NOT NULL, PRIMARY KEY (batch_id))"
+            "fence BIGINT NOT NULL, loaded_at TIMESTAMP NOT NULL, "
+            "status VARCHAR(16) NOT NULL DEFAULT 'loaded', PRIMARY KEY (batch_id))"
         )
 
-    def statements(self, batch_id: str, manifest_url: str, fence: int) -> list[str]:
-        """The exact SQL of one load, in order; run as one transaction."""
-        _check(
+    def _batch_literal(self, batch_id: str) -> str:
+        return _check(
             _BATCH_ID,
             batch_id,
             "batch id",
             "stream names loaded into Redshift may use only letters, digits, '_', '.', ':', '-'",
         )
+
+    def statements(self, batch_id: str, manifest_url: str, fence: int) -> list[str]:
+        """The exact SQL of one load, in order; run as one transaction. The fifth inserts the
+        ledger row (1 row: this load committed); the sixth matches the ledger row only if it
+        is an abandon tombstone (1 row: abandoned, nothing committed)."""
+        self._batch_literal(batch_id)
         _check(_MANIFEST_URL, manifest_url, "manifest URL", "expected s3://bucket/key")
         if isinstance(fence, bool) or not isinstance(fence, int) or fence < 0:
             raise InvalidArgument(f"fence must be a non-negative int, got {fence!r}")
@@ -205,9 +227,42 @@ class RedshiftDataApiLoader:
             f'CREATE TEMP TABLE "{stage}" (LIKE {self._table})',
             f"COPY \"{stage}\" FROM '{manifest_url}' IAM_ROLE '{self.iam_role}' MANIFEST {options}",
             f'INSERT INTO {self._table} SELECT * FROM "{stage}" WHERE {absent}',
-            f"INSERT INTO {self._ledger} (batch_id, fence, loaded_at) "
-            f"SELECT '{batch_id}', {fence}, GETDATE() WHERE {absent}",
+            f"INSERT INTO {self._ledger} (batch_id, fence, loaded_at, status) "
+            f"SELECT '{batch_id}', {fence}, GETDATE(), 'loaded' WHERE {absent}",
+            self._probe(batch_id, "abandoned"),
         ]
+
+    def _probe(self, batch_id: str, status: str) -> str:
+        # A no-op update whose row count says whether the ledger row has ``status``: the Data
+        # API reports each statement's ResultRows, so no result set has to be fetched.
+        return (
+            f"UPDATE {self._ledger} SET status = status "
+            f"WHERE batch_id = '{batch_id}' AND status = '{status}'"
+        )
+
+    def abandon_statements(self, batch_id: str) -> list[str]:
+        """The exact SQL of an abandon, in order; run as one transaction. The second inserts
+        the tombstone (unless any ledger row exists); the third matches a committed load's
+        row (1 row: the batch was loaded before, and nothing changed)."""
+        self._batch_literal(batch_id)
+        absent = f"NOT EXISTS (SELECT 1 FROM {self._ledger} WHERE batch_id = '{batch_id}')"
+        return [
+            f"LOCK {self._ledger}",
+            f"INSERT INTO {self._ledger} (batch_id, fence, loaded_at, status) "
+            f"SELECT '{batch_id}', 0, GETDATE(), 'abandoned' WHERE {absent}",
+            self._probe(batch_id, "loaded"),
+        ]
+
+    def abandon(self, batch_id: str) -> AbandonOutcome:
+        """Record the abandon in the ledger (see :meth:`abandon_statements`): one
+        ``BatchExecuteStatement``, waited for."""
+        r = self._client().batch_execute_statement(
+            Sqls=self.abandon_statements(batch_id),
+            StatementName=f"stateless_state:abandon:{batch_id}"[:500],
+            **self._connection(),
+        )
+        status = self._finished(r["Id"], f"abandon of batch {batch_id}")
+        return "loaded" if _result_rows(status, 2) == 1 else "abandoned"
 
     def _client(self) -> Any:
         if self.client is None:
@@ -223,21 +278,27 @@ class RedshiftDataApiLoader:
         if previous:
             status = self._wait(previous)
             if status["Status"] == "FINISHED":
-                return LoadOutcome(ticket.batch.id, False, previous)
+                # An earlier attempt's statement finished: the rows are in (or, by its last row
+                # count, the batch was found abandoned); this call commits nothing.
+                abandoned = _result_rows(status, 5) == 1
+                return LoadOutcome(ticket.batch.id, False, previous, 0, abandoned=abandoned)
         sql = self.statements(ticket.batch.id, manifest.url, ticket.fence)
         r = client.batch_execute_statement(
             Sqls=sql, StatementName=f"stateless_state:{ticket.batch.id}"[:500], **self._connection()
         )
         statement_id = r["Id"]
         ticket.record_statement(statement_id)
+        status = self._finished(statement_id, f"batch {ticket.batch.id}")
+        return _outcome(ticket.batch.id, statement_id, status)
+
+    def _finished(self, statement_id: str, what: str) -> dict[str, Any]:
         status = self._wait(statement_id)
         if status["Status"] != "FINISHED":
             raise RedshiftLoadError(
-                f"batch {ticket.batch.id}: statement {statement_id} {status['Status']}: "
+                f"{what}: statement {statement_id} {status['Status']}: "
                 f"{status.get('Error', 'no error message')}"
             )
-        inserted = next((s.get("ResultRows") for s in status.get("SubStatements", [])[3:4]), None)
-        return LoadOutcome(ticket.batch.id, True, statement_id, inserted)
+        return status
 
     def _wait(self, statement_id: str) -> dict[str, Any]:
         deadline = time.monotonic() + self.timeout
@@ -250,3 +311,16 @@ class RedshiftDataApiLoader:
                     f"statement {statement_id} still {status['Status']} after {self.timeout}s"
                 )
             self._sleep(self.poll_interval)
+
+
+def _result_rows(status: Mapping[str, Any], index: int) -> int | None:
+    subs = status.get("SubStatements", [])
+    return subs[index].get("ResultRows") if index < len(subs) else None
+
+
+def _outcome(batch_id: str, statement_id: str, status: Mapping[str, Any]) -> LoadOutcome:
+    """What a finished load statement did, from its sub-statements' row counts."""
+    committed = _result_rows(status, 4) == 1
+    abandoned = not committed and _result_rows(status, 5) == 1
+    rows = _result_rows(status, 3) if committed else 0
+    return LoadOutcome(batch_id, committed, statement_id, rows, abandoned=abandoned)

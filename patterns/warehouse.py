@@ -7,7 +7,8 @@ allows a single writing process per file. SQLite also ships with Python: nothing
 A load reads the manifest's objects from S3 (JSON lines or CSV, gzip detected by its magic
 bytes), then in **one** ``BEGIN IMMEDIATE`` transaction checks the ledger for the batch, inserts
 the rows, and inserts the ledger row. Two loaders on one batch serialize on the write lock; the
-second sees the ledger row and inserts nothing, so every row is committed once.
+second sees the ledger row and inserts nothing, so every row is committed once. An abandoned
+batch has a ledger row too (``status = 'abandoned'``), so no loader commits it afterwards.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 
 from .loading import LoadTicket
 from .manifest import Manifest
-from .redshift import LoadOutcome
+from .redshift import AbandonOutcome, LoadOutcome
 
 __all__ = ["LocalWarehouseLoader"]
 
@@ -42,7 +43,8 @@ CREATE TABLE IF NOT EXISTS ledger (
     batch_id TEXT PRIMARY KEY,
     fence INTEGER NOT NULL,
     rows INTEGER NOT NULL,
-    loaded_at REAL NOT NULL
+    loaded_at REAL NOT NULL,
+    status TEXT NOT NULL DEFAULT 'loaded'
 );
 """
 
@@ -95,28 +97,50 @@ class LocalWarehouseLoader:
                 (manifest.batch_id, entry.url, n, payload)
                 for n, payload in enumerate(_records(key, body))
             )
+        with self._transaction() as conn:
+            done = conn.execute(
+                "SELECT status FROM ledger WHERE batch_id = ?", (manifest.batch_id,)
+            ).fetchone()
+            if done:
+                abandoned = done[0] == "abandoned"
+                return LoadOutcome(manifest.batch_id, False, None, 0, abandoned=abandoned)
+            conn.executemany("INSERT INTO rows VALUES (?, ?, ?, ?)", rows)
+            conn.execute(
+                "INSERT INTO ledger VALUES (?, ?, ?, ?, 'loaded')",
+                (manifest.batch_id, ticket.fence, len(rows), time.time()),
+            )
+        return LoadOutcome(manifest.batch_id, True, None, len(rows))
+
+    def abandon(self, batch_id: str) -> AbandonOutcome:
+        """Make sure no load of ``batch_id`` commits from now on: one transaction under the
+        same write lock as the loads. ``loaded`` when a load had already committed it (its
+        rows stay; nothing changed)."""
+        with self._transaction() as conn:
+            done = conn.execute("SELECT status FROM ledger WHERE batch_id = ?", (batch_id,))
+            row = done.fetchone()
+            if row is not None:
+                return "loaded" if row[0] == "loaded" else "abandoned"
+            conn.execute(
+                "INSERT INTO ledger VALUES (?, 0, 0, ?, 'abandoned')", (batch_id, time.time())
+            )
+        return "abandoned"
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``: the write lock first, so reading the
+        ledger and writing it cannot interleave with another loader's), committed on exit."""
         conn = self._connect()
         try:
             conn.execute("BEGIN IMMEDIATE")
-            done = conn.execute(
-                "SELECT 1 FROM ledger WHERE batch_id = ?", (manifest.batch_id,)
-            ).fetchone()
-            if done:
-                conn.execute("ROLLBACK")
-                return LoadOutcome(manifest.batch_id, False, None, 0)
-            conn.executemany("INSERT INTO rows VALUES (?, ?, ?, ?)", rows)
-            conn.execute(
-                "INSERT INTO ledger VALUES (?, ?, ?, ?)",
-                (manifest.batch_id, ticket.fence, len(rows), time.time()),
-            )
-            conn.execute("COMMIT")
+            yield conn
+            if conn.in_transaction:
+                conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
         finally:
             conn.close()
-        return LoadOutcome(manifest.batch_id, True, None, len(rows))
 
     def counts_by_object(self) -> dict[str, int]:
         """Rows per object URL, for checking that every object was loaded exactly once."""
@@ -126,6 +150,7 @@ class LocalWarehouseLoader:
             )
 
     def ledger(self) -> dict[str, int]:
-        """Committed batches and their row counts."""
+        """Committed batches and their row counts (abandoned batches are not listed)."""
         with contextlib.closing(self._connect()) as conn:
-            return dict(conn.execute("SELECT batch_id, rows FROM ledger").fetchall())
+            rows = conn.execute("SELECT batch_id, rows FROM ledger WHERE status = 'loaded'")
+            return dict(rows.fetchall())

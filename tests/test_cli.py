@@ -118,6 +118,8 @@ def test_retry_and_abandon_in_each_state(
         "runbook step",
         "--who",
         "oncall",
+        # An abandon of a batch a loader held is recorded in the warehouse ledger too.
+        env={"LOCAL_WAREHOUSE": str(tmp_path / "wh.db")},
         tmp=tmp_path,
     )
     batch = Batcher(ddb_store, "ops").batch(ids[state])
@@ -137,6 +139,23 @@ def test_retry_and_abandon_in_each_state(
         "runbook step",
         state,
     )
+
+
+def test_abandon_of_a_claimed_batch_needs_the_warehouse(ddb_store: Store, tmp_path: Path) -> None:
+    ids = batches_in_every_state(ddb_store)
+    env = {"LOCAL_WAREHOUSE": "", "REDSHIFT_TABLE": ""}
+    for state in (BatchState.LOADING, BatchState.FAILED):
+        r = cli(ddb_store, "abandon", ids[state], "--yes", "--why", "x", env=env, tmp=tmp_path)
+        assert r.returncode == 4, r.stderr
+        assert "warehouse ledger" in r.stderr and "nothing changed" in r.stderr
+        batch = Batcher(ddb_store, "ops").batch(ids[state])
+        assert batch is not None and batch.state == state
+    # Never claimed: DynamoDB alone stops it for good.
+    sealed = ids[BatchState.SEALED]
+    r = cli(ddb_store, "abandon", sealed, "--yes", "--why", "x", env=env, tmp=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = cli(ddb_store, "retry", sealed, "--yes", "--why", "x", tmp=tmp_path)
+    assert r.returncode == 4 and "abandoned" in r.stderr, "abandon is final"
 
 
 def test_changes_need_confirmation(ddb_store: Store, tmp_path: Path) -> None:

@@ -67,9 +67,11 @@ EXPECTED_SQL = [
     f"IAM_ROLE '{ROLE}' MANIFEST FORMAT AS JSON 'auto' GZIP TIMEFORMAT 'auto' MAXERROR 0",
     'INSERT INTO "analytics"."clicks" SELECT * FROM "stage_clicks_0_000000000000" WHERE NOT '
     "EXISTS (SELECT 1 FROM \"stateless_state_ledger\" WHERE batch_id = 'clicks/0/000000000000')",
-    'INSERT INTO "stateless_state_ledger" (batch_id, fence, loaded_at) SELECT '
-    "'clicks/0/000000000000', 1, GETDATE() WHERE NOT EXISTS (SELECT 1 FROM "
+    'INSERT INTO "stateless_state_ledger" (batch_id, fence, loaded_at, status) SELECT '
+    "'clicks/0/000000000000', 1, GETDATE(), 'loaded' WHERE NOT EXISTS (SELECT 1 FROM "
     "\"stateless_state_ledger\" WHERE batch_id = 'clicks/0/000000000000')",
+    'UPDATE "stateless_state_ledger" SET status = status '
+    "WHERE batch_id = 'clicks/0/000000000000' AND status = 'abandoned'",
 ]
 
 
@@ -106,7 +108,7 @@ def test_load_records_statement_id_before_waiting(
             "Id": "stmt-1",
             "Status": "FINISHED",
             "SubStatements": [
-                {"Id": f"stmt-1:{i}", "ResultRows": r} for i, r in enumerate([0, 0, 2, 2, 1], 1)
+                {"Id": f"stmt-1:{i}", "ResultRows": r} for i, r in enumerate([0, 0, 2, 2, 1, 0], 1)
             ],
         },
         {"Id": "stmt-1"},
@@ -115,6 +117,70 @@ def test_load_records_statement_id_before_waiting(
     assert outcome.committed and outcome.statement_id == "stmt-1" and outcome.rows == 2
     stored = ticket.batcher.batch(ticket.batch.id)
     assert stored is not None and stored.statement_id == "stmt-1"
+
+
+def finished(statement_id: str, rows: list[int]) -> dict[str, Any]:
+    return {
+        "Id": statement_id,
+        "Status": "FINISHED",
+        "SubStatements": [
+            {"Id": f"{statement_id}:{i}", "ResultRows": r} for i, r in enumerate(rows, 1)
+        ],
+    }
+
+
+def test_a_load_of_an_abandoned_batch_commits_nothing_and_says_so(
+    moto_store: Store, data_api: tuple[Any, Stubber]
+) -> None:
+    client, stub = data_api
+    ticket = sealed_ticket(moto_store)
+    manifest = build_manifest(
+        ticket.batch.id, ticket.batcher.members(ticket.batch.id), bucket="manifests", prefix="m/"
+    )
+    stub.add_response("batch_execute_statement", {"Id": "stmt-1"})
+    # The ledger held the abandon's tombstone: no rows inserted, no ledger row, the probe hit.
+    stub.add_response("describe_statement", finished("stmt-1", [0, 0, 2, 0, 0, 1]))
+    outcome = loader(client).load(ticket, manifest)
+    assert (outcome.committed, outcome.abandoned, outcome.rows) == (False, True, 0)
+    # A successor finds that statement on the batch and asks what it did, not loading again.
+    stub.add_response("describe_statement", finished("stmt-1", [0, 0, 2, 0, 0, 1]))
+    outcome = loader(client).load(ticket, manifest)
+    assert (outcome.committed, outcome.abandoned, outcome.statement_id) == (False, True, "stmt-1")
+    # Had another load committed, the probe would have missed.
+    stub.add_response("describe_statement", finished("stmt-1", [0, 0, 2, 0, 0, 0]))
+    outcome = loader(client).load(ticket, manifest)
+    assert (outcome.committed, outcome.abandoned) == (False, False)
+
+
+EXPECTED_ABANDON_SQL = [
+    'LOCK "stateless_state_ledger"',
+    'INSERT INTO "stateless_state_ledger" (batch_id, fence, loaded_at, status) SELECT '
+    "'clicks/0/000000000000', 0, GETDATE(), 'abandoned' WHERE NOT EXISTS (SELECT 1 FROM "
+    "\"stateless_state_ledger\" WHERE batch_id = 'clicks/0/000000000000')",
+    'UPDATE "stateless_state_ledger" SET status = status '
+    "WHERE batch_id = 'clicks/0/000000000000' AND status = 'loaded'",
+]
+
+
+def test_abandon_writes_a_tombstone_unless_a_load_committed(
+    data_api: tuple[Any, Stubber],
+) -> None:
+    client, stub = data_api
+    expected = {
+        "Sqls": EXPECTED_ABANDON_SQL,
+        "StatementName": "stateless_state:abandon:clicks/0/000000000000",
+        "Database": "dev",
+        "ClusterIdentifier": "prod-cluster",
+        "SecretArn": SECRET,
+    }
+    stub.add_response("batch_execute_statement", {"Id": "ab-1"}, expected)
+    stub.add_response("describe_statement", finished("ab-1", [0, 1, 0]), {"Id": "ab-1"})
+    assert loader(client).abandon("clicks/0/000000000000") == "abandoned"
+    stub.add_response("batch_execute_statement", {"Id": "ab-2"}, expected)
+    stub.add_response("describe_statement", finished("ab-2", [0, 0, 1]), {"Id": "ab-2"})
+    assert loader(client).abandon("clicks/0/000000000000") == "loaded"
+    with pytest.raises(InvalidArgument, match="batch id"):
+        loader(client).abandon("clicks/0/0'; DROP TABLE x; --")
 
 
 def test_recovery_asks_the_data_api_instead_of_loading_again(
