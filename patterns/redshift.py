@@ -19,6 +19,7 @@ a message that names the problem.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Mapping
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from stateless_state import InvalidArgument, StatelessStateError
+from stateless_state import InvalidArgument, LeaseLost, StatelessStateError
 
 if TYPE_CHECKING:
     from .loading import LoadTicket
@@ -287,7 +288,10 @@ class RedshiftDataApiLoader:
             Sqls=sql, StatementName=f"stateless_state:{ticket.batch.id}"[:500], **self._connection()
         )
         statement_id = r["Id"]
-        ticket.record_statement(statement_id)
+        # Superseded after the statement was sent? It runs all the same, so wait for it and say
+        # what it did (the ledger keeps it from committing twice) rather than hide it.
+        with contextlib.suppress(LeaseLost):
+            ticket.record_statement(statement_id)
         status = self._finished(statement_id, f"batch {ticket.batch.id}")
         return _outcome(ticket.batch.id, statement_id, status)
 

