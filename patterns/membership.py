@@ -62,6 +62,8 @@ _MAX_CHUNK_JSON = 300_000
 
 
 def digest(text: str) -> str:
+    """The sha256 of an arrival id: the dedupe record's key part and a member chunk's sort key
+    (fixed length, whatever the id)."""
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -193,6 +195,8 @@ class Membership:
                 results[i] = AddResult(done.batch_id, True, None)
 
     def _compose(self, queue: Sequence[tuple[Arrival, int]], plan: _Plan) -> _Request:
+        """The next request: the longest prefix of the queue that fits one transaction, cut
+        at the first arrival that reaches a threshold by the plan's count and bytes."""
         th = self.thresholds
         count, total, raw = plan.count, plan.bytes, 0
         for k, (a, _) in enumerate(queue[:MAX_ARRIVALS_PER_REQUEST], 1):
