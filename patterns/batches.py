@@ -153,6 +153,10 @@ class Batch:
     error: str | None = None
     loaded_at: float | None = None
     history: tuple[Mapping[str, Any], ...] = ()
+    superseded: tuple[str, ...] = ()
+    """Members whose content was gone from S3 when the batch was loaded (rewritten in an
+    unversioned bucket, or a deleted version): not loaded, by design; see
+    :mod:`patterns.versions`."""
 
     @property
     def id(self) -> str:
@@ -207,4 +211,5 @@ def batch_from_item(item: Mapping[str, Any]) -> Batch:
         error=opt("last_error"),
         loaded_at=opt("loaded_at"),
         history=tuple(item.get("history", ())),
+        superseded=tuple(item.get("superseded", ())),
     )

@@ -117,6 +117,7 @@ def _batch_row(b: Batch) -> dict[str, Any]:
     row["id"] = b.id
     row["age_s"] = round(time.time() - b.opened_at, 1)
     row["history"] = list(b.history)
+    row["superseded"] = list(b.superseded)
     return row
 
 
@@ -184,6 +185,9 @@ def cmd_batches_show(args: argparse.Namespace) -> int:
         return EXIT_OK
     _emit(args, row, (*BATCH_COLUMNS, "statement_id", "fence"), f"batch {batch.id}")
     _print_table([asdict(m) for m in b.members(batch.id)], ("id", "size", "at"), "members")
+    if batch.superseded:
+        # Their content was gone from S3 when the batch loaded: not loaded, by design.
+        _print_table([{"id": m} for m in batch.superseded], ("id",), "superseded (not loaded)")
     if batch.history:
         _print_table(
             [dict(h) for h in batch.history], ("at", "action", "from", "who", "why"), "history"

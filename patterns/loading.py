@@ -67,6 +67,11 @@ class LoadTicket:
         self._end(Update().set("statement_id", statement_id), "statement id")
         self.batch = replace(b, statement_id=statement_id)
 
+    def record_superseded(self, member_ids: list[str]) -> None:
+        """Write on the batch the members whose content no longer exists (fenced)."""
+        self._end(Update().set("superseded", member_ids), "superseded members")
+        self.batch = replace(self.batch, superseded=tuple(member_ids))
+
     def loaded(self) -> None:
         """Mark the batch loaded (fenced). One conditional ``UpdateItem``."""
         done = Update().set_all({"state": BatchState.LOADED, "loaded_at": time.time()})

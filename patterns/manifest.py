@@ -62,8 +62,9 @@ def build_manifest(
 ) -> Manifest:
     """The manifest for ``batch_id``: one mandatory entry per distinct object URL.
 
-    Two versions of one key in a batch give one entry: COPY reads an object's current version,
-    so listing it twice would load the same bytes twice.
+    Give it members pinned to their own content (:func:`patterns.versions.pin_members`, as the
+    pipeline does): two members at one URL then name the same content, and one entry loads it
+    once. Unpinned, two versions of one key would both read the key's current content.
     """
     check_bucket(bucket)
     if not _PREFIX.fullmatch(prefix):

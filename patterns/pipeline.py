@@ -35,6 +35,8 @@ from .hooks import crash_point
 from .s3 import ParseResult, check_bucket, parse_s3_event
 
 if TYPE_CHECKING:
+    from .loading import LoadTicket
+    from .manifest import Manifest
     from .redshift import Loader
 
 __all__ = ["HandleReport", "LoadResult", "S3ToRedshift", "SweepReport"]
@@ -75,6 +77,12 @@ class S3ToRedshift:
     ``min_load_time`` of the invocation remains, loads it right away. ``sweep(context)`` seals
     batches past the age threshold and loads every batch that waits: just sealed, its loader
     crashed (lease expired), or due for a retry after a failure.
+
+    Each object version is loaded at most once, and exactly once while it exists: before a load,
+    members are pinned to their own content (:mod:`patterns.versions`: a rewritten object's
+    earlier version is staged under ``<manifest_prefix>staged/``, content gone from S3 is
+    recorded as superseded). ``always_stage=True`` stages every member, closing the window
+    between that check and COPY's read, for one ``CopyObject`` per file.
     """
 
     def __init__(
@@ -92,7 +100,9 @@ class S3ToRedshift:
         load_lease: timedelta | float = timedelta(minutes=5),
         max_attempts: int = 5,
         retry_backoff: timedelta | float = timedelta(seconds=30),
+        always_stage: bool = False,
     ) -> None:
+        self.always_stage = always_stage
         self.batcher = Batcher(
             store,
             stream,
@@ -214,9 +224,6 @@ class S3ToRedshift:
         ``superseded`` (our lease ran out and another loader took over; nothing committed by
         this call). ``loaded`` whenever this call committed rows, even if its lease ran out
         before it could mark the batch: an outcome never hides a commit."""
-        # Only an invocation that loads needs the manifest: not every handler's cold start.
-        from .manifest import build_manifest, write_manifest
-
         crash_point("after-seal")
         lease = min(self.batcher.load_lease, max(1.0, self._time_left(context)))
         try:
@@ -225,15 +232,10 @@ class S3ToRedshift:
             return "busy"
         crash_point("after-claim")
         try:
-            members = self.batcher.members(batch_id)
-            if len(members) != ticket.batch.count:
-                raise CorruptState(
-                    f"batch {batch_id} has {len(members)} members but counts {ticket.batch.count}"
-                )
-            manifest = build_manifest(
-                batch_id, members, bucket=self.manifest_bucket, prefix=self.manifest_prefix
-            )
-            write_manifest(self.s3, manifest)
+            manifest = self._manifest(ticket)
+            if manifest is None:
+                ticket.loaded()  # every member's content was gone: nothing of it to load
+                return "loaded"
             crash_point("mid-load")
             outcome = self.loader.load(ticket, manifest)
             crash_point("after-commit")
@@ -259,6 +261,43 @@ class S3ToRedshift:
                 return "loaded"
             return "superseded"
         return "loaded" if outcome.committed else "already-loaded"
+
+    def _manifest(self, ticket: LoadTicket) -> Manifest | None:
+        """The batch's members pinned to their own content (:mod:`patterns.versions`), the
+        superseded ones recorded on the batch, and the manifest of the rest written; None when
+        no member's content exists any more."""
+        # Only an invocation that loads needs these: not every handler's cold start.
+        from .manifest import build_manifest, write_manifest
+        from .versions import pin_members
+
+        batch_id = ticket.batch.id
+        members = self.batcher.members(batch_id)
+        if len(members) != ticket.batch.count:
+            raise CorruptState(
+                f"batch {batch_id} has {len(members)} members but counts {ticket.batch.count}"
+            )
+        pinned = pin_members(
+            self.s3,
+            batch_id,
+            members,
+            stage_bucket=self.manifest_bucket,
+            stage_prefix=f"{self.manifest_prefix}staged/",
+            always_stage=self.always_stage,
+        )
+        if pinned.superseded:
+            _log.warning(
+                "batch %s: %d members' content is gone from S3 (rewritten or deleted); not loaded",
+                batch_id,
+                len(pinned.superseded),
+            )
+            ticket.record_superseded(sorted(m.id for m in pinned.superseded))
+        if not pinned.members:
+            return None
+        manifest = build_manifest(
+            batch_id, pinned.members, bucket=self.manifest_bucket, prefix=self.manifest_prefix
+        )
+        write_manifest(self.s3, manifest)
+        return manifest
 
     def sweep(self, context: LambdaContext | None = None) -> dict[str, Any]:
         """The scheduled handler: seal aged batches, then load whatever waits, oldest first,

@@ -14,7 +14,7 @@ from urllib.parse import quote_plus
 
 from stateless_state.testing.service import LocalService, local_client
 
-__all__ = ["LocalS3", "direct", "eventbridge", "s3_record", "sns", "sqs"]
+__all__ = ["LocalS3", "direct", "eventbridge", "put_object", "s3_record", "sns", "sqs"]
 
 
 class LocalS3(LocalService):
@@ -76,6 +76,22 @@ def s3_record(
         "eventName": name,
         "s3": {"bucket": {"name": bucket}, "object": obj},
     }
+
+
+def put_object(
+    s3: Any, bucket: str, key: str, body: bytes, *, sequencer: str = "0A"
+) -> dict[str, Any]:
+    """Write an object and return the notification S3 sends for it: its real ETag, and its
+    version id in a versioned bucket (what the pipeline checks before it loads the object)."""
+    r = s3.put_object(Bucket=bucket, Key=key, Body=body)
+    return s3_record(
+        bucket,
+        key,
+        len(body),
+        etag=r["ETag"].strip('"'),
+        version=r.get("VersionId"),
+        sequencer=sequencer,
+    )
 
 
 def direct(*records: dict[str, Any]) -> dict[str, Any]:

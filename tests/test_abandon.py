@@ -15,7 +15,7 @@ from patterns.batcher import BatchState, Thresholds
 from patterns.hooks import CrashPoint, set_crash_hook
 from patterns.loading import abandon_batch
 from patterns.pipeline import S3ToRedshift
-from patterns.testing import direct, s3_record
+from patterns.testing import direct, put_object
 from patterns.warehouse import LocalWarehouseLoader
 from stateless_state import InvalidArgument, StateConflict, Store
 from stateless_state.testing import FakeLambdaContext
@@ -43,8 +43,9 @@ def sealed_pipeline(
     store: Store, s3_bucket: tuple[Any, str], tmp_path: Path
 ) -> tuple[S3ToRedshift, LocalWarehouseLoader, str]:
     s3, bucket = s3_bucket
-    for key in ("a#1.jsonl", "b%2.jsonl"):
-        s3.put_object(Bucket=bucket, Key=key, Body=b'{"x": 1}\n{"x": 2}\n')
+    records = [
+        put_object(s3, bucket, k, b'{"x": 1}\n{"x": 2}\n') for k in ("a#1.jsonl", "b%2.jsonl")
+    ]
     loader = LocalWarehouseLoader(tmp_path / "wh.db", s3)
     pipeline = S3ToRedshift(
         store,
@@ -55,7 +56,7 @@ def sealed_pipeline(
         s3_client=s3,
         min_load_time=3600,
     )
-    event = direct(s3_record(bucket, "a#1.jsonl", 18), s3_record(bucket, "b%2.jsonl", 18))
+    event = direct(*records)
     # Too little time left to load: handle() only adds, and the test drives the load.
     (sealed,) = pipeline.handle(event, FakeLambdaContext(1000))["sealed"]
     return pipeline, loader, sealed

@@ -12,7 +12,7 @@ import pytest
 from patterns.batcher import Thresholds
 from patterns.hooks import CRASH_POINTS, CrashPoint, set_crash_hook
 from patterns.pipeline import S3ToRedshift
-from patterns.testing import direct, s3_record
+from patterns.testing import direct, put_object
 from patterns.warehouse import LocalWarehouseLoader
 from stateless_state import Store
 
@@ -29,8 +29,7 @@ def test_every_crash_point_is_passed_in_order(
     moto_store: Store, s3_bucket: tuple[Any, str], tmp_path: Path, seen: list[CrashPoint]
 ) -> None:
     s3, bucket = s3_bucket
-    for key in ("a.jsonl", "b.jsonl"):
-        s3.put_object(Bucket=bucket, Key=key, Body=b'{"x": 1}\n')
+    a, b = (put_object(s3, bucket, key, b'{"x": 1}\n') for key in ("a.jsonl", "b.jsonl"))
     pipeline = S3ToRedshift(
         moto_store,
         stream="crash",
@@ -41,10 +40,10 @@ def test_every_crash_point_is_passed_in_order(
         min_load_time=0,
     )
     # Two objects, each a batch of one: two add requests, then two loads.
-    out = pipeline.handle(direct(s3_record(bucket, "a.jsonl", 9), s3_record(bucket, "b.jsonl", 9)))
+    out = pipeline.handle(direct(a, b))
     assert list(out["loads"].values()) == ["loaded", "loaded"]
     loading = CRASH_POINTS[2:]
     assert tuple(seen) == CRASH_POINTS + loading
     set_crash_hook(None)
-    pipeline.handle(direct(s3_record(bucket, "a.jsonl", 9)))  # a duplicate; no hook, no call
+    pipeline.handle(direct(a))  # a duplicate; no hook, no call
     assert tuple(seen) == CRASH_POINTS + loading

@@ -18,7 +18,7 @@ import pytest
 from patterns.batcher import BatchState, Thresholds
 from patterns.manifest import build_manifest, write_manifest
 from patterns.pipeline import S3ToRedshift
-from patterns.testing import direct, s3_record
+from patterns.testing import direct, put_object
 from patterns.warehouse import LocalWarehouseLoader
 from stateless_state import Store
 from stateless_state.testing import FakeLambdaContext, FaultInjector
@@ -45,8 +45,7 @@ def write_objects(s3: Any, bucket: str, n: int, rng: random.Random) -> dict[str,
             body = "".join(json.dumps({"id": i, "n": j}) + "\n" for j in range(lines)).encode()
         if key.endswith(".gz"):
             body = gzip.compress(body)
-        s3.put_object(Bucket=bucket, Key=key, Body=body)
-        records.append(s3_record(bucket, key, len(body), etag=f"e{i}", sequencer=f"{i:08X}"))
+        records.append(put_object(s3, bucket, key, body, sequencer=f"{i:08X}"))
         expected[f"s3://{bucket}/{key}"] = lines
     return {"records": records, "expected": expected}
 

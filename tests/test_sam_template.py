@@ -17,7 +17,7 @@ from cfnlint.decode import decode
 
 from patterns import S3ToRedshift, Thresholds
 from patterns.redshift import RedshiftDataApiLoader
-from patterns.testing import LocalS3, direct, s3_record, sqs
+from patterns.testing import LocalS3, direct, put_object, sqs
 from stateless_state import Store
 from stateless_state.testing import DynamoDBLocal, FaultInjector
 
@@ -63,6 +63,11 @@ class Recorder:
             if model.name == "TransactWriteItems":
                 for item in params["TransactItems"]:
                     self.actions.update(TRANSACT_ACTIONS[k] for k in item)
+            elif model.name == "HeadObject":  # authorized as a read of the object
+                self.actions.add("s3:GetObjectVersion" if "VersionId" in params else "s3:GetObject")
+            elif model.name == "CopyObject":  # a read of the source, a write of the copy
+                read = "GetObjectVersion" if "VersionId" in params["CopySource"] else "GetObject"
+                self.actions.update({f"s3:{read}", "s3:PutObject"})
             else:
                 self.actions.add(f"{prefix}:{model.name}")
 
@@ -114,7 +119,13 @@ def test_iam_grants_exactly_what_the_functions_call(
     local_s3: LocalS3,
 ) -> None:
     s3, bucket = s3_bucket
-    records = [s3_record(bucket, f"incoming/{i}.json", 10, etag=f"e{i}") for i in range(62)]
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+
+    records = [put_object(s3, bucket, f"incoming/{i}.json", b'{"x": 1}\n') for i in range(62)]
+    # Two objects rewritten before their batches load (one loaded by the handler, one by the
+    # sweeper): their notified versions are staged, by version id, before COPY.
+    for i in (0, 61):
+        s3.put_object(Bucket=bucket, Key=f"incoming/{i}.json", Body=b'{"x": 2}\n')
     # The production topology delivers SQS batches; a direct S3 event is the simpler option.
     # With batches of 4, the last 2 records stay open until the sweeper seals them by age.
     events = [sqs(*records[i : i + 5]) for i in range(0, 60, 5)] + [direct(*records[60:])]

@@ -487,7 +487,11 @@ def report(
         f"  batches sealed             {len(batches)}: by count {reasons['count']}, "
         f"by bytes {reasons['bytes']}, by age {reasons['age']}"
     )
-    print(f"  batch states               {dict(states)}")
+    print(
+        f"  batch states               {dict(states)}; "
+        f"{sum(len(b.superseded) for b in batches)} members superseded (gone from S3 before "
+        "their load)"
+    )
     if members != len(expected):
         failures.append(f"{members} arrivals in batches, expected {len(expected)}")
     if set(states) - {BatchState.LOADED}:
