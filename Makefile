@@ -41,4 +41,4 @@ bench: setup
 # A longer crash-torture run of the demo: workers SIGKILLed at random and at every crash point.
 torture: setup
 	$(PY) -m examples.s3_redshift_batcher.demo --objects 1000 --workers 4 --count 40 \
-		--chaos --kill-every 0.5 --crash-points 0.05
+		--chaos --kill-every 0.5 --crash-points 0.05 --rewrites 0.1

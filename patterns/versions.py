@@ -100,8 +100,8 @@ def pin_members(
 ) -> Pinned:
     """Pin each member to content equal to its own; see the module docstring. Cost: one
     ``HeadObject`` per member, plus one ``CopyObject`` per staged member (every member with
-    ``always_stage``). Deterministic staged keys (batch id and member id), so a loader that
-    takes over stages to the same keys."""
+    ``always_stage``). Deterministic staged keys (``<stage prefix><batch id>/<sha256 of the
+    member id>/<file name>``), so a loader that takes over stages to the same keys."""
     from botocore.exceptions import ClientError
 
     pinned: list[Member] = []
@@ -110,7 +110,9 @@ def pin_members(
     for m in members:
         bucket, key = m.data["bucket"], m.data["key"]
         version, etag = m.data.get("version_id"), _quoted(m.data.get("etag"))
-        stage_key = f"{stage_prefix}{batch_id}/{digest(m.id)}"
+        # The object's own file name last: a reader that goes by the name's suffix (".csv",
+        # ".gz") reads the copy as it would the original.
+        stage_key = f"{stage_prefix}{batch_id}/{digest(m.id)}/{key.rsplit('/', 1)[-1]}"
         try:
             if version:
                 if not always_stage and _current_version(s3, bucket, key) == version:

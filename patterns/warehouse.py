@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stateless_state import InvalidArgument
+
 from .loading import LoadTicket
 from .manifest import Manifest
 from .redshift import AbandonOutcome, LoadOutcome
@@ -148,6 +150,16 @@ class LocalWarehouseLoader:
             return dict(
                 conn.execute("SELECT object_url, COUNT(*) FROM rows GROUP BY object_url").fetchall()
             )
+
+    def counts_by_payload(self, *fields: str) -> dict[tuple[str, ...], int]:
+        """Rows per value of these fields of the loaded records (as text: CSV fields are text),
+        for checking that every object version was loaded exactly once."""
+        if not fields or not all(f.isidentifier() for f in fields):
+            raise InvalidArgument(f"fields must be identifiers, got {fields!r}")
+        paths = ", ".join(f"CAST(json_extract(payload, '$.{f}') AS TEXT)" for f in fields)
+        with contextlib.closing(self._connect()) as conn:
+            rows = conn.execute(f"SELECT {paths}, COUNT(*) FROM rows GROUP BY {paths}")
+            return {tuple(r[:-1]): int(r[-1]) for r in rows.fetchall()}
 
     def ledger(self) -> dict[str, int]:
         """Committed batches and their row counts (abandoned batches are not listed)."""

@@ -14,6 +14,7 @@ pytestmark = pytest.mark.race
 @pytest.mark.parametrize("chaos", [False, True])
 def test_demo_runs_to_a_successful_report(chaos: bool) -> None:
     args = ["--objects", "80", "--workers", "3", "--count", "12", "--age", "1", "--no-progress"]
+    args += ["--rewrites", "0.1"]  # 8 objects get a second version mid-run
     if chaos:
         args += ["--chaos", "--kill-every", "0.5", "--crash-points", "0.15"]
     proc = subprocess.run(
@@ -25,10 +26,11 @@ def test_demo_runs_to_a_successful_report(chaos: bool) -> None:
     )
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
-    assert "OK: every row of every object loaded exactly once" in out
+    assert "OK: every row of every object version loaded exactly once" in out
     rows = re.search(r"rows expected / loaded\s+(\d+) / (\d+)", out)
     assert rows and rows.group(1) == rows.group(2)
-    assert re.search(r"distinct arrivals batched\s+80\b", out)
+    assert re.search(r"distinct arrivals batched\s+88\b", out), "80 objects, 8 rewritten"
+    assert "88 (8 objects rewritten mid-run)" in out
     assert 'COPY "stage_' in out and "MANIFEST" in out, "the Redshift SQL is shown"
     if chaos:
         # The crash-torture run: at least 20 workers die, at random moments (killed by the

@@ -6,7 +6,9 @@ duplicates and out of order as S3 does, to a pool of worker processes that call 
 ``S3ToRedshift.handle()``: direct S3 events of one to three records, and SQS batches of up to 10
 messages, now and then 100 (their records added many per request), whose partial batch responses
 are redelivered as SQS would. The sweeper runs on a schedule; batches load into the local SQLite
-warehouse. At the end it checks that every row of every object is in the warehouse exactly once,
+warehouse. Halfway, some objects are rewritten (``--rewrites``, in a versioned bucket) while their
+first versions may still wait in a batch. At the end it checks that every row of every object
+version is in the warehouse exactly once,
 prints a report, and exits non-zero if any invariant fails.
 
 ``--chaos`` SIGKILLs workers at random moments (mid-add, between seal and load, mid-load, after
@@ -33,6 +35,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -40,7 +43,7 @@ from typing import Any
 
 from patterns import BatchState, LocalWarehouseLoader, RedshiftDataApiLoader, S3ToRedshift
 from patterns.manifest import build_manifest
-from patterns.testing import LocalS3, direct, install_crash_points, s3_record, sqs
+from patterns.testing import LocalS3, direct, install_crash_points, put_object, sqs
 from stateless_state import OperationStats, Store
 from stateless_state.testing import (
     DynamoDBLocal,
@@ -87,6 +90,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--bytes", type=int, default=8_000, help="bytes per batch (default 8000)")
     p.add_argument("--age", type=float, default=3.0, help="seconds a batch stays open (default 3)")
     p.add_argument("--duplicates", type=float, default=0.2, help="share redelivered (0.2)")
+    p.add_argument(
+        "--rewrites",
+        type=float,
+        default=0.05,
+        help="share of objects rewritten mid-run, in a versioned bucket (default 0.05)",
+    )
     p.add_argument("--sweep-every", type=float, default=1.0, help="sweeper period, seconds")
     p.add_argument("--chaos", action="store_true", help="SIGKILL workers, inject faults")
     p.add_argument("--kill-every", type=float, default=0.5, help="chaos: seconds between kills")
@@ -151,26 +160,55 @@ def worker_main(conn: Connection, env: dict[str, str], chaos: bool, seed: int) -
 # the parent
 
 
+def write_object(s3: Any, bucket: str, i: int, version: int, rng: random.Random) -> Any:
+    """Write object ``i`` (its ``version``-th content; rows tagged with both) and return the
+    notification S3 sends, and how many rows it holds."""
+    key = KEY_SHAPES[i % len(KEY_SHAPES)].format(i=i)
+    rows = rng.randint(1, 20)
+    name = key.removesuffix(".gz")
+    if name.endswith(".csv"):
+        lines = "".join(f"{i},{version},{j},row {j}\n" for j in range(rows))
+        body = ("id,v,n,note\n" + lines).encode()
+    else:
+        body = "".join(
+            json.dumps({"id": i, "v": version, "n": j, "note": f"row {j}"}) + "\n"
+            for j in range(rows)
+        ).encode()
+    if key.endswith(".gz"):
+        body = gzip.compress(body)
+    record = put_object(s3, bucket, key, body, sequencer=f"{i + 1:08X}{version:08X}")
+    return record, rows
+
+
 def write_objects(
     s3: Any, bucket: str, n: int, rng: random.Random
-) -> tuple[list[Any], dict[str, int]]:
-    records, expected = [], {}
+) -> tuple[list[Any], dict[tuple[str, ...], int]]:
+    """The objects' first versions; the rows expected per (object, version)."""
+    records: list[Any] = []
+    expected: dict[tuple[str, ...], int] = {}
     for i in range(n):
-        key = KEY_SHAPES[i % len(KEY_SHAPES)].format(i=i)
-        rows = rng.randint(1, 20)
-        name = key.removesuffix(".gz")
-        if name.endswith(".csv"):
-            body = ("id,n,note\n" + "".join(f"{i},{j},row {j}\n" for j in range(rows))).encode()
-        else:
-            body = "".join(
-                json.dumps({"id": i, "n": j, "note": f"row {j}"}) + "\n" for j in range(rows)
-            ).encode()
-        if key.endswith(".gz"):
-            body = gzip.compress(body)
-        etag = s3.put_object(Bucket=bucket, Key=key, Body=body)["ETag"].strip('"')
-        records.append(s3_record(bucket, key, len(body), etag=etag, sequencer=f"{i + 1:016X}"))
-        expected[f"s3://{bucket}/{key}"] = rows
+        record, rows = write_object(s3, bucket, i, 1, rng)
+        records.append(record)
+        expected[(str(i), "1")] = rows
     return records, expected
+
+
+def rewriter(
+    s3: Any, bucket: str, share: float, expected: dict[tuple[str, ...], int], rng: random.Random
+) -> Any:
+    """Called once mid-run: rewrite a ``share`` of the objects (a second version each, while
+    their first may still wait in a batch) and return the notifications of the new versions."""
+
+    def rewrite() -> list[Any]:
+        chosen = rng.sample(range(len(expected)), int(len(expected) * share))
+        records = []
+        for i in chosen:
+            record, rows = write_object(s3, bucket, i, 2, rng)
+            records.append(record)
+            expected[(str(i), "2")] = rows
+        return make_events(records, 0.0, rng)
+
+    return rewrite
 
 
 def make_events(records: list[Any], share: float, rng: random.Random) -> list[Any]:
@@ -297,6 +335,8 @@ def run(args: argparse.Namespace) -> int:
             s3 = local_s3.client()
             bucket = "demo-bucket"
             s3.create_bucket(Bucket=bucket)
+            # Every version stays readable, so every version must be loaded exactly once.
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
             env = {
                 "AWS_ENDPOINT_URL_DYNAMODB": ddb.endpoint_url,
                 "AWS_ENDPOINT_URL_S3": local_s3.endpoint_url,
@@ -331,7 +371,9 @@ def run(args: argparse.Namespace) -> int:
         tally.delivered_records = sum(len(e["Records"]) for e in events)
         sqs_sizes = [len(e["Records"]) for e in events if "messageId" in e["Records"][0]]
         tally.sqs_events, tally.sqs_large = len(sqs_sizes), sum(n > 10 for n in sqs_sizes)
-        drive(args, env, events, pipeline, tally, rng)
+        # Rewrites only where the demo owns the bucket (and made it versioned).
+        share = 0.0 if args.aws else args.rewrites
+        drive(args, env, events, pipeline, tally, rng, rewriter(s3, bucket, share, expected, rng))
         tally.crashes = Counter(crash_log.read_text().split())
         return report(
             args,
@@ -350,6 +392,7 @@ def drive(
     pipeline: S3ToRedshift,
     tally: Tally,
     rng: random.Random,
+    rewrite: Callable[[], list[Any]],
 ) -> None:
     from rich.progress import (
         BarColumn,
@@ -370,7 +413,7 @@ def drive(
     workers = Workers(args.workers, env, args.chaos, args.seed * 1000)
     try:
         with progress:
-            deliver(args, workers, events, pipeline, tally, rng, progress)
+            deliver(args, workers, events, tally, rng, progress, rewrite)
             workers.close()
             drain(args, pipeline, progress)
     finally:
@@ -381,21 +424,31 @@ def deliver(
     args: argparse.Namespace,
     workers: Workers,
     events: list[Any],
-    pipeline: S3ToRedshift,
     tally: Tally,
     rng: random.Random,
     progress: Any,
+    rewrite: Callable[[], list[Any]],
 ) -> None:
-    """Feed every event to the workers until each was handled once to completion."""
+    """Feed every event to the workers until each was handled once to completion; halfway,
+    rewrite some objects and deliver their new versions' notifications too."""
     task = progress.add_task("notifications", total=len(events), status="")
     queue = list(range(len(events)))
     done: set[int] = set()
+    halfway: int | None = len(events) // 2
     last_sweep = last_kill = time.monotonic()
     while len(done) < len(events):
         for pid in workers.idle():
             if queue:
                 idx = queue.pop(0)
                 workers.assign(pid, idx, events[idx])
+        if halfway is not None and len(done) >= halfway:
+            halfway = None
+            for event in rewrite():
+                events.append(event)
+                queue.insert(rng.randint(0, len(queue)), len(events) - 1)
+                tally.delivered_events += 1
+                tally.delivered_records += len(event["Records"])
+            progress.update(task, total=len(events))
         messages, lost = workers.poll(0.05)
         for pid, (kind, idx, body) in messages:
             if kind == "ready" or idx == SWEEP:
@@ -459,7 +512,7 @@ def report(
     args: argparse.Namespace,
     pipeline: S3ToRedshift,
     store: Store,
-    expected: dict[str, int],
+    expected: dict[tuple[str, ...], int],
     tally: Tally,
     elapsed: float,
 ) -> int:
@@ -471,7 +524,10 @@ def report(
     loader = pipeline.loader
     print()
     print("stateless_state demo: S3 → batcher → warehouse" + ("  [chaos]" if args.chaos else ""))
-    print(f"  objects written            {len(expected)}")
+    print(
+        f"  object versions written    {len(expected)} "
+        f"({sum(1 for _, v in expected if v != '1')} objects rewritten mid-run)"
+    )
     print(
         f"  notifications delivered    {tally.delivered_events} events, "
         f"{tally.delivered_records} records ({tally.delivered_records - len(expected)} "
@@ -497,7 +553,9 @@ def report(
     if set(states) - {BatchState.LOADED}:
         failures.append(f"batches not loaded: {dict(states)}")
     if isinstance(loader, LocalWarehouseLoader):
-        counts = loader.counts_by_object()
+        # By the (object, version) each row carries: an earlier version staged for its load
+        # is read from its staged copy's URL.
+        counts = loader.counts_by_payload("id", "v")
         rows_expected, rows_loaded = sum(expected.values()), sum(counts.values())
         ledger = loader.ledger()
         print(f"  loads committed            {len(ledger)} (one ledger row per batch)")
@@ -509,7 +567,8 @@ def report(
         }
         if wrong:
             failures.append(
-                f"{len(wrong)} objects not loaded exactly once, e.g. {next(iter(wrong.items()))}"
+                f"{len(wrong)} object versions not loaded exactly once, e.g. "
+                f"{next(iter(wrong.items()))}"
             )
         if set(ledger) != {b.id for b in batches}:
             failures.append("ledger rows do not match the batches")
@@ -563,7 +622,7 @@ def report(
         for f in failures:
             print(f"FAILED: {f}")
         return 1
-    print("OK: every row of every object loaded exactly once")
+    print("OK: every row of every object version loaded exactly once")
     return 0
 
 
