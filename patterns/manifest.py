@@ -26,8 +26,14 @@ _PREFIX = re.compile(r"[A-Za-z0-9_.=/\-]*")
 
 @dataclass(frozen=True, slots=True)
 class ManifestEntry:
+    """One object of a manifest. ``version_id`` and ``etag`` (not part of Redshift's manifest
+    JSON) name the content it must be, for a loader that can read by version: the local
+    warehouse does; COPY cannot, which is what staging is for (:mod:`patterns.versions`)."""
+
     url: str
     content_length: int
+    version_id: str | None = None
+    etag: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,14 +75,15 @@ def build_manifest(
     check_bucket(bucket)
     if not _PREFIX.fullmatch(prefix):
         raise InvalidArgument(f"manifest prefix {prefix!r} may use only A-Z a-z 0-9 _ . = / -")
-    urls: dict[str, int] = {}
+    urls: dict[str, ManifestEntry] = {}
     for m in members:
         try:
             url = f"s3://{m.data['bucket']}/{m.data['key']}"
         except KeyError as e:
             raise InvalidArgument(f"member {m.id!r} has no {e} in its data") from None
-        urls[url] = max(urls.get(url, 0), m.size)
-    entries = tuple(ManifestEntry(u, n) for u, n in sorted(urls.items()))
+        size = max(urls[url].content_length, m.size) if url in urls else m.size
+        urls[url] = ManifestEntry(url, size, m.data.get("version_id"), m.data.get("etag"))
+    entries = tuple(e for _, e in sorted(urls.items()))
     # Stream names are opaque: percent-encode all but the separators of the batch id, so a
     # stream with '#', '?' or spaces still gives a plain S3 key.
     key = f"{prefix}{quote(batch_id, safe='/:')}.manifest"

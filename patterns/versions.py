@@ -141,5 +141,9 @@ def pin_members(
             superseded.append(m)
             continue
         staged += 1
-        pinned.append(replace(m, data={**m.data, "bucket": stage_bucket, "key": stage_key}))
+        # The copy is immutable and only this member's: nothing to pin any more.
+        copy = {**m.data, "bucket": stage_bucket, "key": stage_key}
+        copy.pop("version_id", None)
+        copy.pop("etag", None)
+        pinned.append(replace(m, data=copy))
     return Pinned(tuple(pinned), tuple(superseded), staged)

@@ -5,8 +5,9 @@ processes write one database file safely (writers take turns under its file lock
 allows a single writing process per file. SQLite also ships with Python: nothing to install.
 
 A load reads the manifest's objects from S3 (JSON lines or CSV, gzip detected by its magic
-bytes), then in **one** ``BEGIN IMMEDIATE`` transaction checks the ledger for the batch, inserts
-the rows, and inserts the ledger row. Two loaders on one batch serialize on the write lock; the
+bytes), each by the version id or ETag its entry names, so exactly the members' own content,
+then in **one** ``BEGIN IMMEDIATE`` transaction checks the ledger for the batch, inserts the
+rows, and inserts the ledger row. Two loaders on one batch serialize on the write lock; the
 second sees the ledger row and inserts nothing, so every row is committed once. An abandoned
 batch has a ledger row too (``status = 'abandoned'``), so no loader commits it afterwards.
 """
@@ -56,6 +57,10 @@ def _split_url(url: str) -> tuple[str, str]:
     return bucket, key
 
 
+def _quoted(etag: str) -> str:
+    return etag if etag.startswith('"') else f'"{etag}"'
+
+
 def _records(key: str, body: bytes) -> Iterator[str]:
     if body[:2] == b"\x1f\x8b":
         body = gzip.decompress(body)
@@ -93,8 +98,15 @@ class LocalWarehouseLoader:
         rows: list[tuple[str, str, int, str]] = []
         for entry in manifest.entries:
             bucket, key = _split_url(entry.url)
-            # mandatory: true, as in the manifest: a missing object fails the whole load.
-            body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            # The entry's own content, by version id or If-Match (COPY cannot, hence staging).
+            # mandatory: true, as in the manifest: a missing object or a changed ETag fails the
+            # whole load, and the next attempt pins the members again.
+            exact: dict[str, str] = {}
+            if entry.version_id:
+                exact["VersionId"] = entry.version_id
+            elif entry.etag:
+                exact["IfMatch"] = _quoted(entry.etag)
+            body = self.s3.get_object(Bucket=bucket, Key=key, **exact)["Body"].read()
             rows.extend(
                 (manifest.batch_id, entry.url, n, payload)
                 for n, payload in enumerate(_records(key, body))
