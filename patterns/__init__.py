@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .loading import LoadTicket
     from .manifest import Manifest, ManifestEntry, build_manifest, write_manifest
     from .pipeline import S3ToRedshift
+    from .postgres import PostgresLoader
     from .redshift import CopyFormat, Loader, LoadOutcome, RedshiftDataApiLoader, RedshiftLoadError
     from .s3 import ParseResult, parse_s3_event, s3_arrivals
     from .warehouse import LocalWarehouseLoader
@@ -34,6 +35,7 @@ _LAZY = {
     "LoadTicket": "loading",
     **dict.fromkeys(("Manifest", "ManifestEntry", "build_manifest", "write_manifest"), "manifest"),
     "S3ToRedshift": "pipeline",
+    "PostgresLoader": "postgres",
     **dict.fromkeys(
         ("CopyFormat", "Loader", "LoadOutcome", "RedshiftDataApiLoader", "RedshiftLoadError"),
         "redshift",
@@ -61,6 +63,7 @@ __all__ = [
     "ManifestEntry",
     "Member",
     "ParseResult",
+    "PostgresLoader",
     "RedshiftDataApiLoader",
     "RedshiftLoadError",
     "S3ToRedshift",

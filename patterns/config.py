@@ -19,6 +19,8 @@ Lambda, in the local demo and against real AWS (``S3ToRedshift.from_env()``).
 ``REDSHIFT_SECRET_ARN``        Secrets Manager auth, or ``REDSHIFT_DB_USER`` for IAM auth
 ``REDSHIFT_GZIP``              ``1`` when the files are gzipped
 ``LOCAL_WAREHOUSE``            a SQLite path: load locally instead (the demo)
+``POSTGRES_DSN``               a PostgreSQL connection string: load into PostgreSQL instead
+``POSTGRES_TABLE``             its target ``schema.table`` (``POSTGRES_LEDGER_TABLE``: ledger)
 =============================  ================================================================
 
 DynamoDB and S3 endpoints follow boto3's conventions (``AWS_ENDPOINT_URL_DYNAMODB``,
@@ -68,9 +70,19 @@ def _require(env: Mapping[str, str], name: str) -> str:
 
 
 def build_loader(env: Mapping[str, str], s3: Any) -> Loader:
-    """The local warehouse when ``LOCAL_WAREHOUSE`` is set, else the Redshift Data API loader."""
+    """The local warehouse when ``LOCAL_WAREHOUSE`` is set, PostgreSQL when ``POSTGRES_DSN``
+    is (``POSTGRES_TABLE``, ``POSTGRES_LEDGER_TABLE``), else the Redshift Data API loader."""
     if env.get("LOCAL_WAREHOUSE"):
         return LocalWarehouseLoader(env["LOCAL_WAREHOUSE"], s3)
+    if env.get("POSTGRES_DSN"):
+        from .postgres import PostgresLoader
+
+        return PostgresLoader(
+            env["POSTGRES_DSN"],
+            _require(env, "POSTGRES_TABLE"),
+            s3,
+            ledger_table=env.get("POSTGRES_LEDGER_TABLE") or "stateless_state_ledger",
+        )
     return RedshiftDataApiLoader(
         table=_require(env, "REDSHIFT_TABLE"),
         iam_role=_require(env, "REDSHIFT_IAM_ROLE"),

@@ -29,10 +29,10 @@ from typing import Any
 from stateless_state import InvalidArgument
 
 from .loading import LoadTicket
-from .manifest import Manifest
+from .manifest import Manifest, ManifestEntry
 from .redshift import AbandonOutcome, LoadOutcome
 
-__all__ = ["LocalWarehouseLoader"]
+__all__ = ["LocalWarehouseLoader", "read_records"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rows (
@@ -59,6 +59,21 @@ def _split_url(url: str) -> tuple[str, str]:
 
 def _quoted(etag: str) -> str:
     return etag if etag.startswith('"') else f'"{etag}"'
+
+
+def read_records(s3: Any, entry: ManifestEntry) -> Iterator[str]:
+    """The records of a manifest entry's object, each as canonical JSON: its own content, by
+    version id or If-Match (COPY cannot, hence staging). As ``mandatory: true`` in the
+    manifest, a missing object or a changed ETag fails the whole load, and the next attempt pins
+    the members again."""
+    bucket, key = _split_url(entry.url)
+    exact: dict[str, str] = {}
+    if entry.version_id:
+        exact["VersionId"] = entry.version_id
+    elif entry.etag:
+        exact["IfMatch"] = _quoted(entry.etag)
+    body = s3.get_object(Bucket=bucket, Key=key, **exact)["Body"].read()
+    return _records(key, body)
 
 
 def _records(key: str, body: bytes) -> Iterator[str]:
@@ -97,19 +112,9 @@ class LocalWarehouseLoader:
     def load(self, ticket: LoadTicket, manifest: Manifest) -> LoadOutcome:
         rows: list[tuple[str, str, int, str]] = []
         for entry in manifest.entries:
-            bucket, key = _split_url(entry.url)
-            # The entry's own content, by version id or If-Match (COPY cannot, hence staging).
-            # mandatory: true, as in the manifest: a missing object or a changed ETag fails the
-            # whole load, and the next attempt pins the members again.
-            exact: dict[str, str] = {}
-            if entry.version_id:
-                exact["VersionId"] = entry.version_id
-            elif entry.etag:
-                exact["IfMatch"] = _quoted(entry.etag)
-            body = self.s3.get_object(Bucket=bucket, Key=key, **exact)["Body"].read()
             rows.extend(
                 (manifest.batch_id, entry.url, n, payload)
-                for n, payload in enumerate(_records(key, body))
+                for n, payload in enumerate(read_records(self.s3, entry))
             )
         with self._transaction() as conn:
             done = conn.execute(
@@ -163,7 +168,7 @@ class LocalWarehouseLoader:
                 conn.execute("SELECT object_url, COUNT(*) FROM rows GROUP BY object_url").fetchall()
             )
 
-    def counts_by_payload(self, *fields: str) -> dict[tuple[str, ...], int]:
+    def counts_by(self, *fields: str) -> dict[tuple[str, ...], int]:
         """Rows per value of these fields of the loaded records (as text: CSV fields are text),
         for checking that every object version was loaded exactly once."""
         if not fields or not all(f.isidentifier() for f in fields):

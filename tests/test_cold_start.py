@@ -24,6 +24,9 @@ NEVER_FOR_THE_PIPELINE = [
     "stateless_state.lease",
     "patterns.loading",
     "patterns.manifest",
+    "patterns.versions",
+    "patterns.postgres",
+    "psycopg",
 ]
 
 

