@@ -248,7 +248,7 @@ def cmd_abandon(args: argparse.Namespace) -> int:
                 f"batch {batch.id} was claimed by a loader ({batch.attempts} attempts, fence "
                 f"{batch.fence}), which may still commit it: the abandon must be recorded in "
                 "the warehouse ledger too. Run with the pipeline's warehouse settings "
-                f"(LOCAL_WAREHOUSE or REDSHIFT_*): {e}; nothing changed",
+                f"(LOCAL_WAREHOUSE, POSTGRES_DSN or REDSHIFT_*): {e}; nothing changed",
                 EXIT_STATE,
             ) from None
     print(f"batch {batch.id}: {batch.state}, {batch.count} files, {batch.attempts} attempts")

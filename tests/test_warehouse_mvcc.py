@@ -86,7 +86,7 @@ def test_zombie_successor_and_abandon_commit_each_batch_at_most_once(
 ) -> None:
     schema = f"w{uuid.uuid4().hex[:8]}"
     stream = f"mvcc-{isolation.split(maxsplit=1)[0].lower()}"
-    b, batch_ids = sealed_batches(ddb_store, stream, 12)
+    b, batch_ids = sealed_batches(ddb_store, stream, 24)
     manifests = {
         bid: build_manifest(bid, b.members(bid), bucket="manifests", prefix="m/")
         for bid in batch_ids
