@@ -11,7 +11,8 @@ member is pinned to a URL whose content is the member's own, with one ``HeadObje
 * a member with only an ETag (an unversioned bucket): the key itself if its current ETag is the
   member's (``If-Match``); otherwise the content this member saw is gone from S3 and the member is
   *superseded*: recorded on the batch, shown by ``batches show``, never loaded in another
-  version's place (the newer content is its own arrival, loaded in its own batch).
+  version's place (the newer content is its own arrival, loaded in its own batch). A member with
+  neither (a notification without an ETag) cannot be pinned and is named as is.
 
 The window that remains: a rewrite of a key after its ``HeadObject`` and before COPY reads it
 loads the newer content in the member's place (and, that newer content being its own arrival,
@@ -120,7 +121,7 @@ def pin_members(
                     continue
                 source = {"Bucket": bucket, "Key": key, "VersionId": version}
                 s3.copy_object(Bucket=stage_bucket, Key=stage_key, CopySource=source)
-            elif always_stage:
+            elif always_stage and etag:
                 r = s3.copy_object(
                     Bucket=stage_bucket,
                     Key=stage_key,
