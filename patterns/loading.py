@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
-from stateless_state import LeaseLost, keys
+from stateless_state import InvalidArgument, LeaseLost, StateConflict, keys
 from stateless_state.errors import ConditionFailed
 from stateless_state.expressions import Attr, Update
 from stateless_state.lease import FencedClaim
@@ -120,8 +120,6 @@ def abandon_batch(
     batch is unknown or needs the warehouse and ``loader`` is None, :class:`StateConflict`
     when it is loaded or its state moved meanwhile (nothing changed).
     """
-    from stateless_state import InvalidArgument, StateConflict
-
     batch = batcher.batch(batch_id)
     if batch is None:
         raise InvalidArgument(f"no batch {batch_id}")
@@ -135,9 +133,7 @@ def abandon_batch(
             "the warehouse loader (the pipeline's configuration); nothing changed"
         )
     if batch.state != BatchState.ABANDONED:
-        batch = batcher.operator_action(
-            batch_id, "abandon", expect_state=batch.state, who=who, why=why
-        )
+        batcher.operator_action(batch_id, "abandon", expect_state=batch.state, who=who, why=why)
     if ledger is None:
         return "abandoned"
     if ledger.abandon(batch_id) == "abandoned":

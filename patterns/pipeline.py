@@ -78,11 +78,14 @@ class S3ToRedshift:
     batches past the age threshold and loads every batch that waits: just sealed, its loader
     crashed (lease expired), or due for a retry after a failure.
 
-    Each object version is loaded at most once, and exactly once while it exists: before a load,
-    members are pinned to their own content (:mod:`patterns.versions`: a rewritten object's
-    earlier version is staged under ``<manifest_prefix>staged/``, content gone from S3 is
-    recorded as superseded). ``always_stage=True`` stages every member, closing the window
-    between that check and COPY's read, for one ``CopyObject`` per file.
+    Object versions: before a load, members are pinned to their own content
+    (:mod:`patterns.versions`: a rewritten object's earlier version is staged under
+    ``<manifest_prefix>staged/``, content gone from S3 is recorded as superseded). A loader
+    that reads by version (the local and PostgreSQL ones) then loads each version at most once,
+    and exactly once while it exists. COPY reads a key's current content, so on Redshift a
+    rewrite between that check and COPY's read loads the new content in the old member's place;
+    ``always_stage=True`` closes that window by staging every member, for one ``CopyObject`` per
+    file.
     """
 
     def __init__(

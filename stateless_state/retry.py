@@ -5,7 +5,7 @@ attempts, so nothing here retries those. ``ConditionalCheckFailed`` is an answer
 blindly: a loop that retries after one re-reads first.
 
 tenacity is imported when a call first needs a second attempt, not before: most calls succeed at
-once, and its import is a tenth of a handler's cold start.
+once, and its import costs several milliseconds of a handler's cold start.
 """
 
 from __future__ import annotations
