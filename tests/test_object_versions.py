@@ -114,20 +114,9 @@ def test_a_batch_whose_every_member_is_gone_loads_nothing(
     assert json.loads(shown.stdout)["superseded"] == list(batch.superseded)
 
 
-@pytest.mark.parametrize("versioned", [False, True], ids=["unversioned", "versioned"])
-@pytest.mark.parametrize("batch", [1, 10])
-def test_the_redshift_statement_path_loads_each_version_once(
-    ddb_store: Store,
-    s3_bucket: tuple[Any, str],
-    postgres: str,
-    versioned: bool,
-    batch: int,
-) -> None:
-    """The same scenario through ``RedshiftDataApiLoader``, its statements run on PostgreSQL,
-    COPY reading the manifest's objects from S3 as they are at COPY time."""
-    s3, bucket = s3_bucket
-    if versioned:
-        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+def redshift_on_postgres(postgres: str, s3: Any) -> RedshiftDataApiLoader:
+    """The Redshift loader, its statements run on PostgreSQL in a fresh schema, COPY reading the
+    manifest's objects from S3 as they are when it runs."""
     schema = f"v{uuid.uuid4().hex[:8]}"
     loader = RedshiftDataApiLoader(
         table=f"{schema}.events",
@@ -142,6 +131,24 @@ def test_the_redshift_statement_path_loads_each_version_once(
         conn.execute(f"CREATE SCHEMA {schema}")
         conn.execute(f"CREATE TABLE {schema}.events (url text, line int, payload text)")
     create_ledger(postgres, loader)
+    return loader
+
+
+@pytest.mark.parametrize("versioned", [False, True], ids=["unversioned", "versioned"])
+@pytest.mark.parametrize("batch", [1, 10])
+def test_the_redshift_statement_path_loads_each_version_once(
+    ddb_store: Store,
+    s3_bucket: tuple[Any, str],
+    postgres: str,
+    versioned: bool,
+    batch: int,
+) -> None:
+    """The same scenario through ``RedshiftDataApiLoader``, its statements run on PostgreSQL,
+    COPY reading the manifest's objects from S3 as they are at COPY time."""
+    s3, bucket = s3_bucket
+    if versioned:
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    loader = redshift_on_postgres(postgres, s3)
     pipeline = S3ToRedshift(
         ddb_store,
         stream=f"rs-{uuid.uuid4().hex[:6]}",
@@ -156,7 +163,7 @@ def test_the_redshift_statement_path_loads_each_version_once(
     sealed += pipeline.handle(direct(put(s3, bucket, "k.jsonl", 2, 3)), NO_TIME)["sealed"]
     assert [pipeline.load(b) for b in sealed] == ["loaded"] * len(sealed)
     with psycopg.connect(postgres, autocommit=True) as conn:
-        payloads = conn.execute(f"SELECT payload FROM {schema}.events").fetchall()
+        payloads = conn.execute(f"SELECT payload FROM {loader.table}").fetchall()
     loaded = Counter(json.loads(p)["v"] for (p,) in payloads)
     assert loaded == Counter({0: max(batch - 2, 0), 1: 2 if versioned else 0, 2: 3})
 
@@ -170,20 +177,7 @@ def test_the_window_between_the_check_and_copy(
     own arrival, loads again), unless ``always_stage`` named an immutable copy."""
     s3, bucket = s3_bucket
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    schema = f"w{uuid.uuid4().hex[:8]}"
-    loader = RedshiftDataApiLoader(
-        table=f"{schema}.events",
-        iam_role="arn:aws:iam::123456789012:role/redshift-copy",
-        database="dev",
-        workgroup_name="wg",
-        client=PostgresDataApi(postgres, "SERIALIZABLE", rows_from_s3(s3)),
-        poll_interval=0,
-        ledger_table=f"{schema}.ledger",
-    )
-    with psycopg.connect(postgres, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-        conn.execute(f"CREATE TABLE {schema}.events (url text, line int, payload text)")
-    create_ledger(postgres, loader)
+    loader = redshift_on_postgres(postgres, s3)
     pipeline = S3ToRedshift(
         ddb_store,
         stream=f"window-{uuid.uuid4().hex[:6]}",
@@ -209,7 +203,7 @@ def test_the_window_between_the_check_and_copy(
     (second,) = pipeline.handle(direct(*rewrite), NO_TIME)["sealed"]
     assert pipeline.load(second) == "loaded"
     with psycopg.connect(postgres, autocommit=True) as conn:
-        payloads = conn.execute(f"SELECT payload FROM {schema}.events").fetchall()
+        payloads = conn.execute(f"SELECT payload FROM {loader.table}").fetchall()
     loaded = Counter(json.loads(p)["v"] for (p,) in payloads)
     if always_stage:
         assert loaded == Counter({1: 2, 2: 3}), "each version once"
