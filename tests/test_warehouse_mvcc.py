@@ -125,6 +125,9 @@ def test_zombie_successor_and_abandon_commit_each_batch_at_most_once(
         for bid in batch_ids
         for kind, t in zip(("zombie", "successor"), tickets[bid], strict=True)
     ] + [("abandon", bid, None) for bid in batch_ids[::3]]
+    # Whether a racing abandon wins depends on timing; one batch is abandoned before its
+    # loaders start, so both outcomes are always exercised.
+    assert loader.abandon(batch_ids[1]) == "abandoned"
     with ThreadPoolExecutor(len(jobs)) as pool:
         answers = list(pool.map(run, jobs))
 
@@ -142,10 +145,11 @@ def test_zombie_successor_and_abandon_commit_each_batch_at_most_once(
         assert set(ledger) == set(batch_ids) and ledger[bid] in {"loaded", "abandoned"}
         if ledger[bid] == "abandoned":
             assert bid not in loaded, f"{bid}: rows committed after its abandon"
-            assert said["abandon"] == "abandoned" and loads == ["abandoned", "abandoned"]
+            assert loads == ["abandoned", "abandoned"]
+            assert said.get("abandon", "abandoned") == "abandoned"
             continue
         assert loaded[bid] == expected_rows, f"{bid}: {loaded.get(bid)} rows, not once"
         assert sorted(loads) == ["already-loaded", "committed"], (bid, loads)
         if "abandon" in said:
             assert said["abandon"] == "loaded", "an abandon after the commit says so"
-    assert any(v == "abandoned" for v in ledger.values()) or not batch_ids[::3]
+    assert ledger[batch_ids[1]] == "abandoned", "abandoned before its loaders started"
