@@ -173,6 +173,8 @@ class Membership:
             first[a.id] = i
             by_lane.setdefault(self.lane_of(a.id), []).append(i)
         nonce = secrets.token_hex(8)
+        # Each member's stored row, encoded once: the request's size and its chunk both use it.
+        rows = [_member_row(a) for a in arrivals]
         requests = 0
         for lane, positions in by_lane.items():
             queue = [(arrivals[i], i) for i in positions]
@@ -180,7 +182,7 @@ class Membership:
                 if requests:
                     crash_point("between-requests")
                 self._t.retry(
-                    partial(self._attempt, lane, queue, results, nonce),
+                    partial(self._attempt, lane, queue, results, rows, nonce),
                     retry_on=(_Moved, _Conflict),
                     immediate=(_Moved,),
                     what=f"batcher {self.stream!r} add",
@@ -194,13 +196,15 @@ class Membership:
             if j != i and (done := results[j]) is not None:
                 results[i] = AddResult(done.batch_id, True, None)
 
-    def _compose(self, queue: Sequence[tuple[Arrival, int]], plan: _Plan) -> _Request:
+    def _compose(
+        self, queue: Sequence[tuple[Arrival, int]], rows: Sequence[str], plan: _Plan
+    ) -> _Request:
         """The next request: the longest prefix of the queue that fits one transaction, cut
         at the first arrival that reaches a threshold by the plan's count and bytes."""
         th = self.thresholds
         count, total, raw = plan.count, plan.bytes, 0
-        for k, (a, _) in enumerate(queue[:MAX_ARRIVALS_PER_REQUEST], 1):
-            raw += len(_member_row(a))
+        for k, (a, i) in enumerate(queue[:MAX_ARRIVALS_PER_REQUEST], 1):
+            raw += len(rows[i])
             if k > 1 and raw > _MAX_CHUNK_JSON:
                 return _Request(k - 1, False)
             total += a.size
@@ -215,14 +219,17 @@ class Membership:
         lane: int,
         queue: list[tuple[Arrival, int]],
         results: list[AddResult | None],
+        rows: Sequence[str],
         nonce: str,
     ) -> None:
         plan = self._plans.get(lane) or self._discover(lane)
         self._plans[lane] = plan
-        request = self._compose(queue, plan)
+        request = self._compose(queue, rows, plan)
         group = queue[: request.take]
         now = time.time()
-        tx, dedupe, batch_action, sealed = self._transaction(group, lane, plan, request, nonce, now)
+        sealed = self._sealed(group, lane, plan, now) if request.seals else None
+        chunk = pack_members([rows[i] for _, i in group])
+        tx, dedupe, batch_action = self._transaction(group, chunk, lane, plan, sealed, nonce, now)
         try:
             tx.commit()
         except TransactionCanceled as e:
@@ -247,15 +254,15 @@ class Membership:
     def _transaction(
         self,
         group: Sequence[tuple[Arrival, int]],
+        chunk: bytes,
         lane: int,
         plan: _Plan,
-        request: _Request,
+        sealed: Batch | None,
         nonce: str,
         now: float,
-    ) -> tuple[Transaction, list[int], int, Batch | None]:
+    ) -> tuple[Transaction, list[int], int]:
         bid = batch_id(self.stream, lane, plan.seq)
-        update, condition = self._batch_write(group, lane, plan, request.seals, now)
-        sealed = self._sealed(group, lane, plan, now) if request.seals else None
+        update, condition = self._batch_write(group, lane, plan, sealed, now)
         tx = Transaction(self._t)
         dedupe = []
         for pos, (a, _) in enumerate(group):
@@ -280,14 +287,14 @@ class Membership:
             {
                 "pk": keys.member_partition(self.stream, lane, plan.seq),
                 "sk": digest(group[0][0].id),
-                "m": pack_members([_member_row(a) for a, _ in group]),
+                "m": chunk,
                 "n": len(group),
             }
         )
         batch_action = tx.update(
             self.batch_key(lane, plan.seq), update, condition=condition, return_old=True
         )
-        return tx, dedupe, batch_action, sealed
+        return tx, dedupe, batch_action
 
     def _sealed(
         self, group: Sequence[tuple[Arrival, int]], lane: int, plan: _Plan, now: float
@@ -314,7 +321,7 @@ class Membership:
         group: Sequence[tuple[Arrival, int]],
         lane: int,
         plan: _Plan,
-        seals: bool,
+        sealed: Batch | None,
         now: float,
     ) -> tuple[Update, Condition]:
         """The batch's update for this request and its condition: open and below every
@@ -328,7 +335,7 @@ class Membership:
             .set_all({"stream": self.stream, "lane": lane, "seq": plan.seq})
         )
         state, count, total = Attr("state"), Attr("count"), Attr("bytes")
-        if not seals:
+        if sealed is None:
             th = self.thresholds
             condition = state.not_exists() | state.eq(BatchState.OPEN)
             if th.count is not None:
@@ -336,7 +343,6 @@ class Membership:
             if th.bytes is not None:
                 condition = condition & (total.not_exists() | total.lt(th.bytes - size))
             return update.set_default("state", BatchState.OPEN), condition
-        sealed = self._sealed(group, lane, plan, now)
         update.set_all(
             {
                 "state": BatchState.SEALED,
