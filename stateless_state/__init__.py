@@ -30,7 +30,7 @@ from .store import Store
 
 if TYPE_CHECKING:
     from .counter import Count, Counter, ShardedCounter
-    from .idempotency import Claim, Idempotency, idempotent
+    from .idempotency import Claim, Idempotency, commit_with_completion, idempotent
     from .lease import Held, Lease, LeaseState
     from .metrics import Metrics, OperationStats
     from .sessions import Session, SessionUpdate, SessionWindows, TumblingWindows
@@ -45,6 +45,7 @@ _LAZY = {
     "Claim": "idempotency",
     "Idempotency": "idempotency",
     "idempotent": "idempotency",
+    "commit_with_completion": "idempotency",
     "Held": "lease",
     "Lease": "lease",
     "LeaseState": "lease",
@@ -97,6 +98,7 @@ __all__ = [
     "Version",
     "VersionConflict",
     "Versioned",
+    "commit_with_completion",
     "domain",
     "idempotent",
     "keys",

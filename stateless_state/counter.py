@@ -15,6 +15,7 @@ import math
 import random
 import secrets
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypedDict
@@ -25,7 +26,7 @@ from .errors import InvalidArgument, LimitExceeded
 from .expressions import Attr, Update
 from .retry import LambdaContext
 from .table import ConditionFailed, Table, TransactionCanceled
-from .transaction import Transaction, own_write
+from .transaction import Transaction, check_actions, own_write
 
 __all__ = ["Count", "Counter", "CounterOptions", "ShardedCounter"]
 
@@ -151,6 +152,7 @@ class Counter:
         token: str | None = None,
         limit: int | None = None,
         context: LambdaContext | None = None,
+        also: Sequence[Mapping[str, Any]] = (),
     ) -> Count:
         """Add ``amount`` (may be negative) and return the :class:`Count` this add produced.
 
@@ -159,13 +161,29 @@ class Counter:
                 is retried, and a later call with it returns ``applied=False``.
             limit: the value never exceeds it; raises :class:`LimitExceeded` instead.
             context: the Lambda context; bounds the token path's retry loop by the time left.
+            also: your own ``TransactWriteItems`` entries (any table, at most 98), committed in
+                the add's transaction: written exactly when the add is applied, so once per
+                token (a replayed token writes none of them). Needs ``token``. If one of them
+                fails its condition, nothing is written and
+                :class:`~stateless_state.errors.TransactionCanceled` is raised
+                (``reasons[i + 2]`` explains your i-th entry).
+
+        Cost: without a token one ``UpdateItem`` (1 WCU); with one, one ``TransactWriteItems``
+        of the token record and the counter (4 WCU), plus 2 WCU per KB of each ``also`` entry;
+        a retry when another add moved the counter first.
         """
         amount = _check_amount(amount)
         if limit is not None:
             limit = _check_amount(limit, "limit")
+        extra = check_actions(also)
         if token is None:
+            if extra:
+                raise InvalidArgument(
+                    f"counter {self.name!r}: also= needs a token, so that your writes are "
+                    "committed once however often the add is retried"
+                )
             return self._add_plain(amount, limit)
-        return self._add_once(amount, domain.name("token", token), limit, context)
+        return self._add_once(amount, domain.name("token", token), limit, context, extra)
 
     def _add_plain(self, amount: int, limit: int | None) -> Count:
         # The condition carries both the user's limit and the exact-integer range, so neither
@@ -204,7 +222,12 @@ class Counter:
         )
 
     def _add_once(
-        self, amount: int, token: str, limit: int | None, context: LambdaContext | None
+        self,
+        amount: int,
+        token: str,
+        limit: int | None,
+        context: LambdaContext | None,
+        also: list[dict[str, Any]],
     ) -> Count:
         nonce = secrets.token_hex(8)
         token_key = keys.counter_token(self.name, token).item()
@@ -219,7 +242,7 @@ class Counter:
                 current = self._t.get(self._key)
                 seen.append(int(current["v"]) if current and "v" in current else None)
             try:
-                count = self._try_once(amount, token_key, limit, nonce, seen[-1])
+                count = self._try_once(amount, token_key, limit, nonce, seen[-1], also)
             except _Moved as moved:
                 seen[:] = [] if moved.unknown else [moved.value]
                 raise
@@ -243,6 +266,7 @@ class Counter:
         limit: int | None,
         nonce: str,
         seen: int | None,
+        also: list[dict[str, Any]],
     ) -> Count:
         value = (seen or 0) + amount
         if abs(value) > domain.MAX_INTEGER:
@@ -276,6 +300,7 @@ class Counter:
         tx = Transaction(self._t)
         token_action = tx.put_if_absent(record)
         counter_action = tx.update(self._key, update, condition=condition, return_old=True)
+        tx.raw(*also)
         try:
             tx.commit()
         except TransactionCanceled as e:

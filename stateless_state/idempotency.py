@@ -23,16 +23,18 @@ Expiry is rounded up to the next whole second: a completed record is replayed fo
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import hashlib
 import json
 import logging
 import math
+import re
 import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, ParamSpec, TypedDict, TypeVar
@@ -49,10 +51,19 @@ from .errors import (
 )
 from .expressions import Attr, Condition, Update
 from .retry import LambdaContext, retrying
-from .table import ConditionFailed, Table
-from .transaction import own_write
+from .table import ConditionFailed, Table, TransactionCanceled
+from .transaction import MAX_ACTIONS, Transaction, check_actions, own_write
 
-__all__ = ["Claim", "Idempotency", "IdempotencyOptions", "idempotent"]
+__all__ = [
+    "Claim",
+    "Idempotency",
+    "IdempotencyOptions",
+    "IdempotentOptions",
+    "commit_with_completion",
+    "from_powertools",
+    "idempotent",
+    "selector",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -87,15 +98,28 @@ class Claim:
     _nonce: str = field(default="", repr=False)
     _hash: str | None = field(default=None, repr=False)
 
-    def complete(self, result: Any) -> None:
-        """Store ``result`` and mark the key completed. One conditional ``UpdateItem`` (1 WCU
-        for small results).
+    def complete(self, result: Any, *, also: Sequence[Mapping[str, Any]] = ()) -> None:
+        """Store ``result`` and mark the key completed; with ``also``, commit those writes in the
+        same transaction, so they happen exactly once per key: if the claim was taken over, or
+        one of them fails its condition, nothing is written at all.
+
+        Args:
+            also: your own ``TransactWriteItems`` entries (any table; at most 99, DynamoDB's
+                100-action limit less the completion), e.g. built from PynamoDB models by
+                :mod:`stateless_state.pynamodb`.
+
+        Cost: one conditional ``UpdateItem`` (1 WCU for small results); with ``also``, one
+        ``TransactWriteItems`` of ``1 + len(also)`` items (2 WCU per item per started KB).
 
         Raises :class:`NotSerializable` or :class:`ItemTooLarge` (the claim is released, nothing
         is stored: the record, its key included, must fit DynamoDB's 400 KB), or
-        :class:`LeaseLost` when another invocation took the key over. Transient
-        failures that outlast botocore's retries are retried (up to 4 times, within the lease):
-        losing this write would let the body run again once the lease ends.
+        :class:`LeaseLost` when another invocation took the key over. When one of ``also``'s
+        conditions fails, :class:`~stateless_state.errors.TransactionCanceled` (``reasons[i +
+        1]`` explains your i-th write) and the claim is released, so a retry can run the body
+        again. Transient failures and transaction conflicts that outlast botocore's retries are
+        retried (up to 4 times, within the lease): losing this write would let the body run
+        again once the lease ends. An ambiguous write is recognised by the claim's nonce, never
+        applied twice.
         """
         owner = self._require_owner()
         try:
@@ -114,12 +138,17 @@ class Claim:
         # it gets a few more tries after botocore gives up, within the claim's lease.
         lease_left = self.lease_until - time.time()
         try:
+            if also:
+                tx = owner._completion(self, text, also)
             for attempt in retrying((), attempts=4, deadline=time.monotonic() + lease_left):
                 with attempt:
-                    owner._complete(self, text)
-        except (ItemTooLarge, InvalidArgument):
-            # Refused by DynamoDB, nothing stored: keeping the claim would answer every retry
-            # with AlreadyInProgress until the lease ends.
+                    if also:
+                        owner._commit_completion(self, tx)
+                    else:
+                        owner._complete(self, text)
+        except (ItemTooLarge, InvalidArgument, TransactionCanceled):
+            # Refused, nothing stored: keeping the claim would answer every retry with
+            # AlreadyInProgress until the lease ends.
             self.release()
             raise
         owner._cache_put(self.key, result, self._hash)
@@ -130,6 +159,32 @@ class Claim:
         Returns False when the key had already passed to another invocation (nothing changed).
         """
         return self._require_owner()._release(self)
+
+    @property
+    def owner_token(self) -> str:
+        """The random token this claim wrote as the record's ``owner``: a write conditional on
+        ``owner`` being this token (and ``status`` being ``in_progress``) happens only while
+        this claim owns the key. Empty for a replay."""
+        return "" if self.replay else self._nonce
+
+    @property
+    def record_key(self) -> dict[str, str]:
+        """The key (``pk``, ``sk``) of the key's record in the state table."""
+        return self._require_owner()._key(self.key)
+
+    @property
+    def table_name(self) -> str:
+        """The state table that holds the record."""
+        return self._require_owner()._t.name
+
+    def condition_check(self) -> dict[str, Any]:
+        """A ``TransactWriteItems`` ``ConditionCheck`` entry that holds only while this claim
+        owns the key, for a transaction you build yourself: your writes then never land
+        from an invocation whose claim was taken over. (For exactly-once writes commit them
+        with the completion instead: ``complete(result, also=...)``.)"""
+        tx = Transaction(self._require_owner()._t)
+        tx.check(self.record_key, _owned(self._nonce))
+        return tx.actions[0]
 
     def _require_owner(self) -> Idempotency:
         if self._owner is None or self.replay:
@@ -146,6 +201,65 @@ class IdempotencyOptions(TypedDict, total=False):
     expires_after: timedelta | float
     in_progress_timeout: timedelta | float
     cache_size: int
+
+
+def _owned(nonce: str) -> Condition:
+    return Attr("owner").eq(nonce) & Attr("status").eq(_IN_PROGRESS)
+
+
+class IdempotentOptions(TypedDict, total=False):
+    """The keyword arguments of :func:`idempotent` (after ``store``)."""
+
+    key: str | Callable[..., str] | None
+    validate: bool | str | Callable[..., Any] | None
+    expires_after: timedelta | float
+    in_progress_timeout: timedelta | float
+    namespace: str | None
+    cache_size: int
+    raise_on_missing_key: bool
+
+
+def from_powertools(config: Any) -> IdempotentOptions:
+    """The :func:`idempotent` options that mean what a Powertools ``IdempotencyConfig`` means:
+    ``@idempotent(store, **from_powertools(config))``.
+
+    ``event_key_jmespath`` becomes ``key`` and ``payload_validation_jmespath`` ``validate`` (the
+    same JMESPath, Powertools' ``powertools_json`` and friends included; empty means the whole
+    event and no validation, as there), ``raise_on_no_idempotency_key`` becomes
+    ``raise_on_missing_key`` (Powertools' default, False, kept), ``expires_after_seconds``
+    ``expires_after``, and ``use_local_cache``/``local_cache_max_items`` ``cache_size``.
+    ``hash_function`` is not needed (keys and payloads are hashed with SHA-256). A config with
+    ``jmespath_options`` or a ``response_hook`` raises :class:`InvalidArgument`: neither has a
+    counterpart; use a key function, or wrap the decorated function.
+    """
+    if getattr(config, "jmespath_options", None):
+        raise InvalidArgument(
+            "IdempotencyConfig.jmespath_options has no counterpart here; pass key= a function "
+            "of the event that does what your custom JMESPath functions do"
+        )
+    if getattr(config, "response_hook", None) is not None:
+        raise InvalidArgument(
+            "IdempotencyConfig.response_hook has no counterpart here; wrap the decorated "
+            "function to see (or change) what a replay returns"
+        )
+    try:
+        key = config.event_key_jmespath or None
+        validate = config.payload_validation_jmespath or None
+        options = IdempotentOptions(
+            key=key,
+            validate=validate,
+            raise_on_missing_key=bool(config.raise_on_no_idempotency_key),
+            expires_after=float(config.expires_after_seconds),
+            cache_size=int(config.local_cache_max_items) if config.use_local_cache else 0,
+        )
+    except AttributeError as e:
+        raise InvalidArgument(
+            f"from_powertools() takes a Powertools IdempotencyConfig; {e}"
+        ) from None
+    for expression in (key, validate):
+        if expression is not None:
+            selector(expression, "event_key_jmespath")
+    return options
 
 
 def _mismatch(key: str) -> PayloadMismatch:
@@ -303,18 +417,57 @@ class Idempotency:
         )
 
     def _complete(self, claim: Claim, text: str) -> None:
-        done = {
+        try:
+            self._fenced_update(claim, Update().set_all(self._done(text)))
+        except ConditionFailed:
+            raise self._lost(claim) from None
+
+    def _completion(
+        self, claim: Claim, text: str, also: Sequence[Mapping[str, Any]]
+    ) -> Transaction:
+        """The completion and the caller's writes as one transaction (checked before any
+        request). The completion is also conditional on the record being in progress, so a
+        retry that finds it completed by this very claim knows its first attempt landed."""
+        tx = Transaction(self._t)
+        tx.update(
+            self._key(claim.key),
+            Update().set_all(self._done(text)),
+            condition=_owned(claim._nonce),
+            return_old=True,
+        )
+        tx.raw(*also)
+        if len(tx) > MAX_ACTIONS:
+            raise InvalidArgument(
+                f"idempotency key {claim.key!r}: {len(also)} extra writes and the completion "
+                f"exceed DynamoDB's {MAX_ACTIONS} actions per transaction; nothing was written"
+            )
+        return tx
+
+    def _commit_completion(self, claim: Claim, tx: Transaction) -> None:
+        try:
+            tx.commit()
+        except TransactionCanceled as e:
+            reason = e.reasons[0]
+            if reason.code != "ConditionalCheckFailed":
+                raise
+            old = reason.item or {}
+            if own_write(old, claim._nonce, attribute="owner") and old.get("status") == _COMPLETED:
+                return
+            raise self._lost(claim) from None
+
+    def _done(self, text: str) -> dict[str, Any]:
+        return {
             "status": _COMPLETED,
             "result": text,
             "ttl": math.ceil(time.time() + self.expires_after),
         }
-        try:
-            self._fenced_update(claim, Update().set_all(done))
-        except ConditionFailed:
-            raise LeaseLost(
-                f"idempotency key {claim.key!r}: this invocation's claim expired and another took "
-                "the key over; the result was not stored"
-            ) from None
+
+    @staticmethod
+    def _lost(claim: Claim) -> LeaseLost:
+        return LeaseLost(
+            f"idempotency key {claim.key!r}: this invocation's claim expired and another took "
+            "the key over; the result was not stored"
+        )
 
     def _release(self, claim: Claim) -> bool:
         released = Update().set_all({"status": _RELEASED, "lease_until": 0})
@@ -349,12 +502,44 @@ class Idempotency:
 
 
 def _path(obj: Any, path: str) -> Any:
+    """The value at a dotted path (``Records.0.messageId``), None where it leads nowhere."""
     for part in path.split("."):
         try:
             obj = obj[int(part)] if isinstance(obj, list) else obj[part]
         except (KeyError, IndexError, ValueError, TypeError):
-            raise InvalidArgument(f"path {path!r} not found in the payload (at {part!r})") from None
+            return None
     return obj
+
+
+_DOTTED = re.compile(r"[^.\[\]]+(?:\.[^.\[\]]+)*")
+# A validate expression that selects nothing compares as this value (as Powertools hashes
+# null), distinct from every payload a JSON event can carry.
+_SELECTED_NOTHING = "\x00nothing selected"
+
+
+def selector(expression: str, what: str = "key") -> Callable[[Any], Any]:
+    """A function that picks a value out of an event by ``expression``: a JMESPath expression
+    (``body.order_id``, ``Records[0].messageId``, ``powertools_json(body).id``), or one of the
+    dotted paths of earlier versions (``Records.0.messageId``, ``headers.x-request-id``) where
+    it is not valid JMESPath. Either selects None where the event has nothing.
+
+    Powertools' JMESPath functions ``powertools_json``, ``powertools_base64`` and
+    ``powertools_base64_gzip`` are available, so its ``event_key_jmespath`` works unchanged.
+    Raises :class:`InvalidArgument` for an expression that is neither.
+    """
+    from . import _jmespath
+
+    if not isinstance(expression, str) or not expression:
+        raise InvalidArgument(f"{what} must be a non-empty JMESPath expression, got {expression!r}")
+    try:
+        compiled = _jmespath.compile(expression)
+    except _jmespath.ParseError as e:
+        if _DOTTED.fullmatch(expression):
+            return lambda event: _path(event, expression)
+        raise InvalidArgument(
+            f"{what} {expression!r} is neither a JMESPath expression nor a dotted path: {e}"
+        ) from None
+    return compiled
 
 
 _log = logging.getLogger("stateless_state.idempotency")
@@ -370,6 +555,31 @@ def _key_text(value: Any) -> str | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return repr(value)
     return payload_hash(value)
+
+
+_pending: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar(
+    "stateless_state_completion_writes", default=None
+)
+
+
+def commit_with_completion(*actions: Mapping[str, Any]) -> None:
+    """Inside the body of an :func:`idempotent` function: commit ``actions``
+    (``TransactWriteItems`` entries, e.g. from :mod:`stateless_state.pynamodb`) in the same
+    transaction as the key's completion, so they are written exactly once per key.
+
+    Nothing is written when the body returns: if this invocation's claim was taken over
+    (it outlived its lease), the completion and these writes fail together with
+    :class:`LeaseLost`; if the body raises, they are dropped with the claim. Each entry is
+    checked for shape now (:class:`InvalidArgument` otherwise); at most 99 in all.
+    """
+    pending = _pending.get()
+    if pending is None:
+        raise InvalidArgument(
+            "commit_with_completion() adds writes to the completion of an @idempotent "
+            "function and must be called inside its body; elsewhere pass them to "
+            "Claim.complete(result, also=...)"
+        )
+    pending.extend(check_actions(actions))
 
 
 def _is_context(obj: Any) -> bool:
@@ -390,11 +600,15 @@ def idempotent(
     """Make a Lambda handler ``(event, context)`` or a plain function idempotent.
 
     Args:
-        key: what identifies a request. A dotted path into the event (``"detail.id"``,
-            ``"Records.0.messageId"``), a callable given the event (handlers) or the function's
-            arguments (plain functions), or None for a hash of the whole payload.
+        key: what identifies a request. A JMESPath expression into the event
+            (``"requestContext.requestId"``, ``"Records[0].messageId"``,
+            ``"powertools_json(body).order_id"``; dotted paths such as
+            ``"Records.0.messageId"`` still work, see :func:`selector`), a callable given the
+            event (handlers) or the function's arguments (plain functions), or None for a hash
+            of the whole payload. A plain function's expression applies to its first argument.
         validate: also check that a repeated key carries the same payload: True for the whole
-            payload, or a path or callable selecting the part to compare. A mismatch raises
+            payload, or an expression or callable selecting the part to compare (an expression
+            that selects nothing compares as null). A mismatch raises
             :class:`PayloadMismatch`.
         expires_after: how long a completed result is kept and replayed.
         in_progress_timeout: the claim's lease when there is no Lambda context (with one, the
@@ -410,7 +624,9 @@ def idempotent(
 
     The body runs at most once per key while the record lives; duplicates get the stored result
     (falsy ones too) or :class:`AlreadyInProgress` while the first is still running. If the body
-    raises, the claim is released and the exception propagates, so a retry can run it.
+    raises, the claim is released and the exception propagates, so a retry can run it. Writes
+    the body hands to :func:`commit_with_completion` commit with the completion: exactly once
+    per key, even when an invocation outlives its lease and a retry takes over.
     """
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
@@ -424,49 +640,57 @@ def idempotent(
             cache_size=cache_size,
         )
 
+        pick = selector(key, "key") if isinstance(key, str) else None
+        check = selector(validate, "validate") if isinstance(validate, str) else None
+
         @functools.wraps(fn)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             handler = len(args) == 2 and not kwargs and _is_context(args[1])
             payload: Any = args[0] if handler else {"args": list(args), "kwargs": kwargs}
             context: Any = args[1] if handler else None
+            event: Any = payload if handler else args[0] if args else kwargs
             selected: Any
             if key is None:
                 selected = payload_hash(payload)
-            elif isinstance(key, str):
-                try:
-                    selected = _path(payload if handler else args[0] if args else kwargs, key)
-                except InvalidArgument:
-                    selected = None
+            elif pick is not None:
+                selected = pick(event)
             else:
+                assert callable(key)
                 selected = key(payload) if handler else key(*args, **kwargs)
             k = _key_text(selected)
             if k is None:
-                what = f"path {key!r}" if isinstance(key, str) else "the key function"
+                what = f"key {key!r}" if isinstance(key, str) else "the key function"
                 if raise_on_missing_key:
                     raise InvalidArgument(
                         f"{what} selects no idempotency key in this event (missing, null or "
-                        "empty); fix the path, or pass raise_on_missing_key=False to run such "
-                        "events without idempotency"
+                        "empty); fix the expression, or pass raise_on_missing_key=False to run "
+                        "such events without idempotency"
                     )
                 _log.warning("%s selects no idempotency key; running without idempotency", what)
                 return fn(*args, **kwargs)
             checked: Any = None
             if validate is True:
                 checked = payload
-            elif isinstance(validate, str):
-                checked = _path(payload if handler else args[0], validate)
+            elif check is not None:
+                checked = check(event)
+                if checked is None:
+                    checked = _SELECTED_NOTHING
             elif callable(validate):
                 checked = validate(payload) if handler else validate(*args, **kwargs)
             claim = keys.claim(k, payload=checked, context=context)
             if claim.replay:
                 result: R = claim.result
                 return result
+            writes: list[dict[str, Any]] = []
+            token = _pending.set(writes)
             try:
                 result = fn(*args, **kwargs)
             except BaseException:
                 claim.release()
                 raise
-            claim.complete(result)
+            finally:
+                _pending.reset(token)
+            claim.complete(result, also=writes)
             return result
 
         return wrapper

@@ -53,11 +53,16 @@ def _stop_at(deadline: float | None) -> Callable[[tenacity.RetryCallState], bool
 
 def transient(error: BaseException) -> bool:
     """True for a failure botocore already retried and gave up on: connection errors, timeouts,
-    throttling and 5xx. Never true for a failed condition (an answer) or a validation error."""
+    throttling and 5xx; and a transaction cancelled by a conflicting request, which botocore never
+    retries. Never true for a failed condition (an answer) or a validation error."""
     from botocore.exceptions import BotoCoreError, ClientError
+
+    from .errors import TransactionCanceled
 
     if isinstance(error, BotoCoreError):
         return True
+    if isinstance(error, TransactionCanceled):
+        return error.conflict and not error.condition_failed
     if isinstance(error, ClientError):
         code = error.response.get("Error", {}).get("Code", "")
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)

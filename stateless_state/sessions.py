@@ -41,6 +41,7 @@ from __future__ import annotations
 import math
 import secrets
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Required, TypedDict
@@ -57,7 +58,7 @@ from .table import (
     Table,
     TransactionCanceled,
 )
-from .transaction import Transaction, own_write
+from .transaction import Transaction, check_actions, own_write
 
 __all__ = [
     "Session",
@@ -224,10 +225,18 @@ class _Windows:
         """The condition that a session we read is still as we read it, and open."""
         return Attr("version").eq(int(item["version"])) & Attr("state").eq("open")
 
-    def _transact(self, tx: Transaction, token_action: int | None, nonce: str) -> str:
-        """Run the add's transaction: ``applied``; ``duplicate`` when the token was used by
-        another add; ``ours`` when an earlier attempt of this same add was applied (its response
-        lost, then a conflict on the retry)."""
+    def _transact(
+        self,
+        tx: Transaction,
+        token_action: int | None,
+        nonce: str,
+        also: Sequence[Mapping[str, Any]],
+    ) -> str:
+        """Run the add's transaction, with the caller's own writes last: ``applied``;
+        ``duplicate`` when the token was used by another add; ``ours`` when an earlier attempt
+        of this same add was applied (its response lost, then a conflict on the retry). A
+        failed condition of the caller's is theirs to handle, never retried."""
+        theirs = tx.raw(*also)
         try:
             tx.commit()
         except TransactionCanceled as e:
@@ -235,6 +244,8 @@ class _Windows:
                 reason = e.reasons[token_action]
                 if reason.code == "ConditionalCheckFailed":
                     return "ours" if own_write(reason.item, nonce) else "duplicate"
+            if any(r.code == "ConditionalCheckFailed" for r in e.reasons[theirs:]):
+                raise
             if e.conflict or e.condition_failed:
                 raise _Again() from e
             raise
@@ -258,11 +269,21 @@ class _Windows:
         *,
         token: str | None = None,
         context: LambdaContext | None = None,
+        also: Sequence[Mapping[str, Any]] = (),
     ) -> SessionUpdate:
         """Add one event of ``key`` at event time ``at`` (an aware datetime or epoch seconds)
         with ``value``; see the class docstring for what it does and costs. Concurrent adds of
         one key are serialized by conditional writes; an add whose reads went stale starts over,
         at most 50 times and, given the Lambda ``context``, never past the invocation's time.
+
+        ``also``: your own ``TransactWriteItems`` entries (any table), committed in the add's
+        transaction: written exactly when the event is applied (not when it is ``late`` or a
+        ``duplicate`` of its token), so once per token. The add's own actions leave room for
+        about 95 (a merge deletes one item per absorbed session; past DynamoDB's 100 actions
+        the add raises :class:`~stateless_state.errors.InvalidArgument`, nothing written). If
+        one of them fails its condition, nothing is written and
+        :class:`~stateless_state.errors.TransactionCanceled` is raised (its last
+        ``len(also)`` reasons are yours).
 
         Raises :class:`~stateless_state.errors.InvalidArgument` (nothing written) for an empty
         or over-long key or token, a naive datetime, an instant outside years 1 to 9999, or a
@@ -273,9 +294,10 @@ class _Windows:
             domain.name("token", token)
         t = domain.instant(at, "at")
         v = domain.number(value, "value")
+        extra = check_actions(also)
         nonce = secrets.token_hex(8)
         return self._t.retry(
-            lambda: self._add_once(key, t, float(v), token, nonce),
+            lambda: self._add_once(key, t, float(v), token, nonce, extra),
             retry_on=(_Again,),
             what=f"{self.kind} {self.name!r} add",
             attempts=50,
@@ -286,7 +308,13 @@ class _Windows:
         )
 
     def _add_once(
-        self, key: str, at: float, value: float, token: str | None, nonce: str
+        self,
+        key: str,
+        at: float,
+        value: float,
+        token: str | None,
+        nonce: str,
+        also: list[dict[str, Any]],
     ) -> SessionUpdate:
         raise NotImplementedError
 
@@ -407,7 +435,13 @@ class SessionWindows(_Windows):
         )
 
     def _add_once(
-        self, key: str, at: float, value: float, token: str | None, nonce: str
+        self,
+        key: str,
+        at: float,
+        value: float,
+        token: str | None,
+        nonce: str,
+        also: list[dict[str, Any]],
     ) -> SessionUpdate:
         seen = self._head_version(key)
         near = self._query(key, at - self.gap - self.max_duration, at + self.gap)
@@ -424,7 +458,7 @@ class SessionWindows(_Windows):
         session = Session(key, new_id, at, at, 1, value, value, value)
         for i in chosen:
             session = _combine(session, _session_from(i))
-        outcome = self._write(session, chosen, seen, token, nonce)
+        outcome = self._write(session, chosen, seen, token, nonce, also)
         if outcome == "duplicate":
             return SessionUpdate(None, duplicate=True)
         if outcome == "ours":
@@ -441,9 +475,10 @@ class SessionWindows(_Windows):
         seen: int,
         token: str | None,
         nonce: str,
+        also: list[dict[str, Any]],
     ) -> str:
         """One transaction: the token, the sessions merged away (deleted), the session (put),
-        the head; every item read is pinned to what was read."""
+        the head, the caller's writes; every item read is pinned to what was read."""
         key = session.key
         new_sk = keys.session_item(self.kind, self.name, key, session.start, session.id).sk
         kept = next((i for i in chosen if i["sk"] == new_sk), None)
@@ -459,7 +494,7 @@ class SessionWindows(_Windows):
         )
         head = self._head_action(tx, key, seen)
         try:
-            return self._transact(tx, token_action, nonce)
+            return self._transact(tx, token_action, nonce, also)
         except _Again as again:
             cause = again.__cause__
             reason = cause.reasons[head] if isinstance(cause, TransactionCanceled) else None
@@ -534,7 +569,13 @@ class TumblingWindows(_Windows):
         return self.allowed_lateness
 
     def _add_once(
-        self, key: str, at: float, value: float, token: str | None, nonce: str
+        self,
+        key: str,
+        at: float,
+        value: float,
+        token: str | None,
+        nonce: str,
+        also: list[dict[str, Any]],
     ) -> SessionUpdate:
         start = math.floor(at / self.size) * self.size
         if start < domain.MIN_INSTANT:
@@ -570,7 +611,7 @@ class TumblingWindows(_Windows):
             self._item(window, version),
             condition=self._unchanged(existing[0]) if existing else Attr("pk").not_exists(),
         )
-        outcome = self._transact(tx, token_action, nonce)
+        outcome = self._transact(tx, token_action, nonce, also)
         if outcome == "duplicate":
             return SessionUpdate(None, duplicate=True)
         if outcome == "ours":

@@ -21,7 +21,7 @@ request.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .codec import to_item
@@ -29,9 +29,37 @@ from .errors import InvalidArgument
 from .expressions import Attr, Condition, Update, render
 from .table import Table
 
-__all__ = ["MAX_ACTIONS", "Transaction", "own_write"]
+__all__ = ["ACTION_KINDS", "MAX_ACTIONS", "Transaction", "check_actions", "own_write"]
 
 MAX_ACTIONS = 100
+ACTION_KINDS = ("ConditionCheck", "Put", "Delete", "Update")
+
+
+def check_actions(actions: Iterable[object]) -> list[dict[str, Any]]:
+    """``actions`` as ``TransactWriteItems`` entries, each checked for shape: an
+    :class:`InvalidArgument` naming the first malformed one, before any request."""
+    return [_checked(a, i) for i, a in enumerate(actions)]
+
+
+def _checked(action: object, index: int) -> dict[str, Any]:
+    """``action`` as a ``TransactWriteItems`` entry, or :class:`InvalidArgument` saying what is
+    wrong with it (before any request, so nothing is half-written)."""
+    where = f"extra action {index}"
+    if not isinstance(action, Mapping) or len(action) != 1:
+        raise InvalidArgument(
+            f"{where} must be one TransactWriteItems entry, a mapping with exactly one of "
+            f"{', '.join(ACTION_KINDS)}, got {action!r:.200}"
+        )
+    ((kind, body),) = action.items()
+    if kind not in ACTION_KINDS:
+        raise InvalidArgument(f"{where}: {kind!r} is not one of {', '.join(ACTION_KINDS)}")
+    needed = "Item" if kind == "Put" else "Key"
+    if not isinstance(body, Mapping) or "TableName" not in body or needed not in body:
+        raise InvalidArgument(
+            f"{where}: a {kind} needs TableName and {needed} (low-level attribute values, as "
+            "the client takes them); stateless_state.pynamodb builds them from a model"
+        )
+    return {kind: dict(body)}
 
 
 def own_write(old: Mapping[str, Any] | None, nonce: str, *, attribute: str = "nonce") -> bool:
@@ -115,10 +143,12 @@ class Transaction:
         return self._append("ConditionCheck", {"Key": to_item(key)}, condition, return_old)
 
     def raw(self, *actions: Mapping[str, Any]) -> int:
-        """Add ready-made ``TransactWriteItems`` entries (the caller's own writes); returns the
-        index of the first."""
+        """Add ready-made ``TransactWriteItems`` entries (the caller's own writes, on any table
+        of the account and region); returns the index of the first. Each is checked for shape
+        here, so a malformed one raises :class:`~stateless_state.errors.InvalidArgument` before
+        any request."""
         first = len(self.actions)
-        self.actions.extend(dict(a) for a in actions)
+        self.actions.extend(check_actions(actions))
         return first
 
     def commit(self) -> None:

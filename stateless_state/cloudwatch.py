@@ -1,0 +1,175 @@
+"""``store.metrics`` to CloudWatch, per invocation, in the Embedded Metric Format (EMF).
+
+Lambda sends a function's standard output to CloudWatch Logs, and CloudWatch turns every log line
+that is an EMF document into metrics: no ``PutMetricData`` call, no extra latency, no IAM
+permission beyond the logs the function already writes.
+
+.. code-block:: python
+
+    from stateless_state.cloudwatch import publish_metrics
+
+    @publish_metrics(store, namespace="Orders")
+    def handler(event, context): ...
+
+At the end of each invocation it prints one EMF document per DynamoDB operation the invocation
+used (``Operation`` is the dimension: ``UpdateItem``, ``TransactWriteItems``, ``counter.add``...)
+with what the invocation cost: ``Requests`` (HTTP attempts, botocore's retries included),
+``Calls``, ``ConsumedWCU``, ``ConsumedRCU``, ``ConditionFailures``, ``Conflicts``, ``Retries``
+and ``Errors``. An invocation that made no DynamoDB call prints nothing.
+
+With Powertools' ``Metrics`` in use, pass it as ``powertools=metrics``: the documents then carry
+its namespace, its ``service`` and its default dimensions, so the library's figures sit beside
+your own under the same dimensions; Powertools' own flush is untouched (it may come before or
+after ours, in either decorator order).
+
+The figures are the difference of ``store.metrics`` between entry and exit, and
+``store.metrics`` counts the whole process: exact for Lambda (one invocation at a time per
+container), a mix of everything concurrent for a multi-threaded program.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Any
+
+from .errors import InvalidArgument
+from .metrics import Metrics
+
+__all__ = ["DEFAULT_NAMESPACE", "emf_documents", "publish_metrics"]
+
+DEFAULT_NAMESPACE = "StatelessState"
+
+# Metric name in CloudWatch, field of OperationStats.
+_FIGURES = (
+    ("Requests", "requests"),
+    ("Calls", "calls"),
+    ("ConsumedWCU", "wcu"),
+    ("ConsumedRCU", "rcu"),
+    ("ConditionFailures", "condition_failures"),
+    ("Conflicts", "conflicts"),
+    ("Retries", "retries"),
+    ("Errors", "errors"),
+)
+# EMF reserves these keys, and a dimension named like a metric would be overwritten by it.
+_RESERVED = frozenset({"_aws", "Operation"} | {name for name, _ in _FIGURES})
+
+
+def emf_documents(
+    metrics: Metrics,
+    *,
+    namespace: str = DEFAULT_NAMESPACE,
+    dimensions: Mapping[str, str] | None = None,
+    timestamp: float | None = None,
+) -> list[dict[str, Any]]:
+    """``metrics`` (typically the difference of two snapshots) as EMF documents, one per
+    operation, each with ``Operation`` and ``dimensions`` as its dimension set."""
+    dims = _dimensions(dimensions or {})
+    namespace = _namespace(namespace)
+    at = int((time.time() if timestamp is None else timestamp) * 1000)
+    docs = []
+    for operation, stats in sorted(metrics.by_operation.items()):
+        doc: dict[str, Any] = {
+            "_aws": {
+                "Timestamp": at,
+                "CloudWatchMetrics": [
+                    {
+                        "Namespace": namespace,
+                        "Dimensions": [[*dims, "Operation"]],
+                        "Metrics": [{"Name": name, "Unit": "Count"} for name, _ in _FIGURES],
+                    }
+                ],
+            },
+            **dims,
+            "Operation": operation,
+        }
+        for name, attribute in _FIGURES:
+            doc[name] = getattr(stats, attribute)
+        docs.append(doc)
+    return docs
+
+
+def _namespace(namespace: object) -> str:
+    if not isinstance(namespace, str) or not 0 < len(namespace) <= 255:
+        raise InvalidArgument(f"namespace must be a str of 1 to 255 characters, got {namespace!r}")
+    return namespace
+
+
+def _dimensions(dimensions: Mapping[str, Any]) -> dict[str, str]:
+    if len(dimensions) > 29:
+        raise InvalidArgument(
+            f"{len(dimensions)} dimensions given; EMF allows 30 per set and one is Operation"
+        )
+    out = {}
+    for name, value in dimensions.items():
+        if name in _RESERVED or not isinstance(name, str) or not name:
+            raise InvalidArgument(
+                f"{name!r} cannot be a dimension name here (reserved: {sorted(_RESERVED)})"
+            )
+        out[name] = str(value)
+    return out
+
+
+class publish_metrics(contextlib.ContextDecorator):
+    """Print what the enclosed code cost in DynamoDB as EMF documents when it ends, also when
+    it raises. A decorator for handlers or a context manager:
+
+    >>> with publish_metrics(store, namespace="Orders"):
+    ...     handle(event)
+
+    Args:
+        store: the :class:`~stateless_state.Store` (anything with ``.metrics``).
+        namespace: the CloudWatch namespace; Powertools' when ``powertools`` is given.
+        dimensions: more dimensions for every document (``{"stage": "prod"}``).
+        powertools: a Powertools ``Metrics``; its namespace, service and default dimensions
+            are used (``namespace`` and ``dimensions`` add to or override them).
+        emit: where each document goes, as one line of JSON (default: standard output, which
+            Lambda sends to CloudWatch Logs).
+    """
+
+    def __init__(
+        self,
+        store: Any,
+        *,
+        namespace: str | None = None,
+        dimensions: Mapping[str, str] | None = None,
+        powertools: Any = None,
+        emit: Callable[[str], None] | None = None,
+    ) -> None:
+        if not isinstance(getattr(store, "metrics", None), Metrics):
+            raise InvalidArgument("publish_metrics(store, ...) needs a stateless_state.Store")
+        self._store = store
+        dims: dict[str, str] = {}
+        if powertools is not None:
+            namespace = namespace or getattr(powertools, "namespace", None)
+            if getattr(powertools, "service", None):
+                dims["service"] = str(powertools.service)
+            dims.update(getattr(powertools, "default_dimensions", None) or {})
+        dims.update(dimensions or {})
+        self._namespace = _namespace(namespace or DEFAULT_NAMESPACE)
+        self._dimensions = _dimensions(dims)
+        self._emit = emit or _print
+        self._before: list[Metrics] = []
+
+    def __enter__(self) -> publish_metrics:
+        self._before.append(self._store.metrics.snapshot())
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        spent = self._store.metrics.snapshot() - self._before.pop()
+        for doc in emf_documents(spent, namespace=self._namespace, dimensions=self._dimensions):
+            self._emit(json.dumps(doc, separators=(",", ":")))
+
+
+def _print(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
