@@ -61,6 +61,9 @@ class ParseResult:
 def s3_arrivals(event: Mapping[str, Any]) -> list[Arrival]:
     """Every arrival in ``event``; raises :class:`MalformedEvent` naming each bad record.
 
+    ``event`` is the dict Lambda passes, or a Powertools event data class wrapping it
+    (``S3Event``, ``SQSEvent``, ``SNSEvent``, ``EventBridgeEvent``...).
+
     Use :func:`parse_s3_event` to keep the good records of a partly bad event.
     """
     result = parse_s3_event(event)
@@ -98,6 +101,8 @@ def parse_s3_event(event: Mapping[str, Any]) -> ParseResult:
     here, not a failure in the middle of adding an event.
     """
     result = ParseResult()
+    # A Powertools data class (a Mapping over the dict it wraps): parse the dict itself.
+    event = getattr(event, "raw_event", event)
     if not isinstance(event, Mapping):
         result.errors.append(f"event is a {type(event).__name__}, not a JSON object")
         return result

@@ -27,7 +27,13 @@ NEVER_FOR_THE_PIPELINE = [
     "patterns.versions",
     "patterns.postgres",
     "psycopg",
+    # The extras: only code that names them pays for them.
+    "pynamodb",
+    "aws_lambda_powertools",
+    "stateless_state.pynamodb",
+    "stateless_state.cloudwatch",
 ]
+EXTRAS = {"pynamodb", "aws_lambda_powertools", "stateless_state.pynamodb"}
 
 
 def loaded_after(statement: str) -> set[str]:
@@ -60,6 +66,17 @@ def test_importing_the_packages_loads_no_primitive() -> None:
     loaded = loaded_after("import patterns, stateless_state")
     assert not {m for m in loaded if m.startswith("patterns.")}
     assert "stateless_state.counter" not in loaded and "tenacity" not in loaded
+
+
+def test_an_idempotent_handler_with_a_jmespath_key_loads_no_extra() -> None:
+    loaded = loaded_after(
+        "import boto3; from stateless_state import Store, idempotent; "
+        "store = Store('table', client=boto3.client('dynamodb', region_name='us-east-1')); "
+        "idempotent(store, key='powertools_json(body).id')(lambda e, c: None)"
+    )
+    assert "stateless_state.idempotency" in loaded and "jmespath" in loaded
+    assert not loaded & EXTRAS
+    assert "stateless_state.cloudwatch" not in loaded
 
 
 def test_every_public_name_resolves() -> None:

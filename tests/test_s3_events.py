@@ -105,3 +105,26 @@ def test_every_generated_envelope_parses_to_its_objects(example: Any) -> None:
     event, objects = example
     arrivals = s3_arrivals(event)
     assert [(a.data["bucket"], a.data["key"]) for a in arrivals] == objects
+
+
+@pytest.mark.parametrize("envelope", ["direct", "sns", "sqs", "eventbridge"])
+def test_powertools_event_data_classes_parse_like_their_dicts(envelope: str) -> None:
+    from aws_lambda_powertools.utilities.data_classes import (
+        EventBridgeEvent,
+        S3Event,
+        SNSEvent,
+        SQSEvent,
+    )
+
+    good, bad = s3_record("bkt", "a#b/🚀 c.json", 9), s3_record("bkt", "bad.json", -1)
+    event, wrapper = {
+        "direct": (direct(good), S3Event),
+        "sns": (sns(good), SNSEvent),
+        "sqs": (sqs(good, bad), SQSEvent),
+        "eventbridge": (eventbridge("bkt", "a#b/🚀 c.json", 9), EventBridgeEvent),
+    }[envelope]
+    wrapped = wrapper(event)
+    assert parse_s3_event(wrapped) == parse_s3_event(event)
+    assert [a.data["key"] for a in parse_s3_event(wrapped).arrivals] == ["a#b/🚀 c.json"]
+    if envelope == "sqs":
+        assert len(parse_s3_event(wrapped).failed_message_ids) == 1
