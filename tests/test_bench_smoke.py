@@ -27,3 +27,5 @@ def test_benchmark_smoke_run(tmp_path: Path) -> None:
     assert "| 100 | 1.000 | 6.00 | 0.100 | 2.40 | 0.020 | 2.18 |" in results, results
     assert "| `a handler: S3ToRedshift and RedshiftDataApiLoader` |" in results
     assert (tmp_path / "wcu_per_arrival.png").stat().st_size > 10_000
+    assert "## 6. Idempotency against Powertools" in results
+    assert "| first call + a model save |" in results and "**A zombie that fails**" in results

@@ -1,0 +1,299 @@
+"""Idempotency side by side with Powertools for AWS Lambda (``@idempotent`` with
+``DynamoDBPersistenceLayer``), on one DynamoDB Local, measured the same way for both.
+
+Both clients carry the same meter (botocore event hooks): every request, botocore's retries
+included, asks for ``ReturnConsumedCapacity`` and is counted. DynamoDB Local reports no units for
+a write whose condition failed, and a flat 2 per transaction; AWS bills a failed conditional write
+as the write it would have been (1 WCU for a small item) and a transaction 2 WCU per item, so
+``wcu`` here is AWS's bill: the units reported, or that rule where none are.
+
+The zombie scenario: a first invocation outlives its in-progress expiry (its Lambda context said
+1 s), a retry takes the key over and answers, then the first finishes (or fails). Each side's
+table is read afterwards, and a third delivery shows what a client would get.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from stateless_state import LeaseLost, Store, commit_with_completion, idempotent
+from stateless_state import pynamodb as ss_pynamodb
+from stateless_state.table import transaction_units
+from stateless_state.testing import DynamoDBLocal, FakeLambdaContext, fresh_table_name
+
+_WRITES = {"PutItem", "UpdateItem", "DeleteItem"}
+
+
+@dataclass
+class Meter:
+    """Requests and AWS-billed capacity of every DynamoDB call one client makes."""
+
+    requests: int = 0
+    wcu: float = 0.0
+    rcu: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _pending: threading.local = field(default_factory=threading.local, repr=False)
+
+    def attach(self, client: Any) -> Meter:
+        client.meta.events.register("before-parameter-build.dynamodb", self._ask)
+        client.meta.events.register("after-call.dynamodb", self._count)
+        return self
+
+    def _ask(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        if "ReturnConsumedCapacity" in model.input_shape.members:
+            params.setdefault("ReturnConsumedCapacity", "TOTAL")
+        self._pending.items = len(params.get("TransactItems", [])) or 1
+        self._pending.request = params
+
+    def _count(self, http_response: Any, parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        consumed = parsed.get("ConsumedCapacity")
+        reported = sum(
+            float(c.get("CapacityUnits", 0))
+            for c in (consumed if isinstance(consumed, list) else [consumed] if consumed else [])
+        )
+        write = model.name in _WRITES or model.name == "TransactWriteItems"
+        if model.name == "TransactWriteItems":
+            reported = max(
+                reported, transaction_units(self._pending.request.get("TransactItems", []))
+            )
+        elif write and not reported:
+            reported = 1.0  # a failed conditional write: billed as the write it would have been
+        with self._lock:
+            self.requests += 1 + int(parsed.get("ResponseMetadata", {}).get("RetryAttempts", 0))
+            if write:
+                self.wcu += reported
+            else:
+                self.rcu += reported
+
+    def snapshot(self) -> tuple[int, float, float]:
+        with self._lock:
+            return self.requests, self.wcu, self.rcu
+
+
+@dataclass
+class Side:
+    """One implementation under test: its decorated handlers and its meter."""
+
+    name: str
+    plain: Callable[[dict[str, Any], Any], Any]
+    with_effect: Callable[[dict[str, Any], Any], Any]
+    meter: Meter
+    read_record: Callable[[str], dict[str, Any] | None]
+
+
+def _powertools(engine: DynamoDBLocal, effect: Any) -> Side:
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+    )
+    from aws_lambda_powertools.utilities.idempotency import idempotent as pt_idempotent
+
+    client = engine.client()
+    table = fresh_table_name("powertools")
+    client.create_table(
+        TableName=table,
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    meter = Meter().attach(client)
+    # The body's own save goes through PynamoDB's client: it is part of what Powertools costs.
+    meter.attach(effect._get_connection().connection.client)
+    layer = DynamoDBPersistenceLayer(table_name=table, boto3_client=client)
+    config = IdempotencyConfig(event_key_jmespath="id")
+
+    @pt_idempotent(persistence_store=layer, config=config)
+    def plain(event: dict[str, Any], context: Any) -> Any:
+        return _body(event)
+
+    @pt_idempotent(persistence_store=layer, config=IdempotencyConfig(event_key_jmespath="id"))
+    def with_effect(event: dict[str, Any], context: Any) -> Any:
+        result = _body(event)
+        # Powertools has no way to commit this with its completion: it is written here, once
+        # per body run.
+        effect(event["id"], event.get("who", "x"), result=str(result)).save()
+        return result
+
+    def read_record(key: str) -> dict[str, Any] | None:
+        items = client.scan(TableName=table, ConsistentRead=True)["Items"]
+        found = [i for i in items if i["id"]["S"].endswith(_md5(key))]
+        return {k: next(iter(v.values())) for k, v in found[0].items()} if found else None
+
+    return Side("Powertools", plain, with_effect, meter, read_record)
+
+
+def _md5(key: str) -> str:
+    import hashlib
+    import json
+
+    # Powertools' key: the function's name, then the md5 of the selected value's JSON.
+    return hashlib.md5(json.dumps(key).encode()).hexdigest()
+
+
+def _ours(engine: DynamoDBLocal, effect: Any) -> Side:
+    client = engine.client()
+    store = Store(fresh_table_name("ours"), client=client)
+    store.create_table()
+    meter = Meter().attach(client)
+
+    @idempotent(store, key="id", namespace="bench.plain")
+    def plain(event: dict[str, Any], context: Any) -> Any:
+        return _body(event)
+
+    @idempotent(store, key="id", namespace="bench.effect")
+    def with_effect(event: dict[str, Any], context: Any) -> Any:
+        result = _body(event)
+        commit_with_completion(
+            ss_pynamodb.save(effect(event["id"], event.get("who", "x"), result=str(result)))
+        )
+        return result
+
+    return Side(
+        "stateless_state", plain, with_effect, meter, store.idempotency("bench.effect").record
+    )
+
+
+def _body(event: dict[str, Any]) -> Any:
+    pause = float(event.get("sleep", 0))
+    if pause:
+        time.sleep(pause)
+    if event.get("fail"):
+        raise RuntimeError(f"{event.get('who')} failed")
+    return {"who": event.get("who", "x"), "n": 0}
+
+
+def _per_call(
+    side: Side, fn: Callable[[dict[str, Any], Any], Any], events: list[dict[str, Any]]
+) -> tuple[float, float, float]:
+    """Requests, WCU and median latency (ms) per call over ``events``."""
+    before = side.meter.snapshot()
+    latencies = []
+    for event in events:
+        started = time.perf_counter()
+        fn(event, FakeLambdaContext(30_000))
+        latencies.append((time.perf_counter() - started) * 1000)
+    after = side.meter.snapshot()
+    n = len(events)
+    return (after[0] - before[0]) / n, (after[1] - before[1]) / n, statistics.median(latencies)
+
+
+def _effects(effect: Any, key: str) -> list[str]:
+    return sorted(e.invocation for e in effect.query(key, consistent_read=True))
+
+
+def _zombie(side: Side, effect: Any, *, fails: bool) -> dict[str, str]:
+    """A (context of 1 s, body 1.6 s) outlives its claim; B takes over at 1.2 s and answers;
+    then A finishes (or raises). What is in the table, and what a third delivery gets."""
+    key = f"zombie-{'fails' if fails else 'finishes'}-{uuid.uuid4().hex[:8]}"
+    outcome: dict[str, str] = {}
+
+    def first() -> None:
+        event = {"id": key, "who": "A", "sleep": 1.6, "fail": fails}
+        try:
+            side.with_effect(event, FakeLambdaContext(1_000))
+            outcome["A"] = "returned its result"
+        except LeaseLost:
+            outcome["A"] = "LeaseLost (its result and save not written)"
+        except RuntimeError:
+            outcome["A"] = "raised"
+
+    a = threading.Thread(target=first)
+    a.start()
+    time.sleep(1.2)
+    b = side.with_effect({"id": key, "who": "B"}, FakeLambdaContext(30_000))
+    a.join()
+    record = side.read_record(key) or {}
+    stored = str(record.get("data") or record.get("result") or "")
+    runs_before = len(_effects(effect, key))
+    third = side.with_effect({"id": key, "who": "C"}, FakeLambdaContext(30_000))
+    return {
+        "B answered": str(b["who"]),
+        "A then": outcome["A"],
+        "record after A": (
+            "deleted"
+            if not record
+            else f"{record.get('status')}, result of {'A' if 'A' in stored else 'B'}"
+        ),
+        "side effects saved": f"{runs_before} ({', '.join(_effects(effect, key)[:runs_before])})",
+        "a third delivery": (
+            f"replays {third['who']}" if third["who"] != "C" else "runs the body again (C)"
+        ),
+        "side effects after it": str(len(_effects(effect, key))),
+    }
+
+
+def run(engine: DynamoDBLocal, calls: int) -> dict[str, Any]:
+    """Both sides: cost and latency per first call and per replay (with and without a side
+    effect), and the two zombie scenarios."""
+    from tests.pynamodb_models import effect_model
+
+    os.environ.setdefault("AWS_LAMBDA_FUNCTION_NAME", "bench")
+    effect = effect_model(engine)
+    sides = [_powertools(engine, effect), _ours(engine, effect)]
+    out: dict[str, Any] = {"calls": calls, "rows": {}, "zombie": {}, "zombie_fails": {}}
+    for side in sides:
+        salt = uuid.uuid4().hex[:6]
+        events = [{"id": f"{salt}-{i}"} for i in range(calls)]
+        effect_events = [{"id": f"{salt}-e{i}", "who": "A"} for i in range(calls)]
+        side.plain(events[0] | {"id": "warm-up"}, FakeLambdaContext(30_000))
+        out["rows"][side.name] = {
+            "first call": _per_call(side, side.plain, events),
+            "replay": _per_call(side, side.plain, events),
+            "first call + a model save": _per_call(side, side.with_effect, effect_events),
+            "replay (with the save)": _per_call(side, side.with_effect, effect_events),
+        }
+        out["zombie"][side.name] = _zombie(side, effect, fails=False)
+        out["zombie_fails"][side.name] = _zombie(side, effect, fails=True)
+    return out
+
+
+def markdown(results: dict[str, Any]) -> list[str]:
+    """The section of ``RESULTS.md``."""
+    rows = results["rows"]
+    theirs, ours = rows["Powertools"], rows["stateless_state"]
+    lines = [
+        "## 6. Idempotency against Powertools (`@idempotent`, `DynamoDBPersistenceLayer`)",
+        "",
+        f"{results['calls']} distinct keys per row, each called once (first call) and then "
+        "again (replay), with no local cache on either side; the same meter on both clients "
+        "(requests include botocore's retries; WCU as AWS bills them, a failed conditional "
+        "write included). Latency is the median per call on DynamoDB Local, as a ratio ours / "
+        "Powertools. With a side effect, the body saves one PynamoDB model: Powertools' body "
+        "saves it itself, ours hands it to `commit_with_completion` (one transaction with the "
+        "completion).",
+        "",
+        "| call | Powertools req / WCU | ours req / WCU | latency ours / Powertools |",
+        "|---|---:|---:|---:|",
+    ]
+    for call, (req_t, wcu_t, ms_t) in theirs.items():
+        req_o, wcu_o, ms_o = ours[call]
+        lines.append(
+            f"| {call} | {req_t:.2f} / {wcu_t:.2f} | {req_o:.2f} / {wcu_o:.2f} | "
+            f"{ms_o / ms_t:.2f} ({ms_o:.1f} / {ms_t:.1f} ms) |"
+        )
+    for title, scenario in (
+        ("A zombie that finishes", results["zombie"]),
+        ("A zombie that fails", results["zombie_fails"]),
+    ):
+        lines += [
+            "",
+            f"**{title}**: invocation A's context says 1 s, its body takes 1.6 s; at 1.2 s "
+            "a retry B finds A's claim expired, takes the key over and answers; then A "
+            + ("finishes and completes." if title.endswith("finishes") else "raises.")
+            + " Each body saves one model.",
+            "",
+            "| | Powertools | stateless_state |",
+            "|---|---|---|",
+        ]
+        for what in scenario["Powertools"]:
+            lines.append(
+                f"| {what} | {scenario['Powertools'][what]} | {scenario['stateless_state'][what]} |"
+            )
+    return lines
