@@ -575,7 +575,9 @@ def commit_with_completion(*actions: Mapping[str, Any]) -> None:
     Nothing is written when the body returns: if this invocation's claim was taken over
     (it outlived its lease), the completion and these writes fail together with
     :class:`LeaseLost`; if the body raises, they are dropped with the claim. Each entry is
-    checked for shape now (:class:`InvalidArgument` otherwise); at most 99 in all.
+    checked for shape now (:class:`InvalidArgument` otherwise); at most 99 in all. Call it from
+    the body's own thread or task: the pending writes live in a context variable, which work
+    handed to a thread pool does not see.
     """
     pending = _pending.get()
     if pending is None:
