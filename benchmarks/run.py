@@ -164,6 +164,15 @@ IMPORTS = {
     "a handler: S3ToRedshift and RedshiftDataApiLoader": (
         "from patterns import RedshiftDataApiLoader, S3ToRedshift"
     ),
+    "the example handler's: the above and publish_metrics (EMF)": (
+        "from patterns import RedshiftDataApiLoader, S3ToRedshift; "
+        "from stateless_state.cloudwatch import publish_metrics"
+    ),
+    "an idempotent handler: idempotent, commit_with_completion": (
+        "from stateless_state import commit_with_completion, idempotent; "
+        "idempotent.__name__, commit_with_completion.__name__"
+    ),
+    "the pynamodb extra (PynamoDB itself included)": "import stateless_state.pynamodb",
 }
 _PACKAGES = ("stateless_state", "patterns")
 
