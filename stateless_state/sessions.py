@@ -278,7 +278,8 @@ class _Windows:
 
         ``also``: your own ``TransactWriteItems`` entries (any table), committed in the add's
         transaction: written exactly when the event is applied (not when it is ``late`` or a
-        ``duplicate`` of its token), so once per token. The add's own actions leave room for
+        ``duplicate`` of its token), so once per token; it needs ``token``. The add's own
+        actions leave room for
         about 95 (a merge deletes one item per absorbed session; past DynamoDB's 100 actions
         the add raises :class:`~stateless_state.errors.InvalidArgument`, nothing written). If
         one of them fails its condition, nothing is written and
@@ -295,6 +296,11 @@ class _Windows:
         t = domain.instant(at, "at")
         v = domain.number(value, "value")
         extra = check_actions(also)
+        if extra and token is None:
+            raise InvalidArgument(
+                f"{self.kind} {self.name!r}: also= needs a token, so that your writes are "
+                "committed once however often the add is retried"
+            )
         nonce = secrets.token_hex(8)
         return self._t.retry(
             lambda: self._add_once(key, t, float(v), token, nonce, extra),

@@ -172,6 +172,8 @@ def test_session_writes_commit_only_with_an_applied_event(ddb_store: Store, Effe
     )
     assert late.late
     assert [e.invocation for e in Effect.query(request, consistent_read=True)] == ["e1"]
+    with pytest.raises(InvalidArgument, match="needs a token"):
+        sessions.add("user/2", t0, also=[ss_pynamodb.save(Effect(request, "no token"))])
 
 
 def test_a_stale_lease_holder_writes_nothing_in_either_direction(
@@ -283,7 +285,8 @@ def test_hostile_input_commits_all_or_nothing(
     else:
         assert good and count.applied and counter.get() == amount
         assert _exists(Effect, request, name)
-    sessions = ddb_store.sessions(name, gap=30, max_duration=300)
+    # Hypothesis reuses the table across examples: a fresh name, so no token is seen before.
+    sessions = ddb_store.sessions(name + uuid.uuid4().hex, gap=30, max_duration=300)
     session_request = request + "#s"
     try:
         update = sessions.add(
