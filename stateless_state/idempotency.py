@@ -460,6 +460,13 @@ class Idempotency:
                 return
             raise self._lost(claim) from None
 
+    def _commit_unguarded(self, writes: list[dict[str, Any]]) -> None:
+        """The writes of a body run without idempotency (its event had no key), as one
+        transaction of their own."""
+        tx = Transaction(self._t)
+        tx.raw(*writes)
+        tx.commit()
+
     def _done(self, text: str) -> dict[str, Any]:
         return {
             "status": _COMPLETED,
@@ -575,7 +582,9 @@ def commit_with_completion(*actions: Mapping[str, Any]) -> None:
     Nothing is written when the body returns: if this invocation's claim was taken over
     (it outlived its lease), the completion and these writes fail together with
     :class:`LeaseLost`; if the body raises, they are dropped with the claim. Each entry is
-    checked for shape now (:class:`InvalidArgument` otherwise); at most 99 in all. Call it from
+    checked for shape now (:class:`InvalidArgument` otherwise); at most 99 in all. A body run
+    without idempotency (no key in its event, ``raise_on_missing_key=False``) has no
+    completion: its writes commit as one transaction of their own when it returns. Call it from
     the body's own thread or task: the pending writes live in a context variable, which work
     handed to a thread pool does not see.
     """
@@ -587,6 +596,18 @@ def commit_with_completion(*actions: Mapping[str, Any]) -> None:
             "Claim.complete(result, also=...)"
         )
     pending.extend(check_actions(actions))
+
+
+def _collecting(
+    fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs
+) -> tuple[R, list[dict[str, Any]]]:
+    """``fn``'s result and the writes its body handed to :func:`commit_with_completion`."""
+    writes: list[dict[str, Any]] = []
+    token = _pending.set(writes)
+    try:
+        return fn(*args, **kwargs), writes
+    finally:
+        _pending.reset(token)
 
 
 def _is_context(obj: Any) -> bool:
@@ -674,7 +695,10 @@ def idempotent(
                         "such events without idempotency"
                     )
                 _log.warning("%s selects no idempotency key; running without idempotency", what)
-                return fn(*args, **kwargs)
+                unkeyed, writes = _collecting(fn, *args, **kwargs)
+                # No completion to commit them with: they land as the body ran, unguarded.
+                keys._commit_unguarded(writes)
+                return unkeyed
             checked: Any = None
             if validate is True:
                 checked = payload
@@ -688,15 +712,11 @@ def idempotent(
             if claim.replay:
                 result: R = claim.result
                 return result
-            writes: list[dict[str, Any]] = []
-            token = _pending.set(writes)
             try:
-                result = fn(*args, **kwargs)
+                result, writes = _collecting(fn, *args, **kwargs)
             except BaseException:
                 claim.release()
                 raise
-            finally:
-                _pending.reset(token)
             claim.complete(result, also=writes)
             return result
 

@@ -140,6 +140,19 @@ def test_a_body_that_raises_drops_its_writes(ddb_store: Store, Effect: Any) -> N
     assert list(Effect.query(request, consistent_read=True)) == []
 
 
+def test_a_body_without_a_key_still_commits_its_writes(ddb_store: Store, Effect: Any) -> None:
+    request = "unkeyed-" + uuid.uuid4().hex
+
+    @idempotent(ddb_store, key="id", raise_on_missing_key=False)
+    def handler(event: dict[str, Any], context: Any) -> str:
+        commit_with_completion(ss_pynamodb.save(Effect(request, event["n"])))
+        return event["n"]
+
+    assert handler({"n": "1"}, FakeLambdaContext(30_000)) == "1"
+    assert handler({"n": "2"}, FakeLambdaContext(30_000)) == "2", "no key: not idempotent"
+    assert [e.invocation for e in Effect.query(request, consistent_read=True)] == ["1", "2"]
+
+
 def test_counter_writes_commit_once_per_token(ddb_store: Store, Order: Any) -> None:
     counter = ddb_store.counter("stock#a/b")
     order = Order("stock-" + uuid.uuid4().hex, total=0)
