@@ -146,7 +146,7 @@ def test_a_body_without_a_key_still_commits_its_writes(ddb_store: Store, Effect:
     @idempotent(ddb_store, key="id", raise_on_missing_key=False)
     def handler(event: dict[str, Any], context: Any) -> str:
         commit_with_completion(ss_pynamodb.save(Effect(request, event["n"])))
-        return event["n"]
+        return str(event["n"])
 
     assert handler({"n": "1"}, FakeLambdaContext(30_000)) == "1"
     assert handler({"n": "2"}, FakeLambdaContext(30_000)) == "2", "no key: not idempotent"
