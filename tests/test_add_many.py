@@ -112,7 +112,7 @@ def workloads(draw: Any) -> tuple[str, Thresholds, list[list[Arrival]]]:
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(workload=workloads())
 def test_add_many_matches_one_at_a_time(

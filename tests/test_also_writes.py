@@ -157,10 +157,7 @@ def test_counter_writes_commit_once_per_token(ddb_store: Store, Order: Any) -> N
     counter = ddb_store.counter("stock#a/b")
     order = Order("stock-" + uuid.uuid4().hex, total=0)
     order.save()
-    bump = ss_pynamodb.update(
-        order,
-        [Order.total.add(7)],
-    )
+    bump = ss_pynamodb.update(order, [Order.total.add(7)])
     first = counter.add(3, token="evt#1", also=[bump])
     again = counter.add(3, token="evt#1", also=[bump])
     assert first.applied and not again.applied
