@@ -69,9 +69,14 @@ def test_one_save_per_key_whatever_the_interleaving(
             # when injected faults slow the others' claims down).
             # Taken over means another owner token, not a higher fence: an ambiguous claim
             # that botocore retries after the lease ended applies twice (fence 2, same owner).
+            # (If a late claim response let another take over before this first read, that
+            # other's completion ends the wait: completed by anyone but this body is a takeover.)
             mine = (records.record(request) or {}).get("owner")
             deadline = time.monotonic() + 30
-            while (records.record(request) or {}).get("owner") == mine:
+            while True:
+                now = records.record(request) or {}
+                if now.get("owner") != mine or now.get("status") == "completed":
+                    break
                 assert time.monotonic() < deadline, f"{request}: never taken over"
                 time.sleep(0.02)
         else:
