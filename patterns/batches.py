@@ -156,7 +156,9 @@ class Batch:
     superseded: tuple[str, ...] = ()
     """Members whose content was gone from S3 when the batch was loaded (rewritten in an
     unversioned bucket, or a deleted version): not loaded, by design; see
-    :mod:`patterns.versions`."""
+    :mod:`patterns.versions`. Bounded (:data:`patterns.loading.SUPERSEDED_IDS_BUDGET`): the
+    first ones, when there are many; ``superseded_count`` counts them all."""
+    superseded_count: int = 0
 
     @property
     def id(self) -> str:
@@ -212,4 +214,5 @@ def batch_from_item(item: Mapping[str, Any]) -> Batch:
         loaded_at=opt("loaded_at"),
         history=tuple(item.get("history", ())),
         superseded=tuple(item.get("superseded", ())),
+        superseded_count=int(item.get("superseded_count", len(item.get("superseded", ())))),
     )

@@ -28,7 +28,11 @@ if TYPE_CHECKING:
     from .batcher import Batcher
     from .redshift import Loader
 
-__all__ = ["LoadTicket", "abandon_batch", "needs_warehouse"]
+__all__ = ["SUPERSEDED_IDS_BUDGET", "LoadTicket", "abandon_batch", "needs_warehouse"]
+
+SUPERSEDED_IDS_BUDGET = 32 * 1024
+"""Bytes of superseded member ids kept on a batch item (DynamoDB's item limit is 400 KB, and
+the item holds the rest of the batch as well); beyond it only their count is kept."""
 
 
 @dataclass
@@ -67,10 +71,23 @@ class LoadTicket:
         self._end(Update().set("statement_id", statement_id), "statement id")
         self.batch = replace(b, statement_id=statement_id)
 
-    def record_superseded(self, member_ids: list[str]) -> None:
-        """Write on the batch the members whose content no longer exists (fenced)."""
-        self._end(Update().set("superseded", member_ids), "superseded members")
-        self.batch = replace(self.batch, superseded=tuple(member_ids))
+    def record_superseded(self, member_ids: list[str], *, total: int | None = None) -> None:
+        """Write on the batch the members whose content no longer exists (fenced; replaces
+        what an earlier attempt wrote). Bounded whatever their number: the ids are kept up to
+        ``SUPERSEDED_IDS_BUDGET`` bytes, in order, and their count (``total``, else
+        ``len(member_ids)``) always, so a batch of thousands of deleted files still fits the
+        item and ends ``loaded``. One conditional ``UpdateItem``."""
+        kept: list[str] = []
+        size = 0
+        for member_id in member_ids:
+            size += len(member_id.encode())
+            if size > SUPERSEDED_IDS_BUDGET:
+                break
+            kept.append(member_id)
+        count = len(member_ids) if total is None else total
+        update = Update().set_all({"superseded": kept, "superseded_count": count})
+        self._end(update, "superseded members")
+        self.batch = replace(self.batch, superseded=tuple(kept), superseded_count=count)
 
     def loaded(self) -> None:
         """Mark the batch loaded (fenced). One conditional ``UpdateItem``."""

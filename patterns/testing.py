@@ -14,7 +14,16 @@ from urllib.parse import quote_plus
 
 from stateless_state.testing.service import LocalService, local_client
 
-__all__ = ["LocalS3", "direct", "eventbridge", "put_object", "s3_record", "sns", "sqs"]
+__all__ = [
+    "LocalS3",
+    "direct",
+    "eventbridge",
+    "put_object",
+    "refuse_long_keys",
+    "s3_record",
+    "sns",
+    "sqs",
+]
 
 
 class LocalS3(LocalService):
@@ -47,6 +56,26 @@ class LocalS3(LocalService):
     def client(self) -> Any:
         """An S3 client bound to this server, with dummy credentials."""
         return local_client("s3", self.endpoint_url)
+
+
+def refuse_long_keys(s3: Any) -> Any:
+    """Make ``s3`` (a boto3 S3 client) refuse keys over 1,024 UTF-8 bytes as S3 does
+    (``KeyTooLongError``, 400) before sending anything: moto accepts them. Returns ``s3``."""
+    from botocore.exceptions import ClientError
+
+    def check(params: dict[str, Any], model: Any, **_: Any) -> None:
+        key = params.get("Key")
+        if isinstance(key, str) and len(key.encode()) > 1024:
+            raise ClientError(
+                {
+                    "Error": {"Code": "KeyTooLongError", "Message": "Your key is too long"},
+                    "ResponseMetadata": {"HTTPStatusCode": 400},
+                },
+                model.name,
+            )
+
+    s3.meta.events.register("provide-client-params.s3.*", check)
+    return s3
 
 
 def s3_record(

@@ -8,31 +8,49 @@ member is pinned to a URL whose content is the member's own, with one ``HeadObje
   the key itself; otherwise its version is **staged**, copied by version id (``CopyObject``) to
   an immutable key under the stage prefix, and the manifest names the copy. A version that no
   longer exists makes the member *superseded*;
-* a member with only an ETag (an unversioned bucket): the key itself if its current ETag is the
-  member's (``If-Match``); otherwise the content this member saw is gone from S3 and the member is
-  *superseded*: recorded on the batch, shown by ``batches show``, never loaded in another
-  version's place (the newer content is its own arrival, loaded in its own batch). A member with
-  neither (a notification without an ETag) cannot be pinned and is named as is.
+* a member with only an ETag (an unversioned bucket, or content written while versioning was
+  off or suspended, which S3 keeps as the version ``"null"``): the key itself if its current
+  ETag is the member's; otherwise, when the bucket is versioned now, its ``"null"`` version may
+  still hold the member's content: it is staged from there (``CopySourceIfMatch`` on the ETag);
+  else the content this member saw is gone from S3 and the member is *superseded*: recorded on
+  the batch, shown by ``batches show``, never loaded in another version's place (the newer
+  content is its own arrival, loaded in its own batch). A member with neither (a notification
+  without an ETag) cannot be pinned and is named as is.
 
-The window that remains: a rewrite of a key after its ``HeadObject`` and before COPY reads it
-loads the newer content in the member's place (and, that newer content being its own arrival,
-again in its own batch). ``always_stage=True`` closes it: every member is copied (by version id,
-or with ``CopySourceIfMatch`` on its ETag, which S3 checks atomically with the copy, and the
-copy's ETag compared with the member's), so the manifest names only immutable copies. It costs
-one ``CopyObject`` per file, and the copies' storage until a lifecycle rule on the stage prefix
+A pin holds when it is checked; a rewrite after the check and before COPY reads the key would
+load the newer content in the member's place. A loader whose reader cannot pin a version (COPY)
+checks the members again once COPY has read them and before it commits (:func:`changed_entries`,
+as :class:`~patterns.redshift.RedshiftDataApiLoader` does), and stages what changed
+(:func:`restage`). ``always_stage=True`` stages every member up front instead: one
+``CopyObject`` per file, and the copies' storage until a lifecycle rule on the stage prefix
 removes them.
+
+Permissions: S3 answers 403, not 404, for a missing key unless the caller may ``s3:ListBucket``;
+a 403 is therefore never read as "gone" but raised as :class:`AccessDenied` naming the missing
+permission.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from stateless_state import InvalidArgument
+from stateless_state.errors import AccessDenied
 
 from .batches import Member
 from .membership import digest
 
-__all__ = ["Pinned", "pin_members"]
+if TYPE_CHECKING:
+    from .manifest import ManifestEntry
+
+__all__ = ["S3_KEY_LIMIT", "Pinned", "changed_entries", "pin_members", "restage", "stage_key"]
+
+S3_KEY_LIMIT = 1024
+"""S3's limit on an object key, in UTF-8 bytes."""
+
+_NULL = "null"
 
 
 @dataclass(frozen=True)
@@ -54,7 +72,7 @@ def _status(error: Exception) -> int | None:
 
 
 def _quoted(etag: Any) -> str | None:
-    # S3 notifications carry the ETag bare; an If-Match header wants it as HTTP quotes it.
+    # S3 notifications carry the ETag bare; HTTP headers and responses quote it.
     if not etag:
         return None
     text = str(etag)
@@ -76,18 +94,105 @@ def _gone(error: Exception) -> bool:
     return _status(error) in {404, 412}
 
 
-def _current_version(s3: Any, bucket: str, key: str) -> str | None:
-    """The key's current version id; None when its current version is a delete marker (the
-    member's own version may still exist: it is staged then)."""
+def _denied(error: Exception, what: str, needs: str) -> AccessDenied | None:
+    if _status(error) != 403:
+        return None
+    return AccessDenied(
+        f"S3 refused {what} (403 Forbidden): the function's role needs {needs}. Without "
+        "s3:ListBucket S3 answers 403 instead of 404 for a missing key, so the member cannot be "
+        "told gone from forbidden; the batch is retried, not marked superseded"
+    )
+
+
+def _head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
+    """The key's current ``HeadObject`` answer; None when it has no current version (deleted,
+    or a delete marker in a versioned bucket: earlier versions may still exist)."""
     from botocore.exceptions import ClientError
 
     try:
-        version: str | None = s3.head_object(Bucket=bucket, Key=key).get("VersionId")
+        head: dict[str, Any] = s3.head_object(Bucket=bucket, Key=key)
     except ClientError as e:
+        if denied := _denied(
+            e,
+            f"HeadObject on s3://{bucket}/{key}",
+            f"s3:GetObject on arn:aws:s3:::{bucket}/* and s3:ListBucket on arn:aws:s3:::{bucket}",
+        ):
+            raise denied from e
         if _status(e) != 404:
             raise
         return None
-    return version
+    return head
+
+
+def _copy(s3: Any, source: dict[str, str], stage_bucket: str, key: str, **extra: Any) -> Any:
+    from botocore.exceptions import ClientError
+
+    try:
+        return s3.copy_object(Bucket=stage_bucket, Key=key, CopySource=source, **extra)
+    except ClientError as e:
+        src = f"s3://{source['Bucket']}/{source['Key']}"
+        needs = (
+            f"s3:GetObject{'Version' if 'VersionId' in source else ''} on {src} and "
+            f"s3:PutObject on arn:aws:s3:::{stage_bucket}/*"
+        )
+        if denied := _denied(e, f"CopyObject from {src}", needs):
+            raise denied from e
+        raise
+
+
+def _utf8_tail(text: str, limit: int) -> str:
+    """The longest suffix of ``text`` whose UTF-8 encoding fits ``limit`` bytes."""
+    encoded = text.encode()
+    if len(encoded) <= limit:
+        return text
+    return encoded[len(encoded) - limit :].decode(errors="ignore")
+
+
+def stage_key(stage_prefix: str, batch_id: str, member_id: str, key: str) -> str:
+    """The staged copy's key: ``<stage prefix><batch id>/<sha256 of the member id>/<name>``,
+    deterministic (a loader that takes over stages to the same key) and never over S3's 1,024
+    bytes: the object's file name is cut from the front, keeping its end (``.csv.gz``, which a
+    reader may go by), and a batch id too long to fit is replaced by its sha256. Raises
+    :class:`InvalidArgument` when the stage prefix alone leaves no room."""
+    name = key.rsplit("/", 1)[-1]
+    member = digest(member_id)
+    for batch in (batch_id, digest(batch_id)):
+        fixed = f"{stage_prefix}{batch}/{member}/"
+        room = S3_KEY_LIMIT - len(fixed.encode())
+        if room >= 1:
+            return fixed + (_utf8_tail(name, room) or "_")
+    raise InvalidArgument(
+        f"stage prefix {stage_prefix[:80]!r}... is {len(stage_prefix.encode())} bytes: staged "
+        f"keys must fit S3's {S3_KEY_LIMIT}-byte key limit; use a shorter manifest prefix"
+    )
+
+
+def _stage(m: Member, stage_bucket: str, stage_key_: str) -> Member:
+    # The copy is immutable and only this member's: nothing to pin any more.
+    copy = {**m.data, "bucket": stage_bucket, "key": stage_key_}
+    copy.pop("version_id", None)
+    copy.pop("etag", None)
+    return replace(m, data=copy)
+
+
+def _stage_null_version(
+    s3: Any, m: Member, etag: str, stage_bucket: str, key: str
+) -> Member | None:
+    """Stage the member's content from the key's ``"null"`` version (written while versioning
+    was off or suspended), if that version still holds it; None when it does not."""
+    from botocore.exceptions import ClientError
+
+    source = {"Bucket": m.data["bucket"], "Key": m.data["key"], "VersionId": _NULL}
+    try:
+        r = _copy(s3, source, stage_bucket, key, CopySourceIfMatch=etag)
+    except ClientError as e:
+        # 400: a bucket that was never versioned may refuse the version id outright.
+        if _gone(e) or _status(e) == 400:
+            return None
+        raise
+    if not _same_content(etag, r.get("CopyObjectResult", {}).get("ETag")):
+        return None
+    return _stage(m, stage_bucket, key)
 
 
 def pin_members(
@@ -99,10 +204,13 @@ def pin_members(
     stage_prefix: str,
     always_stage: bool = False,
 ) -> Pinned:
-    """Pin each member to content equal to its own; see the module docstring. Cost: one
-    ``HeadObject`` per member, plus one ``CopyObject`` per staged member (every member with
-    ``always_stage``). Deterministic staged keys (``<stage prefix><batch id>/<sha256 of the
-    member id>/<file name>``), so a loader that takes over stages to the same keys."""
+    """Pin each member to content equal to its own; see the module docstring.
+
+    Cost: one ``HeadObject`` per member (none with ``always_stage``), plus one ``CopyObject``
+    per staged member (every member with ``always_stage``) and one per ETag-only member whose
+    key changed or is gone (the ``"null"`` version's chance). The pin holds at the time of the
+    request only: see the module docstring for the window it leaves. Staged keys: see
+    :func:`stage_key`. Raises :class:`AccessDenied` on a 403."""
     from botocore.exceptions import ClientError
 
     pinned: list[Member] = []
@@ -111,40 +219,98 @@ def pin_members(
     for m in members:
         bucket, key = m.data["bucket"], m.data["key"]
         version, etag = m.data.get("version_id"), _quoted(m.data.get("etag"))
-        # The object's own file name last: a reader that goes by the name's suffix (".csv",
-        # ".gz") reads the copy as it would the original.
-        stage_key = f"{stage_prefix}{batch_id}/{digest(m.id)}/{key.rsplit('/', 1)[-1]}"
-        try:
-            if version:
-                if not always_stage and _current_version(s3, bucket, key) == version:
+        target = stage_key(stage_prefix, batch_id, m.id, key)
+        if version:
+            if not always_stage:
+                head = _head(s3, bucket, key)
+                if head is not None and head.get("VersionId") == version:
                     pinned.append(m)
                     continue
-                source = {"Bucket": bucket, "Key": key, "VersionId": version}
-                s3.copy_object(Bucket=stage_bucket, Key=stage_key, CopySource=source)
-            elif always_stage and etag:
-                r = s3.copy_object(
-                    Bucket=stage_bucket,
-                    Key=stage_key,
-                    CopySource={"Bucket": bucket, "Key": key},
-                    CopySourceIfMatch=etag,
-                )
-                if not _same_content(etag, r.get("CopyObjectResult", {}).get("ETag")):
-                    superseded.append(m)
-                    continue
-            else:
-                if etag:
-                    s3.head_object(Bucket=bucket, Key=key, IfMatch=etag)
-                pinned.append(m)
+            source = {"Bucket": bucket, "Key": key, "VersionId": version}
+            try:
+                _copy(s3, source, stage_bucket, target)
+            except ClientError as e:
+                if not _gone(e):
+                    raise
+                superseded.append(m)
                 continue
-        except ClientError as e:
-            if not _gone(e):
-                raise
+            staged += 1
+            pinned.append(_stage(m, stage_bucket, target))
+            continue
+        if etag is None:
+            pinned.append(m)
+            continue
+        head = None if always_stage else _head(s3, bucket, key)
+        if head is not None and _quoted(head.get("ETag")) == etag:
+            pinned.append(m)
+            continue
+        current_null = head is not None and head.get("VersionId") in (None, _NULL)
+        copy: Member | None = None
+        if always_stage:
+            try:
+                r = _copy(
+                    s3, {"Bucket": bucket, "Key": key}, stage_bucket, target, CopySourceIfMatch=etag
+                )
+            except ClientError as e:
+                if not _gone(e):
+                    raise
+            else:
+                if _same_content(etag, r.get("CopyObjectResult", {}).get("ETag")):
+                    copy = _stage(m, stage_bucket, target)
+        if copy is None and not current_null:
+            # The current content is not the member's, and the "null" version is not the
+            # current one: it may still hold the content written before versioning was on.
+            copy = _stage_null_version(s3, m, etag, stage_bucket, target)
+        if copy is None:
             superseded.append(m)
             continue
         staged += 1
-        # The copy is immutable and only this member's: nothing to pin any more.
-        copy = {**m.data, "bucket": stage_bucket, "key": stage_key}
-        copy.pop("version_id", None)
-        copy.pop("etag", None)
-        pinned.append(replace(m, data=copy))
+        pinned.append(copy)
     return Pinned(tuple(pinned), tuple(superseded), staged)
+
+
+def changed_entries(s3: Any, entries: Sequence[ManifestEntry]) -> list[ManifestEntry]:
+    """The entries whose key no longer holds the content they name: current version id (or,
+    with only an ETag, current ETag) different, or no current version. One ``HeadObject`` per
+    entry that names a version or an ETag; staged copies name neither (they are immutable) and
+    cost nothing. Called after COPY read the keys and before its transaction commits, an entry
+    found unchanged was the key's content both before (the pin) and after COPY's read, so COPY
+    read it; what this cannot see is an ETag-only key rewritten and then rewritten back to the
+    same bytes within that window (a versioned bucket's version ids do not repeat). Raises
+    :class:`AccessDenied` on a 403."""
+    changed: list[ManifestEntry] = []
+    for e in entries:
+        if not e.version_id and not e.etag:
+            continue
+        bucket, _, key = e.url.removeprefix("s3://").partition("/")
+        head = _head(s3, bucket, key)
+        if head is None:
+            same = False
+        elif e.version_id:
+            same = head.get("VersionId") == e.version_id
+        else:
+            same = _quoted(head.get("ETag")) == _quoted(e.etag)
+        if not same:
+            changed.append(e)
+    return changed
+
+
+def restage(
+    s3: Any,
+    batch_id: str,
+    members: Iterable[Member],
+    *,
+    stage_bucket: str,
+    stage_prefix: str,
+) -> Pinned:
+    """Stage ``members`` (those whose key changed after their pin): :func:`pin_members` with
+    ``always_stage``, so each is an immutable copy or superseded. One ``CopyObject`` each (two
+    for an ETag-only member whose key changed: the ``"null"`` version's chance)."""
+    return pin_members(
+        s3,
+        batch_id,
+        members,
+        stage_bucket=stage_bucket,
+        stage_prefix=stage_prefix,
+        always_stage=True,
+    )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "AccessDenied",
     "AlreadyInProgress",
     "CancellationReason",
     "ConditionFailed",
@@ -124,6 +125,11 @@ class ConflictRetriesExhausted(StatelessStateError):
         super().__init__(f"{what}: still conflicting after {attempts} attempts")
         self.attempts = attempts
         self.last: Any = last
+
+
+class AccessDenied(StatelessStateError):
+    """AWS refused a request for want of a permission (HTTP 403). The message names the
+    permission and the resource; grant it to the function's role. Never read as "not found"."""
 
 
 class CorruptState(StatelessStateError):
