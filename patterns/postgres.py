@@ -10,7 +10,8 @@ manifest entry names, so exactly the members' own content.
 
 Records map onto the target table's columns by name, as Redshift's ``JSON 'auto'`` does: JSON
 lines by their keys, CSV by its header; a column a record lacks is NULL, a key no column has is
-ignored. Identifiers are quoted by psycopg and every value is a parameter or COPY data: no SQL is
+ignored. Every identifier is quoted by :func:`patterns.sql.postgres_identifier` (the DDL of
+:meth:`PostgresLoader.ledger_ddl` too) and every value is a parameter or COPY data: no SQL is
 built from input. Requires ``psycopg`` 3 (``pip install 'psycopg[binary]'``), imported on the
 first load, not when the pipeline is built.
 """
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from stateless_state import InvalidArgument
 
 from .redshift import AbandonOutcome, LoadOutcome
+from .sql import postgres_identifier, postgres_name
 from .warehouse import read_records
 
 if TYPE_CHECKING:
@@ -32,13 +34,6 @@ if TYPE_CHECKING:
     from .manifest import Manifest
 
 __all__ = ["PostgresLoader"]
-
-
-def _parts(name: str) -> tuple[str, ...]:
-    parts = tuple(name.split("."))
-    if not 1 <= len(parts) <= 2 or not all(parts):
-        raise InvalidArgument(f"{name!r} is not a [schema.]table name")
-    return parts
 
 
 @dataclass
@@ -56,21 +51,36 @@ class PostgresLoader:
     connect_timeout: int = 10
 
     def __post_init__(self) -> None:
-        _parts(self.table)
-        _parts(self.ledger_table)
+        if not isinstance(self.dsn, str) or not self.dsn.strip():
+            raise InvalidArgument("PostgresLoader dsn must be a non-empty connection string")
+        postgres_name(self.table, what="PostgresLoader table")
+        postgres_name(self.ledger_table, what="PostgresLoader ledger_table")
+        if (
+            isinstance(self.connect_timeout, bool)
+            or not isinstance(self.connect_timeout, int)
+            or self.connect_timeout < 1
+        ):
+            raise InvalidArgument(
+                f"PostgresLoader connect_timeout must be a positive int of seconds, got "
+                f"{self.connect_timeout!r}"
+            )
         if self.isolation not in {"READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"}:
             raise InvalidArgument(
                 f"isolation {self.isolation!r}: use READ COMMITTED, REPEATABLE READ or SERIALIZABLE"
             )
 
-    def _identifier(self, name: str) -> Any:
+    def _identifier(self, name: str, *, parameterised: bool = False) -> Any:
         from psycopg import sql
 
-        return sql.Identifier(*_parts(name))
+        quoted = postgres_identifier(*postgres_name(name))
+        # psycopg reads every '%' of a query run with parameters as a placeholder, those in a
+        # quoted name too: there it must be '%%' (and stay '%' where nothing is bound).
+        return sql.SQL(quoted.replace("%", "%%") if parameterised else quoted)
 
     def ledger_ddl(self) -> str:
-        """The one-time DDL for the ledger table (the same columns as the Redshift ledger's)."""
-        quoted = ".".join(f'"{p}"' for p in _parts(self.ledger_table))
+        """The one-time DDL for the ledger table (the same columns as the Redshift ledger's),
+        its name quoted exactly as the loads quote it."""
+        quoted = postgres_identifier(*postgres_name(self.ledger_table))
         return (
             f"CREATE TABLE IF NOT EXISTS {quoted} (batch_id VARCHAR(256) NOT NULL, "
             "fence BIGINT NOT NULL, loaded_at TIMESTAMP NOT NULL, "
@@ -92,7 +102,10 @@ class PostgresLoader:
         ledger = self._identifier(self.ledger_table)
         conn.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(ledger))
         row = conn.execute(
-            sql.SQL("SELECT status FROM {} WHERE batch_id = %s").format(ledger), (batch_id,)
+            sql.SQL("SELECT status FROM {} WHERE batch_id = %s").format(
+                self._identifier(self.ledger_table, parameterised=True)
+            ),
+            (batch_id,),
         ).fetchone()
         return None if row is None else str(row[0])
 
@@ -112,7 +125,7 @@ class PostgresLoader:
                     sql.SQL(
                         "INSERT INTO {} (batch_id, fence, loaded_at, status) "
                         "VALUES (%s, %s, now(), 'loaded')"
-                    ).format(self._identifier(self.ledger_table)),
+                    ).format(self._identifier(self.ledger_table, parameterised=True)),
                     (manifest.batch_id, ticket.fence),
                 )
                 conn.execute("COMMIT")
@@ -126,13 +139,13 @@ class PostgresLoader:
         from psycopg import sql
 
         target = self._identifier(self.table)
-        stage = sql.Identifier(f"stage_{int(time.time() * 1e6)}")
+        stage = sql.SQL(postgres_identifier(f"stage_{int(time.time() * 1e6)}"))
         conn.execute(sql.SQL("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(stage, target))
         columns = [
             d.name
             for d in conn.execute(sql.SQL("SELECT * FROM {} LIMIT 0").format(stage)).description
         ]
-        names = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+        names = sql.SQL(", ").join(sql.SQL(postgres_identifier(c)) for c in columns)
         with (
             conn.cursor() as cur,
             cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(stage, names)) as copy,
@@ -157,7 +170,7 @@ class PostgresLoader:
                         sql.SQL(
                             "INSERT INTO {} (batch_id, fence, loaded_at, status) "
                             "VALUES (%s, 0, now(), 'abandoned')"
-                        ).format(self._identifier(self.ledger_table)),
+                        ).format(self._identifier(self.ledger_table, parameterised=True)),
                         (batch_id,),
                     )
                 conn.execute("COMMIT")
@@ -171,7 +184,10 @@ class PostgresLoader:
         every object version was loaded exactly once."""
         from psycopg import sql
 
-        names = sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in columns)
+        names = sql.SQL(", ").join(
+            sql.SQL("{}::text").format(sql.SQL(postgres_identifier(c, what="column")))
+            for c in columns
+        )
         query = sql.SQL("SELECT {}, count(*) FROM {} GROUP BY {}").format(
             names, self._identifier(self.table), names
         )

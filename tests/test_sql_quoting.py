@@ -1,0 +1,64 @@
+"""One quoting rule per SQL dialect: hostile names reach PostgreSQL as the names they are."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+
+from patterns import PostgresLoader
+from patterns.sql import postgres_identifier, redshift_identifier, redshift_literal
+from stateless_state import InvalidArgument
+
+HOSTILE = [
+    'led"ger',
+    'x" (id int); DROP TABLE "victim"; --',
+    "50% off; --",
+    "emoji 😀 #/ name",
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_ledger_ddl_quotes_as_the_loads_do(postgres: str, name: str) -> None:
+    schema = f"q{uuid.uuid4().hex[:8]}"
+    s3: Any = None
+    loader = PostgresLoader(postgres, f"{schema}.events", s3, ledger_table=f"{schema}.{name}")
+    with psycopg.connect(postgres, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+        conn.execute(f"CREATE TABLE {schema}.victim (id int)")
+        conn.execute(loader.ledger_ddl())
+        tables = {
+            r[0]
+            for r in conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                (schema,),
+            )
+        }
+    assert tables == {"victim", name}, "the DDL created exactly the named ledger, dropped nothing"
+    # The loads' statements (with bound parameters) find that same table.
+    assert loader.abandon("s/0/000000000001") == "abandoned"
+    assert loader.abandon("s/0/000000000001") == "abandoned"
+    assert loader.ledger() == {}
+
+
+def test_postgres_refuses_names_it_would_truncate_or_cannot_store() -> None:
+    with pytest.raises(InvalidArgument, match="truncate"):
+        postgres_identifier("a" * 64)
+    with pytest.raises(InvalidArgument, match="NUL"):
+        postgres_identifier("a\x00b")
+    with pytest.raises(InvalidArgument, match="truncate"):
+        PostgresLoader("postgresql://x", "s." + "é" * 32, None)
+
+
+@pytest.mark.parametrize("digit", ["\u0661", "\u06f1", "\uff11"])
+def test_redshift_rules_accept_ascii_only(digit: str) -> None:
+    with pytest.raises(InvalidArgument):
+        redshift_identifier(f"t{digit}")
+    with pytest.raises(InvalidArgument):
+        redshift_identifier("tabl\u0435")  # Cyrillic e
+    assert redshift_identifier("s.t$1") == '"s"."t$1"'
+    assert redshift_literal("it's") == "'it''s'"
+    with pytest.raises(InvalidArgument, match="backslash"):
+        redshift_literal("a\\'; DROP TABLE t; --")
