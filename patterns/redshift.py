@@ -35,13 +35,16 @@ if TYPE_CHECKING:
 
 __all__ = ["CopyFormat", "LoadOutcome", "Loader", "RedshiftDataApiLoader", "RedshiftLoadError"]
 
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,126}")
-_ROLE = re.compile(r"arn:aws[a-z\-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/\-]{1,512}")
+# re.ASCII and explicit [0-9]: \d alone would accept any script's digits (Arabic-Indic "١٢٣").
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,126}", re.ASCII)
+_ROLE = re.compile(r"arn:aws[a-z\-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/\-]{1,512}", re.ASCII)
 _SECRET = re.compile(
-    r"arn:aws[a-z\-]*:secretsmanager:[a-z0-9\-]+:\d{12}:secret:[A-Za-z0-9/_+=.@\-]+"
+    r"arn:aws[a-z\-]*:secretsmanager:[a-z0-9\-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@\-]+", re.ASCII
 )
-_BATCH_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,200}/\d{1,3}/\d{12}")
-_MANIFEST_URL = re.compile(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/[A-Za-z0-9_.=/:\-]{1,900}")
+_BATCH_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,200}/[0-9]{1,3}/[0-9]{12}", re.ASCII)
+_MANIFEST_URL = re.compile(
+    r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/[A-Za-z0-9_.=/:\-]{1,900}", re.ASCII
+)
 _OPTIONS = {
     "ACCEPTINVCHARS",
     "BLANKSASNULL",
@@ -54,9 +57,9 @@ _OPTIONS = {
     "STATUPDATE OFF",
 }
 _PARAMETERISED_OPTIONS = (
-    re.compile(r"IGNOREHEADER \d{1,3}"),
-    re.compile(r"MAXERROR \d{1,6}"),
-    re.compile(r"REGION '[a-z]{2}(-[a-z]+)+-\d'"),
+    re.compile(r"IGNOREHEADER [0-9]{1,3}", re.ASCII),
+    re.compile(r"MAXERROR [0-9]{1,6}", re.ASCII),
+    re.compile(r"REGION '[a-z]{2}(-[a-z]+)+-[0-9]'", re.ASCII),
 )
 
 

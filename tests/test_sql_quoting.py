@@ -62,3 +62,27 @@ def test_redshift_rules_accept_ascii_only(digit: str) -> None:
     assert redshift_literal("it's") == "'it''s'"
     with pytest.raises(InvalidArgument, match="backslash"):
         redshift_literal("a\\'; DROP TABLE t; --")
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"iam_role": "arn:aws:iam::\u0661\u0662\u0663456789012:role/copy"},
+        {"copy_options": ("MAXERROR \u0661\u0660",)},
+        {"copy_options": ("IGNOREHEADER \u0661",)},
+        {"copy_options": ("REGION 'us-east-\u0661'",)},
+        {"secret_arn": "arn:aws:secretsmanager:us-east-1:\u066123456789012:secret:x"},
+    ],
+)
+def test_redshift_settings_refuse_non_ascii_digits(setting: dict[str, Any]) -> None:
+    from patterns.redshift import RedshiftDataApiLoader
+
+    base: dict[str, Any] = {
+        "table": "analytics.clicks",
+        "iam_role": "arn:aws:iam::123456789012:role/copy",
+        "database": "dev",
+        "cluster_identifier": "prod",
+    }
+    RedshiftDataApiLoader(**base)
+    with pytest.raises(InvalidArgument):
+        RedshiftDataApiLoader(**{**base, **setting})
