@@ -8,20 +8,17 @@ same key, so there is never a second, different manifest for one batch.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from stateless_state import InvalidArgument
 
 from .batches import Member
+from .manifest_keys import check_prefix, manifest_key
 from .s3 import check_bucket
 
 __all__ = ["Manifest", "ManifestEntry", "build_manifest", "write_manifest"]
-
-_PREFIX = re.compile(r"[A-Za-z0-9_.=/\-]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +70,7 @@ def build_manifest(
     once. Unpinned, two versions of one key would both read the key's current content.
     """
     check_bucket(bucket)
-    if not _PREFIX.fullmatch(prefix):
-        raise InvalidArgument(f"manifest prefix {prefix!r} may use only A-Z a-z 0-9 _ . = / -")
+    check_prefix(prefix, batch_id)
     urls: dict[str, ManifestEntry] = {}
     for m in members:
         try:
@@ -84,9 +80,7 @@ def build_manifest(
         size = max(urls[url].content_length, m.size) if url in urls else m.size
         urls[url] = ManifestEntry(url, size, m.data.get("version_id"), m.data.get("etag"))
     entries = tuple(e for _, e in sorted(urls.items()))
-    # Stream names are opaque: percent-encode all but the separators of the batch id, so a
-    # stream with '#', '?' or spaces still gives a plain S3 key.
-    key = f"{prefix}{quote(batch_id, safe='/:')}.manifest"
+    key = manifest_key(prefix, batch_id)
     return Manifest(batch_id, bucket, key, entries)
 
 

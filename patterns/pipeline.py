@@ -31,7 +31,9 @@ from stateless_state import (
 from stateless_state.retry import LambdaContext
 
 from .batcher import AddResult, Batcher, BatchState, IncompleteAdd, Thresholds
+from .batches import batch_id as _batch_id
 from .hooks import crash_point
+from .manifest_keys import check_prefix
 from .s3 import ParseResult, check_bucket, parse_s3_event
 
 if TYPE_CHECKING:
@@ -121,7 +123,10 @@ class S3ToRedshift:
         if callable(check_stream):
             check_stream(stream)
         self.manifest_bucket = check_bucket(manifest_bucket)
-        self.manifest_prefix = manifest_prefix
+        # Refused now, before any arrival is stored: every later manifest would fail.
+        self.manifest_prefix = check_prefix(
+            manifest_prefix, _batch_id(stream, lanes - 1, 10**12 - 1)
+        )
         self.min_load_time = domain.duration(min_load_time, "min_load_time", allow_zero=True)
         self._s3 = s3_client
 

@@ -1,0 +1,45 @@
+"""Where a batch's manifest and staged copies go in S3, and the check that a ``manifest_prefix``
+keeps every such key valid (a module of its own: the pipeline checks its setting when it is
+built, on every cold start, without importing the manifest code)."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+from stateless_state import InvalidArgument
+
+__all__ = ["check_prefix", "manifest_key"]
+
+_PREFIX = re.compile(r"[A-Za-z0-9_.=/\-]*", re.ASCII)
+_MAX_KEY_BYTES = 1024  # S3's limit on an object key, in UTF-8 bytes
+# A staged copy's key past its prefix and batch id: "/<sha256 hex>/" and at least one byte.
+_STAGED_SUFFIX = 1 + 64 + 1 + 1
+
+
+def manifest_key(prefix: str, batch_id: str) -> str:
+    """The S3 key of ``batch_id``'s manifest under ``prefix``."""
+    # Stream names are opaque: percent-encode all but the separators of the batch id, so a
+    # stream with '#', '?' or spaces still gives a plain S3 key.
+    return f"{prefix}{quote(batch_id, safe='/:')}.manifest"
+
+
+def check_prefix(prefix: object, longest_batch_id: str) -> str:
+    """``prefix`` if every manifest and staged-copy key under it fits S3's 1,024-byte key limit
+    for batch ids up to ``longest_batch_id``; raises :class:`InvalidArgument` naming the
+    ``manifest_prefix`` setting otherwise. The pipeline calls it when it is built."""
+    if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
+        raise InvalidArgument(
+            f"manifest_prefix {prefix!r} may use only A-Z a-z 0-9 _ . = / - "
+            "(e.g. 'manifests/'): change the setting"
+        )
+    longest = max(
+        len(manifest_key(prefix, longest_batch_id).encode()),
+        len(f"{prefix}staged/{longest_batch_id}".encode()) + _STAGED_SUFFIX,
+    )
+    if longest > _MAX_KEY_BYTES:
+        raise InvalidArgument(
+            f"manifest_prefix {prefix[:40]!r}... makes keys of up to {longest} bytes; S3 allows "
+            f"{_MAX_KEY_BYTES}: use a shorter prefix (or a shorter stream name)"
+        )
+    return prefix
