@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -93,9 +94,28 @@ def emf_documents(
     return docs
 
 
-def _namespace(namespace: object) -> str:
-    if not isinstance(namespace, str) or not 0 < len(namespace) <= 255:
-        raise InvalidArgument(f"namespace must be a str of 1 to 255 characters, got {namespace!r}")
+# CloudWatch's documented rules (API Dimension, Metric): ASCII without control characters, at
+# least one non-whitespace character; dimension names 1-255 and not starting with ':', values
+# 1-1,024; namespaces 1-255, not starting with ':' and not 'AWS/' (reserved). CloudWatch drops a
+# metric that breaks one without any error, so each is refused here, when configured.
+_PRINTABLE = re.compile(r"[\x20-\x7e]*[\x21-\x7e][\x20-\x7e]*", re.ASCII)
+
+
+def _text(value: object, what: str, limit: int) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= limit or not _PRINTABLE.fullmatch(value):
+        raise InvalidArgument(
+            f"{what} {value!r} is not accepted by CloudWatch: use 1 to {limit} printable ASCII "
+            "characters, not all blank (CloudWatch would drop the metrics silently)"
+        )
+    return value
+
+
+def _namespace(value: object) -> str:
+    namespace = _text(value, "namespace", 255)
+    if namespace.startswith(":") or namespace.startswith("AWS/"):
+        raise InvalidArgument(
+            f"namespace {namespace!r} cannot start with ':' or 'AWS/' (reserved): choose another"
+        )
     return namespace
 
 
@@ -110,7 +130,10 @@ def _dimensions(dimensions: Mapping[str, Any]) -> dict[str, str]:
             raise InvalidArgument(
                 f"{name!r} cannot be a dimension name here (reserved: {sorted(_RESERVED)})"
             )
-        out[name] = str(value)
+        _text(name, "dimension name", 255)
+        if name.startswith(":"):
+            raise InvalidArgument(f"dimension name {name!r} cannot start with ':': rename it")
+        out[name] = _text(str(value), f"value of dimension {name!r}", 1024)
     return out
 
 

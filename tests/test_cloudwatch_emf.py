@@ -130,3 +130,41 @@ def test_bad_settings_are_refused_up_front(moto_store: Store) -> None:
         emf_documents(moto_store.metrics, dimensions={f"d{i}": "v" for i in range(30)})
     with pytest.raises(InvalidArgument, match="Store"):
         publish_metrics(object())
+
+
+@pytest.mark.parametrize(
+    "dimensions",
+    [
+        {"stage": ""},
+        {"stage": "   "},
+        {"stage": "x" * 1025},
+        {"stage": "prod 😀"},
+        {"stage": "pr\x00od"},
+        {"stage": "pr\nod"},
+        {"": "prod"},
+        {" ": "prod"},
+        {":stage": "prod"},
+        {"s" * 256: "prod"},
+        {"stäge": "prod"},
+        {"st\tage": "prod"},
+    ],
+)
+def test_dimensions_cloudwatch_would_drop_are_refused_when_configured(
+    moto_store: Store, dimensions: dict[str, str]
+) -> None:
+    with pytest.raises(InvalidArgument):
+        publish_metrics(moto_store, dimensions=dimensions)
+    with pytest.raises(InvalidArgument):
+        emf_documents(moto_store.metrics, dimensions=dimensions)
+
+
+@pytest.mark.parametrize("namespace", ["   ", ":Orders", "AWS/Lambda", "Ordérs", "Or\x00ders"])
+def test_namespaces_cloudwatch_would_refuse_are_refused(moto_store: Store, namespace: str) -> None:
+    with pytest.raises(InvalidArgument, match="namespace"):
+        publish_metrics(moto_store, namespace=namespace)
+
+
+def test_limits_themselves_are_accepted(moto_store: Store) -> None:
+    publish_metrics(
+        moto_store, namespace="N" * 255, dimensions={"d" * 255: "v" * 1024, "a:b #/": "x y"}
+    )
