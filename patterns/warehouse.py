@@ -31,6 +31,7 @@ from stateless_state import InvalidArgument
 from .loading import LoadTicket
 from .manifest import Manifest, ManifestEntry
 from .redshift import AbandonOutcome, LoadOutcome
+from .sql import sqlite_field
 
 __all__ = ["LocalWarehouseLoader", "read_records"]
 
@@ -171,11 +172,19 @@ class LocalWarehouseLoader:
     def counts_by(self, *fields: str) -> dict[tuple[str, ...], int]:
         """Rows per value of these fields of the loaded records (as text: CSV fields are text),
         for checking that every object version was loaded exactly once."""
-        if not fields or not all(f.isidentifier() for f in fields):
-            raise InvalidArgument(f"fields must be identifiers, got {fields!r}")
-        paths = ", ".join(f"CAST(json_extract(payload, '$.{f}') AS TEXT)" for f in fields)
+        if not fields:
+            raise InvalidArgument("counts_by needs at least one field")
+        keys = [sqlite_field(f) for f in fields]
+        # Each field is a bound parameter, the key a json_each join matches: no field name is
+        # ever SQL or JSON-path text, so any key ('#', quotes, '.', emoji) counts as itself.
+        n = range(len(keys))
+        values = ", ".join(f"CAST(j{i}.value AS TEXT)" for i in n)
+        joins = " ".join(f"LEFT JOIN json_each(rows.payload) AS j{i} ON j{i}.key = ?" for i in n)
+        groups = ", ".join(str(i + 1) for i in n)
         with contextlib.closing(self._connect()) as conn:
-            rows = conn.execute(f"SELECT {paths}, COUNT(*) FROM rows GROUP BY {paths}")
+            rows = conn.execute(
+                f"SELECT {values}, COUNT(*) FROM rows {joins} GROUP BY {groups}", keys
+            )
             return {tuple(r[:-1]): int(r[-1]) for r in rows.fetchall()}
 
     def ledger(self) -> dict[str, int]:

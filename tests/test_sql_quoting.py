@@ -86,3 +86,23 @@ def test_redshift_settings_refuse_non_ascii_digits(setting: dict[str, Any]) -> N
     RedshiftDataApiLoader(**base)
     with pytest.raises(InvalidArgument):
         RedshiftDataApiLoader(**{**base, **setting})
+
+
+@pytest.mark.parametrize("field", ["a b", "a.b", "x#/😀", "it's", 'q"uote', "--;", "1st"])
+def test_local_warehouse_counts_any_field_name(tmp_path: Any, field: str) -> None:
+    import contextlib
+    import json
+    import time
+
+    from patterns.warehouse import LocalWarehouseLoader
+
+    w = LocalWarehouseLoader(tmp_path / "w.db", None)
+    with contextlib.closing(w._connect()) as conn:
+        for n, v in enumerate(["1", "1", "2"]):
+            payload = json.dumps({field: v, "other": 0})
+            conn.execute("INSERT INTO rows VALUES ('b', 'u', ?, ?)", (n, payload))
+        conn.execute("INSERT INTO ledger VALUES ('b', 1, 3, ?, 'loaded')", (time.time(),))
+    assert w.counts_by(field) == {("1",): 2, ("2",): 1}
+    assert w.counts_by(field, "other") == {("1", "0"): 2, ("2", "0"): 1}
+    with pytest.raises(InvalidArgument):
+        w.counts_by("a\x00b")
