@@ -408,7 +408,10 @@ class Membership:
         if not current or current.get("state") is None:
             self._replan(lane, used, _Plan(used.seq))
         elif current["state"] != BatchState.OPEN:
-            self._replan(lane, used, None)
+            # A sealed batch's successor is the only one that can be open next: aim there at
+            # once, as a lower bound (absent, empty). The write's condition checks what the
+            # plan assumes, so a successor that exists or was sealed too only costs a retry.
+            self._replan(lane, used, _Plan(used.seq + 1))
         else:
             learnt = _Plan(
                 used.seq,

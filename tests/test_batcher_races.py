@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from patterns.batcher import Batcher, BatchState, Thresholds
+from patterns import membership
+from patterns.batcher import Arrival, Batcher, BatchState, Thresholds
 from stateless_state import Store
 
 from . import workers
@@ -115,3 +116,50 @@ def test_every_arrival_in_exactly_one_batch(ddb_store: Store, per_request: int) 
     reasons = Counter(x.seal_reason for x in b.batches() if x.seal_reason)
     assert min(reasons["count"], reasons["bytes"]) >= 10, reasons
     check_membership(b, outcomes, sweeper_sealed, distinct)
+
+
+def test_a_write_that_finds_its_batch_sealed_aims_at_the_successor_without_a_read(
+    ddb_store: Store,
+) -> None:
+    """Container ``a`` holds a stale plan (batch 0 open); container ``b`` seals batch 0, and,
+    between ``a`` learning (ALL_OLD) that batch 0 is sealed and ``a``'s next write, seals batch
+    1 as well. ``a`` goes to batch 1 without a Query (its condition finds it sealed) and then
+    to batch 2: each arrival in exactly one batch, every sealed batch handed out once."""
+    stream = "race #/ 🚀 successor"
+    th = Thresholds(count=3, bytes=None, age=None)
+    a, b = Batcher(ddb_store, stream, th), Batcher(ddb_store, stream, th)
+    outcomes: list[Outcome] = []
+
+    def record(ids: list[str], results: list[Any]) -> None:
+        outcomes.extend(
+            (i, r.batch_id, r.duplicate, r.sealed and r.sealed.id)
+            for i, r in zip(ids, results, strict=True)
+        )
+
+    first = ["s3://b/a 0#x"]
+    record(first, a.add_many([Arrival(first[0], 1, time.time())]))
+    sealing = [f"s3://b/b #{i} 🚀" for i in range(2)]
+    record(sealing, b.add_many([Arrival(x, 1, time.time()) for x in sealing]))
+    learnt = membership.Membership._learn
+    interleaved = False
+
+    def learn_then_seal_successor(self: Any, lane: int, used: Any, current: Any) -> None:
+        nonlocal interleaved
+        learnt(self, lane, used, current)
+        if self is a._membership and not interleaved:
+            interleaved = True
+            more = [f"s3://b/b/next {i}" for i in range(3)]
+            record(more, b.add_many([Arrival(x, 1, time.time()) for x in more]))
+
+    late = ["s3://b/a late#1", "s3://b/a late#2"]
+    before = ddb_store.metrics.snapshot()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(membership.Membership, "_learn", learn_then_seal_successor)
+        record(late, a.add_many([Arrival(x, 1, time.time()) for x in late]))
+    spent = ddb_store.metrics.snapshot() - before
+    assert interleaved
+    assert {int(r[1].rsplit("/", 1)[1]) for r in outcomes if r[0] in late} == {2}
+    queries = spent.by_operation.get("Query")
+    assert queries is None or queries.requests == 0, "a sealed batch sends a to its successor"
+    distinct = dict.fromkeys(first + sealing + late + [f"s3://b/b/next {i}" for i in range(3)], 1)
+    check_membership(b, outcomes, [], distinct)
