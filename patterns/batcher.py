@@ -328,15 +328,31 @@ class Batcher:
         action: Literal["retry", "abandon", "loaded"],
         *,
         expect_state: BatchState,
+        expect_fence: int,
         who: str,
         why: str,
     ) -> Batch:
         """``retry`` (a failed or stuck batch back to sealed, attempts reset), ``abandon`` (no
         further claims; see :func:`patterns.loading.abandon_batch` for the warehouse side), or
-        ``loaded`` (the warehouse reports the batch committed: an abandon came too late).
-        Conditional on the batch still being in ``expect_state``; recorded on the batch (who,
-        when, why). Raises :class:`StateConflict` when the state moved (nothing changed),
-        :class:`InvalidArgument` for an unknown action."""
+        ``loaded`` (the warehouse reports an abandoned batch committed: the abandon came too
+        late). Recorded on the batch (who, when, why).
+
+        An operator decides on what a read showed, and a loader may claim the batch between that
+        read and this write; so the write is conditional on the batch still being in
+        ``expect_state`` **at** ``expect_fence`` (the fence counts the claims): a claim taken
+        in between fails it. Raises :class:`StateConflict` when either moved (nothing changed),
+        :class:`InvalidArgument` for an unknown action or one that does not apply to
+        ``expect_state`` (``abandoned`` is final: it is never retried). One conditional
+        ``UpdateItem``.
+        """
+        if action not in _ACTION_FROM:
+            raise InvalidArgument(f"unknown action {action!r}; use retry, abandon or loaded")
+        if expect_state not in _ACTION_FROM[action]:
+            raise InvalidArgument(
+                f"{action} does not apply to a batch that is {expect_state} (it applies to "
+                f"{', '.join(sorted(_ACTION_FROM[action]))}); abandoned is final; nothing changed"
+            )
+        domain.integer(expect_fence, "expect_fence", minimum=0, maximum=domain.MAX_INTEGER)
         _, lane, seq = parse_batch_id(batch_id_)
         now = time.time()
         entry = {"action": action, "who": who, "why": why, "at": now, "from": expect_state}
@@ -352,17 +368,34 @@ class Batcher:
         elif action == "abandon":
             update = Update().set_all({"state": BatchState.ABANDONED, "abandoned_at": now})
             update.remove(INDEX_PK, INDEX_SK)
-        elif action == "loaded":
+        else:
             update = Update().set_all({"state": BatchState.LOADED, "loaded_at": now})
             update.remove(INDEX_PK, INDEX_SK)
-        else:
-            raise InvalidArgument(f"unknown action {action!r}; use retry, abandon or loaded")
         update.append("history", [entry]).remove("lease_until", "loader")
+        fence = Attr("fence")
+        unclaimed = fence.not_exists() | fence.eq(0)
+        seen = Attr("state").eq(expect_state) & (
+            unclaimed if expect_fence == 0 else fence.eq(expect_fence)
+        )
         try:
-            item = self._update(lane, seq, update, Attr("state").eq(expect_state))
+            item = self._update(lane, seq, update, seen)
         except ConditionFailed as e:
-            actual = (e.old or {}).get("state")
+            old = e.old or {}
             raise StateConflict(
-                f"batch {batch_id_} is {actual or 'missing'}, not {expect_state}; nothing changed"
+                f"batch {batch_id_} is {old.get('state') or 'missing'} at fence "
+                f"{old.get('fence', 0)}, not {expect_state} at fence {expect_fence} (a loader "
+                "or another operator acted since it was read); nothing changed"
             ) from None
         return batch_from_item(item)
+
+
+_ACTION_FROM: dict[str, frozenset[BatchState]] = {
+    "retry": frozenset({BatchState.SEALED, BatchState.LOADING, BatchState.FAILED}),
+    "abandon": frozenset(
+        {BatchState.OPEN, BatchState.SEALED, BatchState.LOADING, BatchState.FAILED}
+    ),
+    "loaded": frozenset({BatchState.ABANDONED}),
+}
+"""The states each operator action applies to. ``abandoned`` goes only to ``loaded`` (when the
+warehouse shows a commit that came first): retrying it would let loaders claim a batch whose
+abandon the warehouse ledger may already hold, and every sweep would claim it again, forever."""

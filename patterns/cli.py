@@ -209,7 +209,12 @@ def _operator(
     _confirm(args, f"{action} batch {batch.id}")
     try:
         after = b.operator_action(
-            batch.id, action, expect_state=batch.state, who=_who(args), why=args.why
+            batch.id,
+            action,
+            expect_state=batch.state,
+            expect_fence=batch.fence,
+            who=_who(args),
+            why=args.why,
         )
     except StateConflict as e:
         raise CliError(str(e), EXIT_STATE) from None
@@ -235,15 +240,15 @@ def cmd_abandon(args: argparse.Namespace) -> int:
             f"{', '.join(sorted(allowed))}; nothing changed",
             EXIT_STATE,
         )
+    from .config import build_loader
     from .loading import abandon_batch, needs_warehouse
 
     loader = None
-    if needs_warehouse(batch):
-        from .config import build_loader
-
-        try:
-            loader = build_loader(os.environ, None)
-        except InvalidArgument as e:
+    try:
+        # Built even for a batch never claimed: a loader may claim it before the abandon writes.
+        loader = build_loader(os.environ, None)
+    except InvalidArgument as e:
+        if needs_warehouse(batch):
             raise CliError(
                 f"batch {batch.id} was claimed by a loader ({batch.attempts} attempts, fence "
                 f"{batch.fence}), which may still commit it: the abandon must be recorded in "
@@ -255,7 +260,7 @@ def cmd_abandon(args: argparse.Namespace) -> int:
     _confirm(args, f"abandon batch {batch.id}")
     try:
         found = abandon_batch(b, loader, batch.id, who=_who(args), why=args.why)
-    except StateConflict as e:
+    except (StateConflict, InvalidArgument) as e:  # claimed meanwhile, with no warehouse given
         raise CliError(str(e), EXIT_STATE) from None
     _record_cost(b.store)
     after = b.batch(batch.id)

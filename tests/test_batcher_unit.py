@@ -96,7 +96,7 @@ def test_loading_lifecycle(moto_store: Store) -> None:
     assert second.failed("boom again") == BatchState.FAILED
     assert [x.id for x in b.failed()] == [sealed.id] and b.pending() == []
     batch = b.operator_action(
-        sealed.id, "retry", expect_state=BatchState.FAILED, who="ops", why="fixed"
+        sealed.id, "retry", expect_state=BatchState.FAILED, expect_fence=2, who="ops", why="fixed"
     )
     assert batch.state == BatchState.SEALED and batch.history[-1]["who"] == "ops"
     third = b.claim_load(sealed.id)
@@ -125,10 +125,12 @@ def test_operator_actions_are_conditional(moto_store: Store) -> None:
     b = Batcher(moto_store, "s", Thresholds(count=1, bytes=None, age=None))
     sealed = b.add(arrival(1)).sealed
     assert sealed is not None
-    with pytest.raises(StateConflict, match="is sealed, not failed"):
-        b.operator_action(sealed.id, "retry", expect_state=BatchState.FAILED, who="a", why="b")
+    with pytest.raises(StateConflict, match="is sealed at fence 0, not failed at fence 0"):
+        b.operator_action(
+            sealed.id, "retry", expect_state=BatchState.FAILED, expect_fence=0, who="a", why="b"
+        )
     gone = b.operator_action(
-        sealed.id, "abandon", expect_state=BatchState.SEALED, who="a", why="poison"
+        sealed.id, "abandon", expect_state=BatchState.SEALED, expect_fence=0, who="a", why="p"
     )
     assert gone.state == BatchState.ABANDONED and b.pending() == []
     with pytest.raises(InvalidArgument, match="unknown action"):
@@ -136,6 +138,7 @@ def test_operator_actions_are_conditional(moto_store: Store) -> None:
             sealed.id,
             "explode",  # type: ignore[arg-type]
             expect_state=BatchState.ABANDONED,
+            expect_fence=0,
             who="a",
             why="b",
         )
