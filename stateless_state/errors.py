@@ -25,12 +25,14 @@ __all__ = [
     "LimitExceeded",
     "MalformedEvent",
     "NotSerializable",
+    "OtherTableNotFound",
     "PayloadMismatch",
     "StateConflict",
     "StatelessStateError",
     "TableNotFound",
     "TransactionCanceled",
     "VersionConflict",
+    "WriteRefused",
 ]
 
 
@@ -53,6 +55,35 @@ class TableNotFound(StatelessStateError):
             "AWS_REGION / AWS_ENDPOINT_URL_DYNAMODB point where you expect."
         )
         self.table_name = table_name
+
+
+class OtherTableNotFound(TableNotFound):
+    """A table named by one of your own writes (``also=``, ``Held.write``) does not exist; the
+    state table is fine. Nothing was written."""
+
+    def __init__(
+        self, table_name: str, entries: Sequence[str], endpoint: str | None = None
+    ) -> None:
+        where = f" at {endpoint}" if endpoint else ""
+        StatelessStateError.__init__(
+            self,
+            f"DynamoDB table {table_name!r}, named by {', '.join(entries)}, does not exist{where}; "
+            "nothing was written. Create that table (or fix the TableName in those writes), and "
+            "check that AWS_REGION / AWS_ENDPOINT_URL_DYNAMODB point where you expect.",
+        )
+        self.table_name = table_name
+        self.entries = tuple(entries)
+
+
+class WriteRefused(InvalidArgument):
+    """DynamoDB refuses (or would refuse) a transaction as a whole because of one or more of its
+    entries: two actions on one item, a key that does not match the table's key schema, an
+    action on one of the library's own items, the 4 MB limit. ``entries`` names the entries at
+    fault (as the caller knows them, e.g. ``extra action 2``); nothing was written."""
+
+    def __init__(self, message: str, entries: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.entries = tuple(entries)
 
 
 class ItemTooLarge(StatelessStateError):

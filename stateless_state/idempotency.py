@@ -50,7 +50,7 @@ from .errors import (
     PayloadMismatch,
 )
 from .expressions import Attr, Condition, Update
-from .retry import LambdaContext, retrying
+from .retry import LambdaContext, retrying, transient
 from .table import ConditionFailed, Table, TransactionCanceled
 from .transaction import MAX_ACTIONS, Transaction, check_actions, own_write
 
@@ -138,17 +138,31 @@ class Claim:
         # it gets a few more tries after botocore gives up, within the claim's lease.
         lease_left = self.lease_until - time.time()
         try:
-            if also:
-                tx = owner._completion(self, text, also)
-            for attempt in retrying((), attempts=4, deadline=time.monotonic() + lease_left):
-                with attempt:
-                    if also:
-                        owner._commit_completion(self, tx)
-                    else:
-                        owner._complete(self, text)
-        except (ItemTooLarge, InvalidArgument, TransactionCanceled):
-            # Refused, nothing stored: keeping the claim would answer every retry with
-            # AlreadyInProgress until the lease ends.
+            tx = owner._completion(self, text, also) if also else None
+
+            def write() -> None:
+                if tx is not None:
+                    owner._commit_completion(self, tx)
+                else:
+                    owner._complete(self, text)
+
+            try:
+                write()
+            except Exception as e:
+                # tenacity is imported only for a second attempt, never on the common path.
+                if not transient(e):
+                    raise
+                for attempt in retrying((), attempts=3, deadline=time.monotonic() + lease_left):
+                    with attempt:
+                        write()
+        except LeaseLost:
+            raise
+        except Exception:
+            # Refused (a write DynamoDB rejects as a whole, a missing table, a failed condition
+            # of yours) or still failing after the retries: nothing of this completion is
+            # stored, and keeping the claim would answer every retry with AlreadyInProgress
+            # until the lease ends. The release is conditional on this claim's nonce and on
+            # the record being in progress, so it never undoes a completion that landed.
             self.release()
             raise
         owner._cache_put(self.key, result, self._hash)
