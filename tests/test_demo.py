@@ -16,7 +16,9 @@ def test_demo_runs_to_a_successful_report(chaos: bool) -> None:
     args = ["--objects", "80", "--workers", "3", "--count", "12", "--age", "1", "--no-progress"]
     args += ["--rewrites", "0.1"]  # 8 objects get a second version mid-run
     if chaos:
-        args += ["--chaos", "--kill-every", "0.5", "--crash-points", "0.15"]
+        # Crash points kill per step, the parent per half second: at 0.3 the deaths stay past
+        # the floor below however fast the run is (at 0.15 a run of 11 s saw 16).
+        args += ["--chaos", "--kill-every", "0.5", "--crash-points", "0.3"]
     proc = subprocess.run(
         [sys.executable, "-m", "examples.s3_redshift_batcher.demo", *args],
         capture_output=True,
