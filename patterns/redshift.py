@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from stateless_state import InvalidArgument, LeaseLost, StatelessStateError
 
+from .sql import redshift_identifier
+
 if TYPE_CHECKING:
     from .loading import LoadTicket
     from .manifest import Manifest
@@ -107,16 +109,9 @@ class CopyFormat(StrEnum):
 
 
 def identifier(name: str) -> str:
-    """A validated, quoted identifier: ``schema.table`` → ``"schema"."table"``."""
-    if not isinstance(name, str):
-        raise InvalidArgument(f"identifier must be a str, got {type(name).__name__}")
-    parts = name.split(".")
-    if not 1 <= len(parts) <= 2 or not all(_IDENT.fullmatch(p) for p in parts):
-        raise InvalidArgument(
-            f"{name!r} is not a valid Redshift identifier: use [schema.]table made of letters, "
-            "digits, '_' and '$', starting with a letter or '_'"
-        )
-    return ".".join(f'"{p}"' for p in parts)
+    """A validated, quoted identifier: ``schema.table`` → ``"schema"."table"``
+    (:func:`patterns.sql.redshift_identifier`, the dialect's one quoting rule)."""
+    return redshift_identifier(name)
 
 
 def _check(pattern: re.Pattern[str], value: Any, what: str, hint: str) -> str:
