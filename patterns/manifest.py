@@ -1,16 +1,18 @@
-"""Redshift COPY manifests: one deterministic manifest per batch.
+"""Redshift COPY manifests: one deterministic manifest per batch and revision.
 
-The manifest of a sealed batch is a pure function of its frozen member set, written to a key
-derived from the batch id: a loader that crashed and is replaced writes the same bytes to the
-same key, so there is never a second, different manifest for one batch.
+The manifest of a sealed batch is a pure function of its frozen member set as pinned to their
+content (:mod:`patterns.versions`), written to a key derived from the batch id: a loader that
+crashed and is replaced, finding the same pins, writes the same bytes to the same key. A load
+that finds keys rewritten while COPY read them writes the next revision (``.r1``, ``.r2``...) at
+a key of its own instead of changing one a running COPY may be reading.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from stateless_state import InvalidArgument
 
@@ -18,7 +20,14 @@ from .batches import Member
 from .manifest_keys import check_prefix, manifest_key
 from .s3 import check_bucket
 
-__all__ = ["Manifest", "ManifestEntry", "build_manifest", "write_manifest"]
+__all__ = [
+    "Manifest",
+    "ManifestEntry",
+    "Recheck",
+    "build_manifest",
+    "member_url",
+    "write_manifest",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,14 +42,38 @@ class ManifestEntry:
     etag: str | None = None
 
 
+class Recheck(Protocol):
+    """What a loader whose reader reads each key's *current* content (Redshift's COPY) calls
+    once the reader has read the manifest's keys and before its load commits.
+
+    It returns None when every entry still names its key's current content (so the reader read
+    exactly the members' content), else the batch's next manifest revision, already written to
+    S3: the changed entries' members staged as immutable copies (or, their content gone,
+    recorded as superseded), the others as they were. With ``everything`` it stages every entry
+    that still names a mutable key, so the manifest it returns needs no further check."""
+
+    def __call__(self, manifest: Manifest, *, everything: bool = False) -> Manifest | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Manifest:
-    """A batch's manifest: ``url`` where it lives, ``entries`` sorted by URL."""
+    """A batch's manifest: ``url`` where it lives, ``entries`` sorted by URL, ``revision`` 0
+    unless it was re-pinned after a read (:class:`Recheck`). ``recheck``, when the pipeline
+    gives one, is how a loader that reads current content closes the window between the pin
+    and its read (see :mod:`patterns.versions`)."""
 
     batch_id: str
     bucket: str
     key: str
     entries: tuple[ManifestEntry, ...]
+    revision: int = 0
+    recheck: Recheck | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def mutable_entries(self) -> tuple[ManifestEntry, ...]:
+        """The entries that name a key whose content can change after the pin (they carry a
+        version id or an ETag; a staged copy carries neither, as nothing rewrites it)."""
+        return tuple(e for e in self.entries if e.version_id or e.etag)
 
     @property
     def url(self) -> str:
@@ -60,8 +93,21 @@ class Manifest:
         )
 
 
+def member_url(m: Member) -> str:
+    """The ``s3://bucket/key`` a member's data names; :class:`InvalidArgument` without one."""
+    try:
+        return f"s3://{m.data['bucket']}/{m.data['key']}"
+    except KeyError as e:
+        raise InvalidArgument(f"member {m.id!r} has no {e} in its data") from None
+
+
 def build_manifest(
-    batch_id: str, members: Iterable[Member], *, bucket: str, prefix: str = "manifests/"
+    batch_id: str,
+    members: Iterable[Member],
+    *,
+    bucket: str,
+    prefix: str = "manifests/",
+    revision: int = 0,
 ) -> Manifest:
     """The manifest for ``batch_id``: one mandatory entry per distinct object URL.
 
@@ -73,15 +119,12 @@ def build_manifest(
     check_prefix(prefix, batch_id)
     urls: dict[str, ManifestEntry] = {}
     for m in members:
-        try:
-            url = f"s3://{m.data['bucket']}/{m.data['key']}"
-        except KeyError as e:
-            raise InvalidArgument(f"member {m.id!r} has no {e} in its data") from None
+        url = member_url(m)
         size = max(urls[url].content_length, m.size) if url in urls else m.size
         urls[url] = ManifestEntry(url, size, m.data.get("version_id"), m.data.get("etag"))
     entries = tuple(e for _, e in sorted(urls.items()))
-    key = manifest_key(prefix, batch_id)
-    return Manifest(batch_id, bucket, key, entries)
+    key = manifest_key(prefix, batch_id, revision)
+    return Manifest(batch_id, bucket, key, entries, revision)
 
 
 def write_manifest(s3: Any, manifest: Manifest) -> None:

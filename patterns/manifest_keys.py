@@ -9,19 +9,27 @@ from urllib.parse import quote
 
 from stateless_state import InvalidArgument
 
-__all__ = ["check_prefix", "manifest_key"]
+__all__ = ["MAX_REVISION", "check_prefix", "manifest_key"]
 
 _PREFIX = re.compile(r"[A-Za-z0-9_.=/\-]*", re.ASCII)
 _MAX_KEY_BYTES = 1024  # S3's limit on an object key, in UTF-8 bytes
 # A staged copy's key past its prefix and batch id: "/<sha256 hex>/" and at least one byte.
 _STAGED_SUFFIX = 1 + 64 + 1 + 1
 
+MAX_REVISION = 9
+"""The highest manifest revision: a load that re-pins its batch after COPY read it (see
+:class:`patterns.manifest.Recheck`) writes revisions 1, 2, ... of the manifest, up to this."""
 
-def manifest_key(prefix: str, batch_id: str) -> str:
-    """The S3 key of ``batch_id``'s manifest under ``prefix``."""
+
+def manifest_key(prefix: str, batch_id: str, revision: int = 0) -> str:
+    """The S3 key of ``batch_id``'s manifest under ``prefix``; revision ``n`` > 0 (a manifest
+    re-pinned after COPY read the first) at ``<...>.r<n>.manifest``."""
+    if not 0 <= revision <= MAX_REVISION:
+        raise InvalidArgument(f"manifest revision must be 0..{MAX_REVISION}, got {revision}")
     # Stream names are opaque: percent-encode all but the separators of the batch id, so a
     # stream with '#', '?' or spaces still gives a plain S3 key.
-    return f"{prefix}{quote(batch_id, safe='/:')}.manifest"
+    suffix = f".r{revision}" if revision else ""
+    return f"{prefix}{quote(batch_id, safe='/:')}{suffix}.manifest"
 
 
 def check_prefix(prefix: object, longest_batch_id: str) -> str:
@@ -34,7 +42,7 @@ def check_prefix(prefix: object, longest_batch_id: str) -> str:
             "(e.g. 'manifests/'): change the setting"
         )
     longest = max(
-        len(manifest_key(prefix, longest_batch_id).encode()),
+        len(manifest_key(prefix, longest_batch_id, MAX_REVISION).encode()),
         len(f"{prefix}staged/{longest_batch_id}".encode()) + _STAGED_SUFFIX,
     )
     if longest > _MAX_KEY_BYTES:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -84,10 +84,11 @@ class S3ToRedshift:
     (:mod:`patterns.versions`: a rewritten object's earlier version is staged under
     ``<manifest_prefix>staged/``, content gone from S3 is recorded as superseded). A loader
     that reads by version (the local and PostgreSQL ones) then loads each version at most once,
-    and exactly once while it exists. COPY reads a key's current content, so on Redshift a
-    rewrite between that check and COPY's read loads the new content in the old member's place;
-    ``always_stage=True`` closes that window by staging every member, for one ``CopyObject`` per
-    file.
+    and exactly once while it exists. COPY reads a key's current content, so the Redshift loader
+    checks the keys again after COPY read them and before it commits, and reads again, from
+    staged copies, what was rewritten meanwhile (the manifest's ``recheck``: one more
+    ``HeadObject`` per file). ``always_stage=True`` stages every member up front instead, for
+    one ``CopyObject`` per file and no second check.
     """
 
     def __init__(
@@ -276,7 +277,7 @@ class S3ToRedshift:
         no member's content exists any more."""
         # Only an invocation that loads needs these: not every handler's cold start.
         from .manifest import build_manifest, write_manifest
-        from .versions import pin_members
+        from .versions import VersionRecheck, pin_members
 
         batch_id = ticket.batch.id
         members = self.batcher.members(batch_id)
@@ -292,20 +293,32 @@ class S3ToRedshift:
             stage_prefix=f"{self.manifest_prefix}staged/",
             always_stage=self.always_stage,
         )
-        if pinned.superseded:
+        superseded = sorted(m.id for m in pinned.superseded)
+        if superseded:
             _log.warning(
                 "batch %s: %d members' content is gone from S3 (rewritten or deleted); not loaded",
                 batch_id,
-                len(pinned.superseded),
+                len(superseded),
             )
-            ticket.record_superseded(sorted(m.id for m in pinned.superseded))
+            ticket.record_superseded(superseded)
         if not pinned.members:
             return None
         manifest = build_manifest(
             batch_id, pinned.members, bucket=self.manifest_bucket, prefix=self.manifest_prefix
         )
         write_manifest(self.s3, manifest)
-        return manifest
+        recheck = VersionRecheck(
+            self.s3,
+            batch_id,
+            list(pinned.members),
+            stage_bucket=self.manifest_bucket,
+            stage_prefix=f"{self.manifest_prefix}staged/",
+            manifest_bucket=self.manifest_bucket,
+            manifest_prefix=self.manifest_prefix,
+            record_superseded=ticket.record_superseded,
+            superseded=superseded,
+        )
+        return replace(manifest, recheck=recheck)
 
     def sweep(self, context: LambdaContext | None = None) -> dict[str, Any]:
         """The scheduled handler: seal aged batches, then load whatever waits, oldest first,

@@ -1,20 +1,34 @@
 """Loading a batch into Amazon Redshift through the Data API, exactly once.
 
-Exactly once at the warehouse: the statements run as one ``BatchExecuteStatement`` (one Redshift
-transaction). It locks a ledger table, COPYs the manifest into a temporary staging table, inserts
-the staged rows into the target **only if the ledger has no row for this batch**, and inserts that
-ledger row. Two loaders racing on one batch (a zombie past its lease and its successor) serialize
-on the lock; the second finds the ledger row and inserts nothing. An operator's abandon writes
-a ledger row too (``status 'abandoned'``), under the same lock, so no loader commits the batch
-afterwards, and a last statement, which touches the ledger row only when it is such a tombstone,
-tells from its row count an abandoned batch from one another load committed.
+Exactly once at the warehouse: the commit is one ``BatchExecuteStatement`` (one Redshift
+transaction). It locks a ledger table, inserts the rows COPY staged in a temporary table into the
+target **only if the ledger has no row for this batch**, and inserts that ledger row. Two loaders
+racing on one batch (a zombie past its lease and its successor) serialize on the lock; the second
+finds the ledger row and inserts nothing. An operator's abandon writes a ledger row too
+(``status 'abandoned'``), under the same lock, so no loader commits the batch afterwards, and a
+last statement, which touches the ledger row only when it is such a tombstone, tells from its row
+count an abandoned batch from one another load committed.
 
-The statement id is written on the batch before the loader waits for it, so a loader that takes
-over a crashed one asks the Data API what happened to that statement instead of loading again.
+Each object version at most once: COPY reads each key's *current* content, which may have been
+rewritten since the members were pinned (:mod:`patterns.versions`). When the manifest names such
+keys, the load runs in one Data API **session** (``SessionKeepAliveSeconds``): its temporary table
+lives on across calls, while each call is its own transaction (none spans calls, and none needs
+to). Call 1 creates the temporary table and COPYs into it. Then the manifest's ``recheck`` asks S3
+whether every key still holds its member's content; if not, the changed members are staged from
+their own versions and COPYed again from the manifest's next revision (at most ``max_rechecks``
+times; the round after them stages everything left). The last call is the commit above. A
+manifest of staged copies only (``always_stage``) needs no check: it loads in one call, its COPY
+inside the commit's transaction. In a session, COPY runs outside the ledger's lock, so other
+batches' commits do not wait for it.
+
+The commit's statement id is written on the batch before the loader waits for it, so a loader
+that takes over a crashed one asks the Data API what happened to that statement instead of
+loading again; a crash before the commit leaves only a session that expires with its table.
 
 No SQL is built from unvalidated input: identifiers, the IAM role ARN, the manifest URL, the batch
 id and the COPY options are each checked against a strict pattern or allowlist, and rejected with
-a message that names the problem.
+a message that names the problem; identifiers and literals are then quoted by the dialect's one
+quoting function (:mod:`patterns.sql`).
 """
 
 from __future__ import annotations
@@ -29,11 +43,12 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from stateless_state import InvalidArgument, LeaseLost, StatelessStateError
 
-from .sql import redshift_identifier
+from .manifest_keys import MAX_REVISION
+from .sql import redshift_identifier, redshift_literal
 
 if TYPE_CHECKING:
     from .loading import LoadTicket
-    from .manifest import Manifest
+    from .manifest import Manifest, Recheck
 
 __all__ = ["CopyFormat", "LoadOutcome", "Loader", "RedshiftDataApiLoader", "RedshiftLoadError"]
 
@@ -44,8 +59,10 @@ _SECRET = re.compile(
     r"arn:aws[a-z\-]*:secretsmanager:[a-z0-9\-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@\-]+", re.ASCII
 )
 _BATCH_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,200}/[0-9]{1,3}/[0-9]{12}", re.ASCII)
+# The key part up to S3's 1,024-byte key limit (ASCII here, so characters are bytes): the pipeline
+# accepts manifest prefixes up to that limit, and a shorter cap would fail every load of them.
 _MANIFEST_URL = re.compile(
-    r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/[A-Za-z0-9_.=/:\-]{1,900}", re.ASCII
+    r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/[A-Za-z0-9_.=/:\-]{1,1024}", re.ASCII
 )
 _OPTIONS = {
     "ACCEPTINVCHARS",
@@ -63,6 +80,9 @@ _PARAMETERISED_OPTIONS = (
     re.compile(r"MAXERROR [0-9]{1,6}", re.ASCII),
     re.compile(r"REGION '[a-z]{2}(-[a-z]+)+-[0-9]'", re.ASCII),
 )
+# COPY from Parquet takes only these of the allowlist (Redshift's "COPY from columnar data
+# formats"); compression is read from the files, so GZIP is refused too.
+_COLUMNAR_OPTIONS = {"ACCEPTINVCHARS", "STATUPDATE OFF"}
 
 
 class RedshiftLoadError(StatelessStateError):
@@ -131,6 +151,14 @@ class RedshiftDataApiLoader:
     ``IGNOREHEADER n``, ``MAXERROR n``, ``REGION 'xx-xxxx-n'``, ``TRUNCATECOLUMNS``...).
 
     The ledger table (``ledger_table``) must exist: run :meth:`ledger_ddl` once.
+
+    ``session_keep_alive`` (seconds, 1..86400) is how long the Data API keeps a load's session
+    after each of its calls: it must cover the recheck between COPY and commit (one
+    ``HeadObject`` per file, and staging what changed). ``max_rechecks`` (0..8) bounds the rounds
+    that stage only what changed; the round after them stages every member still named by its
+    own key, so a load ends whatever the rate of rewrites. Data API calls per load (plus the
+    ``DescribeStatement`` polls): one when the manifest names staged copies only, else three,
+    and one more per round that found a change.
     """
 
     table: str
@@ -147,6 +175,8 @@ class RedshiftDataApiLoader:
     client: Any = None
     poll_interval: float = 1.0
     timeout: float = 600.0
+    session_keep_alive: int = 300
+    max_rechecks: int = 2
     _sleep: Any = field(default=time.sleep, repr=False)
 
     def __post_init__(self) -> None:
@@ -169,6 +199,42 @@ class RedshiftDataApiLoader:
                 raise InvalidArgument(
                     f"COPY option {option!r} is not in the allowlist "
                     f"({', '.join(sorted(_OPTIONS))}, IGNOREHEADER n, MAXERROR n, REGION '...')"
+                )
+        self._check_option_combination()
+        keep = self.session_keep_alive
+        if isinstance(keep, bool) or not isinstance(keep, int) or not 1 <= keep <= 86400:
+            raise InvalidArgument(
+                "session_keep_alive must be an int of seconds from 1 to 86400 (the Data API's "
+                f"range), got {keep!r}"
+            )
+        rounds = self.max_rechecks
+        if (
+            isinstance(rounds, bool)
+            or not isinstance(rounds, int)
+            or not 0 <= rounds < MAX_REVISION
+        ):
+            raise InvalidArgument(
+                f"max_rechecks must be an int from 0 to {MAX_REVISION - 1}, got {rounds!r}"
+            )
+
+    def _check_option_combination(self) -> None:
+        # Refused now rather than by every COPY: a repeated keyword, or options the format
+        # cannot take, would fail each load of the pipeline.
+        words = [option.split(" ", 1)[0] for option in self.copy_options]
+        repeated = sorted({w for w in words if words.count(w) > 1})
+        if repeated:
+            raise InvalidArgument(
+                f"COPY options give {', '.join(repeated)} more than once: keep one of each"
+            )
+        if self.copy_format == CopyFormat.PARQUET:
+            unsupported = [o for o in self.copy_options if o not in _COLUMNAR_OPTIONS]
+            if self.gzip:
+                unsupported.insert(0, "GZIP")
+            if unsupported:
+                raise InvalidArgument(
+                    f"COPY from Parquet does not take {', '.join(unsupported)} (only "
+                    f"{', '.join(sorted(_COLUMNAR_OPTIONS))}; compression is read from the "
+                    "files): remove them or use another format"
                 )
 
     def _connection(self) -> dict[str, str]:
@@ -203,53 +269,82 @@ class RedshiftDataApiLoader:
         )
 
     def _batch_literal(self, batch_id: str) -> str:
-        return _check(
+        checked = _check(
             _BATCH_ID,
             batch_id,
             "batch id",
             "stream names loaded into Redshift may use only letters, digits, '_', '.', ':', '-'",
         )
+        return redshift_literal(checked, what="batch id")
+
+    def _stage(self, batch_id: str) -> str:
+        self._batch_literal(batch_id)
+        return redshift_identifier("stage_" + re.sub(r"[^A-Za-z0-9]", "_", batch_id)[-100:])
+
+    def _copy(self, stage: str, manifest_url: str) -> str:
+        checked = _check(_MANIFEST_URL, manifest_url, "manifest URL", "expected s3://bucket/key")
+        url = redshift_literal(checked, what="manifest URL")
+        role = redshift_literal(self.iam_role, what="IAM role ARN")
+        options = " ".join([self.copy_format, *(["GZIP"] if self.gzip else []), *self.copy_options])
+        return f"COPY {stage} FROM {url} IAM_ROLE {role} MANIFEST {options}"
 
     def statements(self, batch_id: str, manifest_url: str, fence: int) -> list[str]:
-        """The exact SQL of one load, in order; run as one transaction. The fifth inserts the
-        ledger row (1 row: this load committed); the sixth matches the ledger row only if it
-        is an abandon tombstone (1 row: abandoned, nothing committed)."""
-        self._batch_literal(batch_id)
-        _check(_MANIFEST_URL, manifest_url, "manifest URL", "expected s3://bucket/key")
+        """The exact SQL of a load in one call, in order, run as one transaction: the ledger's
+        lock, :meth:`copy_statements`, then the rest of :meth:`commit_statements`. For a
+        manifest of staged copies only (nothing to check after COPY)."""
+        lock, *commit = self.commit_statements(batch_id, fence)
+        return [lock, *self.copy_statements(batch_id, manifest_url), *commit]
+
+    def copy_statements(self, batch_id: str, manifest_url: str) -> list[str]:
+        """A session load's first call: create the temporary table and COPY the manifest into
+        it. Nothing another session can see."""
+        stage = self._stage(batch_id)
+        return [f"CREATE TEMP TABLE {stage} (LIKE {self._table})", self._copy(stage, manifest_url)]
+
+    def recopy_statements(self, batch_id: str, manifest_url: str | None) -> list[str]:
+        """A session load's call after a recheck found a change: empty the temporary table and
+        COPY the manifest's new revision (``None``: no member's content is left to read)."""
+        stage = self._stage(batch_id)
+        empty = f"DELETE FROM {stage}"
+        return [empty] if manifest_url is None else [empty, self._copy(stage, manifest_url)]
+
+    def commit_statements(self, batch_id: str, fence: int) -> list[str]:
+        """A session load's last call, in order, run as one transaction: lock the ledger,
+        insert the temporary table's rows unless the ledger has the batch, insert the ledger
+        row (1 row: this load committed), and the probe (1 row: the ledger row is an abandon
+        tombstone)."""
+        batch = self._batch_literal(batch_id)
+        stage = self._stage(batch_id)
         if isinstance(fence, bool) or not isinstance(fence, int) or fence < 0:
             raise InvalidArgument(f"fence must be a non-negative int, got {fence!r}")
-        stage = "stage_" + re.sub(r"[^A-Za-z0-9]", "_", batch_id)[-100:]
-        options = " ".join([self.copy_format, *(["GZIP"] if self.gzip else []), *self.copy_options])
-        absent = f"NOT EXISTS (SELECT 1 FROM {self._ledger} WHERE batch_id = '{batch_id}')"
+        absent = f"NOT EXISTS (SELECT 1 FROM {self._ledger} WHERE batch_id = {batch})"
         return [
             f"LOCK {self._ledger}",
-            f'CREATE TEMP TABLE "{stage}" (LIKE {self._table})',
-            f"COPY \"{stage}\" FROM '{manifest_url}' IAM_ROLE '{self.iam_role}' MANIFEST {options}",
-            f'INSERT INTO {self._table} SELECT * FROM "{stage}" WHERE {absent}',
+            f"INSERT INTO {self._table} SELECT * FROM {stage} WHERE {absent}",
             f"INSERT INTO {self._ledger} (batch_id, fence, loaded_at, status) "
-            f"SELECT '{batch_id}', {fence}, GETDATE(), 'loaded' WHERE {absent}",
-            self._probe(batch_id, "abandoned"),
+            f"SELECT {batch}, {fence}, GETDATE(), 'loaded' WHERE {absent}",
+            self._probe(batch, "abandoned"),
         ]
 
-    def _probe(self, batch_id: str, status: str) -> str:
+    def _probe(self, batch: str, status: str) -> str:
         # A no-op update whose row count says whether the ledger row has ``status``: the Data
         # API reports each statement's ResultRows, so no result set has to be fetched.
         return (
             f"UPDATE {self._ledger} SET status = status "
-            f"WHERE batch_id = '{batch_id}' AND status = '{status}'"
+            f"WHERE batch_id = {batch} AND status = {redshift_literal(status)}"
         )
 
     def abandon_statements(self, batch_id: str) -> list[str]:
         """The exact SQL of an abandon, in order; run as one transaction. The second inserts
         the tombstone (unless any ledger row exists); the third matches a committed load's
         row (1 row: the batch was loaded before, and nothing changed)."""
-        self._batch_literal(batch_id)
-        absent = f"NOT EXISTS (SELECT 1 FROM {self._ledger} WHERE batch_id = '{batch_id}')"
+        batch = self._batch_literal(batch_id)
+        absent = f"NOT EXISTS (SELECT 1 FROM {self._ledger} WHERE batch_id = {batch})"
         return [
             f"LOCK {self._ledger}",
             f"INSERT INTO {self._ledger} (batch_id, fence, loaded_at, status) "
-            f"SELECT '{batch_id}', 0, GETDATE(), 'abandoned' WHERE {absent}",
-            self._probe(batch_id, "loaded"),
+            f"SELECT {batch}, 0, GETDATE(), 'abandoned' WHERE {absent}",
+            self._probe(batch, "loaded"),
         ]
 
     def abandon(self, batch_id: str) -> AbandonOutcome:
@@ -261,7 +356,7 @@ class RedshiftDataApiLoader:
             **self._connection(),
         )
         status = self._finished(r["Id"], f"abandon of batch {batch_id}")
-        return "loaded" if _result_rows(status, 2) == 1 else "abandoned"
+        return "loaded" if _result_rows(status, -1) == 1 else "abandoned"
 
     def _client(self) -> Any:
         if self.client is None:
@@ -271,19 +366,56 @@ class RedshiftDataApiLoader:
         return self.client
 
     def load(self, ticket: LoadTicket, manifest: Manifest) -> LoadOutcome:
-        """Load the batch, or finish the earlier attempt recorded on it. See the module doc."""
-        client = self._client()
+        """Load the batch, or finish the earlier attempt recorded on it (module doc).
+
+        Guarantees, whatever the concurrency: the batch's rows are committed at most once (the
+        ledger), and no member's place is taken by other content: when the manifest names keys
+        that can be rewritten, they are checked again after COPY read them and before the
+        commit (``manifest.recheck``), and what changed is read again from its own version."""
         previous = ticket.batch.statement_id
         if previous:
             status = self._wait(previous)
             if status["Status"] == "FINISHED":
-                # An earlier attempt's statement finished: the rows are in (or, by its last row
+                # An earlier attempt's commit finished: the rows are in (or, by its last row
                 # count, the batch was found abandoned); this call commits nothing.
-                abandoned = _result_rows(status, 5) == 1
+                abandoned = _result_rows(status, -1) == 1
                 return LoadOutcome(ticket.batch.id, False, previous, 0, abandoned=abandoned)
-        sql = self.statements(ticket.batch.id, manifest.url, ticket.fence)
+        batch_id = ticket.batch.id
+        if manifest.recheck is None or not manifest.mutable_entries:
+            sql = self.statements(batch_id, manifest.url, ticket.fence)
+            return self._commit(ticket, sql, self._connection())
+        commit = self.commit_statements(batch_id, ticket.fence)
+        session = self._session_copy(batch_id, manifest, manifest.recheck)
+        return self._commit(ticket, commit, {"SessionId": session})
+
+    def _session_copy(self, batch_id: str, manifest: Manifest, recheck: Recheck) -> str:
+        """COPY into a new session's temporary table until a recheck finds every key unchanged
+        (or every member staged); returns the session id."""
+        client = self._client()
+        name = f"stateless_state:copy:{batch_id}"[:500]
         r = client.batch_execute_statement(
-            Sqls=sql, StatementName=f"stateless_state:{ticket.batch.id}"[:500], **self._connection()
+            Sqls=self.copy_statements(batch_id, manifest.url),
+            StatementName=name,
+            SessionKeepAliveSeconds=self.session_keep_alive,
+            **self._connection(),
+        )
+        session: str = r["SessionId"]
+        self._finished(r["Id"], f"COPY of batch {batch_id}")
+        for round_ in range(self.max_rechecks + 1):
+            revised = recheck(manifest, everything=round_ == self.max_rechecks)
+            if revised is None:
+                break
+            manifest = revised
+            url = manifest.url if manifest.entries else None
+            r = client.batch_execute_statement(
+                Sqls=self.recopy_statements(batch_id, url), StatementName=name, SessionId=session
+            )
+            self._finished(r["Id"], f"COPY of batch {batch_id}, revision {manifest.revision}")
+        return session
+
+    def _commit(self, ticket: LoadTicket, sql: list[str], where: dict[str, Any]) -> LoadOutcome:
+        r = self._client().batch_execute_statement(
+            Sqls=sql, StatementName=f"stateless_state:{ticket.batch.id}"[:500], **where
         )
         statement_id = r["Id"]
         # Superseded after the statement was sent? It runs all the same, so wait for it and say
@@ -316,13 +448,16 @@ class RedshiftDataApiLoader:
 
 
 def _result_rows(status: Mapping[str, Any], index: int) -> int | None:
+    """A sub-statement's ``ResultRows``; ``index`` may count from the end (``-1``, the last),
+    as outcomes are read: the same for a one-call load and a session's commit."""
     subs = status.get("SubStatements", [])
-    return subs[index].get("ResultRows") if index < len(subs) else None
+    return subs[index].get("ResultRows") if -len(subs) <= index < len(subs) else None
 
 
 def _outcome(batch_id: str, statement_id: str, status: Mapping[str, Any]) -> LoadOutcome:
-    """What a finished load statement did, from its sub-statements' row counts."""
-    committed = _result_rows(status, 4) == 1
-    abandoned = not committed and _result_rows(status, 5) == 1
-    rows = _result_rows(status, 3) if committed else 0
+    """What a finished commit did, from its last three sub-statements' row counts (the rows
+    inserted, the ledger row inserted, the abandon probe)."""
+    committed = _result_rows(status, -2) == 1
+    abandoned = not committed and _result_rows(status, -1) == 1
+    rows = _result_rows(status, -3) if committed else 0
     return LoadOutcome(batch_id, committed, statement_id, rows, abandoned=abandoned)

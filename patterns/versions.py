@@ -19,11 +19,13 @@ member is pinned to a URL whose content is the member's own, with one ``HeadObje
 
 A pin holds when it is checked; a rewrite after the check and before COPY reads the key would
 load the newer content in the member's place. A loader whose reader cannot pin a version (COPY)
-checks the members again once COPY has read them and before it commits (:func:`changed_entries`,
-as :class:`~patterns.redshift.RedshiftDataApiLoader` does), and stages what changed
-(:func:`restage`). ``always_stage=True`` stages every member up front instead: one
-``CopyObject`` per file, and the copies' storage until a lifecycle rule on the stage prefix
-removes them.
+therefore checks the members again once COPY has read them and before it commits
+(:class:`VersionRecheck`, which the pipeline hands it as the manifest's ``recheck``, and
+:class:`~patterns.redshift.RedshiftDataApiLoader` calls): a key whose content is the same
+before the read (the pin) and after it held that content throughout (version ids never repeat),
+so COPY read the member's own content; what changed is staged (:func:`restage`) and read again.
+``always_stage=True`` stages every member up front instead: one ``CopyObject`` per file, and
+the copies' storage until a lifecycle rule on the stage prefix removes them.
 
 Permissions: S3 answers 403, not 404, for a missing key unless the caller may ``s3:ListBucket``;
 a 403 is therefore never read as "gone" but raised as :class:`AccessDenied` naming the missing
@@ -32,8 +34,8 @@ permission.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from stateless_state import InvalidArgument
@@ -43,9 +45,17 @@ from .batches import Member
 from .membership import digest
 
 if TYPE_CHECKING:
-    from .manifest import ManifestEntry
+    from .manifest import Manifest, ManifestEntry
 
-__all__ = ["S3_KEY_LIMIT", "Pinned", "changed_entries", "pin_members", "restage", "stage_key"]
+__all__ = [
+    "S3_KEY_LIMIT",
+    "Pinned",
+    "VersionRecheck",
+    "changed_entries",
+    "pin_members",
+    "restage",
+    "stage_key",
+]
 
 S3_KEY_LIMIT = 1024
 """S3's limit on an object key, in UTF-8 bytes."""
@@ -314,3 +324,68 @@ def restage(
         stage_prefix=stage_prefix,
         always_stage=True,
     )
+
+
+@dataclass
+class VersionRecheck:
+    """The :class:`~patterns.manifest.Recheck` of one load: after COPY read the manifest's keys
+    and before the load commits, it asks S3 whether each key still holds the member's content
+    and, for those that do not, stages the member's own version or records it superseded, then
+    writes the manifest's next revision.
+
+    ``members`` are the batch's members as pinned (:func:`pin_members`); ``superseded`` the ids
+    already recorded as superseded; ``record_superseded`` writes the whole list on the batch
+    (the load ticket's fenced write). Cost per call: one ``HeadObject`` per entry that names a
+    version or an ETag (staged copies cost nothing), and when something changed, one
+    ``CopyObject`` per changed member and one ``PutObject`` of the new revision; with
+    ``everything``, one ``CopyObject`` per remaining mutable member and no ``HeadObject``.
+    Not thread-safe: one load calls it, from one thread."""
+
+    s3: Any
+    batch_id: str
+    members: list[Member]
+    stage_bucket: str
+    stage_prefix: str
+    manifest_bucket: str
+    manifest_prefix: str
+    record_superseded: Callable[[list[str]], None]
+    superseded: list[str] = field(default_factory=list)
+
+    def __call__(self, manifest: Manifest, *, everything: bool = False) -> Manifest | None:
+        from .manifest import build_manifest, member_url, write_manifest
+        from .manifest_keys import MAX_REVISION
+
+        if everything:
+            changed = {e.url for e in manifest.mutable_entries}
+        else:
+            changed = {e.url for e in changed_entries(self.s3, manifest.mutable_entries)}
+        if not changed:
+            return None
+        if manifest.revision >= MAX_REVISION:
+            raise InvalidArgument(
+                f"batch {self.batch_id}: manifest revision {manifest.revision} is the last; "
+                "call with everything=True before it (the loader bounds its rechecks)"
+            )
+        moving = [m for m in self.members if member_url(m) in changed]
+        kept = [m for m in self.members if member_url(m) not in changed]
+        staged = restage(
+            self.s3,
+            self.batch_id,
+            moving,
+            stage_bucket=self.stage_bucket,
+            stage_prefix=self.stage_prefix,
+        )
+        if staged.superseded:
+            self.superseded = [*self.superseded, *sorted(m.id for m in staged.superseded)]
+            self.record_superseded(self.superseded)
+        self.members = [*kept, *staged.members]
+        revised = build_manifest(
+            self.batch_id,
+            self.members,
+            bucket=self.manifest_bucket,
+            prefix=self.manifest_prefix,
+            revision=manifest.revision + 1,
+        )
+        if revised.entries:
+            write_manifest(self.s3, revised)
+        return replace(revised, recheck=self)

@@ -8,6 +8,7 @@ import json
 import re
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -25,14 +26,31 @@ class PostgresDataApi:
     ``LOCK TABLE t`` and ``COPY stage FROM 'manifest' ... MANIFEST`` as an insert of
     ``rows_of(manifest_url)``, the rows COPY would read; ``describe_statement`` answers as the
     Data API does (``FINISHED`` with each sub-statement's ``ResultRows``, or ``FAILED`` with
-    the error, as for Redshift's serialization failure, error 1023)."""
+    the error, as for Redshift's serialization failure, error 1023).
+
+    Sessions as the Data API has them: a call with ``SessionKeepAliveSeconds`` opens one (a
+    connection kept open, so its temporary tables live on) and answers its ``SessionId``; a call
+    with ``SessionId`` runs on it, and must not name the connection again (the Data API refuses
+    ``SessionId`` with ``Database``, ``WorkgroupName`` or ``ClusterIdentifier``). Each call is
+    still one transaction. A session ends after its commit (a call that starts with ``LOCK``) or a
+    failed call, since the loader uses it for nothing more: the stand-in holds no connection past
+    a load, so the tests' many loads do not exhaust PostgreSQL's. ``after`` (optional) is called
+    after each call's transaction with the call's parameters: a test's hook between a session's
+    COPY and its commit. ``calls`` counts the calls by kind (``batch``, ``describe``) and the
+    sessions opened (``session``)."""
 
     def __init__(
-        self, uri: str, isolation: str, rows_of: Callable[[str], list[tuple[Any, ...]]]
+        self,
+        uri: str,
+        isolation: str,
+        rows_of: Callable[[str], list[tuple[Any, ...]]],
+        after: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
-        self.uri, self.isolation, self.rows_of = uri, isolation, rows_of
+        self.uri, self.isolation, self.rows_of, self.after = uri, isolation, rows_of, after
         self.results: dict[str, dict[str, Any]] = {}
         self.failures: dict[str, int] = {}
+        self.calls: Counter[str] = Counter()
+        self.sessions: dict[str, psycopg.Connection[Any]] = {}
         self._lock = threading.Lock()
 
     def _translate(self, sql: str) -> tuple[str, list[tuple[Any, ...]] | None]:
@@ -44,12 +62,38 @@ class PostgresDataApi:
             return f"LOCK TABLE {m['table']} IN ACCESS EXCLUSIVE MODE", None
         return sql.replace("GETDATE()", "now()"), None
 
-    def batch_execute_statement(self, *, Sqls: list[str], **_: Any) -> dict[str, str]:
+    def _connection(self, params: dict[str, Any]) -> tuple[psycopg.Connection[Any], str | None]:
+        session = params.get("SessionId")
+        if session is not None:
+            named = {"Database", "WorkgroupName", "ClusterIdentifier"} & params.keys()
+            assert not named, f"the Data API refuses SessionId with {sorted(named)}"
+            assert "SessionKeepAliveSeconds" not in params, "a session's keep-alive is set once"
+            return self.sessions[session], session
+        conn = psycopg.connect(self.uri, autocommit=True)
+        if params.get("SessionKeepAliveSeconds") is None:
+            return conn, None
+        session = str(uuid.uuid4())
+        with self._lock:
+            self.sessions[session] = conn
+            self.calls["session"] += 1
+        return conn, session
+
+    def close(self) -> None:
+        """Close the sessions' connections (the Data API's keep-alive running out)."""
+        with self._lock:
+            sessions, self.sessions = self.sessions, {}
+        for conn in sessions.values():
+            conn.close()
+
+    def batch_execute_statement(self, *, Sqls: list[str], **params: Any) -> dict[str, str]:
+        with self._lock:
+            self.calls["batch"] += 1
         statement_id = uuid.uuid4().hex
         counts: list[int] = []
+        conn, session = self._connection(params)
         try:
-            with psycopg.connect(self.uri, autocommit=True) as conn:
-                conn.execute(f"BEGIN ISOLATION LEVEL {self.isolation}")
+            conn.execute(f"BEGIN ISOLATION LEVEL {self.isolation}")
+            try:
                 with conn.cursor() as cur:
                     for sql in Sqls:
                         text, rows = self._translate(sql)
@@ -60,6 +104,12 @@ class PostgresDataApi:
                             cur.executemany(text, rows)
                             counts.append(len(rows))
                 conn.execute("COMMIT")
+            except psycopg.Error:
+                conn.execute("ROLLBACK")
+                raise
+            finally:
+                if session is None:
+                    conn.close()
             result: dict[str, Any] = {
                 "Id": statement_id,
                 "Status": "FINISHED",
@@ -74,9 +124,18 @@ class PostgresDataApi:
                 self.failures[type(e).__name__] = self.failures.get(type(e).__name__, 0) + 1
             result = {"Id": statement_id, "Status": "FAILED", "Error": str(e)}
         self.results[statement_id] = result
-        return {"Id": statement_id}
+        if session is not None and (Sqls[0].startswith("LOCK") or result["Status"] == "FAILED"):
+            with self._lock:
+                self.sessions.pop(session).close()
+        if self.after is not None:
+            self.after({"Sqls": Sqls, **params})
+        return (
+            {"Id": statement_id} if session is None else {"Id": statement_id, "SessionId": session}
+        )
 
     def describe_statement(self, *, Id: str) -> dict[str, Any]:
+        with self._lock:
+            self.calls["describe"] += 1
         return self.results[Id]
 
 

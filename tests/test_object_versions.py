@@ -16,7 +16,6 @@ import psycopg
 import pytest
 
 from patterns.batcher import BatchState, Thresholds
-from patterns.hooks import CrashPoint, set_crash_hook
 from patterns.pipeline import S3ToRedshift
 from patterns.redshift import RedshiftDataApiLoader
 from patterns.testing import direct, put_object
@@ -166,46 +165,3 @@ def test_the_redshift_statement_path_loads_each_version_once(
         payloads = conn.execute(f"SELECT payload FROM {loader.table}").fetchall()
     loaded = Counter(json.loads(p)["v"] for (p,) in payloads)
     assert loaded == Counter({0: max(batch - 2, 0), 1: 2 if versioned else 0, 2: 3})
-
-
-@pytest.mark.parametrize("always_stage", [False, True], ids=["stage-when-needed", "always-stage"])
-def test_the_window_between_the_check_and_copy(
-    ddb_store: Store, s3_bucket: tuple[Any, str], postgres: str, always_stage: bool
-) -> None:
-    """The documented window: a rewrite after the members were pinned and before COPY reads
-    the key. COPY reads the new content in the old member's place (and the new version, its
-    own arrival, loads again), unless ``always_stage`` named an immutable copy."""
-    s3, bucket = s3_bucket
-    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    loader = redshift_on_postgres(postgres, s3)
-    pipeline = S3ToRedshift(
-        ddb_store,
-        stream=f"window-{uuid.uuid4().hex[:6]}",
-        loader=loader,
-        manifest_bucket=bucket,
-        thresholds=Thresholds(count=1, bytes=None, age=None),
-        s3_client=s3,
-        min_load_time=60,
-        always_stage=always_stage,
-    )
-    (first,) = pipeline.handle(direct(put(s3, bucket, "k.jsonl", 1, 2)), NO_TIME)["sealed"]
-    rewrite: list[Any] = []
-
-    def rewrite_now(name: CrashPoint) -> None:
-        if name == "mid-load" and not rewrite:  # the manifest is written, COPY not started
-            rewrite.append(put(s3, bucket, "k.jsonl", 2, 3))
-
-    set_crash_hook(rewrite_now)
-    try:
-        assert pipeline.load(first) == "loaded"
-    finally:
-        set_crash_hook(None)
-    (second,) = pipeline.handle(direct(*rewrite), NO_TIME)["sealed"]
-    assert pipeline.load(second) == "loaded"
-    with psycopg.connect(postgres, autocommit=True) as conn:
-        payloads = conn.execute(f"SELECT payload FROM {loader.table}").fetchall()
-    loaded = Counter(json.loads(p)["v"] for (p,) in payloads)
-    if always_stage:
-        assert loaded == Counter({1: 2, 2: 3}), "each version once"
-    else:
-        assert loaded == Counter({2: 6}), "the window: v2 twice, v1 never (documented)"

@@ -277,3 +277,140 @@ def test_a_stream_redshift_cannot_name_is_refused_when_the_pipeline_is_built(
     with pytest.raises(InvalidArgument, match="stream names loaded into Redshift"):
         S3ToRedshift(moto_store, stream="a#b", loader=loader(None), manifest_bucket="bkt-1")
     S3ToRedshift(moto_store, stream="clicks:eu-1", loader=loader(None), manifest_bucket="bkt-1")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"session_keep_alive": 0}, "session_keep_alive"),
+        ({"session_keep_alive": 86401}, "session_keep_alive"),
+        ({"session_keep_alive": True}, "session_keep_alive"),
+        ({"session_keep_alive": "300"}, "session_keep_alive"),
+        ({"max_rechecks": -1}, "max_rechecks"),
+        ({"max_rechecks": 9}, "max_rechecks"),
+        ({"copy_options": ("MAXERROR 0", "MAXERROR 10")}, "MAXERROR more than once"),
+        ({"copy_options": ("TIMEFORMAT 'auto'", "TIMEFORMAT 'auto'")}, "more than once"),
+        ({"copy_format": CopyFormat.PARQUET}, "Parquet does not take GZIP"),
+        (
+            {"copy_format": CopyFormat.PARQUET, "gzip": False, "copy_options": ("MAXERROR 0",)},
+            "Parquet does not take MAXERROR 0",
+        ),
+        (
+            {
+                "copy_format": CopyFormat.PARQUET,
+                "gzip": False,
+                "copy_options": ("REGION 'eu-west-1'",),
+            },
+            "Parquet does not take REGION",
+        ),
+    ],
+)
+def test_settings_every_load_would_fail_on_are_refused_when_built(
+    data_api: tuple[Any, Stubber], kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        loader(data_api[0], **kwargs)
+
+
+def test_parquet_takes_the_options_redshift_accepts_for_columnar_files(
+    data_api: tuple[Any, Stubber],
+) -> None:
+    rl = loader(
+        data_api[0],
+        copy_format=CopyFormat.PARQUET,
+        gzip=False,
+        copy_options=("ACCEPTINVCHARS", "STATUPDATE OFF"),
+    )
+    assert rl.copy_statements("c/0/000000000000", "s3://bkt/m")[1].endswith(
+        "MANIFEST FORMAT AS PARQUET ACCEPTINVCHARS STATUPDATE OFF"
+    )
+
+
+def test_a_manifest_key_up_to_s3s_limit_is_accepted(data_api: tuple[Any, Stubber]) -> None:
+    """The pipeline accepts manifest prefixes whose keys reach S3's 1,024 bytes; the loader must
+    take such URLs (a shorter cap failed every load of them)."""
+    key = "m/" + "k" * 1020 + ".m"
+    assert len(key) == 1024
+    assert (
+        f"'s3://bkt/{key}'"
+        in loader(data_api[0]).copy_statements("c/0/000000000000", f"s3://bkt/{key}")[1]
+    )
+    with pytest.raises(InvalidArgument, match="manifest URL"):
+        loader(data_api[0]).copy_statements("c/0/000000000000", f"s3://bkt/{key}x")
+
+
+def rewritable(ticket: LoadTicket, rechecks: list[bool]) -> Any:
+    """The ticket's manifest with an entry that names mutable content (an ETag) and a recheck
+    that records each call and finds nothing changed."""
+    from dataclasses import replace
+
+    def unchanged(manifest: Any, *, everything: bool = False) -> None:
+        rechecks.append(everything)
+
+    manifest = build_manifest(
+        ticket.batch.id, ticket.batcher.members(ticket.batch.id), bucket="manifests", prefix="m/"
+    )
+    entries = tuple(replace(e, etag='"abc"') for e in manifest.entries)
+    return replace(manifest, entries=entries, recheck=unchanged)
+
+
+def test_a_manifest_of_mutable_keys_loads_in_a_session(
+    moto_store: Store, data_api: tuple[Any, Stubber]
+) -> None:
+    """Exact calls: COPY in a new session (keep-alive, the connection named), the recheck, then
+    the commit on the session id alone (the Data API refuses a session id with the connection's
+    names), its statement id recorded before the wait; the outcome read from the commit's last
+    three row counts."""
+    client, stub = data_api
+    ticket = sealed_ticket(moto_store)
+    rechecks: list[bool] = []
+    manifest = rewritable(ticket, rechecks)
+    session = "0c8d3a1e-1b2c-4d5e-8f90-123456789abc"
+    connection = {"Database": "dev", "ClusterIdentifier": "prod-cluster", "SecretArn": SECRET}
+    stub.add_response(
+        "batch_execute_statement",
+        {"Id": "copy-1", "SessionId": session},
+        {
+            "Sqls": EXPECTED_SQL[1:3],
+            "StatementName": "stateless_state:copy:clicks/0/000000000000",
+            "SessionKeepAliveSeconds": 300,
+            **connection,
+        },
+    )
+    stub.add_response("describe_statement", finished("copy-1", [0, 2]), {"Id": "copy-1"})
+    stub.add_response(
+        "batch_execute_statement",
+        {"Id": "commit-1"},
+        {
+            "Sqls": [EXPECTED_SQL[0], *EXPECTED_SQL[3:]],
+            "StatementName": "stateless_state:clicks/0/000000000000",
+            "SessionId": session,
+        },
+    )
+    stub.add_response("describe_statement", finished("commit-1", [0, 2, 1, 0]), {"Id": "commit-1"})
+    outcome = loader(client).load(ticket, manifest)
+    assert (outcome.committed, outcome.rows, outcome.statement_id) == (True, 2, "commit-1")
+    assert rechecks == [False], "checked once after COPY, and nothing had changed"
+    stored = ticket.batcher.batch(ticket.batch.id)
+    assert stored is not None and stored.statement_id == "commit-1"
+
+
+def test_a_failed_session_copy_commits_nothing_and_records_no_statement(
+    moto_store: Store, data_api: tuple[Any, Stubber]
+) -> None:
+    client, stub = data_api
+    ticket = sealed_ticket(moto_store)
+    rechecks: list[bool] = []
+    manifest = rewritable(ticket, rechecks)
+    stub.add_response(
+        "batch_execute_statement",
+        {"Id": "copy-1", "SessionId": "0c8d3a1e-1b2c-4d5e-8f90-123456789abc"},
+    )
+    stub.add_response(
+        "describe_statement", {"Id": "copy-1", "Status": "FAILED", "Error": "S3 denied"}
+    )
+    with pytest.raises(RedshiftLoadError, match="COPY of batch clicks/0/000000000000"):
+        loader(client).load(ticket, manifest)
+    assert rechecks == []
+    stored = ticket.batcher.batch(ticket.batch.id)
+    assert stored is not None and stored.statement_id is None, "a successor loads afresh"

@@ -75,13 +75,16 @@ class Recorder:
 
 
 class FakeDataApi:
-    """Answers like the Data API for a statement that finishes at once; records the calls."""
+    """Answers like the Data API for a statement that finishes at once (in a new session when
+    the call asks for one); records the calls."""
 
     def __init__(self, recorder: Recorder) -> None:
         self.recorder = recorder
 
-    def batch_execute_statement(self, **_: Any) -> dict[str, Any]:
+    def batch_execute_statement(self, **params: Any) -> dict[str, Any]:
         self.recorder.actions.add("redshift-data:BatchExecuteStatement")
+        if "SessionKeepAliveSeconds" in params:
+            return {"Id": "stmt", "SessionId": "0c8d3a1e-1b2c-4d5e-8f90-123456789abc"}
         return {"Id": "stmt"}
 
     def describe_statement(self, **_: Any) -> dict[str, Any]:

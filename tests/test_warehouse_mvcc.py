@@ -9,7 +9,9 @@ MANIFEST`` replaced by an insert of the manifest's files' rows and ``LOCK t`` by
 sub-statement's ``ResultRows``, or ``FAILED`` with the error, as for Redshift's serialization
 failure (error 1023), which the pipeline retries after a backoff. The unmodified
 ``RedshiftDataApiLoader.load`` and ``abandon`` run against it, from concurrent threads, for a
-zombie loader past its lease, its successor and an operator's abandon on every batch.
+zombie loader past its lease, its successor and an operator's abandon on every batch, on both
+of the loader's paths: one call (a manifest of immutable copies) and a Data API session (COPY in
+one call, the commit in another, as for keys that can be rewritten).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import psycopg
 import pytest
@@ -80,17 +83,33 @@ def abandon_until_answered(loader: RedshiftDataApiLoader, batch_id: str) -> str:
     raise AssertionError("never answered")
 
 
+def unchanged(manifest: Manifest, *, everything: bool = False) -> Manifest | None:
+    """A recheck that finds every key as pinned (this test is about the commit's races)."""
+    assert not everything, "an unchanged manifest needs no second round"
+    return None
+
+
+def as_rewritable(manifest: Manifest) -> Manifest:
+    """``manifest`` with entries that name mutable content, so the loader takes its session
+    path: COPY in one call, the commit in another."""
+    entries = tuple(replace(e, etag='"0"') for e in manifest.entries)
+    return replace(manifest, entries=entries, recheck=unchanged)
+
+
+@pytest.mark.parametrize("path", ["one-call", "session"])
 @pytest.mark.parametrize("isolation", ["SERIALIZABLE", "REPEATABLE READ"])
 def test_zombie_successor_and_abandon_commit_each_batch_at_most_once(
-    ddb_store: Store, postgres: str, isolation: str
+    ddb_store: Store, postgres: str, isolation: str, path: str
 ) -> None:
     schema = f"w{uuid.uuid4().hex[:8]}"
-    stream = f"mvcc-{isolation.split(maxsplit=1)[0].lower()}"
+    stream = f"mvcc-{isolation.split(maxsplit=1)[0].lower()}-{path}"
     b, batch_ids = sealed_batches(ddb_store, stream, 24)
     manifests = {
         bid: build_manifest(bid, b.members(bid), bucket="manifests", prefix="m/")
         for bid in batch_ids
     }
+    if path == "session":
+        manifests = {bid: as_rewritable(m) for bid, m in manifests.items()}
     rows_of = {
         m.url: [(bid, e.url, line) for e in m.entries for line in range(2)]
         for bid, m in manifests.items()
@@ -153,3 +172,5 @@ def test_zombie_successor_and_abandon_commit_each_batch_at_most_once(
         if "abandon" in said:
             assert said["abandon"] == "loaded", "an abandon after the commit says so"
     assert ledger[batch_ids[1]] == "abandoned", "abandoned before its loaders started"
+    assert (api.calls["session"] > 0) == (path == "session"), "the path under test was taken"
+    assert not api.sessions, "every session ended with its commit or its failure"
