@@ -1,9 +1,20 @@
 """Idempotency keys: run a body once per key, replay its stored result to every duplicate.
 
-One item per key, ``pk=idem#<sha256 of keys.join(namespace, key)>, sk=idem``:
-``status`` (``in_progress`` | ``completed`` | ``released``), ``owner`` (a random nonce per claim),
-``fence`` (increases with every claim), ``lease_until`` (when an in-progress claim may be taken
-over), ``hash`` (of the validated payload), ``result`` (JSON) and ``ttl``.
+One item per key, ``pk=idem#<sha256 of the key's preimage>, sk=idem``: ``status``
+(``in_progress`` | ``completed`` | ``released``), ``owner`` (a random nonce per claim), ``fence``
+(1 for a record's first claim, one more with every takeover), ``lease_until`` (when an
+in-progress claim may be taken over), ``hash`` (of the validated payload), ``result`` (JSON),
+``ttl``, ``namespace`` and, for a string key, ``key``.
+
+Typed keys: a string key's preimage is ``keys.join(namespace, key)``, as in every earlier
+version, so string-keyed records stay valid across upgrades. Any other key (a number, a bool,
+a list or an object selected from an event) has the preimage ``keys.join(namespace, "json",
+canonical JSON)`` (see :func:`canonical_key`). :func:`~stateless_state.keys.join` escapes every
+part so that it contains no ``#`` and can be unescaped back: splitting a preimage on ``#`` gives
+back its parts. A string key's preimage has two parts, a typed key's three, so no typed key
+ever shares a record with a string key (``1`` and ``"1"`` are two records, and so are ``{"a":
+1}`` and the hex of any hash of it); two typed keys share one exactly when their canonical JSON
+is equal.
 
 Fenced: completing and releasing are conditional on ``owner`` still being this claim's nonce, so
 an invocation that outlived its lease (a zombie) can neither overwrite nor delete the record of
@@ -37,10 +48,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, ParamSpec, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeAlias, TypedDict, TypeVar
 
 from . import domain, keys
-from .codec import to_json
+from .codec import to_item, to_json
 from .errors import (
     AlreadyInProgress,
     InvalidArgument,
@@ -49,21 +60,30 @@ from .errors import (
     NotSerializable,
     PayloadMismatch,
 )
-from .expressions import Attr, Condition, Update
+from .expressions import Attr, Condition, Update, render
 from .retry import LambdaContext, retrying, transient
 from .table import ConditionFailed, Table, TransactionCanceled
 from .transaction import MAX_ACTIONS, Transaction, check_actions, own_write
 
+if TYPE_CHECKING:
+    from decimal import Decimal
+
 __all__ = [
     "Claim",
     "Idempotency",
+    "IdempotencyKey",
     "IdempotencyOptions",
     "IdempotentOptions",
+    "canonical_key",
     "commit_with_completion",
     "from_powertools",
     "idempotent",
     "selector",
 ]
+
+IdempotencyKey: TypeAlias = "str | int | float | bool | Decimal | Sequence[Any] | Mapping[str, Any]"
+"""What identifies a request: a non-empty string, or a JSON value of another type (see
+:func:`canonical_key`); the two never share a record."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -80,6 +100,102 @@ def payload_hash(payload: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+_MAX_DEPTH = 64
+# Python's own bound on int-to-text conversion: a number longer than this written out is
+# refused rather than turned into megabytes of key text.
+_MAX_DIGITS = 4_300
+
+
+def canonical_key(value: Any) -> str:
+    """The canonical JSON that a typed (non-string) idempotency key is recorded under: equal
+    keys give equal text, distinct keys distinct text.
+
+    Objects' members are sorted by name, no spaces, strings escaped to ASCII, tuples are
+    lists. Numbers are the decimal numbers JSON writes, so ``1``, ``1.0`` and ``Decimal("1.00")``
+    are one key (as DynamoDB's own numbers are) and a float is the shortest decimal that reads
+    back as it (``repr``): ``0.1`` is JSON's ``0.1``. Powertools hashes ``json.dumps`` of the
+    key, so there ``1`` and ``1.0`` are two keys (and a ``Decimal`` key is its string); here a
+    number means its value whatever a producer's serializer did to it. ``True`` is not ``1``.
+
+    Raises :class:`InvalidArgument` for NaN or an infinity, an object member name that is not a
+    string, a number over 4,300 digits written out, nesting deeper than 64 levels (a value
+    containing itself included), or a leaf that is not JSON (a datetime, bytes...). Cost: CPU
+    only, linear in the key's size.
+    """
+    return _canonical(value, 0)
+
+
+def _canonical(value: Any, depth: int) -> str:
+    if depth > _MAX_DEPTH:
+        raise InvalidArgument(
+            f"an idempotency key nests deeper than {_MAX_DEPTH} levels (or contains itself); "
+            "select a flatter key"
+        )
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, Mapping):
+        names = list(value)
+        if not all(isinstance(name, str) for name in names):
+            raise InvalidArgument(
+                f"an idempotency key's object has member names {names[:5]!r} that are not all "
+                "strings; JSON names are strings (1 and '1' would be one name): convert them"
+            )
+        members = (f"{json.dumps(n)}:{_canonical(value[n], depth + 1)}" for n in sorted(names))
+        return "{" + ",".join(members) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_canonical(v, depth + 1) for v in value) + "]"
+    return _number(value)
+
+
+def _number(value: Any) -> str:
+    """A number as positional decimal text without trailing zeros: one text per value."""
+    # Only a typed key pays for decimal (boto3 has usually imported it already).
+    from decimal import Decimal
+
+    if isinstance(value, int):
+        d = Decimal(value)
+    elif isinstance(value, float) and math.isfinite(value):
+        d = Decimal(repr(value))
+    elif isinstance(value, Decimal) and value.is_finite():
+        d = value
+    elif isinstance(value, float | Decimal):
+        raise InvalidArgument(
+            f"an idempotency key cannot be (or contain) {value!r}: NaN and infinities equal no "
+            "request; select a field that identifies one"
+        )
+    else:
+        raise InvalidArgument(
+            f"an idempotency key cannot contain a {type(value).__name__}: select or return a "
+            "str, int, float, bool, or lists and dicts of them (and None)"
+        )
+    _, digits, exponent = d.as_tuple()
+    assert isinstance(exponent, int)  # finite, checked above
+    if len(digits) + abs(exponent) > _MAX_DIGITS:
+        raise InvalidArgument(
+            f"an idempotency key holds a number of more than {_MAX_DIGITS} digits written "
+            "out; select a shorter field, or pass it as a string"
+        )
+    text = format(d, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def _preimage(namespace: str, key: Any) -> str:
+    """What a key's record digest is taken of (the module docstring proves it injective)."""
+    if isinstance(key, str):
+        if not key:
+            raise InvalidArgument("idempotency key must be a non-empty str or a JSON value")
+        return keys.join(namespace, key)
+    if key is None:
+        raise InvalidArgument("idempotency key must be a non-empty str or a JSON value, not None")
+    return keys.join(namespace, "json", canonical_key(key))
+
+
 @dataclass(slots=True)
 class Claim:
     """The outcome of :meth:`Idempotency.claim`.
@@ -89,7 +205,7 @@ class Claim:
     end the claim with :meth:`complete` or :meth:`release`.
     """
 
-    key: str
+    key: IdempotencyKey
     replay: bool
     result: Any = None
     fence: int = 0
@@ -97,6 +213,7 @@ class Claim:
     _owner: Idempotency | None = field(default=None, repr=False)
     _nonce: str = field(default="", repr=False)
     _hash: str | None = field(default=None, repr=False)
+    _record: dict[str, str] = field(default_factory=dict, repr=False)
 
     def complete(self, result: Any, *, also: Sequence[Mapping[str, Any]] = ()) -> None:
         """Store ``result`` and mark the key completed; with ``also``, commit those writes in the
@@ -165,7 +282,7 @@ class Claim:
             # the record being in progress, so it never undoes a completion that landed.
             self.release()
             raise
-        owner._cache_put(self.key, result, self._hash)
+        owner._cache_put(self._record, result, self._hash)
 
     def release(self) -> bool:
         """Give the key up so a retry can run the body. One conditional ``UpdateItem``.
@@ -184,7 +301,8 @@ class Claim:
     @property
     def record_key(self) -> dict[str, str]:
         """The key (``pk``, ``sk``) of the key's record in the state table."""
-        return self._require_owner()._key(self.key)
+        self._require_owner()
+        return dict(self._record)
 
     @property
     def table_name(self) -> str:
@@ -217,6 +335,18 @@ class IdempotencyOptions(TypedDict, total=False):
     cache_size: int
 
 
+def _claimable(old: Mapping[str, Any], now: float) -> bool:
+    """The takeover's condition (:meth:`Idempotency._take_over`) on a record as read: never
+    claimed, released, expired, or in progress under a lease that has ended."""
+    status = old.get("status")
+    return (
+        status is None
+        or status == _RELEASED
+        or float(old.get("ttl", math.inf)) <= now
+        or (status == _IN_PROGRESS and float(old.get("lease_until", math.inf)) <= now)
+    )
+
+
 def _owned(nonce: str) -> Condition:
     return Attr("owner").eq(nonce) & Attr("status").eq(_IN_PROGRESS)
 
@@ -224,7 +354,7 @@ def _owned(nonce: str) -> Condition:
 class IdempotentOptions(TypedDict, total=False):
     """The keyword arguments of :func:`idempotent` (after ``store``)."""
 
-    key: str | Callable[..., str] | None
+    key: str | Callable[..., IdempotencyKey | None] | None
     validate: bool | str | Callable[..., Any] | None
     expires_after: timedelta | float
     in_progress_timeout: timedelta | float
@@ -276,7 +406,7 @@ def from_powertools(config: Any) -> IdempotentOptions:
     return options
 
 
-def _mismatch(key: str) -> PayloadMismatch:
+def _mismatch(key: IdempotencyKey) -> PayloadMismatch:
     return PayloadMismatch(
         f"idempotency key {key!r} was used before with a different payload; use a new "
         "key for a new request, or narrow `validate` to the fields that identify it"
@@ -292,9 +422,10 @@ class Idempotency:
     in-progress claim can be taken over only after its lease (the Lambda's remaining time, or
     ``in_progress_timeout``) ends, and the stale claimant can then no longer complete or release.
 
-    Cost: a first call is 2 writes (claim, complete) of 1 WCU each for small results; a replay of a
-    completed key is 1 request (the failed conditional claim returns the record), or none from
-    the optional in-process cache.
+    Cost: a first call is 2 writes (a conditional ``PutItem`` claim, an ``UpdateItem``
+    completion) of 1 WCU each for small results; a replay of a completed key is 1 request (the
+    failed conditional claim returns the record), or none from the optional in-process cache;
+    taking over a released or expired claim is one more ``UpdateItem``.
     """
 
     def __init__(
@@ -314,38 +445,57 @@ class Idempotency:
         self._cache: OrderedDict[str, tuple[Any, float, str | None]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _key(self, key: str) -> dict[str, str]:
-        digest = hashlib.sha256(keys.join(self.namespace, key).encode()).hexdigest()
+    def _key(self, key: IdempotencyKey) -> dict[str, str]:
+        preimage = _preimage(self.namespace, key)
+        try:
+            digest = hashlib.sha256(preimage.encode()).hexdigest()
+        except UnicodeEncodeError:
+            raise InvalidArgument(
+                f"idempotency key {key!r} contains a lone surrogate and cannot be stored"
+            ) from None
         return keys.idempotency(digest).item()
 
     def claim(
-        self, key: str, *, payload: Any = None, context: LambdaContext | None = None
+        self,
+        key: IdempotencyKey,
+        *,
+        payload: Any = None,
+        context: LambdaContext | None = None,
     ) -> Claim:
         """Claim ``key``, or get its stored result.
 
         Args:
+            key: a non-empty string, or a JSON value of another type (a number, a bool, a list
+                or an object): typed keys never share a record with string keys, and equal
+                ones (``1`` and ``1.0``) share one (see :func:`canonical_key`).
             payload: when given, its hash is stored and compared: reusing the key with a
                 different payload raises :class:`PayloadMismatch`.
             context: the Lambda context; the claim's lease ends when the invocation's time does
                 (0 ms left is a lease that has already ended).
 
         Raises :class:`AlreadyInProgress` while another invocation holds an unexpired claim.
-        One conditional ``UpdateItem`` (1 WCU) whatever the outcome.
+
+        Concurrency: of any number of concurrent first claims exactly one gets the key (the
+        ``PutItem`` is conditional on the record being absent); a record that exists is taken
+        over by an ``UpdateItem`` conditional on it being claimable (released, expired, or in
+        progress under an ended lease) that adds 1 to its fence, so fences strictly increase
+        while a record lives. Deciding to take over on the failed ``PutItem``'s ``ALL_OLD`` is
+        safe: the ``UpdateItem`` carries the whole claimable condition itself, and if the record
+        changed in between its own ``ALL_OLD`` is judged instead. A record that TTL deleted
+        starts again at fence 1: harmless, since completing and releasing are conditional on
+        the claim's random nonce, never on the fence alone.
+
+        Cost: the first claim of a key is one conditional ``PutItem`` (1 WCU for a small
+        record); a replay or a claim still in progress is the same request failing its
+        condition (billed 1 WCU); a takeover adds one conditional ``UpdateItem`` (1 WCU).
         """
-        if not isinstance(key, str) or not key:
-            raise InvalidArgument(f"idempotency key must be a non-empty str, got {key!r}")
-        try:
-            key.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidArgument(
-                f"idempotency key {key!r} contains a lone surrogate and cannot be stored"
-            ) from None
+        record = self._key(key)
         digest = payload_hash(payload) if payload is not None else None
-        cached = self._cache_get(key)
+        cached = self._cache_get(record)
         if cached is not None:
             if digest is not None and cached[1] not in (None, digest):
                 raise _mismatch(key)
-            return Claim(key, True, cached[0])
+            return Claim(key, True, cached[0], _record=record)
         now = time.time()
         lease = (
             context.get_remaining_time_in_millis() / 1000.0
@@ -353,72 +503,88 @@ class Idempotency:
             else self.in_progress_timeout
         )
         nonce = secrets.token_hex(8)
-        update, claimable = self._claim_write(key, nonce, now, lease, digest)
+        values: dict[str, Any] = {
+            "status": _IN_PROGRESS,
+            "owner": nonce,
+            "lease_until": now + lease,
+            "ttl": math.ceil(now + lease + self.expires_after),
+            "namespace": self.namespace,
+        }
+        if isinstance(key, str):
+            values["key"] = key
+        if digest:
+            values["hash"] = digest
+        mine = Claim(key, False, None, 1, now + lease, self, nonce, digest, record)
         try:
-            after = self._t.update_item(
-                self._key(key), update, condition=claimable, returns="UPDATED_NEW"
-            )
-        except ConditionFailed as e:
-            return self._existing(key, e.old or {}, digest, nonce)
+            old = self._put_claim(record, values)
+            if (
+                old is not None
+                and not own_write(old, nonce, attribute="owner")
+                and _claimable(old, now)
+            ):
+                old, mine.fence = self._take_over(record, values, now)
         except Exception:
             # The claim may have been applied with its response lost for good; undo it if so, or
             # the key would stay in progress until the lease ends.
             with contextlib.suppress(Exception):
-                self._release(Claim(key, False, _nonce=nonce))
+                self._release(mine)
             raise
-        fence = int((after or {})["fence"])
-        return Claim(key, False, None, fence, now + lease, self, nonce, digest)
+        return mine if old is None else self._existing(mine, old)
 
-    def record(self, key: str) -> dict[str, Any] | None:
+    def record(self, key: IdempotencyKey) -> dict[str, Any] | None:
         """The key's record as stored now (``status``, ``result`` as JSON, ``fence``...), or
         None: for operators and tests. One consistent ``GetItem``; claims nothing."""
         return self._t.get(self._key(key))
 
-    def _claim_write(
-        self, key: str, nonce: str, now: float, lease: float, digest: str | None
-    ) -> tuple[Update, Condition]:
-        """The claim's update, and the condition that the key is free to claim: never claimed,
-        released, expired, or in progress under a lease that has ended."""
-        update = (
-            Update()
-            .set_all(
-                {
-                    "status": _IN_PROGRESS,
-                    "owner": nonce,
-                    "lease_until": now + lease,
-                    "ttl": math.ceil(now + lease + self.expires_after),
-                    "key": key,
-                    "namespace": self.namespace,
-                }
+    def _put_claim(self, record: dict[str, str], values: dict[str, Any]) -> dict[str, Any] | None:
+        """The first claim of a record: one ``PutItem`` with fence 1, only if the record is
+        absent. None when it landed, else the record as it was (``ALL_OLD``)."""
+        try:
+            self._t.call(
+                "PutItem",
+                TableName=self._t.name,
+                Item=to_item({**record, **values, "fence": 1}),
+                **render(condition=Attr("pk").not_exists()),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-            .add("fence", 1)
-            .remove("result")
-        )
-        if digest:
-            update.set("hash", digest)
-        else:
+        except ConditionFailed as e:
+            return e.old or {}
+        return None
+
+    def _take_over(
+        self, record: dict[str, str], values: dict[str, Any], now: float
+    ) -> tuple[dict[str, Any] | None, int]:
+        """Claim a record that exists: ``(None, new fence)`` when it was claimable, else
+        ``(ALL_OLD, 0)``."""
+        update = Update().set_all(values).add("fence", 1).remove("result")
+        if "hash" not in values:
             update.remove("hash")
         status = Attr("status")
+        # _claimable below is this condition, evaluated on an ALL_OLD: keep the two alike.
         claimable = (
             status.not_exists()
             | status.eq(_RELEASED)
             | Attr("ttl").le(now)
             | (status.eq(_IN_PROGRESS) & Attr("lease_until").le(now))
         )
-        return update, claimable
+        try:
+            after = self._t.update_item(record, update, condition=claimable, returns="UPDATED_NEW")
+        except ConditionFailed as e:
+            return e.old or {}, 0
+        return None, int((after or {})["fence"])
 
-    def _existing(self, key: str, old: dict[str, Any], digest: str | None, nonce: str) -> Claim:
-        if own_write(old, nonce, attribute="owner"):
+    def _existing(self, mine: Claim, old: dict[str, Any]) -> Claim:
+        key, digest = mine.key, mine._hash
+        if own_write(old, mine._nonce, attribute="owner"):
             # Our own claim, applied and then retried by botocore after a lost response.
-            return Claim(
-                key, False, None, int(old["fence"]), float(old["lease_until"]), self, nonce, digest
-            )
+            mine.fence, mine.lease_until = int(old["fence"]), float(old["lease_until"])
+            return mine
         if digest is not None and old.get("hash") not in (None, digest):
             raise _mismatch(key)
         if old.get("status") == _COMPLETED:
             result = json.loads(old["result"])
-            self._cache_put(key, result, old.get("hash"), float(old.get("ttl", 0)))
-            return Claim(key, True, result, int(old.get("fence", 0)))
+            self._cache_put(mine._record, result, old.get("hash"), float(old.get("ttl", 0)))
+            return Claim(key, True, result, int(old.get("fence", 0)), _record=mine._record)
         raise AlreadyInProgress(
             f"idempotency key {key!r} is being processed by another invocation (claim "
             f"{old.get('fence')}, lease until {old.get('lease_until')}); retry later"
@@ -430,7 +596,7 @@ class Idempotency:
         """One ``UpdateItem`` of the claim's record, only while ``claim`` still owns it."""
         owned = Attr("owner").eq(claim._nonce)
         self._t.update_item(
-            self._key(claim.key),
+            claim._record,
             update,
             condition=owned if condition is None else owned & condition,
         )
@@ -449,7 +615,7 @@ class Idempotency:
         retry that finds it completed by this very claim knows its first attempt landed."""
         tx = Transaction(self._t)
         tx.update(
-            self._key(claim.key),
+            claim._record,
             Update().set_all(self._done(text)),
             condition=_owned(claim._nonce),
             return_old=True,
@@ -503,10 +669,12 @@ class Idempotency:
             return False
         return True
 
-    def _cache_get(self, key: str) -> tuple[Any, str | None] | None:
-        """``(result, payload hash)`` of a cached completed key, or None."""
+    def _cache_get(self, record: dict[str, str]) -> tuple[Any, str | None] | None:
+        """``(result, payload hash)`` of a cached completed key, or None. Cached by the
+        record's key, not the key itself: ``1``, ``1.0`` and ``True`` are one dict key."""
         if not self._cache_size:
             return None
+        key = record["pk"]
         with self._lock:
             hit = self._cache.get(key)
             if hit is None or hit[1] <= time.time():
@@ -516,10 +684,11 @@ class Idempotency:
             return (hit[0], hit[2])
 
     def _cache_put(
-        self, key: str, result: Any, digest: str | None, until: float | None = None
+        self, record: dict[str, str], result: Any, digest: str | None, until: float | None = None
     ) -> None:
         if not self._cache_size:
             return
+        key = record["pk"]
         with self._lock:
             self._cache[key] = (result, until or time.time() + self.expires_after, digest)
             self._cache.move_to_end(key)
@@ -571,16 +740,20 @@ def selector(expression: str, what: str = "key") -> Callable[[Any], Any]:
 _log = logging.getLogger("stateless_state.idempotency")
 
 
-def _key_text(value: Any) -> str | None:
-    """The idempotency key a selected value stands for; None when it selects nothing (None, an
-    empty string or an empty collection), which must never become a shared key like "None"."""
-    if value is None or (isinstance(value, str | list | dict | tuple) and not value):
+def _selected_key(value: Any) -> IdempotencyKey | None:
+    """The idempotency key a selected value stands for (a string as it is, anything else
+    typed); None when it selects nothing, which must never become one record shared by every
+    such event: None, an empty string, or a list or object whose every member is null (a
+    multi-select such as ``[order_id, customer]`` or ``{o: order_id}`` over an event that has
+    none of them, which is what Powertools counts as missing too). A partly null multi-select
+    is a key."""
+    if value is None or (isinstance(value, str) and not value):
         return None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return repr(value)
-    return payload_hash(value)
+    members = value.values() if isinstance(value, Mapping) else value
+    if isinstance(value, Mapping | list | tuple) and all(m is None for m in members):
+        return None
+    selected: IdempotencyKey = value
+    return selected
 
 
 _pending: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar(
@@ -631,7 +804,7 @@ def _is_context(obj: Any) -> bool:
 def idempotent(
     store: Any,
     *,
-    key: str | Callable[..., str] | None = None,
+    key: str | Callable[..., IdempotencyKey | None] | None = None,
     validate: bool | str | Callable[..., Any] | None = None,
     expires_after: timedelta | float = DEFAULT_EXPIRES_AFTER,
     in_progress_timeout: timedelta | float = DEFAULT_IN_PROGRESS_TIMEOUT,
@@ -648,6 +821,9 @@ def idempotent(
             ``"Records.0.messageId"`` still work, see :func:`selector`), a callable given the
             event (handlers) or the function's arguments (plain functions), or None for a hash
             of the whole payload. A plain function's expression applies to its first argument.
+            What it selects is the key: a string as it is, a number, bool, list or object typed
+            (``1`` and ``"1"`` are two requests, ``1`` and ``1.0`` one: see
+            :func:`canonical_key`).
         validate: also check that a repeated key carries the same payload: True for the whole
             payload, or an expression or callable selecting the part to compare (an expression
             that selects nothing compares as null). A mismatch raises
@@ -660,9 +836,11 @@ def idempotent(
         cache_size: keep up to this many completed results in process memory (off by default).
             A cache hit still checks ``validate``'s payload.
         raise_on_missing_key: when ``key`` selects nothing (a missing path, JSON ``null``, an
-            empty string or collection), raise :class:`InvalidArgument` (the default) rather
-            than let unrelated events share one record; False runs the body without
-            idempotency and logs a warning (Powertools' ``raise_on_no_idempotency_key=False``).
+            empty string, or a list or object all of whose members are null, such as the
+            multi-select ``[order_id, customer]`` over an event with neither), raise
+            :class:`InvalidArgument` (the default) rather than let unrelated events share one
+            record; False runs the body without idempotency, for each such event, and logs a
+            warning (Powertools' ``raise_on_no_idempotency_key=False``).
 
     The body runs at most once per key while the record lives; duplicates get the stored result
     (falsy ones too) or :class:`AlreadyInProgress` while the first is still running. If the body
@@ -699,14 +877,14 @@ def idempotent(
             else:
                 assert callable(key)
                 selected = key(payload) if handler else key(*args, **kwargs)
-            k = _key_text(selected)
+            k = _selected_key(selected)
             if k is None:
                 what = f"key {key!r}" if isinstance(key, str) else "the key function"
                 if raise_on_missing_key:
                     raise InvalidArgument(
-                        f"{what} selects no idempotency key in this event (missing, null or "
-                        "empty); fix the expression, or pass raise_on_missing_key=False to run "
-                        "such events without idempotency"
+                        f"{what} selects no idempotency key in this event (missing, null, "
+                        "empty, or every field of a multi-select null); fix the expression, or "
+                        "pass raise_on_missing_key=False to run such events without idempotency"
                     )
                 _log.warning("%s selects no idempotency key; running without idempotency", what)
                 unkeyed, writes = _collecting(fn, *args, **kwargs)

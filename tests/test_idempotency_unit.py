@@ -167,7 +167,9 @@ def test_happy_path_and_replay_cost(moto_store: Store) -> None:
     keys = moto_store.idempotency("ns")
     claim = keys.claim("k", payload={"a": 1})
     claim.complete("r")
-    assert moto_store.metrics.by_operation["UpdateItem"].calls == 2
+    by = moto_store.metrics.by_operation
+    assert (by["PutItem"].calls, by["UpdateItem"].calls) == (1, 1), "a PutItem claim, completed"
+    assert moto_store.metrics.total.requests == 2
     keys.claim("k", payload={"a": 1})
     assert moto_store.metrics.total.requests == 3, "a replay is one request"
 
@@ -252,13 +254,12 @@ def test_keys_of_other_types_are_distinct(moto_store: Store) -> None:
         return event["id"]
 
     ctx = FakeLambdaContext(10_000)
-    assert [handler({"id": v}, ctx) for v in (1, "1", {"a": 1}, [1], 1.5)] == [
-        1,
-        1,  # an int and its digits are the same key, as in Powertools
-        {"a": 1},
-        [1],
-        1.5,
-    ]
+    values = (1, "1", True, "true", {"a": 1}, '{"a":1}', [1], "[1]", 1.5, "1.5")
+    assert [handler({"id": v}, ctx) for v in values] == list(values), (
+        "a number, a bool, an object or a list never shares a record with a string (as in "
+        "Powertools: there 1 and '1' are two keys too)"
+    )
+    assert handler({"id": 1.0}, ctx) == 1, "1.0 is the number 1: the same key"
 
 
 def test_a_record_is_never_expired_before_expires_after(moto_store: Store) -> None:
