@@ -11,6 +11,7 @@ module is in every handler's cold start.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -50,6 +51,7 @@ class BatchState(StrEnum):
 MAX_ARRIVAL_ID_BYTES = 4096
 MAX_ARRIVAL_SIZE = 2**63 - 1
 MAX_DATA_BYTES = 65_536
+_DIGITS = re.compile(r"[0-9]+", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -181,12 +183,23 @@ def batch_id(stream: str, lane: int, seq: int) -> str:
 
 
 def parse_batch_id(value: str) -> tuple[str, int, int]:
-    """Split a batch id into (stream, lane, seq); raises InvalidArgument when malformed."""
-    try:
-        stream, lane, seq = value.rsplit("/", 2)
-        return stream, int(lane), int(seq)
-    except ValueError:
-        raise InvalidArgument(f"{value!r} is not a batch id (<stream>/<lane>/<seq>)") from None
+    """Split a batch id into (stream, lane, seq); raises InvalidArgument unless ``value`` is
+    spelt exactly as :func:`batch_id` writes it.
+
+    One batch, one spelling: ``int()`` alone would also read ``"00"``, ``"+0"``, ``" 0"``,
+    ``"0_0"`` and other scripts' digits (``"\u0660"``), so another spelling would find the
+    batch in DynamoDB while the warehouse ledger, keyed by the id as written, took it for
+    another batch (an abandon recorded there under it would stop no load)."""
+    parts = value.rsplit("/", 2) if isinstance(value, str) else []
+    if len(parts) == 3 and parts[0] and all(_DIGITS.fullmatch(p) for p in parts[1:]):
+        stream, lane, seq = parts[0], int(parts[1]), int(parts[2])
+        if batch_id(stream, lane, seq) == value:
+            return stream, lane, seq
+    raise InvalidArgument(
+        f"{value!r} is not a batch id: expected <stream>/<lane>/<seq> as the batcher writes "
+        "it, the lane without leading zeros and seq as 12 digits, in ASCII digits "
+        "(e.g. 'clicks/0/000000000042')"
+    )
 
 
 def batch_from_item(item: Mapping[str, Any]) -> Batch:

@@ -6,22 +6,33 @@ Lambda, in the local demo and against real AWS (``S3ToRedshift.from_env()``).
 ``STREAM``                     the batch stream name (default ``events``)
 ``MANIFEST_BUCKET``            where manifests are written (required)
 ``MANIFEST_PREFIX``            default ``manifests/``
-``THRESHOLD_COUNT``            files per batch (default 1000; empty to disable)
-``THRESHOLD_BYTES``            bytes per batch (default 512 MiB; empty to disable)
-``THRESHOLD_AGE``              seconds a batch may stay open (default 300; empty to disable)
-``LANES``                      independent batch sequences (default 1)
-``LOAD_LEASE``                 seconds a loader holds a batch (default 300)
+``THRESHOLD_COUNT``            files per batch, 1 to 2**63-1 (default 1000; empty to disable)
+``THRESHOLD_BYTES``            bytes per batch, 1 to 2**63-1 (default 512 MiB; empty to disable)
+``THRESHOLD_AGE``              seconds a batch may stay open, > 0 (default 300; empty to disable)
+``LANES``                      independent batch sequences, 1 to 256 (default 1)
+``LOAD_LEASE``                 seconds a loader holds a batch, 1 to 86400 (default 300)
 ``REDSHIFT_TABLE``             target ``schema.table``; set it to load into Redshift
 ``REDSHIFT_IAM_ROLE``          the role COPY assumes to read S3
 ``REDSHIFT_DATABASE``          the database
 ``REDSHIFT_WORKGROUP``         a Redshift Serverless workgroup, or
 ``REDSHIFT_CLUSTER``           a provisioned cluster identifier
-``REDSHIFT_SECRET_ARN``        Secrets Manager auth, or ``REDSHIFT_DB_USER`` for IAM auth
-``REDSHIFT_GZIP``              ``1`` when the files are gzipped
+``REDSHIFT_SECRET_ARN``        Secrets Manager auth, or ``REDSHIFT_DB_USER`` (cluster only)
+``REDSHIFT_GZIP``              ``1`` when the files are gzipped, ``0`` when not
 ``LOCAL_WAREHOUSE``            a SQLite path: load locally instead (the demo)
 ``POSTGRES_DSN``               a PostgreSQL connection string: load into PostgreSQL instead
 ``POSTGRES_TABLE``             its target ``schema.table`` (``POSTGRES_LEDGER_TABLE``: ledger)
 =============================  ================================================================
+
+Every variable is checked when the pipeline is built, before any arrival is stored: a value
+that would make every later load fail is :class:`~stateless_state.InvalidArgument` naming the
+variable, its value and what is accepted. Numbers are ASCII digits only (seconds may have a
+decimal part): ``int()`` would also take other scripts' digits (Arabic-Indic ``"١٢"``),
+full-width ones, ``"1_000"`` and ``" 12 "``, and ``float()`` ``"nan"`` and ``"inf"``. Zero is
+never a default in disguise: ``LANES=0`` is refused, not read as 1. An empty variable is unset,
+so that a template can pass every parameter, except where empty has a meaning (a threshold's:
+off) or none (``STREAM``, ``LANES``, ``LOAD_LEASE``: refused). Exactly one warehouse: the local
+one, PostgreSQL or Redshift; settings of two, or of one by halves, are refused naming the
+variables on both sides.
 
 DynamoDB and S3 endpoints follow boto3's conventions (``AWS_ENDPOINT_URL_DYNAMODB``,
 ``AWS_ENDPOINT_URL_S3``), which is how the local demo points the same code at its local services.
@@ -30,93 +41,310 @@ DynamoDB and S3 endpoints follow boto3's conventions (``AWS_ENDPOINT_URL_DYNAMOD
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import Any
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
-from stateless_state import InvalidArgument, Store
+from stateless_state import InvalidArgument, Store, domain
 
-from .batches import Thresholds
+from .batches import MAX_ARRIVAL_SIZE, Thresholds, batch_id
+from .manifest_keys import check_prefix
 from .redshift import Loader, RedshiftDataApiLoader
+from .s3 import check_bucket
 from .warehouse import LocalWarehouseLoader
 
-__all__ = ["build_loader", "pipeline_settings"]
+__all__ = ["MAX_LOAD_LEASE", "build_loader", "pipeline_settings"]
+
+T = TypeVar("T")
+
+MAX_LOAD_LEASE = 86_400
+"""The longest ``LOAD_LEASE``, in seconds: a Data API statement runs for at most 24 hours, and a
+longer lease only delays the takeover of a crashed loader's batch."""
+
+_INTEGER = re.compile(r"[0-9]+", re.ASCII)
+_SECONDS = re.compile(r"[0-9]+(\.[0-9]+)?", re.ASCII)
+# The Data API's own patterns for these parameters (botocore's model of redshift-data), which
+# botocore does not check: a name outside them fails every load's first request.
+_CLUSTER = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*", re.ASCII)
+_WORKGROUP = re.compile(
+    r"[a-z0-9-]{3,63}|arn:aws(-[a-z]+)*:redshift-serverless:[a-z0-9-]+:[0-9]{12}:workgroup/"
+    r"[a-z0-9-]{1,63}(/[a-z0-9-]{1,63})?",
+    re.ASCII,
+)
+
+_LOCAL = ("LOCAL_WAREHOUSE",)
+_POSTGRES = ("POSTGRES_DSN", "POSTGRES_TABLE", "POSTGRES_LEDGER_TABLE")
+_REDSHIFT_FIELDS = {
+    "REDSHIFT_TABLE": "table",
+    "REDSHIFT_IAM_ROLE": "iam_role",
+    "REDSHIFT_DATABASE": "database",
+    "REDSHIFT_WORKGROUP": "workgroup_name",
+    "REDSHIFT_CLUSTER": "cluster_identifier",
+    "REDSHIFT_SECRET_ARN": "secret_arn",
+    "REDSHIFT_DB_USER": "db_user",
+}
+_REDSHIFT = (*_REDSHIFT_FIELDS, "REDSHIFT_GZIP")
+# Settings the Redshift loader accepts, beside which one refused variable is tried alone.
+_VALID_REDSHIFT: dict[str, Any] = {
+    "table": "t",
+    "iam_role": "arn:aws:iam::123456789012:role/r",
+    "database": "dev",
+    "workgroup_name": "w",
+}
 
 
-def _optional_int(env: Mapping[str, str], name: str, default: int) -> int | None:
-    raw = env.get(name, str(default))
-    if raw.strip() == "":
-        return None
+def _refused(name: str, raw: str, accepted: str) -> InvalidArgument:
+    return InvalidArgument(f"environment variable {name}={raw!r} is refused: {accepted}")
+
+
+def _named(name: str, raw: str, check: Callable[[], T]) -> T:
+    """``check()``, its :class:`InvalidArgument` naming the variable the value came from."""
     try:
-        return int(raw)
-    except ValueError:
-        raise InvalidArgument(f"{name}={raw!r} is not an integer") from None
+        return check()
+    except InvalidArgument as e:
+        raise _refused(name, raw, str(e)) from None
 
 
-def _optional_seconds(env: Mapping[str, str], name: str, default: float) -> float | None:
-    raw = env.get(name, str(default))
-    if raw.strip() == "":
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        raise InvalidArgument(f"{name}={raw!r} is not a number of seconds") from None
+def _given(env: Mapping[str, str], name: str) -> str | None:
+    """The variable's value; None when it is unset or empty."""
+    return env.get(name) or None
 
 
 def _require(env: Mapping[str, str], name: str) -> str:
     value = env.get(name)
     if not value:
-        raise InvalidArgument(f"environment variable {name} is not set")
+        raise InvalidArgument(f"environment variable {name} is not set (or empty): set it")
     return value
 
 
-def build_loader(env: Mapping[str, str], s3: Any) -> Loader:
-    """The local warehouse when ``LOCAL_WAREHOUSE`` is set, PostgreSQL when ``POSTGRES_DSN``
-    is (``POSTGRES_TABLE``, ``POSTGRES_LEDGER_TABLE``), else the Redshift Data API loader."""
-    if env.get("LOCAL_WAREHOUSE"):
-        return LocalWarehouseLoader(env["LOCAL_WAREHOUSE"], s3)
-    if env.get("POSTGRES_DSN"):
-        from .postgres import PostgresLoader
+def _integer(env: Mapping[str, str], name: str, default: int, *, maximum: int) -> int:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    value = int(raw) if _INTEGER.fullmatch(raw) else None
+    if value is None or not 1 <= value <= maximum:
+        off = ", or empty to turn it off" if name.startswith("THRESHOLD_") else ""
+        raise _refused(name, raw, f"give an integer from 1 to {maximum} in ASCII digits{off}")
+    return value
 
-        return PostgresLoader(
-            env["POSTGRES_DSN"],
-            _require(env, "POSTGRES_TABLE"),
-            s3,
-            ledger_table=env.get("POSTGRES_LEDGER_TABLE") or "stateless_state_ledger",
+
+def _seconds(
+    env: Mapping[str, str], name: str, default: float, *, minimum: float, maximum: float
+) -> float:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    value = float(raw) if _SECONDS.fullmatch(raw) else None
+    if value is None or value <= 0 or value < minimum or value > maximum:
+        low = f"at least {minimum:g}" if minimum > 0 else "more than 0"
+        off = ", or empty to turn it off" if name.startswith("THRESHOLD_") else ""
+        raise _refused(
+            name,
+            raw,
+            f"give seconds, {low} and at most {maximum:g}, in ASCII digits with an optional "
+            f"decimal part (e.g. 300 or 2.5){off}",
         )
-    return RedshiftDataApiLoader(
-        table=_require(env, "REDSHIFT_TABLE"),
-        iam_role=_require(env, "REDSHIFT_IAM_ROLE"),
-        database=_require(env, "REDSHIFT_DATABASE"),
-        workgroup_name=env.get("REDSHIFT_WORKGROUP") or None,
-        cluster_identifier=env.get("REDSHIFT_CLUSTER") or None,
-        secret_arn=env.get("REDSHIFT_SECRET_ARN") or None,
-        db_user=env.get("REDSHIFT_DB_USER") or None,
-        gzip=env.get("REDSHIFT_GZIP") == "1",
+    return value
+
+
+def _warehouse(env: Mapping[str, str]) -> str:
+    """Which warehouse the environment configures: exactly one of them has variables set."""
+    sides = {
+        "local": [n for n in _LOCAL if _given(env, n)],
+        "postgres": [n for n in _POSTGRES if _given(env, n)],
+        "redshift": [n for n in _REDSHIFT if _given(env, n)],
+    }
+    chosen = [kind for kind, names in sides.items() if names]
+    if len(chosen) > 1:
+        given = "; ".join(", ".join(sides[kind]) for kind in chosen)
+        raise InvalidArgument(
+            f"environment variables for more than one warehouse are set ({given}): the "
+            "pipeline loads into one, so unset the others' (LOCAL_WAREHOUSE, POSTGRES_* or "
+            "REDSHIFT_*)"
+        )
+    if not chosen:
+        raise InvalidArgument(
+            "no warehouse is configured: set LOCAL_WAREHOUSE (a SQLite path), POSTGRES_DSN and "
+            "POSTGRES_TABLE, or REDSHIFT_TABLE, REDSHIFT_IAM_ROLE, REDSHIFT_DATABASE and "
+            "REDSHIFT_WORKGROUP or REDSHIFT_CLUSTER"
+        )
+    return chosen[0]
+
+
+def _incomplete(env: Mapping[str, str], missing: list[str], warehouse: str) -> None:
+    if missing:
+        present = [n for n in (*_POSTGRES, *_REDSHIFT) if _given(env, n)]
+        raise InvalidArgument(
+            f"the {warehouse} settings are incomplete: {', '.join(present)} set but "
+            f"{', '.join(missing)} not; set {'it' if len(missing) == 1 else 'them'}"
+        )
+
+
+def _missing(env: Mapping[str, str], *names: str) -> list[str]:
+    return [n for n in names if not _given(env, n)]
+
+
+def _exclusive(env: Mapping[str, str], a: str, b: str, why: str) -> None:
+    if _given(env, a) and _given(env, b):
+        raise InvalidArgument(
+            f"environment variables {a} and {b} are both set, and {why}: unset one of them"
+        )
+
+
+def _same_table(a: str, b: str, *, fold_case: bool) -> bool:
+    """Whether two ``[schema.]table`` names name one table (no schema taken as ``public``)."""
+
+    def parts(name: str) -> tuple[str, ...]:
+        split = tuple(name.lower().split(".") if fold_case else name.split("."))
+        return split if len(split) == 2 else ("public", *split)
+
+    return parts(a) == parts(b)
+
+
+def _postgres(env: Mapping[str, str], s3: Any) -> Loader:
+    from .postgres import PostgresLoader
+
+    _incomplete(env, _missing(env, "POSTGRES_DSN", "POSTGRES_TABLE"), "PostgreSQL")
+    dsn, table = env["POSTGRES_DSN"], env["POSTGRES_TABLE"]
+    if not dsn.strip():
+        raise _refused("POSTGRES_DSN", dsn, "give a PostgreSQL connection string")
+    ledger = _given(env, "POSTGRES_LEDGER_TABLE") or "stateless_state_ledger"
+    _named("POSTGRES_TABLE", table, lambda: PostgresLoader(dsn, table, s3))
+    _named(
+        "POSTGRES_LEDGER_TABLE",
+        ledger,
+        lambda: PostgresLoader(dsn, "t", s3, ledger_table=ledger),
     )
+    if _same_table(table, ledger, fold_case=False):
+        raise InvalidArgument(
+            f"POSTGRES_TABLE={table!r} and the ledger (POSTGRES_LEDGER_TABLE={ledger!r}) are "
+            "one table: every load would write its rows into the ledger; give them apart"
+        )
+    return PostgresLoader(dsn, table, s3, ledger_table=ledger)
+
+
+def _redshift(env: Mapping[str, str]) -> Loader:
+    missing = _missing(env, "REDSHIFT_TABLE", "REDSHIFT_IAM_ROLE", "REDSHIFT_DATABASE")
+    if not (_given(env, "REDSHIFT_WORKGROUP") or _given(env, "REDSHIFT_CLUSTER")):
+        missing.append("REDSHIFT_WORKGROUP (Serverless) or REDSHIFT_CLUSTER (provisioned)")
+    _incomplete(env, missing, "Redshift")
+    _exclusive(
+        env, "REDSHIFT_WORKGROUP", "REDSHIFT_CLUSTER", "a load goes to one workgroup or cluster"
+    )
+    _exclusive(
+        env,
+        "REDSHIFT_SECRET_ARN",
+        "REDSHIFT_DB_USER",
+        "a load authenticates with the secret or as the database user, not both",
+    )
+    _exclusive(
+        env,
+        "REDSHIFT_WORKGROUP",
+        "REDSHIFT_DB_USER",
+        "the Data API takes a database user for a provisioned cluster only (Redshift "
+        "Serverless derives it from the IAM identity)",
+    )
+    for name, pattern, accepted in (
+        ("REDSHIFT_CLUSTER", _CLUSTER, "a cluster identifier: a-z 0-9 and single '-'"),
+        ("REDSHIFT_WORKGROUP", _WORKGROUP, "a workgroup name (3 to 63 of a-z 0-9 -) or ARN"),
+    ):
+        raw = _given(env, name)
+        if raw is not None and not (pattern.fullmatch(raw) and len(raw) <= 128):
+            raise _refused(name, raw, f"give {accepted}, as the Data API requires")
+    gzip = env.get("REDSHIFT_GZIP") or "0"
+    if gzip not in {"0", "1"}:
+        raise _refused("REDSHIFT_GZIP", gzip, "give 1 (the files are gzipped) or 0")
+    fields: dict[str, Any] = {f: _given(env, n) for n, f in _REDSHIFT_FIELDS.items()}
+    try:
+        loader = RedshiftDataApiLoader(**fields, gzip=gzip == "1")
+    except InvalidArgument:
+        for name, field in _REDSHIFT_FIELDS.items():
+            _redshift_field(name, field, fields[field])
+        raise
+    if _same_table(loader.table, loader.ledger_table, fold_case=True):
+        raise InvalidArgument(
+            f"REDSHIFT_TABLE={loader.table!r} is the loader's ledger table: every load would "
+            "write its rows into the ledger; load into another table"
+        )
+    return loader
+
+
+def _redshift_field(name: str, field: str, value: str | None) -> None:
+    """Raise, naming ``name``, if the loader refuses ``value`` as ``field`` beside valid
+    settings: it checks each field on its own, so this tells which variable it refused."""
+    if value is not None and field in {"table", "iam_role", "database", "secret_arn"}:
+        _named(name, value, lambda: RedshiftDataApiLoader(**{**_VALID_REDSHIFT, field: value}))
+
+
+def build_loader(env: Mapping[str, str], s3: Any) -> Loader:
+    """The local warehouse when ``LOCAL_WAREHOUSE`` is set, PostgreSQL when ``POSTGRES_*``
+    are, the Redshift Data API loader when ``REDSHIFT_*`` are; settings of more than one, of
+    none, or of one by halves are :class:`InvalidArgument` naming the variables. No request."""
+    kind = _warehouse(env)
+    if kind == "local":
+        return LocalWarehouseLoader(env["LOCAL_WAREHOUSE"], s3)
+    if kind == "postgres":
+        return _postgres(env, s3)
+    return _redshift(env)
 
 
 def pipeline_settings(
     env: Mapping[str, str] | None = None, *, store: Store | None = None, s3: Any = None
 ) -> dict[str, Any]:
     """The arguments of :class:`~patterns.pipeline.S3ToRedshift` as configured by ``env``
-    (default: ``os.environ``); ``S3ToRedshift.from_env()`` builds the pipeline from them."""
+    (default: ``os.environ``); ``S3ToRedshift.from_env()`` builds the pipeline from them.
+    Every variable is checked here (see the module docstring): no request is made."""
     env = os.environ if env is None else env
+    if store is None:
+        table = _require(env, "STATELESS_STATE_TABLE")
+        store = _named("STATELESS_STATE_TABLE", table, lambda: Store(table))
+    stream = env.get("STREAM", "events")
+    _named("STREAM", stream, lambda: domain.name("stream", stream))
+    lanes = _integer(env, "LANES", 1, maximum=256)
+    thresholds = _thresholds(env)
+    lease = _seconds(env, "LOAD_LEASE", 300, minimum=1, maximum=MAX_LOAD_LEASE)
+    bucket = _require(env, "MANIFEST_BUCKET")
+    _named("MANIFEST_BUCKET", bucket, lambda: check_bucket(bucket))
+    prefix = env.get("MANIFEST_PREFIX", "manifests/")
+    longest = batch_id(stream, lanes - 1, 10**12 - 1)
+    _named("MANIFEST_PREFIX", prefix, lambda: check_prefix(prefix, longest))
     if s3 is None:
         import boto3
 
         s3 = boto3.client("s3")
+    loader = build_loader(env, s3)
+    check_stream = getattr(loader, "check_stream", None)
+    if callable(check_stream):
+        _named("STREAM", stream, lambda: check_stream(stream))
     return {
-        "store": store or Store(_require(env, "STATELESS_STATE_TABLE")),
-        "stream": env.get("STREAM", "events"),
-        "loader": build_loader(env, s3),
-        "manifest_bucket": _require(env, "MANIFEST_BUCKET"),
-        "manifest_prefix": env.get("MANIFEST_PREFIX", "manifests/"),
-        "thresholds": Thresholds(
-            count=_optional_int(env, "THRESHOLD_COUNT", 1000),
-            bytes=_optional_int(env, "THRESHOLD_BYTES", 512 * 2**20),
-            age=_optional_seconds(env, "THRESHOLD_AGE", 300),
-        ),
-        "lanes": _optional_int(env, "LANES", 1) or 1,
-        "load_lease": _optional_seconds(env, "LOAD_LEASE", 300) or 300,
+        "store": store,
+        "stream": stream,
+        "loader": loader,
+        "manifest_bucket": bucket,
+        "manifest_prefix": prefix,
+        "thresholds": thresholds,
+        "lanes": lanes,
+        "load_lease": lease,
         "s3_client": s3,
     }
+
+
+def _thresholds(env: Mapping[str, str]) -> Thresholds:
+    # Empty turns a threshold off (documented); anything else must be a valid number.
+    def off(name: str) -> bool:
+        return env.get(name) == ""
+
+    big = MAX_ARRIVAL_SIZE
+    count = None if off("THRESHOLD_COUNT") else _integer(env, "THRESHOLD_COUNT", 1000, maximum=big)
+    size = None if off("THRESHOLD_BYTES") else _integer(env, "THRESHOLD_BYTES", 2**29, maximum=big)
+    age = (
+        None
+        if off("THRESHOLD_AGE")
+        else _seconds(env, "THRESHOLD_AGE", 300, minimum=0, maximum=1e12)
+    )
+    if count is None and size is None and age is None:
+        raise InvalidArgument(
+            "THRESHOLD_COUNT, THRESHOLD_BYTES and THRESHOLD_AGE are all empty: no batch would "
+            "ever seal; set at least one"
+        )
+    return Thresholds(count=count, bytes=size, age=age)

@@ -22,13 +22,31 @@ from .batches import Arrival
 
 __all__ = ["ParseResult", "check_bucket", "parse_s3_event", "s3_arrivals"]
 
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]", re.ASCII)
+# S3's general purpose bucket naming rules: names it refuses to create, so no bucket has them.
+_IP_ADDRESS = re.compile(r"[0-9]{1,3}(\.[0-9]{1,3}){3}", re.ASCII)
+_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 
 
 def check_bucket(bucket: str) -> str:
-    """``bucket`` if it is a valid S3 bucket name; raises :class:`InvalidArgument` otherwise."""
+    """``bucket`` if S3 allows it as a general purpose bucket name (3 to 63 of ``a-z 0-9 . -``,
+    a letter or digit at each end, no ``..``, not an IP address, none of S3's reserved prefixes
+    and suffixes); raises :class:`InvalidArgument` naming the rule otherwise."""
+    problem = None
     if not isinstance(bucket, str) or not _BUCKET.fullmatch(bucket):
-        raise InvalidArgument(f"{bucket!r} is not a valid S3 bucket name")
+        problem = "use 3 to 63 of a-z 0-9 . - with a letter or digit at each end"
+    elif ".." in bucket:
+        problem = "two adjacent periods"
+    elif _IP_ADDRESS.fullmatch(bucket):
+        problem = "formatted as an IP address"
+    elif bucket.startswith(_RESERVED_PREFIXES) or bucket.endswith(_RESERVED_SUFFIXES):
+        problem = (
+            f"S3 reserves the prefixes {', '.join(_RESERVED_PREFIXES)} and the suffixes "
+            f"{', '.join(_RESERVED_SUFFIXES)}"
+        )
+    if problem is not None:
+        raise InvalidArgument(f"{bucket!r} is not a valid S3 bucket name: {problem}")
     return bucket
 
 
