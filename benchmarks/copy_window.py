@@ -24,10 +24,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from patterns.batcher import Thresholds
-from patterns.loading import LoadTicket
+from patterns.loaders.base import AbandonOutcome, LoadOutcome, Ticket
+from patterns.loaders.redshift import RedshiftDataApiLoader
 from patterns.manifest import Manifest
 from patterns.pipeline import S3ToRedshift
-from patterns.redshift import AbandonOutcome, LoadOutcome, RedshiftDataApiLoader
 from patterns.testing import LocalS3, direct, put_object
 from stateless_state import Store
 from stateless_state.testing import DynamoDBLocal, FakeLambdaContext, fresh_table_name
@@ -92,7 +92,7 @@ class _WindowOpen:
 
     inner: RedshiftDataApiLoader
 
-    def load(self, ticket: LoadTicket, manifest: Manifest) -> LoadOutcome:
+    def load(self, ticket: Ticket, manifest: Manifest) -> LoadOutcome:
         return self.inner.load(ticket, replace(manifest, recheck=None))
 
     def abandon(self, batch_id: str) -> AbandonOutcome:

@@ -17,13 +17,14 @@ if TYPE_CHECKING:
         Member,
         Thresholds,
     )
+    from .loaders.base import Loader, LoadOutcome
+    from .loaders.postgres import PostgresLoader
+    from .loaders.redshift import CopyFormat, RedshiftDataApiLoader, RedshiftLoadError
+    from .loaders.sqlite import LocalWarehouseLoader
     from .loading import LoadTicket
     from .manifest import Manifest, ManifestEntry, build_manifest, write_manifest
     from .pipeline import S3ToRedshift
-    from .postgres import PostgresLoader
-    from .redshift import CopyFormat, Loader, LoadOutcome, RedshiftDataApiLoader, RedshiftLoadError
     from .s3 import ParseResult, parse_s3_event, s3_arrivals
-    from .warehouse import LocalWarehouseLoader
 
 # Each name loads its module when first used (PEP 562): ``from patterns import S3ToRedshift``
 # in a handler does not load the local warehouse (sqlite3), the CLI or the configuration.
@@ -35,13 +36,13 @@ _LAZY = {
     "LoadTicket": "loading",
     **dict.fromkeys(("Manifest", "ManifestEntry", "build_manifest", "write_manifest"), "manifest"),
     "S3ToRedshift": "pipeline",
-    "PostgresLoader": "postgres",
+    **dict.fromkeys(("Loader", "LoadOutcome"), "loaders.base"),
+    "PostgresLoader": "loaders.postgres",
     **dict.fromkeys(
-        ("CopyFormat", "Loader", "LoadOutcome", "RedshiftDataApiLoader", "RedshiftLoadError"),
-        "redshift",
+        ("CopyFormat", "RedshiftDataApiLoader", "RedshiftLoadError"), "loaders.redshift"
     ),
     **dict.fromkeys(("ParseResult", "parse_s3_event", "s3_arrivals"), "s3"),
-    "LocalWarehouseLoader": "warehouse",
+    "LocalWarehouseLoader": "loaders.sqlite",
 }
 
 

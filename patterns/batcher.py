@@ -311,9 +311,10 @@ class Batcher:
             raise LeaseUnavailable(
                 f"batch {batch_id_}", old.get("loader"), old.get("lease_until")
             ) from None
-        from .loading import LoadTicket
+        from .loading import LoadTicket, RetryPolicy
 
-        return LoadTicket(self, batch_from_item(item), nonce, self._claim(lane, seq))
+        retry = RetryPolicy(self.max_attempts, self.retry_backoff)
+        return LoadTicket(batch_from_item(item), retry, nonce, self._claim(lane, seq))
 
     def _update(self, lane: int, seq: int, update: Update, condition: Condition) -> dict[str, Any]:
         """One conditional ``UpdateItem`` of a batch; returns the batch after it (ALL_NEW)."""
@@ -333,7 +334,7 @@ class Batcher:
         why: str,
     ) -> Batch:
         """``retry`` (a failed or stuck batch back to sealed, attempts reset), ``abandon`` (no
-        further claims; see :func:`patterns.loading.abandon_batch` for the warehouse side), or
+        further claims; see :func:`patterns.abandon.abandon_batch` for the warehouse side), or
         ``loaded`` (the warehouse reports an abandoned batch committed: the abandon came too
         late). Recorded on the batch (who, when, why).
 

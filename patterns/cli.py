@@ -240,8 +240,8 @@ def cmd_abandon(args: argparse.Namespace) -> int:
             f"{', '.join(sorted(allowed))}; nothing changed",
             EXIT_STATE,
         )
+    from .abandon import abandon_batch, needs_warehouse
     from .config import build_loader
-    from .loading import abandon_batch, needs_warehouse
 
     loader = None
     try:

@@ -48,10 +48,11 @@ from typing import Any, TypeVar
 from stateless_state import InvalidArgument, Store, domain
 
 from .batches import MAX_ARRIVAL_SIZE, Thresholds, batch_id
+from .loaders.base import Loader
+from .loaders.redshift import RedshiftDataApiLoader
+from .loaders.sqlite import LocalWarehouseLoader
 from .manifest_keys import check_prefix
-from .redshift import Loader, RedshiftDataApiLoader
 from .s3 import check_bucket
-from .warehouse import LocalWarehouseLoader
 
 __all__ = ["MAX_LOAD_LEASE", "build_loader", "pipeline_settings"]
 
@@ -202,7 +203,7 @@ def _same_table(a: str, b: str, *, fold_case: bool) -> bool:
 
 
 def _postgres(env: Mapping[str, str], s3: Any) -> Loader:
-    from .postgres import PostgresLoader
+    from .loaders.postgres import PostgresLoader
 
     _incomplete(env, _missing(env, "POSTGRES_DSN", "POSTGRES_TABLE"), "PostgreSQL")
     dsn, table = env["POSTGRES_DSN"], env["POSTGRES_TABLE"]

@@ -5,18 +5,15 @@ mechanism under leases): every write the loader makes to the batch afterwards â€
 statement id, ``loaded``, a failure with its backoff â€” is conditional on the ticket's fence, so a
 loader whose lease ran out and was taken over writes nothing.
 
-:func:`abandon_batch` is the one way to stop a batch for good: in DynamoDB (no loader can claim
-it again) and, when a loader holds or held it, in the warehouse ledger (no loader still running
-can commit it afterwards).
+Stopping a batch for good is :mod:`patterns.abandon`'s.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Literal
 
-from stateless_state import InvalidArgument, LeaseLost, StateConflict, keys
+from stateless_state import LeaseLost, keys
 from stateless_state.errors import ConditionFailed
 from stateless_state.expressions import Attr, Update
 from stateless_state.lease import FencedClaim
@@ -24,32 +21,35 @@ from stateless_state.table import INDEX_PK, INDEX_SK
 
 from .batches import Batch, BatchState
 
-if TYPE_CHECKING:
-    from .batcher import Batcher
-    from .redshift import Loader
-
-__all__ = [
-    "ABANDON_ATTEMPTS",
-    "SUPERSEDED_IDS_BUDGET",
-    "LoadTicket",
-    "abandon_batch",
-    "needs_warehouse",
-]
+__all__ = ["SUPERSEDED_IDS_BUDGET", "LoadTicket", "RetryPolicy"]
 
 SUPERSEDED_IDS_BUDGET = 32 * 1024
 """Bytes of superseded member ids kept on a batch item (DynamoDB's item limit is 400 KB, and
 the item holds the rest of the batch as well); beyond it only their count is kept."""
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a failed load is retried: ``max_attempts`` loads in all, the *n*-th failure waiting
+    ``backoff * 2**(n-1)`` seconds before the batch is due again."""
+
+    max_attempts: int
+    backoff: float
+
+    def delay(self, attempts: int) -> float:
+        """Seconds before the next attempt after ``attempts`` loads failed."""
+        return float(self.backoff * 2 ** (attempts - 1))
+
+
 @dataclass
 class LoadTicket:
     """The right to load one batch, fenced. End it with :meth:`loaded` or :meth:`failed`.
 
-    ``batcher`` is the batcher it came from (for reading the batch's members); the ticket writes
-    only through its own fenced claim on the batch item."""
+    The ticket writes only through its own fenced claim on the batch item, and carries the
+    retry policy it applies on failure as values."""
 
-    batcher: Batcher
     batch: Batch
+    retry: RetryPolicy
     _nonce: str = field(repr=False)
     _claim: FencedClaim = field(repr=False)
 
@@ -105,9 +105,11 @@ class LoadTicket:
         ``failed`` for an operator. Returns the new state."""
         b = self.batch
         now = time.time()
-        if b.attempts < self.batcher.max_attempts:
-            delay = self.batcher.retry_backoff * 2 ** (b.attempts - 1)
-            retry = {"state": BatchState.SEALED, "next_attempt_at": now + delay}
+        if b.attempts < self.retry.max_attempts:
+            retry = {
+                "state": BatchState.SEALED,
+                "next_attempt_at": now + self.retry.delay(b.attempts),
+            }
             self._end(
                 Update().set_all({**retry, "last_error": error[:2000]}).remove("lease_until"),
                 "failure",
@@ -116,88 +118,7 @@ class LoadTicket:
         failed = {
             "state": BatchState.FAILED,
             "last_error": error[:2000],
-            INDEX_PK: keys.index_partition("failed", self.batcher.stream),
+            INDEX_PK: keys.index_partition("failed", b.stream),
         }
         self._end(Update().set_all(failed).remove("lease_until"), "failure")
         return BatchState.FAILED
-
-
-def needs_warehouse(batch: Batch) -> bool:
-    """True when a loader may hold ``batch`` or have held it (it was ever claimed: its fence
-    counts the claims): abandoning it must then be recorded in the warehouse too, or a loader
-    still running could commit it afterwards."""
-    return batch.fence > 0
-
-
-def abandon_batch(
-    batcher: Batcher, loader: Loader | None, batch_id: str, *, who: str, why: str
-) -> Literal["abandoned", "loaded"]:
-    """Abandon a batch for good. First in DynamoDB, conditional on the state **and fence**
-    read (so no loader can claim it from then on, and none claimed it since the read), then,
-    when :func:`needs_warehouse` by that same fence, in the warehouse ledger, atomically with
-    the loads: a loader that still holds the batch commits nothing afterwards (its load reports
-    ``abandoned``). If a load committed first, the batch is marked ``loaded`` instead and
-    ``"loaded"`` is returned: its rows are in the warehouse, once. ``"abandoned"`` is never
-    answered while a loader can still commit.
-
-    A claim taken between the read and the write fails the write; the batch is read again and
-    the decision (does the warehouse need the abandon too?) made on what it is now, up to
-    :data:`ABANDON_ATTEMPTS` times. Safe to repeat (an abandoned batch goes straight to the
-    warehouse step), so an error from the warehouse is mended by running it again; two
-    operators abandoning at once both end at the warehouse step. Raises
-    :class:`InvalidArgument` when the batch is unknown or needs the warehouse and ``loader`` is
-    None, :class:`StateConflict` when it is loaded or kept moving (nothing changed).
-
-    Cost: one ``GetItem`` and one conditional ``UpdateItem`` per attempt, plus the warehouse's
-    abandon when needed (and one more ``UpdateItem`` when the warehouse had committed it).
-    """
-    for _ in range(ABANDON_ATTEMPTS):
-        batch = batcher.batch(batch_id)
-        if batch is None:
-            raise InvalidArgument(f"no batch {batch_id}")
-        if batch.state == BatchState.LOADED:
-            raise StateConflict(f"batch {batch_id} is loaded; nothing changed")
-        if needs_warehouse(batch) and loader is None:
-            raise InvalidArgument(
-                f"batch {batch_id} is {batch.state} after {batch.attempts} load attempts: a "
-                "loader may still commit it, so the abandon must be recorded in the warehouse "
-                "too; give the warehouse loader (the pipeline's configuration); nothing changed"
-            )
-        if batch.state == BatchState.ABANDONED:
-            break
-        try:
-            batcher.operator_action(
-                batch_id,
-                "abandon",
-                expect_state=batch.state,
-                expect_fence=batch.fence,
-                who=who,
-                why=why,
-            )
-        except StateConflict:
-            continue  # claimed, released or abandoned since the read: decide on what it is now
-        break
-    else:
-        raise StateConflict(
-            f"batch {batch_id} changed state {ABANDON_ATTEMPTS} times while being abandoned "
-            "(loaders keep claiming it); nothing changed: try again"
-        )
-    # The fence is frozen from here: an abandoned batch is never claimed again.
-    if loader is None or not needs_warehouse(batch):
-        return "abandoned"
-    if loader.abandon(batch_id) == "abandoned":
-        return "abandoned"
-    batcher.operator_action(
-        batch_id,
-        "loaded",
-        expect_state=BatchState.ABANDONED,
-        expect_fence=batch.fence,
-        who=who,
-        why="the warehouse had committed the batch before the abandon reached it",
-    )
-    return "loaded"
-
-
-ABANDON_ATTEMPTS = 5
-"""How often :func:`abandon_batch` reads the batch again when a loader's claim moved it
-between its read and its write."""

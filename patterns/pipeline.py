@@ -37,9 +37,9 @@ from .manifest_keys import check_prefix
 from .s3 import ParseResult, check_bucket, parse_s3_event
 
 if TYPE_CHECKING:
+    from .loaders.base import Loader
     from .loading import LoadTicket
     from .manifest import Manifest
-    from .redshift import Loader
 
 __all__ = ["HandleReport", "LoadResult", "S3ToRedshift", "SweepReport"]
 

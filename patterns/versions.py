@@ -21,7 +21,7 @@ A pin holds when it is checked; a rewrite after the check and before COPY reads 
 load the newer content in the member's place. A loader whose reader cannot pin a version (COPY)
 therefore checks the members again once COPY has read them and before it commits
 (:class:`VersionRecheck`, which the pipeline hands it as the manifest's ``recheck``, and
-:class:`~patterns.redshift.RedshiftDataApiLoader` calls): a key whose content is the same
+:class:`~patterns.loaders.redshift.RedshiftDataApiLoader` calls): a key whose content is the same
 before the read (the pin) and after it held that content throughout (version ids never repeat),
 so COPY read the member's own content; what changed is staged (:func:`restage`) and read again.
 ``always_stage=True`` stages every member up front instead: one ``CopyObject`` per file, and

@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 
-from patterns.redshift import RedshiftDataApiLoader
+from patterns.loaders.redshift import RedshiftDataApiLoader
 
 _COPY = re.compile(r"COPY \"(?P<stage>[^\"]+)\" FROM '(?P<manifest>[^']+)' .*MANIFEST")
 _LOCK = re.compile(r"LOCK (?P<table>\S+)$")

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
+from patterns.abandon import abandon_batch
 from patterns.batcher import BatchState, Thresholds
 from patterns.hooks import CrashPoint, set_crash_hook
-from patterns.loading import abandon_batch
+from patterns.loaders.sqlite import LocalWarehouseLoader
 from patterns.pipeline import S3ToRedshift
 from patterns.testing import direct, put_object
-from patterns.warehouse import LocalWarehouseLoader
 from stateless_state import InvalidArgument, StateConflict, Store
 from stateless_state.testing import FakeLambdaContext
 

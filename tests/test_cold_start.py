@@ -11,7 +11,7 @@ NEVER_FOR_THE_PIPELINE = [
     "sqlite3",
     "patterns.cli",
     "patterns.config",
-    "patterns.warehouse",
+    "patterns.loaders.sqlite",
     "patterns.testing",
     "stateless_state.counter",
     "stateless_state.idempotency",
@@ -25,7 +25,7 @@ NEVER_FOR_THE_PIPELINE = [
     "patterns.loading",
     "patterns.manifest",
     "patterns.versions",
-    "patterns.postgres",
+    "patterns.loaders.postgres",
     "psycopg",
     # The extras: only code that names them pays for them.
     "pynamodb",

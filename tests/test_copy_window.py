@@ -21,8 +21,8 @@ import pytest
 
 from patterns.batcher import BatchState, Thresholds
 from patterns.hooks import CrashPoint, set_crash_hook
+from patterns.loaders.redshift import RedshiftDataApiLoader
 from patterns.pipeline import S3ToRedshift
-from patterns.redshift import RedshiftDataApiLoader
 from patterns.testing import direct, put_object
 from stateless_state import Store
 from stateless_state.testing import FakeLambdaContext

@@ -11,9 +11,9 @@ import pytest
 
 from patterns.batcher import Thresholds
 from patterns.hooks import CRASH_POINTS, CrashPoint, set_crash_hook
+from patterns.loaders.sqlite import LocalWarehouseLoader
 from patterns.pipeline import S3ToRedshift
 from patterns.testing import direct, put_object
-from patterns.warehouse import LocalWarehouseLoader
 from stateless_state import Store
 
 

@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from patterns.batcher import Thresholds
+from patterns.loaders.sqlite import LocalWarehouseLoader
 from patterns.membership import digest
 from patterns.pipeline import S3ToRedshift
 from patterns.s3 import parse_s3_event, s3_arrivals
 from patterns.testing import direct, s3_record, sns
-from patterns.warehouse import LocalWarehouseLoader
 from stateless_state import MalformedEvent, Store, keys
 from stateless_state.testing.strategies import hostile_names, instants
 

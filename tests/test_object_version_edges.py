@@ -15,9 +15,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from patterns.batcher import BatchState, Thresholds
+from patterns.loaders.sqlite import LocalWarehouseLoader
 from patterns.pipeline import S3ToRedshift
 from patterns.testing import direct, put_object, refuse_long_keys
-from patterns.warehouse import LocalWarehouseLoader
 from stateless_state import Store
 from stateless_state.testing import FakeLambdaContext
 

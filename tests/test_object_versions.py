@@ -16,10 +16,10 @@ import psycopg
 import pytest
 
 from patterns.batcher import BatchState, Thresholds
+from patterns.loaders.redshift import RedshiftDataApiLoader
+from patterns.loaders.sqlite import LocalWarehouseLoader
 from patterns.pipeline import S3ToRedshift
-from patterns.redshift import RedshiftDataApiLoader
 from patterns.testing import direct, put_object
-from patterns.warehouse import LocalWarehouseLoader
 from stateless_state import Store
 from stateless_state.testing import FakeLambdaContext
 

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from patterns.batcher import BatchState, Thresholds
+from patterns.loaders.sqlite import LocalWarehouseLoader
 from patterns.manifest import build_manifest, write_manifest
 from patterns.pipeline import S3ToRedshift
 from patterns.testing import direct, put_object
-from patterns.warehouse import LocalWarehouseLoader
 from stateless_state import Store
 from stateless_state.testing import FakeLambdaContext, FaultInjector
 

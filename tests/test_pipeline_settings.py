@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from patterns.loaders.sqlite import LocalWarehouseLoader
 from patterns.pipeline import S3ToRedshift
-from patterns.warehouse import LocalWarehouseLoader
 from stateless_state import InvalidArgument, Store
 
 

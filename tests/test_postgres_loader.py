@@ -15,8 +15,8 @@ import psycopg
 import pytest
 
 from patterns import PostgresLoader
+from patterns.abandon import abandon_batch
 from patterns.batcher import BatchState, Thresholds
-from patterns.loading import abandon_batch
 from patterns.manifest import build_manifest
 from patterns.pipeline import S3ToRedshift
 from patterns.testing import direct, put_object

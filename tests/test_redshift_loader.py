@@ -15,9 +15,9 @@ import pytest
 from botocore.stub import Stubber
 
 from patterns.batcher import Arrival, Batcher, Thresholds
+from patterns.loaders.redshift import CopyFormat, RedshiftDataApiLoader, RedshiftLoadError
 from patterns.loading import LoadTicket
 from patterns.manifest import build_manifest
-from patterns.redshift import CopyFormat, RedshiftDataApiLoader, RedshiftLoadError
 from stateless_state import InvalidArgument, Store
 
 ROLE = "arn:aws:iam::123456789012:role/redshift-copy"
@@ -50,14 +50,14 @@ def loader(client: Any, **kwargs: Any) -> RedshiftDataApiLoader:
     return RedshiftDataApiLoader(**{**base, **kwargs})
 
 
-def sealed_ticket(store: Store) -> LoadTicket:
+def sealed_ticket(store: Store) -> tuple[Batcher, LoadTicket]:
     b = Batcher(store, "clicks", Thresholds(count=2, bytes=None, age=None))
     b.add(Arrival("s3://data/a.json", 10, time.time(), {"bucket": "data", "key": "a.json"}))
     sealed = b.add(
         Arrival("s3://data/b.json", 20, time.time(), {"bucket": "data", "key": "b.json"})
     ).sealed
     assert sealed is not None
-    return b.claim_load(sealed.id)
+    return b, b.claim_load(sealed.id)
 
 
 EXPECTED_SQL = [
@@ -86,9 +86,9 @@ def test_load_records_statement_id_before_waiting(
     moto_store: Store, data_api: tuple[Any, Stubber]
 ) -> None:
     client, stub = data_api
-    ticket = sealed_ticket(moto_store)
+    b, ticket = sealed_ticket(moto_store)
     manifest = build_manifest(
-        ticket.batch.id, ticket.batcher.members(ticket.batch.id), bucket="manifests", prefix="m/"
+        ticket.batch.id, b.members(ticket.batch.id), bucket="manifests", prefix="m/"
     )
     stub.add_response(
         "batch_execute_statement",
@@ -115,7 +115,7 @@ def test_load_records_statement_id_before_waiting(
     )
     outcome = loader(client).load(ticket, manifest)
     assert outcome.committed and outcome.statement_id == "stmt-1" and outcome.rows == 2
-    stored = ticket.batcher.batch(ticket.batch.id)
+    stored = b.batch(ticket.batch.id)
     assert stored is not None and stored.statement_id == "stmt-1"
 
 
@@ -133,9 +133,9 @@ def test_a_load_of_an_abandoned_batch_commits_nothing_and_says_so(
     moto_store: Store, data_api: tuple[Any, Stubber]
 ) -> None:
     client, stub = data_api
-    ticket = sealed_ticket(moto_store)
+    b, ticket = sealed_ticket(moto_store)
     manifest = build_manifest(
-        ticket.batch.id, ticket.batcher.members(ticket.batch.id), bucket="manifests", prefix="m/"
+        ticket.batch.id, b.members(ticket.batch.id), bucket="manifests", prefix="m/"
     )
     stub.add_response("batch_execute_statement", {"Id": "stmt-1"})
     # The ledger held the abandon's tombstone: no rows inserted, no ledger row, the probe hit.
@@ -187,10 +187,10 @@ def test_recovery_asks_the_data_api_instead_of_loading_again(
     moto_store: Store, data_api: tuple[Any, Stubber]
 ) -> None:
     client, stub = data_api
-    first = sealed_ticket(moto_store)
+    b, first = sealed_ticket(moto_store)
     first.record_statement("stmt-old")
     manifest = build_manifest(
-        first.batch.id, first.batcher.members(first.batch.id), bucket="manifests", prefix="m/"
+        first.batch.id, b.members(first.batch.id), bucket="manifests", prefix="m/"
     )
     stub.add_response(
         "describe_statement", {"Id": "stmt-old", "Status": "FINISHED"}, {"Id": "stmt-old"}
@@ -203,10 +203,10 @@ def test_recovery_reloads_after_a_failed_statement(
     moto_store: Store, data_api: tuple[Any, Stubber]
 ) -> None:
     client, stub = data_api
-    ticket = sealed_ticket(moto_store)
+    b, ticket = sealed_ticket(moto_store)
     ticket.record_statement("stmt-old")
     manifest = build_manifest(
-        ticket.batch.id, ticket.batcher.members(ticket.batch.id), bucket="manifests", prefix="m/"
+        ticket.batch.id, b.members(ticket.batch.id), bucket="manifests", prefix="m/"
     )
     stub.add_response(
         "describe_statement",
@@ -221,7 +221,7 @@ def test_recovery_reloads_after_a_failed_statement(
     )
     with pytest.raises(RedshiftLoadError, match="stmt-2 ABORTED: cancelled"):
         loader(client).load(ticket, manifest)
-    stored = ticket.batcher.batch(ticket.batch.id)
+    stored = b.batch(ticket.batch.id)
     assert stored is not None and stored.statement_id == "stmt-2"
 
 
@@ -339,7 +339,7 @@ def test_a_manifest_key_up_to_s3s_limit_is_accepted(data_api: tuple[Any, Stubber
         loader(data_api[0]).copy_statements("c/0/000000000000", f"s3://bkt/{key}x")
 
 
-def rewritable(ticket: LoadTicket, rechecks: list[bool]) -> Any:
+def rewritable(b: Batcher, ticket: LoadTicket, rechecks: list[bool]) -> Any:
     """The ticket's manifest with an entry that names mutable content (an ETag) and a recheck
     that records each call and finds nothing changed."""
     from dataclasses import replace
@@ -348,7 +348,7 @@ def rewritable(ticket: LoadTicket, rechecks: list[bool]) -> Any:
         rechecks.append(everything)
 
     manifest = build_manifest(
-        ticket.batch.id, ticket.batcher.members(ticket.batch.id), bucket="manifests", prefix="m/"
+        ticket.batch.id, b.members(ticket.batch.id), bucket="manifests", prefix="m/"
     )
     entries = tuple(replace(e, etag='"abc"') for e in manifest.entries)
     return replace(manifest, entries=entries, recheck=unchanged)
@@ -362,9 +362,9 @@ def test_a_manifest_of_mutable_keys_loads_in_a_session(
     names), its statement id recorded before the wait; the outcome read from the commit's last
     three row counts."""
     client, stub = data_api
-    ticket = sealed_ticket(moto_store)
+    b, ticket = sealed_ticket(moto_store)
     rechecks: list[bool] = []
-    manifest = rewritable(ticket, rechecks)
+    manifest = rewritable(b, ticket, rechecks)
     session = "0c8d3a1e-1b2c-4d5e-8f90-123456789abc"
     connection = {"Database": "dev", "ClusterIdentifier": "prod-cluster", "SecretArn": SECRET}
     stub.add_response(
@@ -391,7 +391,7 @@ def test_a_manifest_of_mutable_keys_loads_in_a_session(
     outcome = loader(client).load(ticket, manifest)
     assert (outcome.committed, outcome.rows, outcome.statement_id) == (True, 2, "commit-1")
     assert rechecks == [False], "checked once after COPY, and nothing had changed"
-    stored = ticket.batcher.batch(ticket.batch.id)
+    stored = b.batch(ticket.batch.id)
     assert stored is not None and stored.statement_id == "commit-1"
 
 
@@ -399,9 +399,9 @@ def test_a_failed_session_copy_commits_nothing_and_records_no_statement(
     moto_store: Store, data_api: tuple[Any, Stubber]
 ) -> None:
     client, stub = data_api
-    ticket = sealed_ticket(moto_store)
+    b, ticket = sealed_ticket(moto_store)
     rechecks: list[bool] = []
-    manifest = rewritable(ticket, rechecks)
+    manifest = rewritable(b, ticket, rechecks)
     stub.add_response(
         "batch_execute_statement",
         {"Id": "copy-1", "SessionId": "0c8d3a1e-1b2c-4d5e-8f90-123456789abc"},
@@ -412,5 +412,5 @@ def test_a_failed_session_copy_commits_nothing_and_records_no_statement(
     with pytest.raises(RedshiftLoadError, match="COPY of batch clicks/0/000000000000"):
         loader(client).load(ticket, manifest)
     assert rechecks == []
-    stored = ticket.batcher.batch(ticket.batch.id)
+    stored = b.batch(ticket.batch.id)
     assert stored is not None and stored.statement_id is None, "a successor loads afresh"

@@ -16,7 +16,7 @@ from cfnlint.api import lint_file
 from cfnlint.decode import decode
 
 from patterns import S3ToRedshift, Thresholds
-from patterns.redshift import RedshiftDataApiLoader
+from patterns.loaders.redshift import RedshiftDataApiLoader
 from patterns.testing import LocalS3, direct, put_object, sqs
 from stateless_state import Store
 from stateless_state.testing import DynamoDBLocal, FaultInjector

@@ -14,12 +14,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from patterns.abandon import abandon_batch
 from patterns.batches import batch_id, parse_batch_id
 from patterns.config import pipeline_settings
 from patterns.hooks import CrashPoint, set_crash_hook
-from patterns.loading import abandon_batch
+from patterns.loaders.sqlite import LocalWarehouseLoader
 from patterns.pipeline import S3ToRedshift
-from patterns.warehouse import LocalWarehouseLoader
 from stateless_state import InvalidArgument, Store
 from tests.test_abandon import sealed_pipeline
 

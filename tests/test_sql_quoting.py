@@ -75,7 +75,7 @@ def test_redshift_rules_accept_ascii_only(digit: str) -> None:
     ],
 )
 def test_redshift_settings_refuse_non_ascii_digits(setting: dict[str, Any]) -> None:
-    from patterns.redshift import RedshiftDataApiLoader
+    from patterns.loaders.redshift import RedshiftDataApiLoader
 
     base: dict[str, Any] = {
         "table": "analytics.clicks",
@@ -94,7 +94,7 @@ def test_local_warehouse_counts_any_field_name(tmp_path: Any, field: str) -> Non
     import json
     import time
 
-    from patterns.warehouse import LocalWarehouseLoader
+    from patterns.loaders.sqlite import LocalWarehouseLoader
 
     w = LocalWarehouseLoader(tmp_path / "w.db", None)
     with contextlib.closing(w._connect()) as conn:

@@ -27,9 +27,9 @@ import psycopg
 import pytest
 
 from patterns.batcher import Arrival, Batcher, Thresholds
+from patterns.loaders.redshift import RedshiftDataApiLoader, RedshiftLoadError
 from patterns.loading import LoadTicket
 from patterns.manifest import Manifest, build_manifest
-from patterns.redshift import RedshiftDataApiLoader, RedshiftLoadError
 from stateless_state import Store
 
 from .pg_warehouse import PostgresDataApi, create_ledger

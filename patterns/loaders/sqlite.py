@@ -15,10 +15,6 @@ batch has a ledger row too (``status = 'abandoned'``), so no loader commits it a
 from __future__ import annotations
 
 import contextlib
-import csv
-import gzip
-import io
-import json
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -28,12 +24,11 @@ from typing import Any
 
 from stateless_state import InvalidArgument
 
-from .loading import LoadTicket
-from .manifest import Manifest, ManifestEntry
-from .redshift import AbandonOutcome, LoadOutcome
-from .sql import sqlite_field
+from ..manifest import Manifest
+from ..sql import sqlite_field
+from .base import AbandonOutcome, LoadOutcome, Ticket, read_records
 
-__all__ = ["LocalWarehouseLoader", "read_records"]
+__all__ = ["LocalWarehouseLoader"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rows (
@@ -51,44 +46,6 @@ CREATE TABLE IF NOT EXISTS ledger (
     status TEXT NOT NULL DEFAULT 'loaded'
 );
 """
-
-
-def _split_url(url: str) -> tuple[str, str]:
-    bucket, _, key = url.removeprefix("s3://").partition("/")
-    return bucket, key
-
-
-def _quoted(etag: str) -> str:
-    return etag if etag.startswith('"') else f'"{etag}"'
-
-
-def read_records(s3: Any, entry: ManifestEntry) -> Iterator[str]:
-    """The records of a manifest entry's object, each as canonical JSON: its own content, by
-    version id or If-Match (COPY cannot, hence staging). As ``mandatory: true`` in the
-    manifest, a missing object or a changed ETag fails the whole load, and the next attempt pins
-    the members again."""
-    bucket, key = _split_url(entry.url)
-    exact: dict[str, str] = {}
-    if entry.version_id:
-        exact["VersionId"] = entry.version_id
-    elif entry.etag:
-        exact["IfMatch"] = _quoted(entry.etag)
-    body = s3.get_object(Bucket=bucket, Key=key, **exact)["Body"].read()
-    return _records(key, body)
-
-
-def _records(key: str, body: bytes) -> Iterator[str]:
-    if body[:2] == b"\x1f\x8b":
-        body = gzip.decompress(body)
-    text = body.decode("utf-8")
-    name = key.removesuffix(".gz")
-    if name.endswith(".csv"):
-        for row in csv.DictReader(io.StringIO(text)):
-            yield json.dumps(row, sort_keys=True)
-        return
-    for line in text.splitlines():
-        if line.strip():
-            yield json.dumps(json.loads(line), sort_keys=True)
 
 
 @dataclass
@@ -110,7 +67,7 @@ class LocalWarehouseLoader:
         conn.execute("PRAGMA journal_mode=WAL")
         return conn
 
-    def load(self, ticket: LoadTicket, manifest: Manifest) -> LoadOutcome:
+    def load(self, ticket: Ticket, manifest: Manifest) -> LoadOutcome:
         rows: list[tuple[str, str, int, str]] = []
         for entry in manifest.entries:
             rows.extend(

@@ -25,13 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 from stateless_state import InvalidArgument
 
-from .redshift import AbandonOutcome, LoadOutcome
-from .sql import postgres_identifier, postgres_name
-from .warehouse import read_records
+from ..sql import postgres_identifier, postgres_name
+from .base import AbandonOutcome, LoadOutcome, Ticket, read_records
 
 if TYPE_CHECKING:
-    from .loading import LoadTicket
-    from .manifest import Manifest
+    from ..manifest import Manifest
 
 __all__ = ["PostgresLoader"]
 
@@ -109,7 +107,7 @@ class PostgresLoader:
         ).fetchone()
         return None if row is None else str(row[0])
 
-    def load(self, ticket: LoadTicket, manifest: Manifest) -> LoadOutcome:
+    def load(self, ticket: Ticket, manifest: Manifest) -> LoadOutcome:
         """Load the batch in one transaction (see the module docstring)."""
         from psycopg import sql
 

@@ -39,18 +39,18 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any
 
 from stateless_state import InvalidArgument, LeaseLost, StatelessStateError
 
-from .manifest_keys import MAX_REVISION
-from .sql import redshift_identifier, redshift_literal
+from ..manifest_keys import MAX_REVISION
+from ..sql import redshift_identifier, redshift_literal
+from .base import AbandonOutcome, LoadOutcome, Ticket
 
 if TYPE_CHECKING:
-    from .loading import LoadTicket
-    from .manifest import Manifest, Recheck
+    from ..manifest import Manifest, Recheck
 
-__all__ = ["CopyFormat", "LoadOutcome", "Loader", "RedshiftDataApiLoader", "RedshiftLoadError"]
+__all__ = ["CopyFormat", "RedshiftDataApiLoader", "RedshiftLoadError"]
 
 # re.ASCII and explicit [0-9]: \d alone would accept any script's digits (Arabic-Indic "١٢٣").
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,126}", re.ASCII)
@@ -88,35 +88,6 @@ _COLUMNAR_OPTIONS = {"ACCEPTINVCHARS", "STATUPDATE OFF"}
 class RedshiftLoadError(StatelessStateError):
     """The Data API reported a failed or aborted statement (recorded on the batch, which is
     retried with backoff and then left ``failed`` for an operator)."""
-
-
-@dataclass(frozen=True)
-class LoadOutcome:
-    """``committed``: this load committed the batch's rows; False when the ledger showed another
-    load had already committed them (the rows are there once either way), or, with
-    ``abandoned``, that an operator abandoned the batch (no rows of it are there)."""
-
-    batch_id: str
-    committed: bool
-    statement_id: str | None = None
-    rows: int | None = None
-    abandoned: bool = False
-
-
-AbandonOutcome = Literal["abandoned", "loaded"]
-"""What a loader's ``abandon`` found: the batch is now abandoned in the warehouse, or a load had
-already committed it."""
-
-
-class Loader(Protocol):
-    """What the pipeline needs of a warehouse loader."""
-
-    def load(self, ticket: LoadTicket, manifest: Manifest) -> LoadOutcome: ...
-
-    def abandon(self, batch_id: str) -> AbandonOutcome:
-        """Record in the warehouse, atomically with respect to loads, that ``batch_id`` must
-        never be committed; ``loaded`` (nothing changed) when a load already committed it."""
-        ...
 
 
 class CopyFormat(StrEnum):
@@ -365,7 +336,7 @@ class RedshiftDataApiLoader:
             self.client = boto3.client("redshift-data")
         return self.client
 
-    def load(self, ticket: LoadTicket, manifest: Manifest) -> LoadOutcome:
+    def load(self, ticket: Ticket, manifest: Manifest) -> LoadOutcome:
         """Load the batch, or finish the earlier attempt recorded on it (module doc).
 
         Guarantees, whatever the concurrency: the batch's rows are committed at most once (the
@@ -413,7 +384,7 @@ class RedshiftDataApiLoader:
             self._finished(r["Id"], f"COPY of batch {batch_id}, revision {manifest.revision}")
         return session
 
-    def _commit(self, ticket: LoadTicket, sql: list[str], where: dict[str, Any]) -> LoadOutcome:
+    def _commit(self, ticket: Ticket, sql: list[str], where: dict[str, Any]) -> LoadOutcome:
         r = self._client().batch_execute_statement(
             Sqls=sql, StatementName=f"stateless_state:{ticket.batch.id}"[:500], **where
         )

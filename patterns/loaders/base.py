@@ -1,0 +1,116 @@
+"""The loader contract: what the pipeline asks of a warehouse, and the ledger every loader keeps.
+
+A loader commits a batch's rows **at most once** whatever the concurrency, and says what it did.
+All three loaders (:mod:`.redshift`, :mod:`.postgres`, :mod:`.sqlite`) keep the same **ledger**:
+
+* one ledger row per batch, keyed by the batch id, inserted in the **same warehouse
+  transaction** as the batch's rows, with ``status`` ``loaded`` and the load ticket's fence;
+* a load inserts its rows and its ledger row only when the batch has no ledger row, and both the
+  check and the inserts run under one lock (Redshift's ``LOCK``, PostgreSQL's lock on the
+  ledger, SQLite's ``BEGIN IMMEDIATE``), so two loaders of one batch (a zombie past its lease
+  and its successor) serialize, and the second commits nothing;
+* an operator's abandon inserts a ledger row with ``status`` ``abandoned`` (a tombstone) under
+  the same lock, unless a row exists: no load commits the batch afterwards, and an abandon that
+  finds a ``loaded`` row changes nothing and says ``loaded``.
+
+Loaders read a load ticket only through :class:`Ticket` and the batch's manifest, so no loader
+depends on the batcher, and none on another loader.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from ..batches import Batch
+    from ..manifest import Manifest, ManifestEntry
+
+__all__ = ["AbandonOutcome", "LoadOutcome", "Loader", "Ticket", "read_records"]
+
+
+@dataclass(frozen=True)
+class LoadOutcome:
+    """``committed``: this load committed the batch's rows; False when the ledger showed another
+    load had already committed them (the rows are there once either way), or, with
+    ``abandoned``, that an operator abandoned the batch (no rows of it are there)."""
+
+    batch_id: str
+    committed: bool
+    statement_id: str | None = None
+    rows: int | None = None
+    abandoned: bool = False
+
+
+AbandonOutcome = Literal["abandoned", "loaded"]
+"""What a loader's ``abandon`` found: the batch is now abandoned in the warehouse, or a load had
+already committed it."""
+
+
+class Ticket(Protocol):
+    """What a loader may use of its load ticket (:class:`patterns.loading.LoadTicket`): the
+    batch, the fence it holds, and the one write a loader makes to the batch before it waits
+    on the warehouse (the statement id, so a successor asks instead of loading again)."""
+
+    @property
+    def batch(self) -> Batch: ...
+
+    @property
+    def fence(self) -> int: ...
+
+    def record_statement(self, statement_id: str) -> None: ...
+
+
+class Loader(Protocol):
+    """What the pipeline needs of a warehouse loader."""
+
+    def load(self, ticket: Ticket, manifest: Manifest) -> LoadOutcome: ...
+
+    def abandon(self, batch_id: str) -> AbandonOutcome:
+        """Record in the warehouse, atomically with respect to loads, that ``batch_id`` must
+        never be committed; ``loaded`` (nothing changed) when a load already committed it."""
+        ...
+
+
+def _split_url(url: str) -> tuple[str, str]:
+    bucket, _, key = url.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def _quoted(etag: str) -> str:
+    return etag if etag.startswith('"') else f'"{etag}"'
+
+
+def read_records(s3: Any, entry: ManifestEntry) -> Iterator[str]:
+    """The records of a manifest entry's object, each as canonical JSON: its own content, by
+    version id or If-Match (COPY cannot, hence staging). As ``mandatory: true`` in the
+    manifest, a missing object or a changed ETag fails the whole load, and the next attempt pins
+    the members again. One ``GetObject``; JSON lines or CSV (by the key's suffix), gzip
+    detected by its magic bytes."""
+    bucket, key = _split_url(entry.url)
+    exact: dict[str, str] = {}
+    if entry.version_id:
+        exact["VersionId"] = entry.version_id
+    elif entry.etag:
+        exact["IfMatch"] = _quoted(entry.etag)
+    body = s3.get_object(Bucket=bucket, Key=key, **exact)["Body"].read()
+    return _records(key, body)
+
+
+def _records(key: str, body: bytes) -> Iterator[str]:
+    if body[:2] == b"\x1f\x8b":
+        body = gzip.decompress(body)
+    text = body.decode("utf-8")
+    name = key.removesuffix(".gz")
+    if name.endswith(".csv"):
+        for row in csv.DictReader(io.StringIO(text)):
+            yield json.dumps(row, sort_keys=True)
+        return
+    for line in text.splitlines():
+        if line.strip():
+            yield json.dumps(json.loads(line), sort_keys=True)
