@@ -10,6 +10,8 @@ as the write it would have been (1 WCU for a small item) and a transaction 2 WCU
 The zombie scenario: a first invocation outlives its in-progress expiry (its Lambda context said
 1 s), a retry takes the key over and answers, then the first finishes (or fails). Each side's
 table is read afterwards, and a third delivery shows what a client would get.
+
+Alone (``make bench`` runs it as its §6): ``.venv/bin/python -m benchmarks.peer_idempotency``.
 """
 
 from __future__ import annotations
@@ -265,6 +267,18 @@ def run(engine: DynamoDBLocal, calls: int) -> dict[str, Any]:
     return out
 
 
+def main() -> None:
+    """Run this section alone on a DynamoDB Local of its own and print its markdown."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--calls", type=int, default=200, help="distinct keys per row")
+    args = parser.parse_args()
+    with DynamoDBLocal() as engine:
+        results = run(engine, args.calls)
+    print("\n".join(markdown(results)))
+
+
 def markdown(results: dict[str, Any]) -> list[str]:
     """The section of ``RESULTS.md``."""
     rows = results["rows"]
@@ -278,11 +292,11 @@ def markdown(results: dict[str, Any]) -> list[str]:
         "write included). Latency is the median per call on DynamoDB Local, the two sides' "
         "calls interleaved, as a ratio ours / Powertools. With a side effect, the body saves "
         "one PynamoDB model: Powertools' body saves it itself, ours hands it to "
-        "`commit_with_completion` (one transaction with the completion). Our claim is an "
-        "`UpdateItem` (it adds to the fence), Powertools' a `PutItem`; DynamoDB Local serves "
-        "an `UpdateItem` about 1 ms slower than a `PutItem` of the same item (medians of "
-        "400 raw calls: 6.2-8.2 ms against 5.6-5.8 ms), which is most of the latency gap; "
-        "our own code is about 0.4 ms of a call (cProfile of 300 replays).",
+        "`commit_with_completion` (one transaction with the completion). Both sides' first "
+        "claim is a conditional `PutItem` (ours writes fence 1; only a takeover of a record "
+        "that exists, released or expired, is an `UpdateItem` adding to the fence), and a "
+        "replay is that `PutItem` failing its condition. Alone: "
+        "`.venv/bin/python -m benchmarks.peer_idempotency`.",
         "",
         "| call | Powertools req / WCU | ours req / WCU | latency ours / Powertools |",
         "|---|---:|---:|---:|",
@@ -312,3 +326,7 @@ def markdown(results: dict[str, Any]) -> list[str]:
                 f"| {what} | {scenario['Powertools'][what]} | {scenario['stateless_state'][what]} |"
             )
     return lines
+
+
+if __name__ == "__main__":
+    main()
