@@ -38,7 +38,10 @@ clean:
 bench: setup
 	$(PY) -m benchmarks.run
 
-# A longer crash-torture run of the demo: workers SIGKILLed at random and at every crash point.
+# A longer crash-torture run of the demo: workers SIGKILLed at random and at every crash point,
+# objects rewritten, deleted after their arrival (and some written again), hostile keys near
+# S3's 1,024-byte limit; every object version loaded exactly once or reported superseded.
 torture: setup
 	$(PY) -m examples.s3_redshift_batcher.demo --objects 1000 --workers 4 --count 40 \
-		--chaos --kill-every 0.5 --crash-points 0.05 --rewrites 0.1
+		--chaos --kill-every 0.5 --crash-points 0.05 --rewrites 0.1 --deletions 0.1 \
+		--long-keys 0.1
