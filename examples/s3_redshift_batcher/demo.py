@@ -670,8 +670,11 @@ def report(
     )
     if members != written:
         failures.append(f"{members} arrivals in batches, expected {written}")
-    if set(states) - {BatchState.LOADED}:
-        failures.append(f"batches not loaded: {dict(states)}")
+    if stuck := [b for b in batches if b.state != BatchState.LOADED]:
+        failures.append(
+            f"batches not loaded: {dict(states)}; e.g. {stuck[0].id} after "
+            f"{stuck[0].attempts} attempts: {stuck[0].error}"
+        )
     if isinstance(loader, LocalWarehouseLoader | PostgresLoader):
         failures += _check_warehouse(loader, pipeline, objects, batches)
     workers_cost = _sum(list(tally.metrics.values()))
