@@ -95,6 +95,9 @@ class _WindowOpen:
     def load(self, ticket: Ticket, manifest: Manifest) -> LoadOutcome:
         return self.inner.load(ticket, replace(manifest, recheck=None))
 
+    def recorded(self, ticket: Ticket) -> LoadOutcome | None:
+        return self.inner.recorded(ticket)
+
     def abandon(self, batch_id: str) -> AbandonOutcome:
         return self.inner.abandon(batch_id)
 

@@ -1,10 +1,12 @@
 """Redshift COPY manifests: one deterministic manifest per batch and revision.
 
 The manifest of a sealed batch is a pure function of its frozen member set as pinned to their
-content (:mod:`patterns.versions`), written to a key derived from the batch id: a loader that
-crashed and is replaced, finding the same pins, writes the same bytes to the same key. A load
-that finds keys rewritten while COPY read them writes the next revision (``.r1``, ``.r2``...) at
-a key of its own instead of changing one a running COPY may be reading.
+content (:mod:`patterns.versions`), written to a key derived from the batch id and the fence of
+the load that writes it: pins can change between a crashed loader and its successor (a key
+rewritten between them), so each load reads only its own manifests, and a zombie's late write
+never changes what another load's COPY reads. A load that finds keys rewritten while COPY read
+them writes the next revision (``.r1``, ``.r2``...) at a key of its own instead of changing one
+a running COPY may be reading.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class Manifest:
     key: str
     entries: tuple[ManifestEntry, ...]
     revision: int = 0
+    fence: int = 0
     recheck: Recheck | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -107,6 +110,7 @@ def build_manifest(
     *,
     bucket: str,
     prefix: str = "manifests/",
+    fence: int = 0,
     revision: int = 0,
 ) -> Manifest:
     """The manifest for ``batch_id``: one mandatory entry per distinct object URL.
@@ -123,8 +127,8 @@ def build_manifest(
         size = max(urls[url].content_length, m.size) if url in urls else m.size
         urls[url] = ManifestEntry(url, size, m.data.get("version_id"), m.data.get("etag"))
     entries = tuple(e for _, e in sorted(urls.items()))
-    key = manifest_key(prefix, batch_id, revision)
-    return Manifest(batch_id, bucket, key, entries, revision)
+    key = manifest_key(prefix, batch_id, fence, revision)
+    return Manifest(batch_id, bucket, key, entries, revision, fence)
 
 
 def write_manifest(s3: Any, manifest: Manifest) -> None:

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from stateless_state import InvalidArgument
 
-__all__ = ["MAX_REVISION", "check_prefix", "manifest_key"]
+__all__ = ["MAX_FENCE", "MAX_REVISION", "check_prefix", "manifest_key"]
 
 _PREFIX = re.compile(r"[A-Za-z0-9_.=/\-]*", re.ASCII)
 _MAX_KEY_BYTES = 1024  # S3's limit on an object key, in UTF-8 bytes
@@ -21,15 +21,25 @@ MAX_REVISION = 9
 :class:`patterns.manifest.Recheck`) writes revisions 1, 2, ... of the manifest, up to this."""
 
 
-def manifest_key(prefix: str, batch_id: str, revision: int = 0) -> str:
-    """The S3 key of ``batch_id``'s manifest under ``prefix``; revision ``n`` > 0 (a manifest
-    re-pinned after COPY read the first) at ``<...>.r<n>.manifest``."""
+MAX_FENCE = 2**63 - 1
+"""The highest load fence a manifest key is made for (a fence counts a batch's claims)."""
+
+
+def manifest_key(prefix: str, batch_id: str, fence: int = 0, revision: int = 0) -> str:
+    """The S3 key of ``batch_id``'s manifest under ``prefix``, for the load that holds
+    ``fence``: ``<prefix><batch id>.<fence>.manifest``, revision ``n`` > 0 (re-pinned after
+    COPY read the first) at ``<...>.<fence>.r<n>.manifest``. The fence makes each load's
+    manifests its own: pins can differ between a zombie and its successor (a key rewritten
+    between their pins), and a zombie's late write must never change what the successor's COPY
+    reads."""
     if not 0 <= revision <= MAX_REVISION:
         raise InvalidArgument(f"manifest revision must be 0..{MAX_REVISION}, got {revision}")
+    if isinstance(fence, bool) or not isinstance(fence, int) or not 0 <= fence <= MAX_FENCE:
+        raise InvalidArgument(f"manifest fence must be an int 0..2**63-1, got {fence!r}")
     # Stream names are opaque: percent-encode all but the separators of the batch id, so a
     # stream with '#', '?' or spaces still gives a plain S3 key.
     suffix = f".r{revision}" if revision else ""
-    return f"{prefix}{quote(batch_id, safe='/:')}{suffix}.manifest"
+    return f"{prefix}{quote(batch_id, safe='/:')}.{fence}{suffix}.manifest"
 
 
 def check_prefix(prefix: object, longest_batch_id: str) -> str:
@@ -42,7 +52,7 @@ def check_prefix(prefix: object, longest_batch_id: str) -> str:
             "(e.g. 'manifests/'): change the setting"
         )
     longest = max(
-        len(manifest_key(prefix, longest_batch_id, MAX_REVISION).encode()),
+        len(manifest_key(prefix, longest_batch_id, MAX_FENCE, MAX_REVISION).encode()),
         len(f"{prefix}staged/{longest_batch_id}".encode()) + _STAGED_SUFFIX,
     )
     if longest > _MAX_KEY_BYTES:

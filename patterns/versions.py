@@ -34,7 +34,7 @@ permission.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -112,6 +112,14 @@ def _denied(error: Exception, what: str, needs: str) -> AccessDenied | None:
         "s3:ListBucket S3 answers 403 instead of 404 for a missing key, so the member cannot be "
         "told gone from forbidden; the batch is retried, not marked superseded"
     )
+
+
+def _held(head: dict[str, Any], etag: str | None) -> bool:
+    """Whether the key's current content (``head``) is an ETag-only member's own: the same ETag
+    **and** no version id of its own. A member known by its ETag alone was written while the
+    bucket was unversioned (S3 keeps it as the version ``"null"``); a current version with an
+    id of its own is another object, even with the same bytes, and arrives as its own member."""
+    return _quoted(head.get("ETag")) == etag and head.get("VersionId") in (None, _NULL)
 
 
 def _head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
@@ -251,7 +259,7 @@ def pin_members(
             pinned.append(m)
             continue
         head = None if always_stage else _head(s3, bucket, key)
-        if head is not None and _quoted(head.get("ETag")) == etag:
+        if head is not None and _held(head, etag):
             pinned.append(m)
             continue
         current_null = head is not None and head.get("VersionId") in (None, _NULL)
@@ -299,7 +307,7 @@ def changed_entries(s3: Any, entries: Sequence[ManifestEntry]) -> list[ManifestE
         elif e.version_id:
             same = head.get("VersionId") == e.version_id
         else:
-            same = _quoted(head.get("ETag")) == _quoted(e.etag)
+            same = _held(head, _quoted(e.etag))
         if not same:
             changed.append(e)
     return changed
@@ -334,9 +342,9 @@ class VersionRecheck:
     writes the manifest's next revision.
 
     ``members`` are the batch's members as pinned (:func:`pin_members`); ``superseded`` the ids
-    already recorded as superseded; ``record_superseded`` writes the whole list on the batch
-    (the load ticket's fenced write). Cost per call: one ``HeadObject`` per entry that names a
-    version or an ETag (staged copies cost nothing), and when something changed, one
+    found gone so far (at the pin, then by each recheck): the pipeline records them on the batch
+    with ``loaded`` once the load committed. Cost per call: one ``HeadObject`` per entry that
+    names a version or an ETag (staged copies cost nothing), and when something changed, one
     ``CopyObject`` per changed member and one ``PutObject`` of the new revision; with
     ``everything``, one ``CopyObject`` per remaining mutable member and no ``HeadObject``.
     Not thread-safe: one load calls it, from one thread."""
@@ -348,7 +356,6 @@ class VersionRecheck:
     stage_prefix: str
     manifest_bucket: str
     manifest_prefix: str
-    record_superseded: Callable[[list[str]], None]
     superseded: list[str] = field(default_factory=list)
 
     def __call__(self, manifest: Manifest, *, everything: bool = False) -> Manifest | None:
@@ -377,13 +384,13 @@ class VersionRecheck:
         )
         if staged.superseded:
             self.superseded = [*self.superseded, *sorted(m.id for m in staged.superseded)]
-            self.record_superseded(self.superseded)
         self.members = [*kept, *staged.members]
         revised = build_manifest(
             self.batch_id,
             self.members,
             bucket=self.manifest_bucket,
             prefix=self.manifest_prefix,
+            fence=manifest.fence,
             revision=manifest.revision + 1,
         )
         if revised.entries:

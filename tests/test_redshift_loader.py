@@ -63,7 +63,7 @@ def sealed_ticket(store: Store) -> tuple[Batcher, LoadTicket]:
 EXPECTED_SQL = [
     'LOCK "stateless_state_ledger"',
     'CREATE TEMP TABLE "stage_clicks_0_000000000000" (LIKE "analytics"."clicks")',
-    "COPY \"stage_clicks_0_000000000000\" FROM 's3://manifests/m/clicks/0/000000000000.manifest' "
+    "COPY \"stage_clicks_0_000000000000\" FROM 's3://manifests/m/clicks/0/000000000000.0.manifest' "
     f"IAM_ROLE '{ROLE}' MANIFEST FORMAT AS JSON 'auto' GZIP TIMEFORMAT 'auto' MAXERROR 0",
     'INSERT INTO "analytics"."clicks" SELECT * FROM "stage_clicks_0_000000000000" WHERE NOT '
     "EXISTS (SELECT 1 FROM \"stateless_state_ledger\" WHERE batch_id = 'clicks/0/000000000000')",
@@ -77,7 +77,7 @@ EXPECTED_SQL = [
 
 def test_exact_statements(data_api: tuple[Any, Stubber]) -> None:
     sql = loader(data_api[0]).statements(
-        "clicks/0/000000000000", "s3://manifests/m/clicks/0/000000000000.manifest", 1
+        "clicks/0/000000000000", "s3://manifests/m/clicks/0/000000000000.0.manifest", 1
     )
     assert sql == EXPECTED_SQL
 

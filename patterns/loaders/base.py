@@ -71,6 +71,13 @@ class Loader(Protocol):
 
     def load(self, ticket: Ticket, manifest: Manifest) -> LoadOutcome: ...
 
+    def recorded(self, ticket: Ticket) -> LoadOutcome | None:
+        """What an earlier attempt, whose statement id is recorded on the ticket's batch, did,
+        once it finished; None when there is nothing to ask (the pipeline then pins the members
+        and loads). Asked before anything else of a takeover, so a successor reports and
+        records nothing about a load another attempt committed."""
+        ...
+
     def abandon(self, batch_id: str) -> AbandonOutcome:
         """Record in the warehouse, atomically with respect to loads, that ``batch_id`` must
         never be committed; ``loaded`` (nothing changed) when a load already committed it."""

@@ -155,6 +155,11 @@ class PostgresLoader:
         inserted = conn.execute(sql.SQL("INSERT INTO {} SELECT * FROM {}").format(target, stage))
         return int(inserted.rowcount)
 
+    def recorded(self, ticket: Ticket) -> LoadOutcome | None:
+        """None: this loader records no statement on the batch (each load is one transaction
+        that commits or not, and the ledger answers a repeated one)."""
+        return None
+
     def abandon(self, batch_id: str) -> AbandonOutcome:
         """Record an abandon in the ledger, under its lock: ``loaded`` (nothing changed) when a
         load already committed the batch."""

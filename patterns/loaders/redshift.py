@@ -34,6 +34,7 @@ quoting function (:mod:`patterns.sql`).
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -259,18 +260,21 @@ class RedshiftDataApiLoader:
         options = " ".join([self.copy_format, *(["GZIP"] if self.gzip else []), *self.copy_options])
         return f"COPY {stage} FROM {url} IAM_ROLE {role} MANIFEST {options}"
 
-    def statements(self, batch_id: str, manifest_url: str, fence: int) -> list[str]:
+    def statements(self, batch_id: str, manifest_url: str | None, fence: int) -> list[str]:
         """The exact SQL of a load in one call, in order, run as one transaction: the ledger's
         lock, :meth:`copy_statements`, then the rest of :meth:`commit_statements`. For a
-        manifest of staged copies only (nothing to check after COPY)."""
+        manifest of staged copies only (nothing to check after COPY), or none at all
+        (``manifest_url`` None: every member's content was gone, and the ledger still decides
+        whether this load or another commits the batch)."""
         lock, *commit = self.commit_statements(batch_id, fence)
         return [lock, *self.copy_statements(batch_id, manifest_url), *commit]
 
-    def copy_statements(self, batch_id: str, manifest_url: str) -> list[str]:
+    def copy_statements(self, batch_id: str, manifest_url: str | None) -> list[str]:
         """A session load's first call: create the temporary table and COPY the manifest into
-        it. Nothing another session can see."""
+        it (no COPY for ``None``, an empty manifest). Nothing another session can see."""
         stage = self._stage(batch_id)
-        return [f"CREATE TEMP TABLE {stage} (LIKE {self._table})", self._copy(stage, manifest_url)]
+        create = f"CREATE TEMP TABLE {stage} (LIKE {self._table})"
+        return [create] if manifest_url is None else [create, self._copy(stage, manifest_url)]
 
     def recopy_statements(self, batch_id: str, manifest_url: str | None) -> list[str]:
         """A session load's call after a recheck found a change: empty the temporary table and
@@ -343,21 +347,47 @@ class RedshiftDataApiLoader:
         ledger), and no member's place is taken by other content: when the manifest names keys
         that can be rewritten, they are checked again after COPY read them and before the
         commit (``manifest.recheck``), and what changed is read again from its own version."""
-        previous = ticket.batch.statement_id
-        if previous:
-            status = self._wait(previous)
-            if status["Status"] == "FINISHED":
-                # An earlier attempt's commit finished: the rows are in (or, by its last row
-                # count, the batch was found abandoned); this call commits nothing.
-                abandoned = _result_rows(status, -1) == 1
-                return LoadOutcome(ticket.batch.id, False, previous, 0, abandoned=abandoned)
+        settled = self.recorded(ticket)
+        if settled is not None:
+            return settled
         batch_id = ticket.batch.id
         if manifest.recheck is None or not manifest.mutable_entries:
-            sql = self.statements(batch_id, manifest.url, ticket.fence)
+            url = manifest.url if manifest.entries else None
+            sql = self.statements(batch_id, url, ticket.fence)
             return self._commit(ticket, sql, self._connection())
         commit = self.commit_statements(batch_id, ticket.fence)
         session = self._session_copy(batch_id, manifest, manifest.recheck)
         return self._commit(ticket, commit, {"SessionId": session})
+
+    def keep_alive(self, files: int) -> int:
+        """The session's keep-alive for a recheck of ``files`` keys: ``session_keep_alive``, or
+        more for a large batch (60 s plus 0.1 s per file, a margin of several times a
+        ``HeadObject``'s latency from Lambda), up to the Data API's 24 hours, so the session
+        outlives the recheck whatever the batch's size."""
+        return min(86_400, max(self.session_keep_alive, 60 + math.ceil(files * 0.1)))
+
+    def recorded(self, ticket: Ticket) -> LoadOutcome | None:
+        """What the commit recorded on the batch (its statement id) did, once it finished: the
+        rows are in (or, by its last row count, the batch was found abandoned), and this load
+        commits nothing. None when nothing is recorded, the statement failed, or the Data API no
+        longer knows it (it keeps statements for a limited time): loading again is then safe,
+        since the ledger keeps a batch from committing twice. One ``DescribeStatement`` per
+        poll, waiting up to ``timeout`` for a running statement."""
+        from botocore.exceptions import ClientError
+
+        previous = ticket.batch.statement_id
+        if not previous:
+            return None
+        try:
+            status = self._wait(previous)
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise
+            return None
+        if status["Status"] != "FINISHED":
+            return None
+        abandoned = _result_rows(status, -1) == 1
+        return LoadOutcome(ticket.batch.id, False, previous, 0, abandoned=abandoned)
 
     def _session_copy(self, batch_id: str, manifest: Manifest, recheck: Recheck) -> str:
         """COPY into a new session's temporary table until a recheck finds every key unchanged
@@ -367,7 +397,7 @@ class RedshiftDataApiLoader:
         r = client.batch_execute_statement(
             Sqls=self.copy_statements(batch_id, manifest.url),
             StatementName=name,
-            SessionKeepAliveSeconds=self.session_keep_alive,
+            SessionKeepAliveSeconds=self.keep_alive(len(manifest.mutable_entries)),
             **self._connection(),
         )
         session: str = r["SessionId"]

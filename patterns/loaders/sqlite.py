@@ -88,6 +88,11 @@ class LocalWarehouseLoader:
             )
         return LoadOutcome(manifest.batch_id, True, None, len(rows))
 
+    def recorded(self, ticket: Ticket) -> LoadOutcome | None:
+        """None: this loader records no statement on the batch (each load is one transaction
+        that commits or not, and the ledger answers a repeated one)."""
+        return None
+
     def abandon(self, batch_id: str) -> AbandonOutcome:
         """Make sure no load of ``batch_id`` commits from now on: one transaction under the
         same write lock as the loads. ``loaded`` when a load had already committed it (its
