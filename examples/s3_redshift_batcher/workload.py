@@ -230,7 +230,6 @@ class Check:
     rows_expected: int = 0
     rows_loaded: int = 0
     deleted_when: Counter[str] = field(default_factory=Counter)
-    ledger_expected: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -260,8 +259,6 @@ def _read_batches(
         seen.reported |= {by_id[s].data.get("version_id", "") for s in b.superseded if s in by_id}
         if b.superseded_count != len(b.superseded):
             seen.unlisted[b.id] = b.superseded_count - len(b.superseded)
-        if b.superseded_count < b.count:
-            c.ledger_expected.add(b.id)
     return seen
 
 
