@@ -4,6 +4,8 @@ L5: ``Lease.break_(expect_fence=f)`` breaks only the holder the operator saw (``
 an acquisition between ``lease show`` and the break is left alone.
 L6: an acquire whose outcome is unknown gives its claim back conditional on its own nonce
 (``holder = :nonce``), so a failed acquire never releases another holder's lease.
+L2: a renewal is conditional on the holder's nonce as well as its fence (a break keeps the
+fence).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ConnectionClosedError
 
-from stateless_state import Store
+from stateless_state import LeaseLost, Store
 
 
 def test_a_break_acts_only_on_the_holder_the_operator_saw(moto_store: Store) -> None:
@@ -57,3 +59,15 @@ def test_a_failed_acquire_never_releases_another_holders_lease(moto_store: Store
     state = moto_store.lease("flush").state()
     assert (state.owner, state.fence, state.held) == ("holder", holder.fence, True)
     holder.renew()  # its nonce is still on the item
+
+
+def test_a_broken_holder_cannot_renew(moto_store: Store) -> None:
+    """L2's holder half (``holder = :nonce``): a break keeps the fence, so the fence alone would
+    let the broken holder renew its way back into a lease the operator took from it."""
+    lease = moto_store.lease("flush", duration=300, owner="stuck")
+    held = lease.acquire()
+    assert lease.break_(expect_fence=held.fence, who="ops", why="stuck")
+    with pytest.raises(LeaseLost):
+        held.renew()
+    assert not lease.state().held
+    assert moto_store.lease("flush", owner="next").acquire().fence == held.fence + 1

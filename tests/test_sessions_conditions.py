@@ -13,6 +13,8 @@ update, no closed window opened again.
 S6: ``close_due``'s ``due <= :watermark`` is not redundant: the due index orders ``due`` to the
 microsecond, so the index Query returns a session due a fraction of a microsecond after the
 watermark, and only the condition, on the stored ``due``, keeps it open.
+S7 / S8: ``close_due``'s ``version = :v`` and ``state = open``, on what its (eventually
+consistent) index Query returned.
 """
 
 from __future__ import annotations
@@ -166,3 +168,42 @@ def test_close_due_compares_the_exact_due_not_the_indexs_microseconds(ddb_store:
     assert not still.closed
     [closed] = sessions.close_due(now=due)
     assert closed.last == at
+
+
+def test_a_sweeper_never_closes_a_session_changed_since_its_index_read(
+    ddb_store: Store, container: Store
+) -> None:
+    """S7 (``version = :v``): an event inside a due session changes its aggregates, not its due;
+    a close decided on the index's older copy would return the older aggregates."""
+    opts: dict[str, Any] = {"gap": 10, "max_duration": 1000}
+    sweeper, writer = container.sessions("s", **opts), ddb_store.sessions("s", **opts)
+    writer.add("u", 100.0)
+    writer.add("u", 110.0)
+    held = held_before_write(
+        container.client,
+        lambda: sweeper.close_due(now=200.0),
+        lambda: None if writer.add("u", 105.0).session else pytest.fail("not added"),
+        "UpdateItem",
+    )
+    assert held == [], "the session changed after the index showed it"
+    [closed] = writer.close_due(now=200.0)
+    assert (closed.count, closed.start, closed.last) == (3, 100.0, 110.0)
+
+
+def test_two_sweepers_that_read_one_due_session_close_it_once(
+    ddb_store: Store, container: Store
+) -> None:
+    """S8 (``state = open``): closing does not bump the version, so only the state term stops a
+    second sweeper that read the same index entry from closing and returning it again."""
+    opts: dict[str, Any] = {"gap": 10, "max_duration": 1000}
+    late, first = container.sessions("s", **opts), ddb_store.sessions("s", **opts)
+    first.add("u", 100.0)
+    by_first: list[int] = []
+    held = held_before_write(
+        container.client,
+        lambda: late.close_due(now=200.0),
+        lambda: by_first.append(len(first.close_due(now=200.0))),
+        "UpdateItem",
+    )
+    assert by_first == [1]
+    assert held == [], "closed exactly once across sweepers"
