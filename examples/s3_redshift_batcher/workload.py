@@ -295,6 +295,7 @@ def check_versions(
             wrong[f"in {len(seen.home[vid])} batches"].append(name)
             continue
         (b,) = seen.home[vid]
+        name = f"{name} ({v.fate}, {len(v.key.encode())}-byte key, batch {b.id})"
         if v.deleted_at is not None:
             c.deleted_when[_phase(v, b)] += 1
         superseded = vid in seen.reported
