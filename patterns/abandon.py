@@ -28,7 +28,13 @@ def needs_warehouse(batch: Batch) -> bool:
 
 
 def abandon_batch(
-    batcher: Batcher, loader: Loader | None, batch_id: str, *, who: str, why: str
+    batcher: Batcher,
+    loader: Loader | None,
+    batch_id: str,
+    *,
+    who: str,
+    why: str,
+    expect_count: int | None = None,
 ) -> Literal["abandoned", "loaded"]:
     """Abandon a batch for good. First in DynamoDB, conditional on the state **and fence**
     read (so no loader can claim it from then on, and none claimed it since the read), then,
@@ -37,6 +43,12 @@ def abandon_batch(
     ``abandoned``). If a load committed first, the batch is marked ``loaded`` instead and
     ``"loaded"`` is returned: its rows are in the warehouse, once. ``"abandoned"`` is never
     answered while a loader can still commit.
+
+    The write is also conditional on the member count read, so an arrival that joins an open
+    batch meanwhile is never abandoned by a decision that did not count it. With
+    ``expect_count`` (what the operator was shown, as the CLI passes), a batch that no longer
+    has that many members is refused with :class:`StateConflict` and nothing changes; without
+    it the batch is read again and abandoned with what it holds then.
 
     A claim taken between the read and the write fails the write; the batch is read again and
     the decision (does the warehouse need the abandon too?) made on what it is now, up to
@@ -63,12 +75,18 @@ def abandon_batch(
             )
         if batch.state == BatchState.ABANDONED:
             break
+        if expect_count is not None and batch.count != expect_count:
+            raise StateConflict(
+                f"batch {batch_id} has {batch.count} members, not the {expect_count} expected "
+                "(arrivals joined it since it was shown): look at it again; nothing changed"
+            )
         try:
             batcher.operator_action(
                 batch_id,
                 "abandon",
                 expect_state=batch.state,
                 expect_fence=batch.fence,
+                expect_count=batch.count,
                 who=who,
                 why=why,
             )

@@ -332,6 +332,7 @@ class Batcher:
         expect_fence: int,
         who: str,
         why: str,
+        expect_count: int | None = None,
     ) -> Batch:
         """``retry`` (a failed or stuck batch back to sealed, attempts reset), ``abandon`` (no
         further claims; see :func:`patterns.abandon.abandon_batch` for the warehouse side), or
@@ -341,7 +342,9 @@ class Batcher:
         An operator decides on what a read showed, and a loader may claim the batch between that
         read and this write; so the write is conditional on the batch still being in
         ``expect_state`` **at** ``expect_fence`` (the fence counts the claims): a claim taken
-        in between fails it. Raises :class:`StateConflict` when either moved (nothing changed),
+        in between fails it; with ``expect_count``, so does an arrival that joined an open batch
+        since the read (the operator decided on that many members). Raises
+        :class:`StateConflict` when any of them moved (nothing changed),
         :class:`InvalidArgument` for an unknown action or one that does not apply to
         ``expect_state`` (``abandoned`` is final: it is never retried). One conditional
         ``UpdateItem``.
@@ -354,6 +357,8 @@ class Batcher:
                 f"{', '.join(sorted(_ACTION_FROM[action]))}); abandoned is final; nothing changed"
             )
         domain.integer(expect_fence, "expect_fence", minimum=0, maximum=domain.MAX_INTEGER)
+        if expect_count is not None:
+            domain.integer(expect_count, "expect_count", minimum=0, maximum=domain.MAX_INTEGER)
         _, lane, seq = parse_batch_id(batch_id_)
         now = time.time()
         entry = {"action": action, "who": who, "why": why, "at": now, "from": expect_state}
@@ -378,14 +383,18 @@ class Batcher:
         seen = Attr("state").eq(expect_state) & (
             unclaimed if expect_fence == 0 else fence.eq(expect_fence)
         )
+        if expect_count is not None:
+            seen = seen & Attr("count").eq(expect_count)
         try:
             item = self._update(lane, seq, update, seen)
         except ConditionFailed as e:
             old = e.old or {}
             raise StateConflict(
                 f"batch {batch_id_} is {old.get('state') or 'missing'} at fence "
-                f"{old.get('fence', 0)}, not {expect_state} at fence {expect_fence} (a loader "
-                "or another operator acted since it was read); nothing changed"
+                f"{old.get('fence', 0)}, not {expect_state} at fence {expect_fence} "
+                f"({old.get('count', 0)} members, "
+                f"{'' if expect_count is None else f'{expect_count} expected; '}a loader, an "
+                "arrival or another operator acted since it was read); nothing changed"
             ) from None
         return batch_from_item(item)
 

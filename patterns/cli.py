@@ -259,7 +259,9 @@ def cmd_abandon(args: argparse.Namespace) -> int:
     print(f"batch {batch.id}: {batch.state}, {batch.count} files, {batch.attempts} attempts")
     _confirm(args, f"abandon batch {batch.id}")
     try:
-        found = abandon_batch(b, loader, batch.id, who=_who(args), why=args.why)
+        found = abandon_batch(
+            b, loader, batch.id, who=_who(args), why=args.why, expect_count=batch.count
+        )
     except (StateConflict, InvalidArgument) as e:  # claimed meanwhile, with no warehouse given
         raise CliError(str(e), EXIT_STATE) from None
     _record_cost(b.store)

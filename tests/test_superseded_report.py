@@ -1,0 +1,102 @@
+"""What a batch reports superseded agrees with the warehouse when a zombie loader read content
+that a successor then finds deleted (DynamoDB Local, SQLite, a local S3, the interleavings
+forced): the successor's load of nothing still goes through the ledger, and superseded members
+are recorded only by the load that committed. Either the successor commits first (nothing of
+the content in the warehouse, the member reported superseded, the zombie commits nothing), or
+the zombie does (its rows in, nothing reported superseded)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from patterns.batcher import BatchState, Thresholds
+from patterns.hooks import CrashPoint, set_crash_hook
+from patterns.loaders.sqlite import LocalWarehouseLoader
+from patterns.pipeline import S3ToRedshift
+from patterns.testing import direct, put_object
+from stateless_state import Store
+
+
+class Ctx:
+    def get_remaining_time_in_millis(self) -> int:
+        return 1000
+
+
+def pipeline_for(store: Store, s3: Any, bucket: str, loader: LocalWarehouseLoader) -> S3ToRedshift:
+    return S3ToRedshift(
+        store,
+        stream=f"sup-{uuid.uuid4().hex[:6]}",
+        loader=loader,
+        manifest_bucket=bucket,
+        thresholds=Thresholds(count=1, bytes=None, age=None),
+        s3_client=s3,
+        min_load_time=3600,  # handle() does not load; the test drives both loaders
+        load_lease=0.5,
+    )
+
+
+def test_a_successor_that_finds_the_content_gone_commits_before_the_zombie(
+    ddb_store: Store, s3_bucket: tuple[Any, str], tmp_path: Path
+) -> None:
+    s3, bucket = s3_bucket
+    loader = LocalWarehouseLoader(tmp_path / "w.db", s3)
+    pipeline = pipeline_for(ddb_store, s3, bucket, loader)
+    record = put_object(s3, bucket, "k.jsonl", b'{"v":1}\n')
+    (batch_id,) = pipeline.handle(direct(record), Ctx())["sealed"]
+    real_get = s3.get_object
+    successor: list[str] = []
+
+    class ZombieS3:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(s3, name)
+
+        def get_object(self, **kw: Any) -> Any:
+            body = real_get(**kw)  # the zombie has read the content...
+            if not successor:
+                s3.delete_object(Bucket=bucket, Key="k.jsonl")  # ...then it is deleted
+                time.sleep(0.7)  # and the zombie stalls past its lease
+                loader.s3 = s3
+                successor.append(pipeline.load(batch_id))
+            return body
+
+    loader.s3 = ZombieS3()
+    zombie = pipeline.load(batch_id)
+    batch = pipeline.batcher.batch(batch_id)
+    assert batch is not None and batch.state == BatchState.LOADED
+    assert (successor, zombie) == (["loaded"], "already-loaded")
+    assert loader.counts_by_object() == {}, "the zombie committed nothing after the successor"
+    assert loader.ledger() == {batch_id: 0}
+    assert batch.superseded_count == 1
+
+
+def test_a_zombie_that_committed_first_is_not_reported_superseded(
+    ddb_store: Store, s3_bucket: tuple[Any, str], tmp_path: Path
+) -> None:
+    s3, bucket = s3_bucket
+    loader = LocalWarehouseLoader(tmp_path / "w.db", s3)
+    pipeline = pipeline_for(ddb_store, s3, bucket, loader)
+    record = put_object(s3, bucket, "k.jsonl", b'{"v":1}\n')
+    (batch_id,) = pipeline.handle(direct(record), Ctx())["sealed"]
+    successor: list[str] = []
+    started: list[bool] = []
+
+    def after_the_zombies_commit(point: CrashPoint) -> None:
+        if point == "after-commit" and not started:
+            started.append(True)  # the successor's own after-commit passes through
+            s3.delete_object(Bucket=bucket, Key="k.jsonl")
+            time.sleep(0.7)  # the zombie's lease runs out before it marks the batch
+            successor.append(pipeline.load(batch_id))
+
+    set_crash_hook(after_the_zombies_commit)
+    try:
+        zombie = pipeline.load(batch_id)
+    finally:
+        set_crash_hook(None)
+    batch = pipeline.batcher.batch(batch_id)
+    assert batch is not None and batch.state == BatchState.LOADED
+    assert (successor, zombie) == (["already-loaded"], "loaded")
+    assert loader.counts_by_object() == {f"s3://{bucket}/k.jsonl": 1}
+    assert (batch.superseded, batch.superseded_count) == ((), 0)
