@@ -78,29 +78,29 @@ class LoadTicket:
         self._end(Update().set("statement_id", statement_id), "statement id")
         self.batch = replace(b, statement_id=statement_id)
 
-    def loaded(self, superseded: Sequence[str] = ()) -> None:
-        """Mark the batch loaded (fenced), with the members whose content this load found gone
-        from S3 (``superseded``): only the load that committed records them, in the same write,
-        so a successor that finds the batch committed by another load reports nothing it did
-        not see. Bounded whatever their number: the ids are kept up to
-        ``SUPERSEDED_IDS_BUDGET`` bytes, in order, and their count always, so a batch of
-        thousands of deleted files still fits the item and ends ``loaded``. One conditional
+    def record_superseded(self, member_ids: Sequence[str]) -> None:
+        """Write on the batch the members whose content this load found gone from S3 (fenced;
+        replaces what an earlier attempt wrote), before the load commits, so the record
+        survives a crash right after the commit. Bounded whatever their number: the ids are
+        kept up to ``SUPERSEDED_IDS_BUDGET`` bytes, in order, and their count always, so a batch
+        of thousands of deleted files still fits the item and ends ``loaded``. One conditional
         ``UpdateItem``."""
         kept: list[str] = []
         size = 0
-        for member_id in superseded:
+        for member_id in member_ids:
             size += len(member_id.encode())
             if size > SUPERSEDED_IDS_BUDGET:
                 break
             kept.append(member_id)
-        done = {"state": BatchState.LOADED, "loaded_at": time.time()}
-        if superseded:
-            done |= {"superseded": kept, "superseded_count": len(superseded)}
-        self._end(Update().set_all(done).remove(INDEX_PK, INDEX_SK, "lease_until"), "loaded")
-        if superseded:
-            self.batch = replace(
-                self.batch, superseded=tuple(kept), superseded_count=len(superseded)
-            )
+        count = len(member_ids)
+        update = Update().set_all({"superseded": kept, "superseded_count": count})
+        self._end(update, "superseded members")
+        self.batch = replace(self.batch, superseded=tuple(kept), superseded_count=count)
+
+    def loaded(self) -> None:
+        """Mark the batch loaded (fenced). One conditional ``UpdateItem``."""
+        done = Update().set_all({"state": BatchState.LOADED, "loaded_at": time.time()})
+        self._end(done.remove(INDEX_PK, INDEX_SK, "lease_until"), "loaded")
 
     def failed(self, error: str) -> BatchState:
         """Record a failed load: back to sealed with a backoff while attempts remain, else

@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from .loaders.base import Loader
     from .loading import LoadTicket
     from .manifest import Manifest
-    from .versions import VersionRecheck
 
 __all__ = ["HandleReport", "LoadResult", "S3ToRedshift", "SweepReport"]
 
@@ -242,17 +241,16 @@ class S3ToRedshift:
             return "busy"
         crash_point("after-claim")
         try:
-            # A takeover asks first what a recorded attempt did: pinning again could report as
-            # superseded a member whose content that attempt already committed.
-            outcome = self.loader.recorded(ticket) if ticket.batch.statement_id else None
-            superseded: list[str] = []
+            # A takeover (a fence above 1: the batch was claimed before) asks the warehouse
+            # first whether an earlier attempt committed: pinning again would record as
+            # superseded, over that attempt's own record, content it may have loaded.
+            outcome = self.loader.recorded(ticket) if ticket.fence > 1 else None
             if outcome is None:
                 # Even with every member's content gone, the load goes through the ledger (an
                 # empty one): a zombie that read the content before it went may commit first.
-                manifest, recheck = self._manifest(ticket)
+                manifest = self._manifest(ticket)
                 crash_point("mid-load")
                 outcome = self.loader.load(ticket, manifest)
-                superseded = recheck.superseded
             crash_point("after-commit")
         except LeaseLost:
             return "superseded"
@@ -264,14 +262,8 @@ class S3ToRedshift:
             return "failed" if state == BatchState.FAILED else "retry-later"
         if outcome.abandoned:
             return "abandoned"
-        if superseded and outcome.committed:
-            _log.warning(
-                "batch %s: %d members' content was gone from S3 (rewritten or deleted); not loaded",
-                batch_id,
-                len(superseded),
-            )
         try:
-            ticket.loaded(superseded if outcome.committed else ())
+            ticket.loaded()
         except LeaseLost:
             if outcome.committed:
                 _log.warning(
@@ -283,11 +275,11 @@ class S3ToRedshift:
             return "superseded"
         return "loaded" if outcome.committed else "already-loaded"
 
-    def _manifest(self, ticket: LoadTicket) -> tuple[Manifest, VersionRecheck]:
-        """The batch's members pinned to their own content (:mod:`patterns.versions`) and the
-        manifest of those whose content exists, written to S3 (unless it is empty: every
-        member's content gone); with the recheck a loader that reads keys' current content
-        calls after its read, which also holds the superseded members found so far."""
+    def _manifest(self, ticket: LoadTicket) -> Manifest:
+        """The batch's members pinned to their own content (:mod:`patterns.versions`), the
+        superseded ones recorded on the batch, and the manifest of the rest written to S3
+        (unless it is empty: every member's content gone), with the recheck a loader that reads
+        keys' current content calls after its read."""
         # Only an invocation that loads needs these: not every handler's cold start.
         from .manifest import build_manifest, write_manifest
         from .versions import VersionRecheck, pin_members
@@ -306,6 +298,14 @@ class S3ToRedshift:
             stage_prefix=f"{self.manifest_prefix}staged/",
             always_stage=self.always_stage,
         )
+        superseded = sorted(m.id for m in pinned.superseded)
+        if superseded:
+            _log.warning(
+                "batch %s: %d members' content is gone from S3 (rewritten or deleted); not loaded",
+                batch_id,
+                len(superseded),
+            )
+            ticket.record_superseded(superseded)
         manifest = build_manifest(
             batch_id,
             pinned.members,
@@ -323,9 +323,10 @@ class S3ToRedshift:
             stage_prefix=f"{self.manifest_prefix}staged/",
             manifest_bucket=self.manifest_bucket,
             manifest_prefix=self.manifest_prefix,
-            superseded=sorted(m.id for m in pinned.superseded),
+            record_superseded=ticket.record_superseded,
+            superseded=superseded,
         )
-        return replace(manifest, recheck=recheck), recheck
+        return replace(manifest, recheck=recheck)
 
     def sweep(self, context: LambdaContext | None = None) -> dict[str, Any]:
         """The scheduled handler: seal aged batches, then load whatever waits, oldest first,

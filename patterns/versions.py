@@ -34,7 +34,7 @@ permission.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -342,8 +342,9 @@ class VersionRecheck:
     writes the manifest's next revision.
 
     ``members`` are the batch's members as pinned (:func:`pin_members`); ``superseded`` the ids
-    found gone so far (at the pin, then by each recheck): the pipeline records them on the batch
-    with ``loaded`` once the load committed. Cost per call: one ``HeadObject`` per entry that
+    found gone so far (at the pin, then by each recheck); ``record_superseded`` writes the whole
+    list on the batch (the load ticket's fenced write) whenever a recheck adds to it, before the
+    load commits. Cost per call: one ``HeadObject`` per entry that
     names a version or an ETag (staged copies cost nothing), and when something changed, one
     ``CopyObject`` per changed member and one ``PutObject`` of the new revision; with
     ``everything``, one ``CopyObject`` per remaining mutable member and no ``HeadObject``.
@@ -356,6 +357,7 @@ class VersionRecheck:
     stage_prefix: str
     manifest_bucket: str
     manifest_prefix: str
+    record_superseded: Callable[[list[str]], None]
     superseded: list[str] = field(default_factory=list)
 
     def __call__(self, manifest: Manifest, *, everything: bool = False) -> Manifest | None:
@@ -384,6 +386,7 @@ class VersionRecheck:
         )
         if staged.superseded:
             self.superseded = [*self.superseded, *sorted(m.id for m in staged.superseded)]
+            self.record_superseded(self.superseded)
         self.members = [*kept, *staged.members]
         revised = build_manifest(
             self.batch_id,

@@ -12,6 +12,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from patterns.batcher import BatchState, Thresholds
 from patterns.hooks import CrashPoint, set_crash_hook
 from patterns.loaders.sqlite import LocalWarehouseLoader
@@ -100,3 +102,49 @@ def test_a_zombie_that_committed_first_is_not_reported_superseded(
     assert (successor, zombie) == (["already-loaded"], "loaded")
     assert loader.counts_by_object() == {f"s3://{bucket}/k.jsonl": 1}
     assert (batch.superseded, batch.superseded_count) == ((), 0)
+
+
+class Killed(BaseException):
+    """The loader's process dies (nothing after it runs, as after SIGKILL)."""
+
+
+def test_a_takeover_after_a_commit_keeps_the_committing_loads_superseded_record(
+    ddb_store: Store, s3_bucket: tuple[Any, str], tmp_path: Path
+) -> None:
+    """A member whose version was deleted before the load, in a batch whose loader dies after
+    the warehouse commit: the successor finds the commit in the ledger and keeps the record
+    the committing load wrote before it committed (the deleted version: reported superseded)."""
+    s3, bucket = s3_bucket
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    loader = LocalWarehouseLoader(tmp_path / "w.db", s3)
+    pipeline = S3ToRedshift(
+        ddb_store,
+        stream=f"sup-{uuid.uuid4().hex[:6]}",
+        loader=loader,
+        manifest_bucket=bucket,
+        thresholds=Thresholds(count=2, bytes=None, age=None),
+        s3_client=s3,
+        min_load_time=3600,
+        load_lease=0.5,
+    )
+    a = put_object(s3, bucket, "a.jsonl", b'{"id":1}\n')
+    b = put_object(s3, bucket, "b.jsonl", b'{"id":2}\n')
+    (batch_id,) = pipeline.handle(direct(a, b), Ctx())["sealed"]
+    s3.delete_object(Bucket=bucket, Key="b.jsonl", VersionId=b["s3"]["object"]["versionId"])
+
+    def die_after_commit(point: CrashPoint) -> None:
+        if point == "after-commit":
+            raise Killed
+
+    set_crash_hook(die_after_commit)
+    try:
+        with pytest.raises(Killed):
+            pipeline.load(batch_id)
+    finally:
+        set_crash_hook(None)
+    time.sleep(0.7)  # the dead loader's lease runs out
+    assert pipeline.load(batch_id) == "already-loaded"
+    batch = pipeline.batcher.batch(batch_id)
+    assert batch is not None and batch.state == BatchState.LOADED
+    assert loader.counts_by("id") == {("1",): 1}
+    assert batch.superseded_count == 1 and "b.jsonl" in batch.superseded[0]

@@ -72,10 +72,11 @@ class Loader(Protocol):
     def load(self, ticket: Ticket, manifest: Manifest) -> LoadOutcome: ...
 
     def recorded(self, ticket: Ticket) -> LoadOutcome | None:
-        """What an earlier attempt, whose statement id is recorded on the ticket's batch, did,
-        once it finished; None when there is nothing to ask (the pipeline then pins the members
-        and loads). Asked before anything else of a takeover, so a successor reports and
-        records nothing about a load another attempt committed."""
+        """Whether an earlier attempt at the ticket's batch committed it (or found it
+        abandoned), as far as the warehouse can tell without loading: then an outcome that
+        committed nothing; None to load (the pipeline then pins the members again). Asked
+        first by a takeover, so a successor records nothing over the superseded members of a
+        load that committed. The ledger keeps a load after a None from committing twice."""
         ...
 
     def abandon(self, batch_id: str) -> AbandonOutcome:

@@ -156,9 +156,23 @@ class PostgresLoader:
         return int(inserted.rowcount)
 
     def recorded(self, ticket: Ticket) -> LoadOutcome | None:
-        """None: this loader records no statement on the batch (each load is one transaction
-        that commits or not, and the ledger answers a repeated one)."""
-        return None
+        """The ledger's answer for the ticket's batch: committed before (or abandoned), so this
+        load commits nothing; None when the ledger has no row for it. One ``SELECT``, no lock
+        (a load racing this read is answered by its own locked check)."""
+        from psycopg import sql
+
+        batch_id = ticket.batch.id
+        with self._transaction() as conn:
+            row = conn.execute(
+                sql.SQL("SELECT status FROM {} WHERE batch_id = %s").format(
+                    self._identifier(self.ledger_table, parameterised=True)
+                ),
+                (batch_id,),
+            ).fetchone()
+            conn.execute("ROLLBACK")
+        if row is None:
+            return None
+        return LoadOutcome(batch_id, False, None, 0, abandoned=row[0] == "abandoned")
 
     def abandon(self, batch_id: str) -> AbandonOutcome:
         """Record an abandon in the ledger, under its lock: ``loaded`` (nothing changed) when a

@@ -89,9 +89,16 @@ class LocalWarehouseLoader:
         return LoadOutcome(manifest.batch_id, True, None, len(rows))
 
     def recorded(self, ticket: Ticket) -> LoadOutcome | None:
-        """None: this loader records no statement on the batch (each load is one transaction
-        that commits or not, and the ledger answers a repeated one)."""
-        return None
+        """The ledger's answer for the ticket's batch: committed before (or abandoned), so this
+        load commits nothing; None when the ledger has no row for it. One ``SELECT``, no lock
+        (a load racing this read is answered by its own locked check)."""
+        batch_id = ticket.batch.id
+        with contextlib.closing(self._connect()) as conn:
+            row = conn.execute("SELECT status FROM ledger WHERE batch_id = ?", (batch_id,))
+            found = row.fetchone()
+        if found is None:
+            return None
+        return LoadOutcome(batch_id, False, None, 0, abandoned=found[0] == "abandoned")
 
     def abandon(self, batch_id: str) -> AbandonOutcome:
         """Make sure no load of ``batch_id`` commits from now on: one transaction under the
