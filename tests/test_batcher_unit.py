@@ -77,7 +77,9 @@ def test_loading_lifecycle(moto_store: Store) -> None:
         "s",
         Thresholds(count=2, bytes=None, age=None),
         max_attempts=2,
-        retry_backoff=0.05,
+        # Long enough that the claim right after the failure falls inside it even on a loaded
+        # machine (50 ms did not: that claim came after the backoff and succeeded).
+        retry_backoff=2.0,
     )
     b.add(arrival(1))
     sealed = b.add(arrival(2)).sealed
@@ -90,7 +92,7 @@ def test_loading_lifecycle(moto_store: Store) -> None:
     assert ticket.failed("boom") == BatchState.SEALED
     with pytest.raises(LeaseUnavailable):
         b.claim_load(sealed.id)  # backing off
-    time.sleep(0.06)
+    time.sleep(2.1)
     second = b.claim_load(sealed.id)
     assert second.fence == 2
     assert second.failed("boom again") == BatchState.FAILED
