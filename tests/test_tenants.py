@@ -105,7 +105,7 @@ def test_sessions_and_windows(ddb_store: Store, pairs: Pair, token: str) -> None
 @settings(
     max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(pairs=colliding_pairs(), ids=st.lists(hostile_names(), min_size=1, max_size=4))
+@given(pairs=colliding_pairs(), ids=st.lists(hostile_names(), min_size=1, max_size=4, unique=True))
 def test_batcher_streams(ddb_store: Store, pairs: Pair, ids: list[str]) -> None:
     (n1, k1), (n2, k2) = salted(pairs)
     streams = [f"{n1}#{k1}", f"{n2}#{k2}"]
