@@ -27,13 +27,15 @@ class Ctx:
         return 1000
 
 
-def pipeline_for(store: Store, s3: Any, bucket: str, loader: LocalWarehouseLoader) -> S3ToRedshift:
+def pipeline_for(
+    store: Store, s3: Any, bucket: str, loader: LocalWarehouseLoader, count: int = 1
+) -> S3ToRedshift:
     return S3ToRedshift(
         store,
         stream=f"sup-{uuid.uuid4().hex[:6]}",
         loader=loader,
         manifest_bucket=bucket,
-        thresholds=Thresholds(count=1, bytes=None, age=None),
+        thresholds=Thresholds(count=count, bytes=None, age=None),
         s3_client=s3,
         min_load_time=3600,  # handle() does not load; the test drives both loaders
         load_lease=0.5,
@@ -117,16 +119,7 @@ def test_a_takeover_after_a_commit_keeps_the_committing_loads_superseded_record(
     s3, bucket = s3_bucket
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     loader = LocalWarehouseLoader(tmp_path / "w.db", s3)
-    pipeline = S3ToRedshift(
-        ddb_store,
-        stream=f"sup-{uuid.uuid4().hex[:6]}",
-        loader=loader,
-        manifest_bucket=bucket,
-        thresholds=Thresholds(count=2, bytes=None, age=None),
-        s3_client=s3,
-        min_load_time=3600,
-        load_lease=0.5,
-    )
+    pipeline = pipeline_for(ddb_store, s3, bucket, loader, count=2)
     a = put_object(s3, bucket, "a.jsonl", b'{"id":1}\n')
     b = put_object(s3, bucket, "b.jsonl", b'{"id":2}\n')
     (batch_id,) = pipeline.handle(direct(a, b), Ctx())["sealed"]

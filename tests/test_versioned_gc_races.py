@@ -16,13 +16,12 @@ def test_a_collection_between_a_put_and_its_commit_keeps_the_body(
     ddb_store: Store, s3_bucket: tuple[Any, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     s3_client, bucket = s3_bucket
-    moto_store = ddb_store
     a, b = "A" * 100, "B" * 100
-    v = moto_store.versioned("cfg", s3=s3_client, bucket=bucket, inline_limit=10, keep_last=1)
+    v = ddb_store.versioned("cfg", s3=s3_client, bucket=bucket, inline_limit=10, keep_last=1)
     v.put(a, expected=None)  # version 1: body(A)
     v.put(b, expected=1)  # version 2: body(B); version 1 deleted (keep_last=1): body(A) orphaned
     time.sleep(3)  # body(A) is now older than the 2 s grace
-    real = moto_store.table.call
+    real = ddb_store.table.call
     ran: list[int] = []
 
     def gc_before_commit(operation: str, **kwargs: Any) -> Any:
@@ -32,7 +31,7 @@ def test_a_collection_between_a_put_and_its_commit_keeps_the_body(
             ran.append(v.collect_garbage(grace=2))
         return real(operation, **kwargs)
 
-    monkeypatch.setattr(moto_store.table, "call", gc_before_commit)
+    monkeypatch.setattr(ddb_store.table, "call", gc_before_commit)
     v.put(a, expected=2)  # version 3 names body(A)
     monkeypatch.undo()
     assert ran == [0], "the body the write is about to name is not collected"
