@@ -163,3 +163,27 @@ def rows_from_s3(s3: Any) -> Callable[[str], list[tuple[Any, ...]]]:
         return rows
 
     return rows_of
+
+
+def redshift_on_postgres(
+    postgres: str, s3: Any, after: Callable[[dict[str, Any]], None] | None = None
+) -> tuple[RedshiftDataApiLoader, PostgresDataApi]:
+    """The Redshift loader, its statements run on PostgreSQL (SERIALIZABLE) in a fresh schema
+    with an ``events (url, line, payload)`` target, COPY reading the manifest's objects from S3
+    as they are when it runs; ``after`` as :class:`PostgresDataApi` takes it."""
+    schema = f"rs{uuid.uuid4().hex[:8]}"
+    api = PostgresDataApi(postgres, "SERIALIZABLE", rows_from_s3(s3), after)
+    loader = RedshiftDataApiLoader(
+        table=f"{schema}.events",
+        iam_role="arn:aws:iam::123456789012:role/redshift-copy",
+        database="dev",
+        workgroup_name="wg",
+        client=api,
+        poll_interval=0,
+        ledger_table=f"{schema}.ledger",
+    )
+    with psycopg.connect(postgres, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+        conn.execute(f"CREATE TABLE {schema}.events (url text, line int, payload text)")
+    create_ledger(postgres, loader)
+    return loader, api

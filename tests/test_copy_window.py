@@ -27,7 +27,7 @@ from patterns.testing import direct, put_object
 from stateless_state import Store
 from stateless_state.testing import FakeLambdaContext
 
-from .pg_warehouse import PostgresDataApi, create_ledger, rows_from_s3
+from .pg_warehouse import PostgresDataApi, redshift_on_postgres
 
 NO_TIME = FakeLambdaContext(1000)  # too little left to load: handle() only adds
 
@@ -40,22 +40,7 @@ def put(s3: Any, bucket: str, key: str, version: int, rows: int) -> dict[str, An
 def warehouse(
     postgres: str, s3: Any, after: Callable[[dict[str, Any]], None] | None = None
 ) -> tuple[RedshiftDataApiLoader, PostgresDataApi]:
-    schema = f"cw{uuid.uuid4().hex[:8]}"
-    api = PostgresDataApi(postgres, "SERIALIZABLE", rows_from_s3(s3), after)
-    loader = RedshiftDataApiLoader(
-        table=f"{schema}.events",
-        iam_role="arn:aws:iam::123456789012:role/redshift-copy",
-        database="dev",
-        workgroup_name="wg",
-        client=api,
-        poll_interval=0,
-        ledger_table=f"{schema}.ledger",
-    )
-    with psycopg.connect(postgres, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-        conn.execute(f"CREATE TABLE {schema}.events (url text, line int, payload text)")
-    create_ledger(postgres, loader)
-    return loader, api
+    return redshift_on_postgres(postgres, s3, after)
 
 
 def pipeline_for(

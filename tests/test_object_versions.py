@@ -23,7 +23,7 @@ from patterns.testing import direct, put_object
 from stateless_state import Store
 from stateless_state.testing import FakeLambdaContext
 
-from .pg_warehouse import PostgresDataApi, create_ledger, rows_from_s3
+from .pg_warehouse import redshift_on_postgres as on_postgres
 from .test_cli import cli
 
 NO_TIME = FakeLambdaContext(1000)  # too little left to load: handle() only adds
@@ -114,23 +114,8 @@ def test_a_batch_whose_every_member_is_gone_loads_nothing(
 
 
 def redshift_on_postgres(postgres: str, s3: Any) -> RedshiftDataApiLoader:
-    """The Redshift loader, its statements run on PostgreSQL in a fresh schema, COPY reading the
-    manifest's objects from S3 as they are when it runs."""
-    schema = f"v{uuid.uuid4().hex[:8]}"
-    loader = RedshiftDataApiLoader(
-        table=f"{schema}.events",
-        iam_role="arn:aws:iam::123456789012:role/redshift-copy",
-        database="dev",
-        workgroup_name="wg",
-        client=PostgresDataApi(postgres, "SERIALIZABLE", rows_from_s3(s3)),
-        poll_interval=0,
-        ledger_table=f"{schema}.ledger",
-    )
-    with psycopg.connect(postgres, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-        conn.execute(f"CREATE TABLE {schema}.events (url text, line int, payload text)")
-    create_ledger(postgres, loader)
-    return loader
+    """The Redshift loader on PostgreSQL (:func:`tests.pg_warehouse.redshift_on_postgres`)."""
+    return on_postgres(postgres, s3)[0]
 
 
 @pytest.mark.parametrize("versioned", [False, True], ids=["unversioned", "versioned"])
