@@ -297,7 +297,7 @@ def main() -> None:
         large = contention(engine, levels[-1], 400 if args.smoke else 4000, 1000, every=False)
         print("contention done", flush=True)
         counted = counters(engine, 4 if args.smoke else 16, 5 if args.smoke else 20)
-        peers = peer_idempotency.run(engine, 20 if args.smoke else 200)
+        peers = peer_idempotency.run(engine, 20 if args.smoke else 400)
         print("idempotency against Powertools done", flush=True)
         window = copy_window.run(engine, (20,) if args.smoke else (100, 1000))
         print("Redshift window done", flush=True)
