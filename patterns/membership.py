@@ -33,8 +33,7 @@ from functools import partial
 from typing import Any
 
 from stateless_state import keys
-from stateless_state.codec import from_item
-from stateless_state.expressions import Attr, Condition, Update, render
+from stateless_state.expressions import Attr, Condition, Update
 from stateless_state.retry import LambdaContext
 from stateless_state.table import Table, TransactionCanceled
 from stateless_state.transaction import MAX_ACTIONS, Transaction, own_write
@@ -131,21 +130,14 @@ class Membership:
         return keys.batch(self.stream, lane, seq).item()
 
     def index(self, word: str, at: float, batch_id_: str) -> dict[str, str]:
-        entry = keys.batch_index(word, self.stream, at, batch_id_)
-        return {"gsi1pk": entry.pk, "gsi1sk": entry.sk}
+        return keys.batch_index(word, self.stream, at, batch_id_).index_item()
 
     def latest(self, lane: int) -> Batch | None:
-        """The lane's newest batch (one consistent ``Query``), or None."""
-        r = self._t.call(
-            "Query",
-            TableName=self._t.name,
-            **render(key_condition=Attr("pk").eq(self.batch_key(lane, 0)["pk"])),
-            ScanIndexForward=False,
-            Limit=1,
-            ConsistentRead=True,
+        """The lane's newest batch (one consistent ``Query`` of one item), or None."""
+        item = self._t.query_one(
+            Attr("pk").eq(self.batch_key(lane, 0)["pk"]), consistent=True, reverse=True
         )
-        items = r.get("Items", [])
-        return batch_from_item(from_item(items[0]) or {}) if items else None
+        return batch_from_item(item) if item else None
 
     def _discover(self, lane: int) -> _Plan:
         b = self.latest(lane)

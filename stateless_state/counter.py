@@ -18,17 +18,16 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypedDict
+from typing import Any, TypedDict, Unpack
 
 from . import domain, keys
-from .codec import to_item
 from .errors import InvalidArgument, LimitExceeded
 from .expressions import Attr, Update
 from .retry import LambdaContext
 from .table import ConditionFailed, Table, TransactionCanceled
 from .transaction import Transaction, check_actions, own_write
 
-__all__ = ["Count", "Counter", "CounterOptions", "ShardedCounter"]
+__all__ = ["Count", "Counter", "CounterOptions", "CounterSettings", "ShardedCounter"]
 
 MAX_SHARDS = 100
 DEFAULT_TOKEN_TTL = timedelta(days=7)
@@ -36,9 +35,30 @@ DEFAULT_TOKEN_TTL = timedelta(days=7)
 
 class CounterOptions(TypedDict, total=False):
     """The options of :class:`Counter` and :class:`ShardedCounter`, as the store's
-    ``counter(name, **options)`` takes them: how long a token is remembered (default 7 days)."""
+    ``counter(name, **options)`` takes them: how long a token is remembered (``token_ttl``,
+    default 7 days). Their defaults and checks are :meth:`CounterSettings.of`."""
 
     token_ttl: timedelta | float
+
+
+@dataclass(frozen=True, slots=True)
+class CounterSettings:
+    """A counter's options checked and completed with their defaults (the one place of both):
+    ``token_ttl`` in seconds."""
+
+    token_ttl: float
+
+    @classmethod
+    def of(cls, options: CounterOptions) -> CounterSettings:
+        """The settings ``options`` ask for; :class:`InvalidArgument` for a bad value,
+        :class:`TypeError` for an option counters do not take."""
+        domain.options(options, CounterOptions.__optional_keys__, "a counter")
+        return cls(domain.duration(options.get("token_ttl", DEFAULT_TOKEN_TTL), "token_ttl"))
+
+    def token_expiry(self) -> int:
+        """The ``ttl`` of a token record written now: rounded up, so a token is never
+        forgotten before ``token_ttl`` has passed."""
+        return math.ceil(time.time() + self.token_ttl)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +109,9 @@ def _check_amount(amount: object, what: str = "amount") -> int:
     return domain.integer(amount, what)
 
 
-def _ttl(token_ttl: float) -> int:
-    # Rounded up: a token is never forgotten before token_ttl has passed.
-    return math.ceil(time.time() + token_ttl)
+def _value(item: Mapping[str, Any] | None) -> int | None:
+    """A counter item's value, or None when the item (or its value) does not exist yet."""
+    return int(item["v"]) if item and "v" in item else None
 
 
 def _replayed(record: dict[str, Any], *, applied: bool = False) -> Count:
@@ -132,15 +152,16 @@ class Counter:
     :class:`LimitExceeded` having applied nothing.
     """
 
-    def __init__(
-        self, table: Table, name: str, *, token_ttl: timedelta | float = DEFAULT_TOKEN_TTL
-    ) -> None:
+    def __init__(self, table: Table, name: str, **options: Unpack[CounterOptions]) -> None:
         self.name = domain.name("counter name", name)
         self._t = table
+        self._settings = CounterSettings.of(options)
         self._key = keys.counter(name).item()
-        # This container saw the counter go down (``fell``): a hint, like the last value seen.
-        self._fell_hint = self._key["pk"] + "#fell"
-        self._token_ttl = domain.duration(token_ttl, "token_ttl")
+        self._pk = self._key["pk"]
+        # The value this container last saw, and (1) whether it saw the counter go down
+        # (``fell``): guesses that make the next conditional write cheaper.
+        self._seen = table.hints("counter")
+        self._fell = table.hints("counter.fell")
 
     def __repr__(self) -> str:
         return f"Counter({self.name!r})"
@@ -210,7 +231,7 @@ class Counter:
             raise self._refused(int((e.old or {}).get("v", 0)), amount, limit) from None
         after = after or {}
         value = int(after["v"])
-        self._t.hints[self._key["pk"]] = value
+        self._seen.put(self._pk, value)
         return Count(value, value - amount, True, "fell" not in after)
 
     def _refused(self, value: int, amount: int, limit: int | None) -> Exception:
@@ -234,20 +255,19 @@ class Counter:
         # The value this container last saw is a good guess for the next conditional write: when
         # it is right the add costs one request; when it is wrong the cancelled transaction hands
         # back the current value (ALL_OLD), so a retry never needs a separate read.
-        hint = self._t.hints.get(self._key["pk"])
+        hint = self._seen.get(self._pk)
         seen: list[int | None] = [] if hint is None else [hint]
 
         def attempt() -> Count:
             if not seen:
-                current = self._t.get(self._key)
-                seen.append(int(current["v"]) if current and "v" in current else None)
+                seen.append(_value(self._t.get(self._key)))
             try:
                 count = self._try_once(amount, token_key, limit, nonce, seen[-1], also)
             except _Moved as moved:
                 seen[:] = [] if moved.unknown else [moved.value]
                 raise
             if count.applied:
-                self._t.hints[self._key["pk"]] = count.value
+                self._seen.put(self._pk, count.value)
             return count
 
         return self._t.retry(
@@ -275,18 +295,17 @@ class Counter:
             done = self._t.get(token_key)
             if done is not None:
                 return _replayed(done)
-            current = self._t.get(self._key)
-            actual = int(current["v"]) if current and "v" in current else None
+            actual = _value(self._t.get(self._key))
             if actual != seen:
                 raise _Moved(actual)
             raise LimitExceeded(self.name, seen or 0, amount, limit)
-        fallen = self._t.hints.get(self._fell_hint, 0) == 1
+        fallen = self._fell.get(self._pk) == 1
         record = {
             **token_key,
             "value": value,
             "previous": seen or 0,
             "nonce": nonce,
-            "ttl": _ttl(self._token_ttl),
+            "ttl": self._settings.token_expiry(),
             "monotone": not fallen and amount >= 0,
         }
         v = Attr("v")
@@ -312,8 +331,8 @@ class Counter:
             if counter_reason.code == "ConditionalCheckFailed":
                 stored = counter_reason.item or {}
                 if "fell" in stored:
-                    self._t.hints[self._fell_hint] = 1
-                raise _Moved(int(stored["v"]) if "v" in stored else None) from e
+                    self._fell.put(self._pk, 1)
+                raise _Moved(_value(stored)) from e
             if e.conflict:
                 raise _Moved(unknown=True) from e
             raise
@@ -321,8 +340,7 @@ class Counter:
 
     def get(self, *, consistent: bool = True) -> int:
         """The current value (0 if never added to). One ``GetItem``: 1 RCU consistent, 0.5 not."""
-        item = self._t.get(self._key, consistent=consistent)
-        return int(item["v"]) if item and "v" in item else 0
+        return _value(self._t.get(self._key, consistent=consistent)) or 0
 
     def reset(self, value: int = 0) -> None:
         """Set the value (default 0). One unconditional ``PutItem``, 1 WCU.
@@ -331,12 +349,8 @@ class Counter:
         A reset starts a new sequence of crossings: the counter counts as never having gone
         down (see :meth:`Count.crossed`) until its next negative add.
         """
-        self._t.call(
-            "PutItem",
-            TableName=self._t.name,
-            Item=to_item({**self._key, "v": _check_amount(value, "value")}),
-        )
-        self._t.hints.pop(self._fell_hint, None)
+        self._t.put({**self._key, "v": _check_amount(value, "value")})
+        self._fell.forget(self._pk)
 
 
 class ShardedCounter:
@@ -348,23 +362,19 @@ class ShardedCounter:
 
     Cost: ``add`` without token 1 ``UpdateItem`` (1 WCU); with a token one two-item
     ``TransactWriteItems`` (4 WCU on AWS), exactly once per token. ``get`` is one consistent
-    ``BatchGetItem`` of all shards (1 RCU per shard). The shard count may grow, never shrink.
+    ``BatchGetItem`` of all shards (1 RCU per shard). Growing the shard count keeps every
+    count; shrinking it leaves the counts of the dropped shards out of :meth:`get`.
     """
 
     def __init__(
-        self,
-        table: Table,
-        name: str,
-        shards: int = 10,
-        *,
-        token_ttl: timedelta | float = DEFAULT_TOKEN_TTL,
+        self, table: Table, name: str, shards: int, **options: Unpack[CounterOptions]
     ) -> None:
         if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= MAX_SHARDS:
             raise InvalidArgument(f"shards must be an int from 1 to {MAX_SHARDS}, got {shards!r}")
         self.name = domain.name("counter name", name)
         self.shards = shards
         self._t = table
-        self._token_ttl = domain.duration(token_ttl, "token_ttl")
+        self._settings = CounterSettings.of(options)
 
     def __repr__(self) -> str:
         return f"ShardedCounter({self.name!r}, shards={self.shards})"
@@ -390,7 +400,7 @@ class ShardedCounter:
         record = {
             **keys.shard_token(digest).item(),
             "nonce": nonce,
-            "ttl": _ttl(self._token_ttl),
+            "ttl": self._settings.token_expiry(),
         }
 
         def attempt() -> bool:
@@ -418,13 +428,8 @@ class ShardedCounter:
         )
 
     def get(self) -> int:
-        """The sum of all shards (strongly consistent reads of every shard)."""
-        keys = [to_item(self._shard_key(i)) for i in range(self.shards)]
-        total = 0
-        request: dict[str, Any] = {self._t.name: {"Keys": keys, "ConsistentRead": True}}
-        while request:
-            r = self._t.call("BatchGetItem", RequestItems=request)
-            for item in r.get("Responses", {}).get(self._t.name, []):
-                total += int(item.get("v", {}).get("N", "0"))
-            request = r.get("UnprocessedKeys") or {}
-        return total
+        """The sum of all shards (strongly consistent reads of every shard): one
+        ``BatchGetItem``, 1 RCU per shard, and one more request per round of shards DynamoDB
+        leaves unprocessed."""
+        shards = self._t.batch_get(self._shard_key(i) for i in range(self.shards))
+        return sum(_value(item) or 0 for item in shards)

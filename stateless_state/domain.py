@@ -14,6 +14,9 @@ and nothing is half-written.
   included. A naive datetime is rejected: its time zone would be a guess.
 * **Durations** are a :class:`~datetime.timedelta` or seconds; finite, and positive (or
   non-negative where zero means "none").
+* **Options** of a primitive are the keys of its ``*Options`` TypedDict (:func:`options`); a
+  name it does not declare, or a required one left out, is a :class:`TypeError`, as Python
+  raises for a wrong keyword argument.
 * **Numbers** stored in DynamoDB: finite, at most 38 significant digits, magnitude from 1E-130 to
   below 1E+126 (DynamoDB's range). Exact integers (counters, sizes) are bounded by
   :data:`MAX_INTEGER`, 38 digits, so any sum DynamoDB computes stays exact.
@@ -22,7 +25,7 @@ and nothing is half-written.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,6 +42,7 @@ __all__ = [
     "integer",
     "name",
     "number",
+    "options",
 ]
 
 MAX_NAME_BYTES = 255
@@ -66,6 +70,27 @@ def name(kind: str, value: object) -> str:
             "Hash long identifiers (e.g. hashlib.sha256(x).hexdigest()) before passing them."
         )
     return value
+
+
+def options(
+    given: Mapping[str, object],
+    declared: Collection[str],
+    what: str,
+    *,
+    required: Collection[str] = (),
+) -> None:
+    """Raise :class:`TypeError` unless every option in ``given`` is ``declared`` (the keys of
+    ``what``'s ``*Options`` TypedDict) and every ``required`` one is there. Required names are
+    passed because Python 3.11 loses ``Required[...]`` under postponed annotations."""
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        raise TypeError(
+            f"{what} got an unexpected option {unknown[0]!r}; its options are "
+            f"{', '.join(sorted(declared))}"
+        )
+    missing = [n for n in required if n not in given]
+    if missing:
+        raise TypeError(f"{what} needs the option {missing[0]!r}")
 
 
 def instant(value: object, what: str) -> float:

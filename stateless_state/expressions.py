@@ -3,9 +3,10 @@
 .. code-block:: python
 
     from stateless_state.expressions import Attr, Update, render
+    from stateless_state.keys import INDEX_PK
 
     condition = Attr("state").eq("open") & (Attr("count").not_exists() | Attr("count").lt(99))
-    update = Update().add("count", 1).set_default("opened_at", now).remove("gsi1pk")
+    update = Update().add("count", 1).set_default("opened_at", now).remove(INDEX_PK)
     client.update_item(..., **render(condition=condition, update=update))
 
 :func:`render` turns them into ``ConditionExpression`` / ``UpdateExpression`` and one

@@ -22,6 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "INDEX_NAME",
+    "INDEX_PK",
+    "INDEX_SK",
     "Key",
     "arrival",
     "batch",
@@ -47,6 +50,8 @@ __all__ = [
 ]
 
 SEP = "#"
+# The one sparse global secondary index of the single-table design, and its key attributes.
+INDEX_NAME, INDEX_PK, INDEX_SK = "gsi1", "gsi1pk", "gsi1sk"
 # 0001-01-01T00:00:00Z in epoch microseconds, negated: the origin of instant_part.
 _ORIGIN_US = 62_135_596_800_000_000
 
@@ -76,6 +81,11 @@ class Key:
     def item(self) -> dict[str, str]:
         """The key as plain attributes, to merge into an item or pass as ``Key``."""
         return {"pk": self.pk, "sk": self.sk}
+
+    def index_item(self) -> dict[str, str]:
+        """The key as the sparse index's attributes (:data:`INDEX_PK`, :data:`INDEX_SK`), to
+        merge into an item that should be found through the index."""
+        return {INDEX_PK: self.pk, INDEX_SK: self.sk}
 
 
 def counter(name: str) -> Key:
@@ -134,7 +144,7 @@ def session_token(kind: str, name: str, token: str) -> Key:
 
 
 def session_due(kind: str, name: str, due: float, key: str, session_id: str) -> Key:
-    """The due index entry (``gsi1pk``, ``gsi1sk``) of an open session."""
+    """The due index entry of an open session (its :meth:`Key.index_item`)."""
     return Key(join("due", kind, name), f"{instant_part(due)}#{join(key, session_id)}")
 
 
@@ -152,10 +162,11 @@ def arrival(stream: str, digest: str) -> Key:
 
 
 def index_partition(word: str, *parts: str) -> str:
-    """A ``gsi1pk`` value: a fixed word (``pending``, ``failed``, ``due``) and escaped parts."""
+    """An :data:`INDEX_PK` value: a fixed word (``pending``, ``failed``, ``due``) and escaped
+    parts."""
     return join(word, *parts)
 
 
 def batch_index(word: str, stream: str, at: float, batch_id: str) -> Key:
-    """The index entry (``gsi1pk``, ``gsi1sk``) of a batch waiting to be loaded or failed."""
+    """The index entry of a batch waiting to be loaded or failed (its :meth:`Key.index_item`)."""
     return Key(index_partition(word, stream), f"{at:017.6f}#{escape(batch_id)}")

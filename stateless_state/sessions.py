@@ -48,16 +48,9 @@ from typing import Any, Required, TypedDict
 
 from . import domain, keys
 from .errors import InvalidArgument
-from .expressions import Attr, Condition, Update, render
+from .expressions import Attr, Condition, Update
 from .retry import LambdaContext
-from .table import (
-    INDEX_NAME,
-    INDEX_PK,
-    INDEX_SK,
-    ConditionFailed,
-    Table,
-    TransactionCanceled,
-)
+from .table import INDEX_PK, INDEX_SK, ConditionFailed, Table, TransactionCanceled
 from .transaction import Transaction, check_actions, own_write
 
 __all__ = [
@@ -70,7 +63,6 @@ __all__ = [
 ]
 
 Instant = datetime | float
-_MAX_HINTS = 100_000
 DEFAULT_RETENTION = timedelta(days=7)
 
 
@@ -178,7 +170,6 @@ class _Windows:
 
     def _item(self, s: Session, version: int) -> dict[str, Any]:
         due = self._due(s)
-        index = keys.session_due(self.kind, self.name, due, s.key, s.id)
         return {
             **keys.session_item(self.kind, self.name, s.key, s.start, s.id).item(),
             "key": s.key,
@@ -192,24 +183,16 @@ class _Windows:
             "state": "open",
             "version": version,
             "due": due,
-            "gsi1pk": index.pk,
-            "gsi1sk": index.sk,
+            **keys.session_due(self.kind, self.name, due, s.key, s.id).index_item(),
             "ttl": self._open_ttl(),
         }
 
     def _query(self, key: str, low: float, high: float) -> list[dict[str, Any]]:
         low = max(low, domain.MIN_INSTANT)
         high = min(high, domain.MAX_INSTANT)
-        return list(
-            self._t.query(
-                # '$' sorts right after the '#' that follows a start: every id included.
-                **render(
-                    key_condition=Attr("pk").eq(self._pk(key))
-                    & Attr("sk").between(keys.instant_part(low), keys.instant_part(high) + "$")
-                ),
-                ConsistentRead=True,
-            )
-        )
+        # '$' sorts right after the '#' that follows a start: every id included.
+        starts = Attr("sk").between(keys.instant_part(low), keys.instant_part(high) + "$")
+        return list(self._t.query(Attr("pk").eq(self._pk(key)) & starts, consistent=True))
 
     def _token_key(self, token: str) -> dict[str, str]:
         return keys.session_token(self.kind, self.name, token).item()
@@ -339,11 +322,9 @@ class _Windows:
         watermark = time.time() if now is None else domain.instant(now, "now")
         closed: list[Session] = []
         due = self._t.query(
-            IndexName=INDEX_NAME,
-            **render(
-                key_condition=Attr(INDEX_PK).eq(keys.index_partition("due", self.kind, self.name))
-                & Attr(INDEX_SK).lt(keys.instant_part(watermark) + "$")
-            ),
+            Attr(INDEX_PK).eq(keys.index_partition("due", self.kind, self.name))
+            & Attr(INDEX_SK).lt(keys.instant_part(watermark) + "$"),
+            index=True,
         )
         for item in due:
             wall = time.time()
@@ -395,6 +376,8 @@ class SessionWindows(_Windows):
         self.gap = domain.duration(gap, "gap")
         self.max_duration = domain.duration(max_duration, "max_duration")
         super().__init__(table, name, allowed_lateness=allowed_lateness, retention=retention)
+        # The head version this container last saw, per key: a first guess for the next add.
+        self._heads = table.hints("sessions.head")
 
     def _due(self, s: Session) -> float:
         return s.last + self.gap + self.allowed_lateness
@@ -408,22 +391,18 @@ class SessionWindows(_Windows):
     def _head_key(self, key: str) -> dict[str, str]:
         return keys.session_head(self.kind, self.name, key).item()
 
-    def _hint(self, key: str) -> str:
-        return self._head_key(key)["pk"] + "#head"
-
     def _remember(self, key: str, version: int | None) -> None:
         """Keep the head version this container last saw (0: no head yet) as a first guess for
-        the next add of ``key``; a wrong guess costs a cancelled attempt, never a wrong answer.
-        Bounded: a container that sees very many keys starts its guesses over."""
+        the next add of ``key`` (None: forget it); a wrong guess costs a cancelled attempt,
+        never a wrong answer."""
+        pk = self._head_key(key)["pk"]
         if version is None:
-            self._t.hints.pop(self._hint(key), None)
-            return
-        if len(self._t.hints) >= _MAX_HINTS:
-            self._t.hints.clear()
-        self._t.hints[self._hint(key)] = version
+            self._heads.forget(pk)
+        else:
+            self._heads.put(pk, version)
 
     def _head_version(self, key: str) -> int:
-        hint = self._t.hints.get(self._hint(key))
+        hint = self._heads.get(self._head_key(key)["pk"])
         if hint is None:
             head = self._t.get(self._head_key(key))
             hint = int(head["v"]) if head else 0

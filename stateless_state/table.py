@@ -2,15 +2,18 @@
 
 It owns three things: translation of DynamoDB's error codes into the library's answers (a failed
 condition is a value, not a crash: :class:`ConditionFailed` with the item as it was), cost
-accounting on every call (``store.metrics``), and the few request shapes every primitive shares
-(a conditional ``update_item``, a paged ``query``, a consistent ``get``, ``retry``). Values are
-converted by :mod:`stateless_state.codec`, expressions built by :mod:`stateless_state.expressions`.
+accounting on every call (``store.metrics``), and the request shapes the primitives share (a
+``put``, an ``update_item``, a ``delete``, a consistent ``get``, a paged ``query`` and its
+one-item form ``query_one``, a ``batch_get``, ``retry``), so no primitive builds a request or
+reads an attribute value by hand. Values are converted by :mod:`stateless_state.codec`,
+expressions built by :mod:`stateless_state.expressions`. It also keeps each primitive's
+per-container :class:`Hints`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import ClientError
@@ -25,6 +28,7 @@ from .errors import (
     TransactionCanceled,
 )
 from .expressions import Condition, Update, render
+from .keys import INDEX_NAME, INDEX_PK, INDEX_SK
 from .metrics import Metrics
 
 if TYPE_CHECKING:
@@ -36,13 +40,16 @@ __all__ = [
     "INDEX_NAME",
     "INDEX_PK",
     "INDEX_SK",
+    "MAX_BATCH_GET",
     "ConditionFailed",
+    "Hints",
     "Table",
     "TransactionCanceled",
 ]
 
-# The one sparse global secondary index of the single-table design.
-INDEX_NAME, INDEX_PK, INDEX_SK = "gsi1", "gsi1pk", "gsi1sk"
+MAX_BATCH_GET = 100
+"""Keys per ``BatchGetItem`` request (DynamoDB's limit)."""
+_MAX_HINTS = 100_000
 
 _WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
 
@@ -86,6 +93,29 @@ def _size_error(message: str) -> bool:
     return "item size" in m and "exceeded" in m
 
 
+class Hints:
+    """One primitive's per-container guesses: the last value this container saw, per key, that
+    makes a first conditional write cheaper. A wrong guess costs a cancelled write, never a
+    wrong answer, so threads may share them without a lock (each operation is one dict step).
+    Bounded: past ``limit`` keys the guesses start over, so a container that sees very many
+    keys does not grow without end."""
+
+    def __init__(self, limit: int = _MAX_HINTS) -> None:
+        self._values: dict[str, int] = {}
+        self._limit = limit
+
+    def get(self, key: str) -> int | None:
+        return self._values.get(key)
+
+    def put(self, key: str, value: int) -> None:
+        if len(self._values) >= self._limit and key not in self._values:
+            self._values.clear()
+        self._values[key] = value
+
+    def forget(self, key: str) -> None:
+        self._values.pop(key, None)
+
+
 class Table:
     """One table, one client, one metrics sink. Thread-safe (boto3 clients are)."""
 
@@ -93,9 +123,13 @@ class Table:
         self.client = client
         self.name = name
         self.metrics = metrics
-        # Per-container hints (last value seen, per key) that make a first guess cheaper. A wrong
-        # hint costs a cancelled conditional write, never a wrong answer.
-        self.hints: dict[str, int] = {}
+        self._hints: dict[str, Hints] = {}
+
+    def hints(self, primitive: str) -> Hints:
+        """The :class:`Hints` of ``primitive`` (a word such as ``counter``): kept apart per
+        primitive, so one primitive's bound or reset never clears another's guesses."""
+        found = self._hints.get(primitive)
+        return found if found is not None else self._hints.setdefault(primitive, Hints())
 
     def call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         """Run one DynamoDB operation, account for it, and translate its errors.
@@ -180,16 +214,58 @@ class Table:
         unchanged: Exception = e
         return unchanged
 
-    def query(self, **kwargs: Any) -> Iterator[Item]:
-        """Every item a ``Query`` matches, page after page (one request per 1 MB page)."""
-        kwargs.setdefault("TableName", self.name)
+    def query(
+        self,
+        key_condition: Condition | None = None,
+        *,
+        index: bool = False,
+        consistent: bool = False,
+        reverse: bool = False,
+        **request: Any,
+    ) -> Iterator[Item]:
+        """Every item whose key matches ``key_condition``, in sort-key order (``reverse``:
+        descending), decoded, page after page: one request per 1 MB page, 0.5 RCU per 4 KB read
+        (1 when ``consistent``). ``index`` queries the sparse index (:data:`INDEX_NAME`), which
+        is never consistent. ``request``: further ``Query`` parameters as the client takes them.
+        """
+        request = self._query_request(key_condition, index, consistent, reverse, request)
         while True:
-            r = self.call("Query", **kwargs)
+            r = self.call("Query", **request)
             for item in r.get("Items", []):
                 yield from_item(item) or {}
             if "LastEvaluatedKey" not in r:
                 return
-            kwargs["ExclusiveStartKey"] = r["LastEvaluatedKey"]
+            request["ExclusiveStartKey"] = r["LastEvaluatedKey"]
+
+    def query_one(
+        self, key_condition: Condition, *, consistent: bool = False, reverse: bool = False
+    ) -> Item | None:
+        """The first item (``reverse``: the last) in sort-key order whose key matches
+        ``key_condition``, or None. One ``Query`` request of one item (``Limit=1``)."""
+        r = self.call(
+            "Query", Limit=1, **self._query_request(key_condition, False, consistent, reverse, {})
+        )
+        items = r.get("Items", [])
+        return from_item(items[0]) if items else None
+
+    def _query_request(
+        self,
+        key_condition: Condition | None,
+        index: bool,
+        consistent: bool,
+        reverse: bool,
+        request: dict[str, Any],
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = {"TableName": self.name, **request}
+        if key_condition is not None:
+            out.update(render(key_condition=key_condition))
+        if index:
+            out["IndexName"] = INDEX_NAME
+        if consistent:
+            out["ConsistentRead"] = True
+        if reverse:
+            out["ScanIndexForward"] = False
+        return out
 
     def retry(
         self,
@@ -243,9 +319,53 @@ class Table:
         )
         return from_item(r.get("Attributes"))
 
+    def put(self, item: Mapping[str, Any], *, condition: Condition | None = None) -> None:
+        """One ``PutItem`` of ``item`` whole (only if ``condition`` holds): 1 WCU per KB. A
+        failed condition raises :class:`ConditionFailed` carrying the item as it was."""
+        kwargs: dict[str, Any] = {}
+        if condition is not None:
+            kwargs = {"ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
+        self.call(
+            "PutItem",
+            TableName=self.name,
+            Item=to_item(item),
+            **render(condition=condition),
+            **kwargs,
+        )
+
+    def delete(self, key: Mapping[str, Any]) -> None:
+        """One unconditional ``DeleteItem`` of the item at ``key`` (1 WCU per KB it held; a
+        missing item costs 1 WCU too)."""
+        self.call("DeleteItem", TableName=self.name, Key=to_item(key))
+
     def get(self, key: Mapping[str, Any], *, consistent: bool = True) -> Item | None:
+        """The item at ``key``, decoded, or None. One ``GetItem``: 1 RCU per 4 KB consistent,
+        0.5 not."""
+        return from_item(self.get_stored(key, consistent=consistent))
+
+    def get_stored(self, key: Mapping[str, Any], *, consistent: bool = True) -> Item | None:
+        """The item at ``key`` as DynamoDB stores it (typed attribute values, not decoded), or
+        None: for audits that compare stored bytes. One ``GetItem``, as :meth:`get`."""
         r = self.call("GetItem", TableName=self.name, Key=to_item(key), ConsistentRead=consistent)
-        return from_item(r.get("Item"))
+        item: Item | None = r.get("Item")
+        return item
+
+    def batch_get(
+        self, keys: Iterable[Mapping[str, Any]], *, consistent: bool = True
+    ) -> list[Item]:
+        """The items at ``keys`` that exist, decoded, in no particular order. One
+        ``BatchGetItem`` per :data:`MAX_BATCH_GET` keys, and one more (at once) for each round
+        of keys DynamoDB leaves unprocessed; 1 RCU per 4 KB item consistent, 0.5 not."""
+        wanted = [to_item(k) for k in keys]
+        found: list[Item] = []
+        for start in range(0, len(wanted), MAX_BATCH_GET):
+            chunk = wanted[start : start + MAX_BATCH_GET]
+            request: dict[str, Any] = {self.name: {"Keys": chunk, "ConsistentRead": consistent}}
+            while request:
+                r = self.call("BatchGetItem", RequestItems=request)
+                found.extend(from_item(i) or {} for i in r.get("Responses", {}).get(self.name, []))
+                request = r.get("UnprocessedKeys") or {}
+        return found
 
 
 def _snake(operation: str) -> str:

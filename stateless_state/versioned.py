@@ -13,8 +13,8 @@ would vanish. The head never expires, so ``get`` always finds the current value,
 versions age out.
 
 Values are JSON documents. Over ``inline_limit`` bytes the body goes to S3 under
-``<prefix><object>/<sha256>.json`` (content-addressed: equal bodies share a key, never
-overwritten; the put is skipped when the key exists); the items keep the pointer. A crash between
+``<prefix><object>/<sha256>.json`` (content-addressed: equal bodies share a key, and a put there
+rewrites the same bytes); the items keep the pointer. A crash between
 the S3 put and the transaction leaves an unreferenced body and no version;
 :meth:`Versioned.collect_garbage` deletes bodies that no retained version references.
 """
@@ -30,26 +30,28 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypedDict
+from typing import Any, TypedDict, Unpack
 
 from . import domain, keys
-from .codec import to_item, to_json
+from .codec import to_json
 from .errors import InvalidArgument, VersionConflict
-from .expressions import Attr, Update, render
+from .expressions import Attr, Update
 from .retry import LambdaContext
 from .table import Table, TransactionCanceled
 from .transaction import Transaction, own_write
 
-__all__ = ["MISSING", "Version", "Versioned", "VersionedOptions"]
+__all__ = ["MISSING", "Version", "Versioned", "VersionedOptions", "VersionedSettings"]
 
 MISSING: Any = object()
 DEFAULT_INLINE_LIMIT = 64 * 1024
+MAX_INLINE_LIMIT = 350_000
 
 
 class VersionedOptions(TypedDict, total=False):
     """The options of :class:`Versioned`, as ``store.versioned(name, **options)`` takes them:
     retention of superseded versions (``keep_last`` / ``keep_for``; the latest is always kept)
-    and where values over ``inline_limit`` bytes go (``s3``, ``bucket``, ``prefix``)."""
+    and where values over ``inline_limit`` bytes go (``s3``, ``bucket``, ``prefix``). Their
+    defaults and checks are :meth:`VersionedSettings.of`."""
 
     keep_last: int | None
     keep_for: timedelta | float | None
@@ -57,6 +59,41 @@ class VersionedOptions(TypedDict, total=False):
     bucket: str | None
     prefix: str
     inline_limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class VersionedSettings:
+    """A versioned object's options checked and completed with their defaults (the one place
+    of both): keep every version (no ``keep_last``, no ``keep_for``), no S3, ``prefix``
+    ``versioned/``, ``inline_limit`` 64 KiB. ``keep_for`` is in seconds."""
+
+    keep_last: int | None
+    keep_for: float | None
+    s3: Any
+    bucket: str | None
+    prefix: str
+    inline_limit: int
+
+    @classmethod
+    def of(cls, options: VersionedOptions) -> VersionedSettings:
+        """The settings ``options`` ask for; :class:`InvalidArgument` for a bad value,
+        :class:`TypeError` for an option versioned objects do not take."""
+        domain.options(options, VersionedOptions.__optional_keys__, "a versioned object")
+        keep_last = options.get("keep_last")
+        if keep_last is not None:
+            domain.integer(keep_last, "keep_last", minimum=1, maximum=10**12 - 1)
+        keep_for = options.get("keep_for")
+        inline_limit = options.get("inline_limit", DEFAULT_INLINE_LIMIT)
+        if not 1 <= inline_limit <= MAX_INLINE_LIMIT:
+            raise InvalidArgument(f"inline_limit must be between 1 and {MAX_INLINE_LIMIT:,} bytes")
+        return cls(
+            keep_last=keep_last,
+            keep_for=None if keep_for is None else domain.duration(keep_for, "keep_for"),
+            s3=options.get("s3"),
+            bucket=options.get("bucket"),
+            prefix=options.get("prefix", "versioned/"),
+            inline_limit=inline_limit,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,33 +121,18 @@ class Versioned:
     ``GetItem``; ``history`` one ``Query``. Large values add one S3 PUT (and GET on read).
     """
 
-    def __init__(
-        self,
-        table: Table,
-        name: str,
-        *,
-        keep_last: int | None = None,
-        keep_for: timedelta | float | None = None,
-        s3: Any = None,
-        bucket: str | None = None,
-        prefix: str = "versioned/",
-        inline_limit: int = DEFAULT_INLINE_LIMIT,
-    ) -> None:
-        if keep_last is not None:
-            domain.integer(keep_last, "keep_last", minimum=1, maximum=10**12 - 1)
-        seconds = None if keep_for is None else domain.duration(keep_for, "keep_for")
-        if not 1 <= inline_limit <= 350_000:
-            raise InvalidArgument("inline_limit must be between 1 and 350,000 bytes")
+    def __init__(self, table: Table, name: str, **options: Unpack[VersionedOptions]) -> None:
+        settings = VersionedSettings.of(options)
         self.name = domain.name("versioned object name", name)
-        self.keep_last = keep_last
-        self.keep_for = seconds
+        self.keep_last = settings.keep_last
+        self.keep_for = settings.keep_for
         self._t = table
-        self._s3 = s3
-        self._bucket = bucket
-        self._inline_limit = inline_limit
+        self._s3 = settings.s3
+        self._bucket = settings.bucket
+        self._inline_limit = settings.inline_limit
         self._pk = keys.versioned_head(name).pk
         # Per object, so garbage collection of one object never touches another's bodies.
-        self._body_prefix = f"{prefix}{hashlib.sha256(name.encode()).hexdigest()[:24]}/"
+        self._body_prefix = f"{settings.prefix}{hashlib.sha256(name.encode()).hexdigest()[:24]}/"
 
     def __repr__(self) -> str:
         return f"Versioned({self.name!r})"
@@ -162,8 +184,7 @@ class Versioned:
         latest, now = int(head["number"]), time.time()
         out: list[Version] = []
         for item in self._t.query(
-            **render(key_condition=Attr("pk").eq(self._pk) & Attr("sk").begins_with("v#")),
-            ConsistentRead=True,
+            Attr("pk").eq(self._pk) & Attr("sk").begins_with("v#"), consistent=True
         ):
             number = int(item["number"])
             if number <= latest and self._retained(number, item, latest, now):
@@ -171,15 +192,9 @@ class Versioned:
         return out
 
     def raw_item(self, number: int) -> dict[str, Any] | None:
-        """The stored history item of a version, as DynamoDB returns it (for audits and tests)."""
-        r = self._t.call(
-            "GetItem",
-            TableName=self._t.name,
-            Key=to_item(keys.versioned_version(self.name, number).item()),
-            ConsistentRead=True,
-        )
-        item: dict[str, Any] | None = r.get("Item")
-        return item
+        """The stored history item of a version, as DynamoDB returns it (typed attribute
+        values), or None: for audits and tests. One consistent ``GetItem``."""
+        return self._t.get_stored(keys.versioned_version(self.name, number).item())
 
     # writing
 
@@ -266,11 +281,7 @@ class Versioned:
         if self.keep_last is None or number - self.keep_last < 1:
             return
         # Deleting, never modifying: reads already hide it; this only frees the space.
-        self._t.call(
-            "DeleteItem",
-            TableName=self._t.name,
-            Key=to_item(keys.versioned_version(self.name, number - self.keep_last).item()),
-        )
+        self._t.delete(keys.versioned_version(self.name, number - self.keep_last).item())
 
     def update(
         self,
@@ -343,9 +354,4 @@ class Versioned:
         return deleted
 
     def _all_items(self) -> list[dict[str, Any]]:
-        return list(
-            self._t.query(
-                **render(key_condition=Attr("pk").eq(self._pk)),
-                ConsistentRead=True,
-            )
-        )
+        return list(self._t.query(Attr("pk").eq(self._pk), consistent=True))
