@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from .idempotency import Claim, Idempotency, commit_with_completion, idempotent
     from .lease import Held, Lease, LeaseState
     from .metrics import Metrics, OperationStats
-    from .sessions import Session, SessionUpdate, SessionWindows, TumblingWindows
+    from .sessions import Session, SessionUpdate, SessionWindows
+    from .tumbling import TumblingWindows
     from .versioned import Version, Versioned
 
 # The primitives load when first named (PEP 562): a handler's cold start pays only for the
@@ -54,7 +55,7 @@ _LAZY = {
     "Session": "sessions",
     "SessionUpdate": "sessions",
     "SessionWindows": "sessions",
-    "TumblingWindows": "sessions",
+    "TumblingWindows": "tumbling",
     "Version": "versioned",
     "Versioned": "versioned",
 }

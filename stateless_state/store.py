@@ -13,7 +13,8 @@ if TYPE_CHECKING:
     from .counter import Counter, CounterOptions, ShardedCounter
     from .idempotency import Idempotency, IdempotencyOptions
     from .lease import Lease, LeaseOptions
-    from .sessions import SessionOptions, SessionWindows, TumblingWindows, WindowOptions
+    from .sessions import SessionOptions, SessionWindows
+    from .tumbling import TumblingWindows, WindowOptions
     from .versioned import Versioned, VersionedOptions
 
 __all__ = [
@@ -208,9 +209,9 @@ class Store:
         return SessionWindows(self._table, name, **options)
 
     def windows(self, name: str, **options: Unpack[WindowOptions]) -> TumblingWindows:
-        """Tumbling windows; see :class:`~stateless_state.sessions.TumblingWindows` for the
+        """Tumbling windows; see :class:`~stateless_state.tumbling.TumblingWindows` for the
         options (``size`` required)."""
-        from .sessions import TumblingWindows
+        from .tumbling import TumblingWindows
 
         return TumblingWindows(self._table, name, **options)
 
