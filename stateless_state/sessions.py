@@ -50,7 +50,7 @@ from .window_rules import (
     combine,
     plan_session,
 )
-from .window_store import Again, WindowStore, session_from
+from .window_store import Again, Event, WindowStore, session_from
 
 __all__ = [
     "Session",
@@ -114,32 +114,25 @@ class SessionWindows(WindowStore[SessionRules]):
             return_old=True,
         )
 
-    def _add_once(
-        self,
-        key: str,
-        at: float,
-        value: float,
-        token: str | None,
-        nonce: str,
-        also: list[dict[str, Any]],
-    ) -> SessionUpdate:
+    def _add_once(self, event: Event) -> SessionUpdate:
+        key, at, value = event.key, event.at, event.value
         seen = self._head_version(key)
         low, high = self.rules.reach(at)
         touching = [
             i for i in self._query(key, low, high) if self.rules.touches(session_from(i), at)
         ]
         if any(i.get("state") == "closed" for i in touching):
-            return self._refused(token)
+            return self._refused(event)
         joined = plan_session([session_from(i) for i in touching], at, self.max_duration)
         chosen = sorted((i for i in touching if i["id"] in joined), key=lambda i: i["sk"])
         new_id = chosen[0]["id"] if chosen else secrets.token_hex(6)
         session = Session(key, new_id, at, at, 1, value, value, value)
         for i in chosen:
             session = combine(session, session_from(i))
-        outcome = self._write(session, chosen, seen, token, nonce, also)
+        outcome = self._write(event, session, chosen, seen)
         if outcome == "ours":
             self._remember(key, None)
-        settled = self._settled(outcome, key, at)
+        settled = self._settled(outcome, event)
         if settled is not None:
             return settled
         self._remember(key, seen + 1)
@@ -147,13 +140,7 @@ class SessionWindows(WindowStore[SessionRules]):
         return SessionUpdate(session, absorbed, created=not chosen)
 
     def _write(
-        self,
-        session: Session,
-        chosen: list[dict[str, Any]],
-        seen: int,
-        token: str | None,
-        nonce: str,
-        also: list[dict[str, Any]],
+        self, event: Event, session: Session, chosen: list[dict[str, Any]], seen: int
     ) -> str:
         """One transaction: the token, the sessions merged away (deleted), the session (put),
         the head, the caller's writes; every item read is pinned to what was read."""
@@ -161,7 +148,7 @@ class SessionWindows(WindowStore[SessionRules]):
         new_sk = keys.session_item(self.kind, self.name, key, session.start, session.id).sk
         kept = next((i for i in chosen if i["sk"] == new_sk), None)
         tx = Transaction(self._t)
-        token_action = self._token_action(tx, token, nonce)
+        token_action = self._token_action(tx, event)
         for i in chosen:
             if i is not kept:
                 tx.delete({"pk": i["pk"], "sk": i["sk"]}, condition=self._unchanged(i))
@@ -172,7 +159,7 @@ class SessionWindows(WindowStore[SessionRules]):
         )
         head = self._head_action(tx, key, seen)
         try:
-            return self._transact(tx, token_action, nonce, also)
+            return self._transact(tx, token_action, event)
         except Again as again:
             cause = again.__cause__
             reason = cause.reasons[head] if isinstance(cause, TransactionCanceled) else None

@@ -9,14 +9,14 @@ storage is :mod:`stateless_state.window_store`'s, one item per window; the arith
 
 from __future__ import annotations
 
-from typing import Any, Unpack
+from typing import Unpack
 
 from . import keys
 from .expressions import Attr
 from .table import Table
 from .transaction import Transaction
 from .window_rules import Session, SessionUpdate, WindowOptions, WindowRules, combine
-from .window_store import WindowStore, session_from
+from .window_store import Event, WindowStore, session_from
 
 __all__ = ["TumblingWindows", "WindowOptions"]
 
@@ -39,28 +39,21 @@ class TumblingWindows(WindowStore[WindowRules]):
         super().__init__(table, name, rules)
         self.size = rules.size
 
-    def _add_once(
-        self,
-        key: str,
-        at: float,
-        value: float,
-        token: str | None,
-        nonce: str,
-        also: list[dict[str, Any]],
-    ) -> SessionUpdate:
-        start = self.rules.start_of(at)
-        existing = self._query(key, start, start)
+    def _add_once(self, event: Event) -> SessionUpdate:
+        start = self.rules.start_of(event.at)
+        existing = self._query(event.key, start, start)
         if existing and existing[0].get("state") == "closed":
-            return self._refused(token)
+            return self._refused(event)
         wid = f"w{keys.instant_part(start)}"
-        window = Session(key, wid, start, at, 1, value, value, value)
+        v = event.value
+        window = Session(event.key, wid, start, event.at, 1, v, v, v)
         if existing:
             window = combine(window, session_from(existing[0]))
         tx = Transaction(self._t)
-        token_action = self._token_action(tx, token, nonce)
+        token_action = self._token_action(tx, event)
         tx.put(
             self._item(window, int(existing[0]["version"]) + 1 if existing else 1),
             condition=self._unchanged(existing[0]) if existing else Attr("pk").not_exists(),
         )
-        outcome = self._transact(tx, token_action, nonce, also)
-        return self._settled(outcome, key, at) or SessionUpdate(window, created=not existing)
+        outcome = self._transact(tx, token_action, event)
+        return self._settled(outcome, event) or SessionUpdate(window, created=not existing)

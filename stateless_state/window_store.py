@@ -19,6 +19,7 @@ import math
 import secrets
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from . import domain, keys
@@ -29,13 +30,26 @@ from .table import INDEX_PK, INDEX_SK, ConditionFailed, Table, TransactionCancel
 from .transaction import Transaction, check_actions, own_write
 from .window_rules import Instant, Session, SessionUpdate, WindowSpan
 
-__all__ = ["Again", "WindowStore", "session_from"]
+__all__ = ["Again", "Event", "WindowStore", "session_from"]
 
 R = TypeVar("R", bound=WindowSpan)
 
 
 class Again(Exception):
     """What an add read changed before its write: read again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event being added, checked: what every attempt of its add works from. ``nonce``
+    marks this add's own writes; ``also`` are the caller's ``TransactWriteItems`` entries."""
+
+    key: str
+    at: float
+    value: float
+    token: str | None
+    nonce: str
+    also: list[dict[str, Any]]
 
 
 def session_from(item: Mapping[str, Any]) -> Session:
@@ -103,36 +117,32 @@ class WindowStore(Generic[R]):
     def _token_key(self, token: str) -> dict[str, str]:
         return keys.session_token(self.kind, self.name, token).item()
 
-    def _token_action(self, tx: Transaction, token: str | None, nonce: str) -> int | None:
-        """Add the token record to ``tx`` (first, so its index is 0); None without a token."""
-        if token is None:
+    def _token_action(self, tx: Transaction, event: Event) -> int | None:
+        """Add the event's token record to ``tx`` (first, so its index is 0); None without a
+        token."""
+        if event.token is None:
             return None
-        return tx.put_if_absent({**self._token_key(token), "nonce": nonce, "ttl": self._open_ttl()})
+        record = {**self._token_key(event.token), "nonce": event.nonce, "ttl": self._open_ttl()}
+        return tx.put_if_absent(record)
 
     @staticmethod
     def _unchanged(item: Mapping[str, Any]) -> Condition:
         """The condition that a session we read is still as we read it, and open."""
         return Attr("version").eq(int(item["version"])) & Attr("state").eq("open")
 
-    def _transact(
-        self,
-        tx: Transaction,
-        token_action: int | None,
-        nonce: str,
-        also: Sequence[Mapping[str, Any]],
-    ) -> str:
+    def _transact(self, tx: Transaction, token_action: int | None, event: Event) -> str:
         """Run the add's transaction, with the caller's own writes last: ``applied``;
         ``duplicate`` when the token was used by another add; ``ours`` when an earlier attempt
         of this same add was applied (its response lost, then a conflict on the retry). A
         failed condition of the caller's is theirs to handle, never retried."""
-        theirs = tx.raw(*also)
+        theirs = tx.raw(*event.also)
         try:
             tx.commit()
         except TransactionCanceled as e:
             if token_action is not None:
                 reason = e.reasons[token_action]
                 if reason.code == "ConditionalCheckFailed":
-                    return "ours" if own_write(reason.item, nonce) else "duplicate"
+                    return "ours" if own_write(reason.item, event.nonce) else "duplicate"
             if any(r.code == "ConditionalCheckFailed" for r in e.reasons[theirs:]):
                 raise
             if e.conflict or e.condition_failed:
@@ -140,14 +150,14 @@ class WindowStore(Generic[R]):
             raise
         return "applied"
 
-    def _settled(self, outcome: str, key: str, at: float) -> SessionUpdate | None:
+    def _settled(self, outcome: str, event: Event) -> SessionUpdate | None:
         """The update to report for a transaction that did not apply this attempt's plan:
         a ``duplicate``, or (``ours``) the session the earlier, applied attempt put the event
         in (one more consistent Query). None when the plan was applied."""
         if outcome == "duplicate":
             return SessionUpdate(None, duplicate=True)
         if outcome == "ours":
-            return SessionUpdate(self._containing(key, at))
+            return SessionUpdate(self._containing(event.key, event.at))
         return None
 
     def _containing(self, key: str, at: float) -> Session | None:
@@ -157,10 +167,10 @@ class WindowStore(Generic[R]):
                 return s
         return None
 
-    def _refused(self, token: str | None) -> SessionUpdate:
+    def _refused(self, event: Event) -> SessionUpdate:
         """An event for a closed session or window: a ``duplicate`` when its token was already
         counted (one consistent ``GetItem``), else ``late``."""
-        if token is not None and self._t.get(self._token_key(token)) is not None:
+        if event.token is not None and self._t.get(self._token_key(event.token)) is not None:
             return SessionUpdate(None, duplicate=True)
         return SessionUpdate(None, late=True)
 
@@ -203,9 +213,9 @@ class WindowStore(Generic[R]):
                 f"{self.kind} {self.name!r}: also= needs a token, so that your writes are "
                 "committed once however often the add is retried"
             )
-        nonce = secrets.token_hex(8)
+        event = Event(key, t, float(v), token, secrets.token_hex(8), extra)
         return self._t.retry(
-            lambda: self._add_once(key, t, float(v), token, nonce, extra),
+            lambda: self._add_once(event),
             retry_on=(Again,),
             what=f"{self.kind} {self.name!r} add",
             attempts=50,
@@ -215,15 +225,7 @@ class WindowStore(Generic[R]):
             cap=0.5,
         )
 
-    def _add_once(
-        self,
-        key: str,
-        at: float,
-        value: float,
-        token: str | None,
-        nonce: str,
-        also: list[dict[str, Any]],
-    ) -> SessionUpdate:
+    def _add_once(self, event: Event) -> SessionUpdate:
         """One attempt of :meth:`add`: read, plan, one transaction; :class:`Again` when what
         it read changed meanwhile."""
         raise NotImplementedError
