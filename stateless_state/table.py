@@ -134,8 +134,9 @@ class Table:
     def call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         """Run one DynamoDB operation, account for it, and translate its errors.
 
-        Raises :class:`ConditionFailed`, :class:`TransactionCanceled`, ``TableNotFound`` or
-        ``ItemTooLarge``; other botocore errors pass through unchanged.
+        Raises :class:`ConditionFailed`, :class:`TransactionCanceled`, ``TableNotFound``,
+        ``ItemTooLarge`` or ``InvalidArgument`` (a number out of DynamoDB's range); other
+        botocore errors pass through unchanged.
         """
         method = getattr(self.client, _snake(operation))
         kwargs.setdefault("ReturnConsumedCapacity", "TOTAL")

@@ -117,8 +117,10 @@ class Versioned:
     numbers are consecutive from 1. Reads are strongly consistent.
 
     Cost: ``put``/``update`` one ``TransactWriteItems`` of two small items (4 WCU on AWS) plus,
-    for ``update``, one consistent ``GetItem`` (1 RCU) per attempt; ``get`` and ``at`` one
-    ``GetItem``; ``history`` one ``Query``. Large values add one S3 PUT (and GET on read).
+    for ``update``, one consistent ``GetItem`` (1 RCU) per attempt, and with ``keep_last`` one
+    ``DeleteItem`` of the version it retires; ``get`` one ``GetItem``, ``at`` one for the latest
+    version and two for an older one; ``history`` one ``GetItem`` and one ``Query``. Large
+    values add one S3 PUT (and GET on read).
     """
 
     def __init__(self, table: Table, name: str, **options: Unpack[VersionedOptions]) -> None:
@@ -222,7 +224,8 @@ class Versioned:
         """Write ``value`` as the next version, only if the latest is ``expected``.
 
         ``expected=None`` creates the object: it must not exist yet. Raises
-        :class:`VersionConflict` when the latest version is another. One transaction.
+        :class:`VersionConflict` when the latest version is another (after one ``GetItem`` that
+        names it). One transaction.
         """
         if expected is not None:
             domain.integer(expected, "expected", minimum=1, maximum=10**12 - 2)
