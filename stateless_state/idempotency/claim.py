@@ -1,0 +1,253 @@
+"""A claim on one idempotency key: its stored result (a replay), or the right to run the body
+and end it with a completion or a release.
+
+Fenced: completing and releasing go through the record's :class:`~stateless_state.fencing.
+FencedClaim` and are conditional on ``owner`` still being this claim's nonce, so an invocation
+that outlived its lease (a zombie) can neither overwrite nor delete the record of the invocation
+that took over. That closes the hole where Powertools' unconditional success update and delete
+let a late first attempt clobber a newer owner.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..codec import to_json
+from ..errors import InvalidArgument, ItemTooLarge, LeaseLost, NotSerializable
+from ..expressions import Attr, Update
+from ..fencing import FencedClaim
+from ..retry import retrying, transient
+from ..table import ConditionFailed, TransactionCanceled
+from ..transaction import MAX_ACTIONS, Transaction
+from .cache import ResultCache
+from .request_keys import IdempotencyKey
+
+__all__ = ["COMPLETED", "IN_PROGRESS", "MAX_RESULT_BYTES", "RELEASED", "Claim"]
+
+MAX_RESULT_BYTES = 350_000
+# A record's status: the item layout's words, part of the public contract.
+IN_PROGRESS, COMPLETED, RELEASED = "in_progress", "completed", "released"
+
+
+@dataclass(slots=True)
+class Claim:
+    """The outcome of :meth:`Idempotency.claim <stateless_state.idempotency.Idempotency.claim>`.
+
+    ``replay`` True: the key was completed earlier and ``result`` is the stored result (falsy
+    results included); call nothing else. ``replay`` False: this caller owns the key and must
+    end the claim with :meth:`complete` or :meth:`release`. Build one with :meth:`replayed` or
+    :meth:`owned`.
+    """
+
+    key: IdempotencyKey
+    replay: bool
+    result: Any = None
+    fence: int = 0
+    lease_until: float = 0.0
+    _record: FencedClaim | None = field(default=None, repr=False)
+    _nonce: str = field(default="", repr=False)
+    _hash: str | None = field(default=None, repr=False)
+    _expires_after: float = field(default=0.0, repr=False)
+    _cache: ResultCache | None = field(default=None, repr=False)
+
+    @classmethod
+    def replayed(cls, key: IdempotencyKey, result: Any, fence: int = 0) -> Claim:
+        """The claim of a key completed earlier with ``result``: nothing to end."""
+        return cls(key, True, result, fence)
+
+    @classmethod
+    def owned(
+        cls,
+        key: IdempotencyKey,
+        record: FencedClaim,
+        *,
+        nonce: str,
+        fence: int,
+        lease_until: float,
+        digest: str | None,
+        cache: ResultCache,
+    ) -> Claim:
+        """The claim ``nonce`` took on ``record``: its completion is kept for
+        ``cache.expires_after`` (and in ``cache``), with ``digest`` as its payload's hash."""
+        return cls(
+            key, False, None, fence, lease_until, record, nonce, digest, cache.expires_after, cache
+        )
+
+    def complete(self, result: Any, *, also: Sequence[Mapping[str, Any]] = ()) -> None:
+        """Store ``result`` and mark the key completed; with ``also``, commit those writes in the
+        same transaction, so they happen exactly once per key: if the claim was taken over, or
+        one of them fails its condition, nothing is written at all.
+
+        Args:
+            also: your own ``TransactWriteItems`` entries (any table; at most 99, DynamoDB's
+                100-action limit less the completion), e.g. built from PynamoDB models by
+                :mod:`stateless_state.pynamodb`.
+
+        Cost: one conditional ``UpdateItem`` (1 WCU for small results); with ``also``, one
+        ``TransactWriteItems`` of ``1 + len(also)`` items (2 WCU per item per started KB).
+
+        Raises :class:`NotSerializable` or :class:`ItemTooLarge` (the claim is released, nothing
+        is stored: the record, its key included, must fit DynamoDB's 400 KB), or
+        :class:`LeaseLost` when another invocation took the key over. When one of ``also``'s
+        conditions fails, :class:`~stateless_state.errors.TransactionCanceled` (``reasons[i +
+        1]`` explains your i-th write) and the claim is released, so a retry can run the body
+        again. Transient failures and transaction conflicts that outlast botocore's retries are
+        retried (up to 4 times, within the lease): losing this write would let the body run
+        again once the lease ends. An ambiguous write is recognised by the claim's nonce, never
+        applied twice.
+        """
+        record = self._require_owner()
+        text = self._result_text(result)
+        try:
+            self._write_completion(text, also)
+        except LeaseLost:
+            raise
+        except Exception:
+            # Refused (a write DynamoDB rejects as a whole, a missing table, a failed condition
+            # of yours) or still failing after the retries: nothing of this completion is
+            # stored, and keeping the claim would answer every retry with AlreadyInProgress
+            # until the lease ends. The release is conditional on this claim's nonce and on
+            # the record being in progress, so it never undoes a completion that landed.
+            self.release()
+            raise
+        if self._cache is not None:
+            self._cache.put(record.key["pk"], result, self._hash)
+
+    def release(self) -> bool:
+        """Give the key up so a retry can run the body. One conditional ``UpdateItem``.
+
+        Returns False when the key had already passed to another invocation (nothing changed).
+        """
+        released = Update().set_all({"status": RELEASED, "lease_until": 0})
+        try:
+            self._require_owner().update_held(
+                self._nonce, released, condition=Attr("status").is_in(IN_PROGRESS, RELEASED)
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    @property
+    def owner_token(self) -> str:
+        """The random token this claim wrote as the record's ``owner``: a write conditional on
+        ``owner`` being this token (and ``status`` being ``in_progress``) happens only while
+        this claim owns the key. Empty for a replay."""
+        return "" if self.replay else self._nonce
+
+    @property
+    def record_key(self) -> dict[str, str]:
+        """The key (``pk``, ``sk``) of the key's record in the state table."""
+        return dict(self._require_owner().key)
+
+    @property
+    def table_name(self) -> str:
+        """The state table that holds the record."""
+        return self._require_owner().table.name
+
+    def condition_check(self) -> dict[str, Any]:
+        """A ``TransactWriteItems`` ``ConditionCheck`` entry that holds only while this claim
+        owns the key, for a transaction you build yourself: your writes then never land
+        from an invocation whose claim was taken over. (For exactly-once writes commit them
+        with the completion instead: ``complete(result, also=...)``.)"""
+        record = self._require_owner()
+        tx = Transaction(record.table)
+        record.check_held_in(tx, self._nonce, condition=Attr("status").eq(IN_PROGRESS))
+        return tx.actions[0]
+
+    def _require_owner(self) -> FencedClaim:
+        if self._record is None or self.replay:
+            raise InvalidArgument(
+                "this claim is a replay of a completed key; there is nothing to end"
+            )
+        return self._record
+
+    def _result_text(self, result: Any) -> str:
+        """``result`` as the JSON the record stores; the claim is released when it cannot be."""
+        try:
+            text = to_json(result, "the result")
+        except NotSerializable:
+            self.release()
+            raise
+        if len(text.encode()) > MAX_RESULT_BYTES:
+            self.release()
+            raise ItemTooLarge(
+                f"the result for key {self.key!r} is {len(text.encode())} bytes of JSON; at most "
+                f"{MAX_RESULT_BYTES} fit in a DynamoDB item. Store it in S3 and return its key."
+            )
+        return text
+
+    def _write_completion(self, text: str, also: Sequence[Mapping[str, Any]]) -> None:
+        """The one write whose loss would make the body run twice (the key would be taken over
+        when the lease ends), and it is safe to repeat (conditional on this claim's nonce): so
+        it gets a few more tries after botocore gives up, within the claim's lease."""
+        lease_left = self.lease_until - time.time()
+        tx = self._completion(text, also) if also else None
+
+        def write() -> None:
+            if tx is not None:
+                self._commit(tx)
+            else:
+                self._complete(text)
+
+        try:
+            write()
+        except Exception as e:
+            # tenacity is imported only for a second attempt, never on the common path.
+            if not transient(e):
+                raise
+            for attempt in retrying((), attempts=3, deadline=time.monotonic() + lease_left):
+                with attempt:
+                    write()
+
+    def _done(self, text: str) -> Update:
+        return Update().set_all(
+            {
+                "status": COMPLETED,
+                "result": text,
+                "ttl": math.ceil(time.time() + self._expires_after),
+            }
+        )
+
+    def _complete(self, text: str) -> None:
+        try:
+            self._require_owner().update_held(self._nonce, self._done(text))
+        except ConditionFailed:
+            raise self._lost() from None
+
+    def _completion(self, text: str, also: Sequence[Mapping[str, Any]]) -> Transaction:
+        """The completion and the caller's writes as one transaction (checked before any
+        request). The completion is also conditional on the record being in progress, so a
+        retry that finds it completed by this very claim knows its first attempt landed."""
+        record = self._require_owner()
+        tx = Transaction(record.table)
+        in_progress = Attr("status").eq(IN_PROGRESS)
+        record.update_held_in(tx, self._nonce, self._done(text), condition=in_progress)
+        tx.raw(*also)
+        if len(tx) > MAX_ACTIONS:
+            raise InvalidArgument(
+                f"idempotency key {self.key!r}: {len(also)} extra writes and the completion "
+                f"exceed DynamoDB's {MAX_ACTIONS} actions per transaction; nothing was written"
+            )
+        return tx
+
+    def _commit(self, tx: Transaction) -> None:
+        try:
+            tx.commit()
+        except TransactionCanceled as e:
+            reason = e.reasons[0]
+            if reason.code != "ConditionalCheckFailed":
+                raise
+            old = reason.item or {}
+            if self._require_owner().is_holder(old, self._nonce) and old.get("status") == COMPLETED:
+                return
+            raise self._lost() from None
+
+    def _lost(self) -> LeaseLost:
+        return LeaseLost(
+            f"idempotency key {self.key!r}: this invocation's claim expired and another took "
+            "the key over; the result was not stored"
+        )
