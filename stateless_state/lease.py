@@ -2,7 +2,9 @@
 
 One item per lease, ``pk=lease#<name>, sk=lease``, never deleted: it carries the fence, which
 must keep increasing across every acquisition for as long as the name is used. No background
-threads (they freeze between Lambda invocations): a holder renews explicitly.
+threads (they freeze between Lambda invocations): a holder renews explicitly. The claim on the
+item is a :class:`~stateless_state.fencing.FencedClaim` (also importable from here), the one
+mechanism under leases, the batcher's load claims and idempotency claims.
 
 Clocks: expiry compares wall-clock times of different machines, so a lease is only as exact as
 their clock skew (Lambda hosts are NTP-synchronised, typically within milliseconds). Safety does not
