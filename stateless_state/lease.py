@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, TypedDict, Unpack
+from typing import Any, NamedTuple, TypedDict, Unpack
 
 from . import domain, keys
 from .errors import LeaseLost, LeaseUnavailable
@@ -61,8 +61,7 @@ class LeaseOptions(TypedDict, total=False):
     owner: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class LeaseSettings:
+class LeaseSettings(NamedTuple):
     """:class:`LeaseOptions` checked, the duration in seconds, with their defaults filled in."""
 
     duration: float

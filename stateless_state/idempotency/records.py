@@ -26,9 +26,8 @@ import math
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypedDict, Unpack
+from typing import Any, NamedTuple, TypedDict, Unpack
 
 from .. import domain
 from ..errors import AlreadyInProgress, PayloadMismatch
@@ -61,9 +60,9 @@ class IdempotencyOptions(TypedDict, total=False):
     cache_size: int
 
 
-@dataclass(frozen=True, slots=True)
-class IdempotencySettings:
-    """:class:`IdempotencyOptions` checked, in seconds, with their defaults filled in."""
+class IdempotencySettings(NamedTuple):
+    """:class:`IdempotencyOptions` checked, in seconds, with their defaults filled in (a
+    NamedTuple, not a dataclass: it loads in every idempotent handler's cold start)."""
 
     expires_after: float
     in_progress_timeout: float
