@@ -9,7 +9,7 @@ The parts, in the order a call crosses them:
   layout is described there) and their options;
 * :mod:`.claim`: :class:`Claim`, one claim's replay, completion or release, through the
   record's :class:`~stateless_state.fencing.FencedClaim`;
-* :mod:`.cache`: the optional in-process cache of completed results;
+* :mod:`.cache`: the optional in-process cache of completed results, loaded when asked for;
 * :mod:`.powertools`: :func:`from_powertools`, loaded when first named.
 """
 

@@ -1,7 +1,8 @@
 """The in-process cache of completed results: a replay that costs no request.
 
-Off by default (size 0). A hit is only as fresh as the process: a record deleted or expired in
-the table is still replayed from here until its own expiry, which is the record's.
+Off by default: this module loads only for an ``Idempotency`` with a ``cache_size``. A hit is
+only as fresh as the process: a record deleted or expired in the table is still replayed from
+here until its own expiry, which is the record's.
 """
 
 from __future__ import annotations
@@ -26,8 +27,7 @@ class ResultCache:
     record's expiry. Keyed by the record's partition key, not the idempotency key itself: ``1``,
     ``1.0`` and ``True`` are one dict key but two or three records.
 
-    Thread-safe (one lock around each operation). Cost: memory only; with ``size`` 0 every
-    call returns at once and nothing is kept.
+    Thread-safe (one lock around each operation). Cost: memory only, ``size`` entries at most.
     """
 
     def __init__(self, size: int, expires_after: float) -> None:
@@ -38,8 +38,6 @@ class ResultCache:
 
     def get(self, record_pk: str) -> Cached | None:
         """The cached result of the record ``record_pk``, or None (absent or expired)."""
-        if not self.size:
-            return None
         with self._lock:
             hit = self._entries.get(record_pk)
             if hit is None or hit[1] <= time.time():
@@ -52,8 +50,6 @@ class ResultCache:
         self, record_pk: str, result: Any, digest: str | None, until: float | None = None
     ) -> None:
         """Keep ``result`` until ``until`` (epoch seconds; default ``expires_after`` from now)."""
-        if not self.size:
-            return
         with self._lock:
             self._entries[record_pk] = (result, until or time.time() + self.expires_after, digest)
             self._entries.move_to_end(record_pk)

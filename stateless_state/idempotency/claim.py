@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..codec import to_json
 from ..errors import InvalidArgument, ItemTooLarge, LeaseLost, NotSerializable
@@ -23,8 +23,10 @@ from ..fencing import FencedClaim
 from ..retry import retrying, transient
 from ..table import ConditionFailed, TransactionCanceled
 from ..transaction import MAX_ACTIONS, Transaction
-from .cache import ResultCache
 from .request_keys import IdempotencyKey
+
+if TYPE_CHECKING:
+    from .cache import ResultCache
 
 __all__ = ["COMPLETED", "IN_PROGRESS", "MAX_RESULT_BYTES", "RELEASED", "Claim"]
 
@@ -69,12 +71,13 @@ class Claim:
         fence: int,
         lease_until: float,
         digest: str | None,
-        cache: ResultCache,
+        expires_after: float,
+        cache: ResultCache | None,
     ) -> Claim:
-        """The claim ``nonce`` took on ``record``: its completion is kept for
-        ``cache.expires_after`` (and in ``cache``), with ``digest`` as its payload's hash."""
+        """The claim ``nonce`` took on ``record``: its completion is kept for ``expires_after``
+        seconds (and in ``cache``, if any), with ``digest`` as its payload's hash."""
         return cls(
-            key, False, None, fence, lease_until, record, nonce, digest, cache.expires_after, cache
+            key, False, None, fence, lease_until, record, nonce, digest, expires_after, cache
         )
 
     def complete(self, result: Any, *, also: Sequence[Mapping[str, Any]] = ()) -> None:

@@ -27,7 +27,7 @@ import secrets
 import time
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, NamedTuple, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict, Unpack
 
 from .. import domain
 from ..errors import AlreadyInProgress, PayloadMismatch
@@ -35,9 +35,11 @@ from ..expressions import Attr, Condition
 from ..fencing import FencedClaim
 from ..retry import LambdaContext
 from ..table import ConditionFailed, Table
-from .cache import ResultCache
 from .claim import COMPLETED, IN_PROGRESS, RELEASED, Claim
 from .request_keys import IdempotencyKey, payload_hash, record_key
+
+if TYPE_CHECKING:
+    from .cache import ResultCache
 
 __all__ = [
     "DEFAULT_EXPIRES_AFTER",
@@ -143,7 +145,12 @@ class Idempotency:
         self.expires_after = settings.expires_after
         self.in_progress_timeout = settings.in_progress_timeout
         self.table = table
-        self._cache = ResultCache(settings.cache_size, settings.expires_after)
+        self._cache: ResultCache | None = None
+        if settings.cache_size:
+            # Loaded only when asked for: the cache is off by default.
+            from .cache import ResultCache
+
+            self._cache = ResultCache(settings.cache_size, settings.expires_after)
 
     def _key(self, key: IdempotencyKey) -> dict[str, str]:
         return record_key(self.namespace, key)
@@ -187,7 +194,7 @@ class Idempotency:
             self.table, self._key(key), holder_attr="owner", expiry_attr="lease_until"
         )
         digest = payload_hash(payload) if payload is not None else None
-        cached = self._cache.get(record.key["pk"])
+        cached = self._cache.get(record.key["pk"]) if self._cache is not None else None
         if cached is not None:
             if digest is not None and cached.digest not in (None, digest):
                 raise _mismatch(key)
@@ -206,6 +213,7 @@ class Idempotency:
             fence=1,
             lease_until=now + lease,
             digest=digest,
+            expires_after=self.expires_after,
             cache=self._cache,
         )
         try:
@@ -271,7 +279,8 @@ class Idempotency:
             raise _mismatch(key)
         if old.get("status") == COMPLETED:
             result = json.loads(old["result"])
-            self._cache.put(record.key["pk"], result, old.get("hash"), float(old.get("ttl", 0)))
+            if self._cache is not None:
+                self._cache.put(record.key["pk"], result, old.get("hash"), float(old.get("ttl", 0)))
             return Claim.replayed(key, result, int(old.get("fence", 0)))
         raise AlreadyInProgress(
             f"idempotency key {key!r} is being processed by another invocation (claim "

@@ -169,7 +169,8 @@ def _path(obj: Any, path: str) -> Any:
     return obj
 
 
-_DOTTED = re.compile(r"[^.\[\]]+(?:\.[^.\[\]]+)*")
+# Compiled on first use (re caches it): only an expression that is not JMESPath needs it.
+_DOTTED = r"[^.\[\]]+(?:\.[^.\[\]]+)*"
 # A validate expression that selects nothing compares as this value (as Powertools hashes
 # null), distinct from every payload a JSON event can carry.
 SELECTED_NOTHING = "\x00nothing selected"
@@ -192,7 +193,7 @@ def selector(expression: str, what: str = "key") -> Callable[[Any], Any]:
     try:
         compiled = _jmespath.compile(expression)
     except _jmespath.ParseError as e:
-        if _DOTTED.fullmatch(expression):
+        if re.fullmatch(_DOTTED, expression):
             return lambda event: _path(event, expression)
         raise InvalidArgument(
             f"{what} {expression!r} is neither a JMESPath expression nor a dotted path: {e}"
