@@ -2,7 +2,9 @@
 
 One item per lease, ``pk=lease#<name>, sk=lease``, never deleted: it carries the fence, which
 must keep increasing across every acquisition for as long as the name is used. No background
-threads (they freeze between Lambda invocations): a holder renews explicitly.
+threads (they freeze between Lambda invocations): a holder renews explicitly. The claim on the
+item is a :class:`~stateless_state.fencing.FencedClaim` (also importable from here), the one
+mechanism under leases, the batcher's load claims and idempotency claims.
 
 Clocks: expiry compares wall-clock times of different machines, so a lease is only as exact as
 their clock skew (Lambda hosts are NTP-synchronised, typically within milliseconds). Safety does not
@@ -16,20 +18,29 @@ import contextlib
 import secrets
 import socket
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict, Unpack
 
 from . import domain, keys
 from .errors import LeaseLost, LeaseUnavailable
 from .expressions import Attr, Condition, Update
+from .fencing import FencedClaim
 from .retry import LambdaContext
 from .table import ConditionFailed, Table, TransactionCanceled
-from .transaction import Transaction, own_write
+from .transaction import Transaction
 
-__all__ = ["DEFAULT_DURATION", "FencedClaim", "Held", "Lease", "LeaseOptions", "LeaseState"]
+__all__ = [
+    "DEFAULT_DURATION",
+    "FencedClaim",
+    "Held",
+    "Lease",
+    "LeaseOptions",
+    "LeaseSettings",
+    "LeaseState",
+    "lease_seconds",
+]
 
 DEFAULT_DURATION = timedelta(minutes=1)
 
@@ -43,79 +54,38 @@ def default_owner() -> str:
 
 class LeaseOptions(TypedDict, total=False):
     """The options of :class:`Lease`, as ``store.lease(name, **options)`` takes them: how long
-    an acquisition lasts (default one minute) and the owner name recorded (default host:pid)."""
+    an acquisition lasts and the owner name recorded (defaults and rules:
+    :meth:`LeaseSettings.of`)."""
 
     duration: timedelta | float
     owner: str | None
 
 
-class FencedClaim:
-    """A fenced claim on one item: the mechanism under :class:`Lease`, for any item that must
-    have at most one holder at a time (the batcher's load claim on a batch item, say).
+class LeaseSettings(NamedTuple):
+    """:class:`LeaseOptions` checked, the duration in seconds, with their defaults filled in."""
 
-    Taking the claim is one conditional ``UpdateItem`` that writes the holder's nonce into
-    ``holder_attr``, the claim's end into ``expiry_attr``, and adds 1 to ``fence``: every holder's
-    fence exceeds all earlier ones. Every later write of the holder is conditional on its fence
-    (:meth:`update`), so a holder whose claim was taken over writes nothing.
-    """
+    duration: float
+    owner: str
 
-    def __init__(
-        self,
-        table: Table,
-        key: Mapping[str, Any],
-        *,
-        holder_attr: str = "holder",
-        expiry_attr: str = "expires_at",
-    ) -> None:
-        self.table = table
-        self.key = dict(key)
-        self.holder_attr = holder_attr
-        self.expiry_attr = expiry_attr
-
-    def take(
-        self,
-        *,
-        nonce: str,
-        until: float,
-        claimable: Condition,
-        also_set: Mapping[str, Any] | None = None,
-        also_add: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Take the claim where ``claimable`` holds; returns the item after (``ALL_NEW``).
-
-        Raises :class:`~stateless_state.errors.ConditionFailed` with the item as it was, except
-        when that item shows this very claim (``nonce``) applied by an earlier attempt whose
-        response was lost: then it is returned as taken.
-        """
-        update = Update().set_all({self.holder_attr: nonce, self.expiry_attr: until})
-        update.set_all(also_set or {}).add("fence", 1)
-        for attribute, amount in (also_add or {}).items():
-            update.add(attribute, amount)
-        try:
-            after = self.table.update_item(self.key, update, condition=claimable, returns="ALL_NEW")
-        except ConditionFailed as e:
-            if own_write(e.old, nonce, attribute=self.holder_attr):
-                return dict(e.old or {})
-            raise
-        return after or {}
-
-    def update(self, fence: int, update: Update, *, condition: Condition | None = None) -> None:
-        """Apply ``update`` only while ``fence`` is the item's current fence (and ``condition``
-        holds). Raises :class:`~stateless_state.errors.ConditionFailed` (with the item as it
-        is) otherwise. One conditional ``UpdateItem``, 1 WCU."""
-        fenced = Attr("fence").eq(fence)
-        self.table.update_item(
-            self.key, update, condition=fenced if condition is None else fenced & condition
+    @classmethod
+    def of(cls, options: LeaseOptions) -> LeaseSettings:
+        """Each option's default and rule, the one place they are written: an acquisition lasts
+        one minute (:func:`lease_seconds`), the owner is a valid name or None for host:pid and a
+        random suffix. Raises :class:`~stateless_state.errors.InvalidArgument` naming the first
+        bad option, and :class:`TypeError` for an option that does not exist."""
+        unknown = sorted(set(options) - set(LeaseOptions.__annotations__))
+        if unknown:
+            raise TypeError(f"Lease got unexpected options {', '.join(unknown)}")
+        owner = options.get("owner")
+        return cls(
+            owner=default_owner() if owner is None else domain.name("owner", owner),
+            duration=lease_seconds(options.get("duration", DEFAULT_DURATION)),
         )
 
-    def give_back(self, nonce: str) -> None:
-        """Undo a claim whose outcome is unknown (its response lost for good), if it was taken:
-        conditional on ``nonce``, so it never touches another holder's claim."""
-        self.table.update_item(
-            self.key,
-            Update().set(self.expiry_attr, 0).remove(self.holder_attr),
-            condition=Attr(self.holder_attr).eq(nonce),
-        )
+
+def lease_seconds(value: timedelta | float) -> float:
+    """A lease duration (an acquisition's, or a renewal's) in seconds: positive and finite."""
+    return domain.duration(value, "duration")
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +124,7 @@ class Held:
         Succeeds while no one else has acquired since (even if the lease ran out meanwhile,
         which is safe: no one else got a fence). Raises :class:`LeaseLost` otherwise.
         """
-        seconds = self.lease.duration if duration is None else domain.duration(duration, "duration")
+        seconds = self.lease.duration if duration is None else lease_seconds(duration)
         expires = time.time() + seconds
         try:
             self.lease.claim.update(
@@ -243,19 +213,11 @@ class Lease:
     know it is stale.
     """
 
-    def __init__(
-        self,
-        table: Table,
-        name: str,
-        *,
-        duration: timedelta | float = DEFAULT_DURATION,
-        owner: str | None = None,
-    ) -> None:
+    def __init__(self, table: Table, name: str, **options: Unpack[LeaseOptions]) -> None:
         self.name = domain.name("lease name", name)
-        if owner is not None:
-            domain.name("owner", owner)
-        self.owner = owner or default_owner()
-        self._duration = domain.duration(duration, "duration")
+        settings = LeaseSettings.of(options)
+        self.owner = settings.owner
+        self._duration = settings.duration
         self._t = table
         self._key = keys.lease(name).item()
         self._claim = FencedClaim(table, self._key)

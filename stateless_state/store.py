@@ -180,8 +180,9 @@ class Store:
         return ShardedCounter(self._table, name, shards, **options)
 
     def lease(self, name: str, **options: Unpack[LeaseOptions]) -> Lease:
-        """A lease with fencing tokens; see :class:`~stateless_state.lease.Lease`. ``duration``
-        (default one minute) is how long an acquisition lasts; reading ``state()`` needs none."""
+        """A lease with fencing tokens; see :class:`~stateless_state.lease.Lease` for the options
+        (:class:`~stateless_state.lease.LeaseOptions`; their defaults and rules:
+        :class:`~stateless_state.lease.LeaseSettings`)."""
         from .lease import Lease
 
         return Lease(self._table, name, **options)
@@ -189,7 +190,10 @@ class Store:
     def idempotency(
         self, namespace: str = "default", **options: Unpack[IdempotencyOptions]
     ) -> Idempotency:
-        """Idempotency keys in ``namespace`` (the lower-level API under :func:`idempotent`)."""
+        """Idempotency keys in ``namespace`` (the lower-level API under :func:`idempotent`); see
+        :class:`~stateless_state.idempotency.Idempotency` for the options
+        (:class:`~stateless_state.idempotency.IdempotencyOptions`; their defaults and rules:
+        :class:`~stateless_state.idempotency.IdempotencySettings`)."""
         from .idempotency import Idempotency
 
         return Idempotency(self._table, namespace, **options)

@@ -261,7 +261,7 @@ def test_from_powertools_runs_an_all_null_multi_select_unguarded(
 @settings(max_examples=300, deadline=None)
 @given(value=json_values)
 def test_missing_means_what_powertools_means(value: Any) -> None:
-    from stateless_state.idempotency import _selected_key
+    from stateless_state.idempotency.request_keys import selected_key
 
     missing = BasePersistenceLayer.is_missing_idempotency_key(value)
-    assert (_selected_key(value) is None) == missing, value
+    assert (selected_key(value) is None) == missing, value

@@ -1,0 +1,57 @@
+"""The in-process cache of completed results: a replay that costs no request.
+
+Off by default: this module loads only for an ``Idempotency`` with a ``cache_size``. A hit is
+only as fresh as the process: a record deleted or expired in the table is still replayed from
+here until its own expiry, which is the record's.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from typing import Any, NamedTuple
+
+__all__ = ["Cached", "ResultCache"]
+
+
+class Cached(NamedTuple):
+    """A completed key's result and the hash of the payload it was completed with (or None)."""
+
+    result: Any
+    digest: str | None
+
+
+class ResultCache:
+    """Up to ``size`` completed results, least recently used dropped first, each until its
+    record's expiry. Keyed by the record's partition key, not the idempotency key itself: ``1``,
+    ``1.0`` and ``True`` are one dict key but two or three records.
+
+    Thread-safe (one lock around each operation). Cost: memory only, ``size`` entries at most.
+    """
+
+    def __init__(self, size: int, expires_after: float) -> None:
+        self.size = size
+        self.expires_after = expires_after
+        self._entries: OrderedDict[str, tuple[Any, float, str | None]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, record_pk: str) -> Cached | None:
+        """The cached result of the record ``record_pk``, or None (absent or expired)."""
+        with self._lock:
+            hit = self._entries.get(record_pk)
+            if hit is None or hit[1] <= time.time():
+                self._entries.pop(record_pk, None)
+                return None
+            self._entries.move_to_end(record_pk)
+            return Cached(hit[0], hit[2])
+
+    def put(
+        self, record_pk: str, result: Any, digest: str | None, until: float | None = None
+    ) -> None:
+        """Keep ``result`` until ``until`` (epoch seconds; default ``expires_after`` from now)."""
+        with self._lock:
+            self._entries[record_pk] = (result, until or time.time() + self.expires_after, digest)
+            self._entries.move_to_end(record_pk)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
