@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .codec import to_item
-from .expressions import Attr, Condition, Update, render
+from .expressions import Attr, Condition, Update
 from .table import ConditionFailed, Table
 from .transaction import Transaction, own_write
 
@@ -60,13 +59,7 @@ class FencedClaim:
         item = {**self.key, **(also_set or {}), self.holder_attr: nonce, self.expiry_attr: until}
         item["fence"] = 1
         try:
-            self.table.call(
-                "PutItem",
-                TableName=self.table.name,
-                Item=to_item(item),
-                **render(condition=Attr("pk").not_exists()),
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+            self.table.put(item, condition=Attr("pk").not_exists())
         except ConditionFailed as e:
             if self.is_holder(e.old, nonce):
                 return dict(e.old or {})
