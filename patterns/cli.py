@@ -240,7 +240,7 @@ def cmd_abandon(args: argparse.Namespace) -> int:
             f"{', '.join(sorted(allowed))}; nothing changed",
             EXIT_STATE,
         )
-    from .abandon import abandon_batch, needs_warehouse
+    from .batcher.abandon import abandon_batch, needs_warehouse
     from .config import build_loader
 
     loader = None

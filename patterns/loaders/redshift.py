@@ -10,15 +10,15 @@ last statement, which touches the ledger row only when it is such a tombstone, t
 count an abandoned batch from one another load committed.
 
 Each object version at most once: COPY reads each key's *current* content, which may have been
-rewritten since the members were pinned (:mod:`patterns.versions`). When the manifest names such
-keys, the load runs in one Data API **session** (``SessionKeepAliveSeconds``): its temporary table
-lives on across calls, while each call is its own transaction (none spans calls, and none needs
-to). Call 1 creates the temporary table and COPYs into it. Then the manifest's ``recheck`` asks S3
-whether every key still holds its member's content; if not, the changed members are staged from
-their own versions and COPYed again from the manifest's next revision (at most ``max_rechecks``
-times; the round after them stages everything left). The last call is the commit above. A
-manifest of staged copies only (``always_stage``) needs no check: it loads in one call, its COPY
-inside the commit's transaction. In a session, COPY runs outside the ledger's lock, so other
+rewritten since the members were pinned (:mod:`patterns.batcher.object_pins`). When the manifest
+names such keys, the load runs in one Data API **session** (``SessionKeepAliveSeconds``): its
+temporary table lives on across calls, while each call is its own transaction (none spans calls, and
+none needs to). Call 1 creates the temporary table and COPYs into it. Then the manifest's
+``recheck`` asks S3 whether every key still holds its member's content; if not, the changed members
+are staged from their own versions and COPYed again from the manifest's next revision (at most
+``max_rechecks`` times; the round after them stages everything left). The last call is the commit
+above. A manifest of staged copies only (``always_stage``) needs no check: it loads in one call, its
+COPY inside the commit's transaction. In a session, COPY runs outside the ledger's lock, so other
 batches' commits do not wait for it.
 
 The commit's statement id is written on the batch before the loader waits for it, so a loader
@@ -44,12 +44,12 @@ from typing import TYPE_CHECKING, Any
 
 from stateless_state import InvalidArgument, LeaseLost, StatelessStateError
 
-from ..manifest_keys import MAX_REVISION
+from ..batcher.manifest_keys import MAX_REVISION
 from ..sql import redshift_identifier, redshift_literal
 from .base import AbandonOutcome, LoadOutcome, Ticket
 
 if TYPE_CHECKING:
-    from ..manifest import Manifest, Recheck
+    from ..batcher.manifest import Manifest, Recheck
 
 __all__ = ["CopyFormat", "RedshiftDataApiLoader", "RedshiftLoadError"]
 

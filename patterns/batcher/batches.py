@@ -158,8 +158,9 @@ class Batch:
     superseded: tuple[str, ...] = ()
     """Members whose content was gone from S3 when the batch was loaded (rewritten in an
     unversioned bucket, or a deleted version): not loaded, by design; see
-    :mod:`patterns.versions`. Bounded (:data:`patterns.loading.SUPERSEDED_IDS_BUDGET`): the
-    first ones, when there are many; ``superseded_count`` counts them all."""
+    :mod:`patterns.batcher.object_pins`. Bounded
+    (:data:`patterns.batcher.load_ticket.SUPERSEDED_IDS_BUDGET`): the first ones, when there are
+    many; ``superseded_count`` counts them all."""
     superseded_count: int = 0
 
     @property

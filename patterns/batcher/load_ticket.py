@@ -5,7 +5,7 @@ mechanism under leases): every write the loader makes to the batch afterwards â€
 statement id, ``loaded``, a failure with its backoff â€” is conditional on the ticket's fence, so a
 loader whose lease ran out and was taken over writes nothing.
 
-Stopping a batch for good is :mod:`patterns.abandon`'s.
+Stopping a batch for good is :mod:`patterns.batcher.abandon`'s.
 """
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ from stateless_state.retry import LambdaContext
 from stateless_state.table import Table, TransactionCanceled
 from stateless_state.transaction import MAX_ACTIONS, Transaction, own_write
 
+from ..hooks import crash_point
 from .batches import (
     AddResult,
     Arrival,
@@ -49,7 +50,6 @@ from .batches import (
     batch_id,
     parse_batch_id,
 )
-from .hooks import crash_point
 
 __all__ = ["MAX_ARRIVALS_PER_REQUEST", "Membership", "pack_members", "unpack_members"]
 

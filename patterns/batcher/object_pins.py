@@ -42,7 +42,7 @@ from stateless_state import InvalidArgument
 from stateless_state.errors import AccessDenied
 
 from .batches import Member
-from .membership import digest
+from .members import digest
 
 if TYPE_CHECKING:
     from .manifest import Manifest, ManifestEntry
@@ -336,8 +336,8 @@ def restage(
 
 @dataclass
 class VersionRecheck:
-    """The :class:`~patterns.manifest.Recheck` of one load: after COPY read the manifest's keys
-    and before the load commits, it asks S3 whether each key still holds the member's content
+    """The :class:`~patterns.batcher.manifest.Recheck` of one load: after COPY read the manifest's
+    keys and before the load commits, it asks S3 whether each key still holds the member's content
     and, for those that do not, stages the member's own version or records it superseded, then
     writes the manifest's next revision.
 

@@ -15,7 +15,7 @@ stream name gets its own items):
 Adding is one ``TransactWriteItems`` per request of up to 98 arrivals: their arrival records
 (condition: absent), one member chunk, and the open batch's ``ADD count, bytes`` with the condition
 that the batch is still open **and below its thresholds after this add**, or, for the request that
-reaches a threshold, exactly the count and bytes it expects (:mod:`patterns.membership`). So an
+reaches a threshold, exactly the count and bytes it expects (:mod:`patterns.batcher.members`). So an
 ordinary add needs no read and no item grows with the batch.
 
 Why not fewer items: a member keyed only by arrival id (global dedupe in one item) cannot be
@@ -55,12 +55,12 @@ from .batches import (
     batch_id,
     parse_batch_id,
 )
-from .membership import Membership, unpack_members
+from .members import Membership, unpack_members
 
 if TYPE_CHECKING:
     from stateless_state.lease import FencedClaim
 
-    from .loading import LoadTicket
+    from .load_ticket import LoadTicket
 
 __all__ = [
     "AddResult",
@@ -311,7 +311,7 @@ class Batcher:
             raise LeaseUnavailable(
                 f"batch {batch_id_}", old.get("loader"), old.get("lease_until")
             ) from None
-        from .loading import LoadTicket, RetryPolicy
+        from .load_ticket import LoadTicket, RetryPolicy
 
         retry = RetryPolicy(self.max_attempts, self.retry_backoff)
         return LoadTicket(batch_from_item(item), retry, nonce, self._claim(lane, seq))
@@ -335,8 +335,8 @@ class Batcher:
         expect_count: int | None = None,
     ) -> Batch:
         """``retry`` (a failed or stuck batch back to sealed, attempts reset), ``abandon`` (no
-        further claims; see :func:`patterns.abandon.abandon_batch` for the warehouse side), or
-        ``loaded`` (the warehouse reports an abandoned batch committed: the abandon came too
+        further claims; see :func:`patterns.batcher.abandon.abandon_batch` for the warehouse side),
+        or ``loaded`` (the warehouse reports an abandoned batch committed: the abandon came too
         late). Recorded on the batch (who, when, why).
 
         An operator decides on what a read showed, and a loader may claim the batch between that
