@@ -29,9 +29,8 @@ if TYPE_CHECKING:
 # Each name loads its module when first used (PEP 562): ``from patterns import S3ToRedshift``
 # in a handler does not load the local warehouse (sqlite3), the CLI or the configuration.
 _LAZY = {
-    **dict.fromkeys(
-        ("AddResult", "Arrival", "Batch", "BatchState", "Member", "Thresholds"), "batcher.batches"
-    ),
+    **dict.fromkeys(("Arrival", "Member"), "batcher.arrivals"),
+    **dict.fromkeys(("AddResult", "Batch", "BatchState", "Thresholds"), "batcher.batches"),
     **dict.fromkeys(("Batcher", "IncompleteAdd"), "batcher"),
     "LoadTicket": "batcher.load_ticket",
     **dict.fromkeys(

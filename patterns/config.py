@@ -47,7 +47,8 @@ from typing import Any, TypeVar
 
 from stateless_state import InvalidArgument, Store, domain
 
-from .batcher.batches import MAX_ARRIVAL_SIZE, Thresholds, batch_id
+from .batcher.arrivals import MAX_ARRIVAL_SIZE
+from .batcher.batches import Thresholds, batch_id
 from .batcher.manifest_keys import check_prefix
 from .loaders.base import Loader
 from .loaders.redshift import RedshiftDataApiLoader

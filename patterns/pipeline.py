@@ -282,7 +282,7 @@ class S3ToRedshift:
         keys' current content calls after its read."""
         # Only an invocation that loads needs these: not every handler's cold start.
         from .batcher.manifest import build_manifest, write_manifest
-        from .batcher.object_pins import VersionRecheck, pin_members
+        from .batcher.object_pins import PinRecheck, pin_members
 
         batch_id = ticket.batch.id
         members = self.batcher.members(batch_id)
@@ -315,7 +315,7 @@ class S3ToRedshift:
         )
         if manifest.entries:
             write_manifest(self.s3, manifest)
-        recheck = VersionRecheck(
+        recheck = PinRecheck(
             self.s3,
             batch_id,
             list(pinned.members),

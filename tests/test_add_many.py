@@ -23,7 +23,7 @@ from patterns.batcher import (
     IncompleteAdd,
     Thresholds,
 )
-from patterns.batcher.batches import MAX_ARRIVAL_SIZE
+from patterns.batcher.arrivals import MAX_ARRIVAL_SIZE
 from patterns.batcher.members import MAX_ARRIVALS_PER_REQUEST
 from patterns.hooks import CrashPoint, set_crash_hook
 from stateless_state import InvalidArgument, Store

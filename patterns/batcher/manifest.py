@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from stateless_state import InvalidArgument
 
 from ..s3 import check_bucket
-from .batches import Member
+from .arrivals import Member
 from .manifest_keys import check_prefix, manifest_key
 
 __all__ = [
