@@ -307,7 +307,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (StatelessStateError, BotoCoreError, ClientError) as e:
         print(f"stateless-state: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_FAILED
-
-
-if __name__ == "__main__":
-    sys.exit(main())
