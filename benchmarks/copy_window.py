@@ -24,9 +24,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from patterns.batcher import Thresholds
+from patterns.batcher.manifest import Manifest
 from patterns.loaders.base import AbandonOutcome, LoadOutcome, Ticket
 from patterns.loaders.redshift import RedshiftDataApiLoader
-from patterns.manifest import Manifest
 from patterns.pipeline import S3ToRedshift
 from patterns.testing import LocalS3, direct, put_object
 from stateless_state import Store

@@ -17,24 +17,25 @@ if TYPE_CHECKING:
         Member,
         Thresholds,
     )
+    from .batcher.load_ticket import LoadTicket
+    from .batcher.manifest import Manifest, ManifestEntry, build_manifest, write_manifest
     from .loaders.base import Loader, LoadOutcome
     from .loaders.postgres import PostgresLoader
     from .loaders.redshift import CopyFormat, RedshiftDataApiLoader, RedshiftLoadError
     from .loaders.sqlite import LocalWarehouseLoader
-    from .loading import LoadTicket
-    from .manifest import Manifest, ManifestEntry, build_manifest, write_manifest
     from .pipeline import S3ToRedshift
     from .s3 import ParseResult, parse_s3_event, s3_arrivals
 
 # Each name loads its module when first used (PEP 562): ``from patterns import S3ToRedshift``
 # in a handler does not load the local warehouse (sqlite3), the CLI or the configuration.
 _LAZY = {
-    **dict.fromkeys(
-        ("AddResult", "Arrival", "Batch", "BatchState", "Member", "Thresholds"), "batches"
-    ),
+    **dict.fromkeys(("Arrival", "Member"), "batcher.arrivals"),
+    **dict.fromkeys(("AddResult", "Batch", "BatchState", "Thresholds"), "batcher.batches"),
     **dict.fromkeys(("Batcher", "IncompleteAdd"), "batcher"),
-    "LoadTicket": "loading",
-    **dict.fromkeys(("Manifest", "ManifestEntry", "build_manifest", "write_manifest"), "manifest"),
+    "LoadTicket": "batcher.load_ticket",
+    **dict.fromkeys(
+        ("Manifest", "ManifestEntry", "build_manifest", "write_manifest"), "batcher.manifest"
+    ),
     "S3ToRedshift": "pipeline",
     **dict.fromkeys(("Loader", "LoadOutcome"), "loaders.base"),
     "PostgresLoader": "loaders.postgres",

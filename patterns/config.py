@@ -47,11 +47,12 @@ from typing import Any, TypeVar
 
 from stateless_state import InvalidArgument, Store, domain
 
-from .batches import MAX_ARRIVAL_SIZE, Thresholds, batch_id
+from .batcher.arrivals import MAX_ARRIVAL_SIZE
+from .batcher.batches import Thresholds, batch_id
+from .batcher.manifest_keys import check_prefix
 from .loaders.base import Loader
 from .loaders.redshift import RedshiftDataApiLoader
 from .loaders.sqlite import LocalWarehouseLoader
-from .manifest_keys import check_prefix
 from .s3 import check_bucket
 
 __all__ = ["MAX_LOAD_LEASE", "build_loader", "pipeline_settings"]

@@ -31,15 +31,15 @@ from stateless_state import (
 from stateless_state.retry import LambdaContext
 
 from .batcher import AddResult, Batcher, BatchState, IncompleteAdd, Thresholds
-from .batches import batch_id as _batch_id
+from .batcher.batches import batch_id as _batch_id
+from .batcher.manifest_keys import check_prefix
 from .hooks import crash_point
-from .manifest_keys import check_prefix
 from .s3 import ParseResult, check_bucket, parse_s3_event
 
 if TYPE_CHECKING:
+    from .batcher.load_ticket import LoadTicket
+    from .batcher.manifest import Manifest
     from .loaders.base import Loader
-    from .loading import LoadTicket
-    from .manifest import Manifest
 
 __all__ = ["HandleReport", "LoadResult", "S3ToRedshift", "SweepReport"]
 
@@ -81,7 +81,7 @@ class S3ToRedshift:
     crashed (lease expired), or due for a retry after a failure.
 
     Object versions: before a load, members are pinned to their own content
-    (:mod:`patterns.versions`: a rewritten object's earlier version is staged under
+    (:mod:`patterns.batcher.object_pins`: a rewritten object's earlier version is staged under
     ``<manifest_prefix>staged/``, content gone from S3 is recorded as superseded). A loader
     that reads by version (the local and PostgreSQL ones) then loads each version at most once,
     and exactly once while it exists. COPY reads a key's current content, so the Redshift loader
@@ -276,13 +276,13 @@ class S3ToRedshift:
         return "loaded" if outcome.committed else "already-loaded"
 
     def _manifest(self, ticket: LoadTicket) -> Manifest:
-        """The batch's members pinned to their own content (:mod:`patterns.versions`), the
-        superseded ones recorded on the batch, and the manifest of the rest written to S3
+        """The batch's members pinned to their own content (:mod:`patterns.batcher.object_pins`),
+        the superseded ones recorded on the batch, and the manifest of the rest written to S3
         (unless it is empty: every member's content gone), with the recheck a loader that reads
         keys' current content calls after its read."""
         # Only an invocation that loads needs these: not every handler's cold start.
-        from .manifest import build_manifest, write_manifest
-        from .versions import VersionRecheck, pin_members
+        from .batcher.manifest import build_manifest, write_manifest
+        from .batcher.object_pins import PinRecheck, pin_members
 
         batch_id = ticket.batch.id
         members = self.batcher.members(batch_id)
@@ -315,7 +315,7 @@ class S3ToRedshift:
         )
         if manifest.entries:
             write_manifest(self.s3, manifest)
-        recheck = VersionRecheck(
+        recheck = PinRecheck(
             self.s3,
             batch_id,
             list(pinned.members),

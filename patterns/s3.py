@@ -18,7 +18,7 @@ from urllib.parse import unquote_plus
 
 from stateless_state import InvalidArgument, MalformedEvent
 
-from .batches import Arrival
+from .batcher.arrivals import Arrival
 
 __all__ = ["ParseResult", "check_bucket", "parse_s3_event", "s3_arrivals"]
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from patterns.abandon import abandon_batch
 from patterns.batcher import BatchState, Thresholds
+from patterns.batcher.abandon import abandon_batch
 from patterns.hooks import CrashPoint, set_crash_hook
 from patterns.loaders.sqlite import LocalWarehouseLoader
 from patterns.pipeline import S3ToRedshift

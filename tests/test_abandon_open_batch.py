@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from patterns.abandon import abandon_batch
 from patterns.batcher import Arrival, Batch, Batcher, BatchState, Thresholds
+from patterns.batcher.abandon import abandon_batch
 from stateless_state import StateConflict, Store
 
 

@@ -16,8 +16,8 @@ import psycopg
 import pytest
 
 from patterns import PostgresLoader
-from patterns.abandon import abandon_batch
 from patterns.batcher import Batch, Batcher, BatchState, Thresholds
+from patterns.batcher.abandon import abandon_batch
 from patterns.hooks import CrashPoint, set_crash_hook
 from patterns.loaders.sqlite import LocalWarehouseLoader
 from patterns.pipeline import S3ToRedshift

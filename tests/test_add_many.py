@@ -23,9 +23,9 @@ from patterns.batcher import (
     IncompleteAdd,
     Thresholds,
 )
-from patterns.batches import MAX_ARRIVAL_SIZE
+from patterns.batcher.arrivals import MAX_ARRIVAL_SIZE
+from patterns.batcher.members import MAX_ARRIVALS_PER_REQUEST
 from patterns.hooks import CrashPoint, set_crash_hook
-from patterns.membership import MAX_ARRIVALS_PER_REQUEST
 from stateless_state import InvalidArgument, Store
 from stateless_state.testing import FaultInjector
 from stateless_state.testing.strategies import hostile_names, instants

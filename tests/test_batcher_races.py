@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from patterns import membership
 from patterns.batcher import Arrival, Batcher, BatchState, Thresholds
+from patterns.batcher import members as membership
 from stateless_state import Store
 
 from . import workers

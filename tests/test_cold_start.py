@@ -25,9 +25,10 @@ NEVER_FOR_THE_PIPELINE = [
     # Only a load or a retry needs these: the invocation that loads imports them then.
     "tenacity",
     "stateless_state.lease",
-    "patterns.loading",
-    "patterns.manifest",
-    "patterns.versions",
+    "patterns.batcher.load_ticket",
+    "patterns.batcher.manifest",
+    "patterns.batcher.object_pins",
+    "patterns.batcher.abandon",
     "patterns.loaders.postgres",
     "psycopg",
     # The extras: only code that names them pays for them.

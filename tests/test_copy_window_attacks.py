@@ -507,7 +507,7 @@ def test_held_revision_keys_at_the_1024_byte_limit(
     s3, bucket = s3_bucket
     refuse_long_keys(s3)
     enable_versioning(s3, bucket)
-    from patterns.manifest_keys import check_prefix, manifest_key
+    from patterns.batcher.manifest_keys import check_prefix, manifest_key
 
     stream = ("s" + uuid.uuid4().hex) * 6
     stream = stream[:200]

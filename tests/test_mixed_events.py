@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from patterns.batcher import Thresholds
+from patterns.batcher.members import digest
 from patterns.loaders.sqlite import LocalWarehouseLoader
-from patterns.membership import digest
 from patterns.pipeline import S3ToRedshift
 from patterns.s3 import parse_s3_event, s3_arrivals
 from patterns.testing import direct, s3_record, sns

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from patterns.batcher import BatchState, Thresholds
+from patterns.batcher.manifest import build_manifest, write_manifest
 from patterns.loaders.sqlite import LocalWarehouseLoader
-from patterns.manifest import build_manifest, write_manifest
 from patterns.pipeline import S3ToRedshift
 from patterns.testing import direct, put_object
 from stateless_state import Store

@@ -15,9 +15,9 @@ import psycopg
 import pytest
 
 from patterns import PostgresLoader
-from patterns.abandon import abandon_batch
 from patterns.batcher import BatchState, Thresholds
-from patterns.manifest import build_manifest
+from patterns.batcher.abandon import abandon_batch
+from patterns.batcher.manifest import build_manifest
 from patterns.pipeline import S3ToRedshift
 from patterns.testing import direct, put_object
 from stateless_state import InvalidArgument, Store

@@ -15,9 +15,9 @@ import pytest
 from botocore.stub import Stubber
 
 from patterns.batcher import Arrival, Batcher, Thresholds
+from patterns.batcher.load_ticket import LoadTicket
+from patterns.batcher.manifest import build_manifest
 from patterns.loaders.redshift import CopyFormat, RedshiftDataApiLoader, RedshiftLoadError
-from patterns.loading import LoadTicket
-from patterns.manifest import build_manifest
 from stateless_state import InvalidArgument, Store
 
 ROLE = "arn:aws:iam::123456789012:role/redshift-copy"

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from patterns.abandon import abandon_batch
-from patterns.batches import batch_id, parse_batch_id
+from patterns.batcher.abandon import abandon_batch
+from patterns.batcher.batches import batch_id, parse_batch_id
 from patterns.config import pipeline_settings
 from patterns.hooks import CrashPoint, set_crash_hook
 from patterns.loaders.sqlite import LocalWarehouseLoader

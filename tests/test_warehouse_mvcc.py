@@ -27,9 +27,9 @@ import psycopg
 import pytest
 
 from patterns.batcher import Arrival, Batcher, Thresholds
+from patterns.batcher.load_ticket import LoadTicket
+from patterns.batcher.manifest import Manifest, build_manifest
 from patterns.loaders.redshift import RedshiftDataApiLoader, RedshiftLoadError
-from patterns.loading import LoadTicket
-from patterns.manifest import Manifest, build_manifest
 from stateless_state import Store
 
 from .pg_warehouse import PostgresDataApi, create_ledger

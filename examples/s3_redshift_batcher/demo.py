@@ -50,7 +50,7 @@ from patterns import (
     RedshiftDataApiLoader,
     S3ToRedshift,
 )
-from patterns.manifest import build_manifest
+from patterns.batcher.manifest import build_manifest
 from patterns.testing import LocalS3, direct, install_crash_points, refuse_long_keys, sqs
 from stateless_state import OperationStats, Store
 from stateless_state.testing import (

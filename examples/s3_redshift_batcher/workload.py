@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from patterns import Batch, Member
+from patterns.batcher.object_pins import S3_KEY_LIMIT
 from patterns.testing import put_object, s3_record
-from patterns.versions import S3_KEY_LIMIT
 
 __all__ = ["Bucket", "Check", "Deletions", "Version", "check_versions", "version_ids"]
 

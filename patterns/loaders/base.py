@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
-    from ..batches import Batch
-    from ..manifest import Manifest, ManifestEntry
+    from ..batcher.batches import Batch
+    from ..batcher.manifest import Manifest, ManifestEntry
 
 __all__ = ["AbandonOutcome", "LoadOutcome", "Loader", "Ticket", "read_records"]
 
@@ -53,8 +53,8 @@ already committed it."""
 
 
 class Ticket(Protocol):
-    """What a loader may use of its load ticket (:class:`patterns.loading.LoadTicket`): the
-    batch, the fence it holds, and the one write a loader makes to the batch before it waits
+    """What a loader may use of its load ticket (:class:`patterns.batcher.load_ticket.LoadTicket`):
+    the batch, the fence it holds, and the one write a loader makes to the batch before it waits
     on the warehouse (the statement id, so a successor asks instead of loading again)."""
 
     @property

@@ -29,7 +29,7 @@ from ..sql import postgres_identifier, postgres_name
 from .base import AbandonOutcome, LoadOutcome, Ticket, read_records
 
 if TYPE_CHECKING:
-    from ..manifest import Manifest
+    from ..batcher.manifest import Manifest
 
 __all__ = ["PostgresLoader"]
 

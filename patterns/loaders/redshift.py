@@ -10,15 +10,15 @@ last statement, which touches the ledger row only when it is such a tombstone, t
 count an abandoned batch from one another load committed.
 
 Each object version at most once: COPY reads each key's *current* content, which may have been
-rewritten since the members were pinned (:mod:`patterns.versions`). When the manifest names such
-keys, the load runs in one Data API **session** (``SessionKeepAliveSeconds``): its temporary table
-lives on across calls, while each call is its own transaction (none spans calls, and none needs
-to). Call 1 creates the temporary table and COPYs into it. Then the manifest's ``recheck`` asks S3
-whether every key still holds its member's content; if not, the changed members are staged from
-their own versions and COPYed again from the manifest's next revision (at most ``max_rechecks``
-times; the round after them stages everything left). The last call is the commit above. A
-manifest of staged copies only (``always_stage``) needs no check: it loads in one call, its COPY
-inside the commit's transaction. In a session, COPY runs outside the ledger's lock, so other
+rewritten since the members were pinned (:mod:`patterns.batcher.object_pins`). When the manifest
+names such keys, the load runs in one Data API **session** (``SessionKeepAliveSeconds``): its
+temporary table lives on across calls, while each call is its own transaction (none spans calls, and
+none needs to). Call 1 creates the temporary table and COPYs into it. Then the manifest's
+``recheck`` asks S3 whether every key still holds its member's content; if not, the changed members
+are staged from their own versions and COPYed again from the manifest's next revision (at most
+``max_rechecks`` times; the round after them stages everything left). The last call is the commit
+above. A manifest of staged copies only (``always_stage``) needs no check: it loads in one call, its
+COPY inside the commit's transaction. In a session, COPY runs outside the ledger's lock, so other
 batches' commits do not wait for it.
 
 The commit's statement id is written on the batch before the loader waits for it, so a loader
@@ -44,12 +44,12 @@ from typing import TYPE_CHECKING, Any
 
 from stateless_state import InvalidArgument, LeaseLost, StatelessStateError
 
-from ..manifest_keys import MAX_REVISION
+from ..batcher.manifest_keys import MAX_REVISION
 from ..sql import redshift_identifier, redshift_literal
 from .base import AbandonOutcome, LoadOutcome, Ticket
 
 if TYPE_CHECKING:
-    from ..manifest import Manifest, Recheck
+    from ..batcher.manifest import Manifest, Recheck
 
 __all__ = ["CopyFormat", "RedshiftDataApiLoader", "RedshiftLoadError"]
 
@@ -60,6 +60,7 @@ _SECRET = re.compile(
     r"arn:aws[a-z\-]*:secretsmanager:[a-z0-9\-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@\-]+", re.ASCII
 )
 _BATCH_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,200}/[0-9]{1,3}/[0-9]{12}", re.ASCII)
+_STREAM_NAMES = "stream names loaded into Redshift may use only letters, digits, '_', '.', ':', '-'"
 # The key part up to S3's 1,024-byte key limit (ASCII here, so characters are bytes): the pipeline
 # accepts manifest prefixes up to that limit, and a shorter cap would fail every load of them.
 _MANIFEST_URL = re.compile(
@@ -98,12 +99,6 @@ class CopyFormat(StrEnum):
     JSON_AUTO_IGNORECASE = "FORMAT AS JSON 'auto ignorecase'"
     CSV = "FORMAT AS CSV"
     PARQUET = "FORMAT AS PARQUET"
-
-
-def identifier(name: str) -> str:
-    """A validated, quoted identifier: ``schema.table`` → ``"schema"."table"``
-    (:func:`patterns.sql.redshift_identifier`, the dialect's one quoting rule)."""
-    return redshift_identifier(name)
 
 
 def _check(pattern: re.Pattern[str], value: Any, what: str, hint: str) -> str:
@@ -152,8 +147,8 @@ class RedshiftDataApiLoader:
     _sleep: Any = field(default=time.sleep, repr=False)
 
     def __post_init__(self) -> None:
-        self._table = identifier(self.table)
-        self._ledger = identifier(self.ledger_table)
+        self._table = redshift_identifier(self.table)
+        self._ledger = redshift_identifier(self.ledger_table)
         _check(_ROLE, self.iam_role, "IAM role ARN", "expected arn:aws:iam::<account>:role/<name>")
         _check(_IDENT, self.database, "database name", "letters, digits, '_' and '$'")
         if (self.cluster_identifier is None) == (self.workgroup_name is None):
@@ -225,12 +220,7 @@ class RedshiftDataApiLoader:
         """Raise :class:`InvalidArgument` unless batches of ``stream`` can be loaded: their ids
         become SQL literals, so this loader accepts only letters, digits, ``_ . : -`` in stream
         names (the batcher itself takes any name). The pipeline calls it when it is built."""
-        _check(
-            _BATCH_ID,
-            f"{stream}/0/{0:012d}",
-            "stream name for Redshift",
-            "stream names loaded into Redshift may use only letters, digits, '_', '.', ':', '-'",
-        )
+        _check(_BATCH_ID, f"{stream}/0/{0:012d}", "stream name for Redshift", _STREAM_NAMES)
 
     def ledger_ddl(self) -> str:
         """The one-time DDL for the ledger table."""
@@ -241,12 +231,7 @@ class RedshiftDataApiLoader:
         )
 
     def _batch_literal(self, batch_id: str) -> str:
-        checked = _check(
-            _BATCH_ID,
-            batch_id,
-            "batch id",
-            "stream names loaded into Redshift may use only letters, digits, '_', '.', ':', '-'",
-        )
+        checked = _check(_BATCH_ID, batch_id, "batch id", _STREAM_NAMES)
         return redshift_literal(checked, what="batch id")
 
     def _stage(self, batch_id: str) -> str:

@@ -24,7 +24,7 @@ from typing import Any
 
 from stateless_state import InvalidArgument
 
-from ..manifest import Manifest
+from ..batcher.manifest import Manifest
 from ..sql import sqlite_field
 from .base import AbandonOutcome, LoadOutcome, Ticket, read_records
 

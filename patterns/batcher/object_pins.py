@@ -1,4 +1,4 @@
-"""Object versions: a manifest names only content equal to each member.
+"""Object pins: a manifest names only content equal to each member (its S3 object version).
 
 COPY reads an object's *current* content and a manifest cannot name a version, while an S3 key
 can be rewritten between its arrival and its batch's load. So before a manifest is built, each
@@ -20,7 +20,7 @@ member is pinned to a URL whose content is the member's own, with one ``HeadObje
 A pin holds when it is checked; a rewrite after the check and before COPY reads the key would
 load the newer content in the member's place. A loader whose reader cannot pin a version (COPY)
 therefore checks the members again once COPY has read them and before it commits
-(:class:`VersionRecheck`, which the pipeline hands it as the manifest's ``recheck``, and
+(:class:`PinRecheck`, which the pipeline hands it as the manifest's ``recheck``, and
 :class:`~patterns.loaders.redshift.RedshiftDataApiLoader` calls): a key whose content is the same
 before the read (the pin) and after it held that content throughout (version ids never repeat),
 so COPY read the member's own content; what changed is staged (:func:`restage`) and read again.
@@ -41,16 +41,16 @@ from typing import TYPE_CHECKING, Any
 from stateless_state import InvalidArgument
 from stateless_state.errors import AccessDenied
 
-from .batches import Member
-from .membership import digest
+from .arrivals import Member
+from .members import digest
 
 if TYPE_CHECKING:
     from .manifest import Manifest, ManifestEntry
 
 __all__ = [
     "S3_KEY_LIMIT",
+    "PinRecheck",
     "Pinned",
-    "VersionRecheck",
     "changed_entries",
     "pin_members",
     "restage",
@@ -258,33 +258,46 @@ def pin_members(
         if etag is None:
             pinned.append(m)
             continue
-        head = None if always_stage else _head(s3, bucket, key)
-        if head is not None and _held(head, etag):
-            pinned.append(m)
-            continue
-        current_null = head is not None and head.get("VersionId") in (None, _NULL)
-        copy: Member | None = None
-        if always_stage:
-            try:
-                r = _copy(
-                    s3, {"Bucket": bucket, "Key": key}, stage_bucket, target, CopySourceIfMatch=etag
-                )
-            except ClientError as e:
-                if not _gone(e):
-                    raise
-            else:
-                if _same_content(etag, r.get("CopyObjectResult", {}).get("ETag")):
-                    copy = _stage(m, stage_bucket, target)
-        if copy is None and not current_null:
-            # The current content is not the member's, and the "null" version is not the
-            # current one: it may still hold the content written before versioning was on.
-            copy = _stage_null_version(s3, m, etag, stage_bucket, target)
-        if copy is None:
+        pin = _pin_by_etag(s3, m, etag, stage_bucket, target, always_stage=always_stage)
+        if pin is None:
             superseded.append(m)
             continue
-        staged += 1
-        pinned.append(copy)
+        if pin is not m:
+            staged += 1
+        pinned.append(pin)
     return Pinned(tuple(pinned), tuple(superseded), staged)
+
+
+def _pin_by_etag(
+    s3: Any, m: Member, etag: str, stage_bucket: str, target: str, *, always_stage: bool
+) -> Member | None:
+    """An ETag-only member's pin: ``m`` itself when its key still holds its content (unless
+    ``always_stage``), else its content staged at ``target`` (from the key, or from its
+    ``"null"`` version), else None: the content is gone (superseded). One ``HeadObject`` or one
+    ``CopyObject``, plus one ``CopyObject`` for the ``"null"`` version's chance."""
+    from botocore.exceptions import ClientError
+
+    bucket, key = m.data["bucket"], m.data["key"]
+    head = None if always_stage else _head(s3, bucket, key)
+    if head is not None and _held(head, etag):
+        return m
+    current_null = head is not None and head.get("VersionId") in (None, _NULL)
+    if always_stage:
+        try:
+            r = _copy(
+                s3, {"Bucket": bucket, "Key": key}, stage_bucket, target, CopySourceIfMatch=etag
+            )
+        except ClientError as e:
+            if not _gone(e):
+                raise
+        else:
+            if _same_content(etag, r.get("CopyObjectResult", {}).get("ETag")):
+                return _stage(m, stage_bucket, target)
+    if current_null:
+        return None
+    # The current content is not the member's, and the "null" version is not the current
+    # one: it may still hold the content written before versioning was on.
+    return _stage_null_version(s3, m, etag, stage_bucket, target)
 
 
 def changed_entries(s3: Any, entries: Sequence[ManifestEntry]) -> list[ManifestEntry]:
@@ -335,9 +348,9 @@ def restage(
 
 
 @dataclass
-class VersionRecheck:
-    """The :class:`~patterns.manifest.Recheck` of one load: after COPY read the manifest's keys
-    and before the load commits, it asks S3 whether each key still holds the member's content
+class PinRecheck:
+    """The :class:`~patterns.batcher.manifest.Recheck` of one load: after COPY read the manifest's
+    keys and before the load commits, it asks S3 whether each key still holds the member's content
     and, for those that do not, stages the member's own version or records it superseded, then
     writes the manifest's next revision.
 

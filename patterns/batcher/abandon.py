@@ -14,8 +14,8 @@ from stateless_state import InvalidArgument, StateConflict
 from .batches import Batch, BatchState
 
 if TYPE_CHECKING:
-    from .batcher import Batcher
-    from .loaders.base import Loader
+    from ..loaders.base import Loader
+    from . import Batcher
 
 __all__ = ["ABANDON_ATTEMPTS", "abandon_batch", "needs_warehouse"]
 

@@ -1,8 +1,8 @@
 """Redshift COPY manifests: one deterministic manifest per batch and revision.
 
 The manifest of a sealed batch is a pure function of its frozen member set as pinned to their
-content (:mod:`patterns.versions`), written to a key derived from the batch id and the fence of
-the load that writes it: pins can change between a crashed loader and its successor (a key
+content (:mod:`patterns.batcher.object_pins`), written to a key derived from the batch id and the
+fence of the load that writes it: pins can change between a crashed loader and its successor (a key
 rewritten between them), so each load reads only its own manifests, and a zombie's late write
 never changes what another load's COPY reads. A load that finds keys rewritten while COPY read
 them writes the next revision (``.r1``, ``.r2``...) at a key of its own instead of changing one
@@ -18,9 +18,9 @@ from typing import Any, Protocol
 
 from stateless_state import InvalidArgument
 
-from .batches import Member
+from ..s3 import check_bucket
+from .arrivals import Member
 from .manifest_keys import check_prefix, manifest_key
-from .s3 import check_bucket
 
 __all__ = [
     "Manifest",
@@ -36,7 +36,8 @@ __all__ = [
 class ManifestEntry:
     """One object of a manifest. ``version_id`` and ``etag`` (not part of Redshift's manifest
     JSON) name the content it must be, for a loader that can read by version: the local
-    warehouse does; COPY cannot, which is what staging is for (:mod:`patterns.versions`)."""
+    warehouse does; COPY cannot, which is what staging is for
+    (:mod:`patterns.batcher.object_pins`)."""
 
     url: str
     content_length: int
@@ -62,7 +63,7 @@ class Manifest:
     """A batch's manifest: ``url`` where it lives, ``entries`` sorted by URL, ``revision`` 0
     unless it was re-pinned after a read (:class:`Recheck`). ``recheck``, when the pipeline
     gives one, is how a loader that reads current content closes the window between the pin
-    and its read (see :mod:`patterns.versions`)."""
+    and its read (see :mod:`patterns.batcher.object_pins`)."""
 
     batch_id: str
     bucket: str
@@ -115,8 +116,8 @@ def build_manifest(
 ) -> Manifest:
     """The manifest for ``batch_id``: one mandatory entry per distinct object URL.
 
-    Give it members pinned to their own content (:func:`patterns.versions.pin_members`, as the
-    pipeline does): two members at one URL then name the same content, and one entry loads it
+    Give it members pinned to their own content (:func:`patterns.batcher.object_pins.pin_members`,
+    as the pipeline does): two members at one URL then name the same content, and one entry loads it
     once. Unpinned, two versions of one key would both read the key's current content.
     """
     check_bucket(bucket)

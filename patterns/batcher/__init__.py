@@ -1,5 +1,22 @@
 """The batcher: accumulate arrivals until a threshold seals a batch, then load each batch once.
 
+:class:`Batcher` is the public face. The folder reads in the order an arrival travels:
+
+1. :mod:`~patterns.batcher.arrivals`: what an arrival is, and a member (an arrival as recorded);
+2. :mod:`~patterns.batcher.batches`: what a batch is: states, thresholds, ids, an add's result;
+3. :mod:`~patterns.batcher.members`: how arrivals become members (one transaction per request);
+4. :mod:`~patterns.batcher.seal`: how a batch seals (by count or bytes in that transaction, or by
+   age on a schedule);
+5. :mod:`~patterns.batcher.object_pins`: how a sealed batch's members are pinned to their S3
+   object versions before a load, and checked again after COPY read them;
+6. :mod:`~patterns.batcher.manifest_keys`, :mod:`~patterns.batcher.manifest`: where the batch's
+   manifest goes, and the manifest written there;
+7. :mod:`~patterns.batcher.load_ticket`: the fenced claim and ticket a loader holds while it loads;
+   :mod:`~patterns.batcher.abandon`: an operator stopping a batch for good.
+
+The loaders themselves are :mod:`patterns.loaders`; the pipeline that walks an S3 event through
+all of this is :mod:`patterns.pipeline`.
+
 Item layout, per stream and lane (single table; keys from :mod:`stateless_state.keys`, so any
 stream name gets its own items):
 
@@ -15,7 +32,7 @@ stream name gets its own items):
 Adding is one ``TransactWriteItems`` per request of up to 98 arrivals: their arrival records
 (condition: absent), one member chunk, and the open batch's ``ADD count, bytes`` with the condition
 that the batch is still open **and below its thresholds after this add**, or, for the request that
-reaches a threshold, exactly the count and bytes it expects (:mod:`patterns.membership`). So an
+reaches a threshold, exactly the count and bytes it expects (:mod:`patterns.batcher.members`). So an
 ordinary add needs no read and no item grows with the batch.
 
 Why not fewer items: a member keyed only by arrival id (global dedupe in one item) cannot be
@@ -25,7 +42,6 @@ could miss a file. The chunk is what makes the members cheap: one item per reque
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
@@ -33,7 +49,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from stateless_state import (
     InvalidArgument,
-    LeaseUnavailable,
     StateConflict,
     StatelessStateError,
     Store,
@@ -44,36 +59,23 @@ from stateless_state.expressions import Attr, Condition, Update, render
 from stateless_state.retry import LambdaContext
 from stateless_state.table import INDEX_NAME, INDEX_PK, INDEX_SK, ConditionFailed, Table
 
-from .batches import (
-    AddResult,
-    Arrival,
-    Batch,
-    BatchState,
-    Member,
-    Thresholds,
-    batch_from_item,
-    batch_id,
-    parse_batch_id,
-)
-from .membership import Membership, unpack_members
+# The values the face takes and hands out, re-exported (``as``) from the modules that hold them.
+from .arrivals import Arrival as Arrival
+from .arrivals import Member as Member
+from .batches import AddResult as AddResult
+from .batches import Batch as Batch
+from .batches import BatchState as BatchState
+from .batches import Thresholds as Thresholds
+from .batches import batch_from_item
+from .batches import batch_id as batch_id
+from .batches import parse_batch_id as parse_batch_id
+from .members import Membership, lane_of, unpack_members
+from .seal import pending_index, seal_by_age
 
 if TYPE_CHECKING:
-    from stateless_state.lease import FencedClaim
+    from .load_ticket import LoadTicket
 
-    from .loading import LoadTicket
-
-__all__ = [
-    "AddResult",
-    "Arrival",
-    "Batch",
-    "BatchState",
-    "Batcher",
-    "IncompleteAdd",
-    "Member",
-    "Thresholds",
-    "batch_id",
-    "parse_batch_id",
-]
+__all__ = ["Batcher", "IncompleteAdd"]
 
 
 class IncompleteAdd(StatelessStateError):
@@ -129,17 +131,12 @@ class Batcher:
     def __repr__(self) -> str:
         return f"Batcher({self.stream!r}, {self.thresholds}, lanes={self.lanes})"
 
-    # keys
-
     def lane_of(self, arrival_id: str) -> int:
-        """The lane an arrival belongs to (a stable hash of its id)."""
-        return self._membership.lane_of(arrival_id)
+        """The lane an arrival belongs to (a stable hash of its id, the same in every container)."""
+        return lane_of(arrival_id, self.lanes)
 
     def _batch_key(self, lane: int, seq: int) -> dict[str, str]:
-        return self._membership.batch_key(lane, seq)
-
-    def _index(self, word: str, at: float, batch_id_: str) -> dict[str, str]:
-        return self._membership.index(word, at, batch_id_)
+        return keys.batch(self.stream, lane, seq).item()
 
     # adding
 
@@ -199,27 +196,8 @@ class Batcher:
         if age is None:
             return []
         now = time.time() if now is None else domain.instant(now, "now")
-        sealed = []
-        for lane in range(self.lanes):
-            latest = self._membership.latest(lane)
-            if latest is None or latest.state != BatchState.OPEN:
-                continue
-            if latest.opened_at + age > now:
-                continue
-            seal = Update().set_all(
-                {
-                    "state": BatchState.SEALED,
-                    "sealed_at": now,
-                    "seal_reason": "age",
-                    **self._index("pending", now, latest.id),
-                }
-            )
-            try:
-                item = self._update(lane, latest.seq, seal, Attr("state").eq(BatchState.OPEN))
-            except ConditionFailed:
-                continue
-            sealed.append(batch_from_item(item))
-        return sealed
+        latest = self._membership.latest
+        return seal_by_age(self._t, self.stream, self.lanes, latest, age=age, now=now)
 
     # reading
 
@@ -277,44 +255,20 @@ class Batcher:
 
     # loading lifecycle
 
-    def _claim(self, lane: int, seq: int) -> FencedClaim:
-        """The load claim on a batch item: the lease's fenced claim, with the batch's own
-        attribute names (``loader``, ``lease_until``)."""
-        # Loading-only modules load on the first claim, not in every handler's cold start.
-        from stateless_state.lease import FencedClaim
-
-        return FencedClaim(
-            self._t, self._batch_key(lane, seq), holder_attr="loader", expiry_attr="lease_until"
-        )
-
     def claim_load(self, batch_id_: str, *, lease: timedelta | float | None = None) -> LoadTicket:
         """Take the right to load a batch: sealed and due, or loading under an expired lease (a
         crashed loader). Raises :class:`LeaseUnavailable` otherwise. The returned ticket's
-        ``fence`` exceeds every earlier loader's. One conditional ``UpdateItem``."""
+        ``fence`` exceeds every earlier loader's. One conditional ``UpdateItem``
+        (:func:`patterns.batcher.load_ticket.claim_load`)."""
         _, lane, seq = parse_batch_id(batch_id_)
         seconds = self.load_lease if lease is None else domain.duration(lease, "lease")
-        now = time.time()
-        nonce = secrets.token_hex(8)
-        state, retry_at = Attr("state"), Attr("next_attempt_at")
-        due = state.eq(BatchState.SEALED) & (retry_at.not_exists() | retry_at.le(now))
-        abandoned_by_crash = state.eq(BatchState.LOADING) & Attr("lease_until").le(now)
-        try:
-            item = self._claim(lane, seq).take(
-                nonce=nonce,
-                until=now + seconds,
-                claimable=due | abandoned_by_crash,
-                also_set={"state": BatchState.LOADING},
-                also_add={"attempts": 1},
-            )
-        except ConditionFailed as e:
-            old = e.old or {}
-            raise LeaseUnavailable(
-                f"batch {batch_id_}", old.get("loader"), old.get("lease_until")
-            ) from None
-        from .loading import LoadTicket, RetryPolicy
+        # Loading-only modules load on the first claim, not in every handler's cold start.
+        from .load_ticket import RetryPolicy, claim_load
 
         retry = RetryPolicy(self.max_attempts, self.retry_backoff)
-        return LoadTicket(batch_from_item(item), retry, nonce, self._claim(lane, seq))
+        return claim_load(
+            self._t, self._batch_key(lane, seq), batch_id_, lease=seconds, retry=retry
+        )
 
     def _update(self, lane: int, seq: int, update: Update, condition: Condition) -> dict[str, Any]:
         """One conditional ``UpdateItem`` of a batch; returns the batch after it (ALL_NEW)."""
@@ -335,8 +289,8 @@ class Batcher:
         expect_count: int | None = None,
     ) -> Batch:
         """``retry`` (a failed or stuck batch back to sealed, attempts reset), ``abandon`` (no
-        further claims; see :func:`patterns.abandon.abandon_batch` for the warehouse side), or
-        ``loaded`` (the warehouse reports an abandoned batch committed: the abandon came too
+        further claims; see :func:`patterns.batcher.abandon.abandon_batch` for the warehouse side),
+        or ``loaded`` (the warehouse reports an abandoned batch committed: the abandon came too
         late). Recorded on the batch (who, when, why).
 
         An operator decides on what a read showed, and a loader may claim the batch between that
@@ -368,7 +322,7 @@ class Batcher:
                     "state": BatchState.SEALED,
                     "attempts": 0,
                     "next_attempt_at": now,
-                    **self._index("pending", now, batch_id_),
+                    **pending_index(self.stream, now, batch_id_),
                 }
             )
         elif action == "abandon":

@@ -7,109 +7,52 @@ showed (a conditional write), and record who, when and why on the item.
 
 Exit codes: 0 done, 1 failed, 2 bad usage, 3 not found, 4 wrong state (nothing changed), 5 table
 missing, 6 no credentials, 7 not confirmed.
+
+Here: the parser, ``main`` and the batch commands; :mod:`patterns.cli.primitives` holds the
+commands for the primitives' state, :mod:`patterns.cli.terminal` the output, confirmation, exit
+codes and the cost record every command leaves.
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
-import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any, Literal
 
 from stateless_state import (
     InvalidArgument,
     StateConflict,
     StatelessStateError,
-    Store,
     TableNotFound,
 )
 from stateless_state.store import TABLE_ENV, TTL_ATTRIBUTE, table_schema
 
-from .batcher import Batch, Batcher, BatchState, parse_batch_id
+from ..batcher import Batch, Batcher, BatchState, parse_batch_id
+from .primitives import add_primitive_commands
+from .terminal import (
+    EXIT_CREDENTIALS,
+    EXIT_FAILED,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_STATE,
+    EXIT_TABLE,
+    EXIT_USAGE,
+    CliError,
+    confirm,
+    cost_file,
+    emit,
+    open_store,
+    print_table,
+    record_cost,
+    who,
+)
 
 __all__ = ["main"]
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_STATE, EXIT_TABLE, EXIT_CREDENTIALS = range(
-    7
-)
-EXIT_NOT_CONFIRMED = 7
-
-
-class CliError(Exception):
-    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _cost_file() -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "stateless-state" / "last-cost.json"
-
-
-def _who(args: argparse.Namespace) -> str:
-    return args.who or f"{getpass.getuser()}@{socket.gethostname()}"
-
-
-def _store(args: argparse.Namespace) -> Store:
-    table = args.table or os.environ.get(TABLE_ENV)
-    if not table:
-        raise CliError(f"no table: pass --table or set {TABLE_ENV}", EXIT_USAGE)
-    try:
-        return Store(table, endpoint_url=args.endpoint_url, region_name=args.region)
-    except InvalidArgument as e:
-        raise CliError(str(e), EXIT_USAGE) from None
-
-
-def _print_table(rows: list[dict[str, Any]], columns: Sequence[str], title: str) -> None:
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        print(title)
-        print("  ".join(columns))
-        for row in rows:
-            print("  ".join(str(row.get(c, "")) for c in columns))
-        return
-    table = Table(title=title)
-    for c in columns:
-        table.add_column(c, no_wrap=c == "id")
-    for row in rows:
-        table.add_row(*(_cell(row.get(c)) for c in columns))
-    # Piped output is not clipped to 80 columns: ids stay whole for grep and copy.
-    Console(width=None if sys.stdout.isatty() else 200).print(table)
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value > 1e9:
-        return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(value))
-    return str(value)
-
-
-def _emit(args: argparse.Namespace, data: Any, columns: Sequence[str], title: str) -> None:
-    if args.json:
-        print(json.dumps(data, indent=2, sort_keys=True, default=str))
-        return
-    rows = data if isinstance(data, list) else [data]
-    _print_table(rows, columns, title)
-
-
-def _confirm(args: argparse.Namespace, what: str) -> None:
-    if args.yes:
-        return
-    if not sys.stdin.isatty():
-        raise CliError(f"refusing to {what} without confirmation: pass --yes", EXIT_NOT_CONFIRMED)
-    answer = input(f"{what}? [y/N] ").strip().lower()
-    if answer not in {"y", "yes"}:
-        raise CliError("not confirmed; nothing changed", EXIT_NOT_CONFIRMED)
 
 
 def _batch_row(b: Batch) -> dict[str, Any]:
@@ -125,16 +68,16 @@ BATCH_COLUMNS = ("id", "state", "count", "bytes", "age_s", "seal_reason", "attem
 
 
 def _batcher(args: argparse.Namespace, stream: str) -> Batcher:
-    return Batcher(_store(args), stream, lanes=args.lanes)
+    return Batcher(open_store(args), stream, lanes=args.lanes)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
     if args.print_cloudformation:
         print(json.dumps(cloudformation(args.table or "StatelessState"), indent=2))
         return EXIT_OK
-    store = _store(args)
+    store = open_store(args)
     created = store.create_table()
-    _record_cost(store)
+    record_cost(store)
     print(f"table {store.table_name} {'created' if created else 'already exists'}")
     return EXIT_OK
 
@@ -158,8 +101,8 @@ def cmd_batches_list(args: argparse.Namespace) -> int:
         if (args.state is None or x.state == args.state)
         and (args.min_age is None or time.time() - x.opened_at >= args.min_age)
     ]
-    _record_cost(b.store)
-    _emit(args, rows, BATCH_COLUMNS, f"batches of {args.stream}")
+    record_cost(b.store)
+    emit(args, rows, BATCH_COLUMNS, f"batches of {args.stream}")
     return EXIT_OK
 
 
@@ -179,17 +122,17 @@ def cmd_batches_show(args: argparse.Namespace) -> int:
     b, batch = _load_batch(args, args.batch)
     row = _batch_row(batch)
     row["members"] = [asdict(m) for m in b.members(batch.id)]
-    _record_cost(b.store)
+    record_cost(b.store)
     if args.json:
-        _emit(args, row, (), "")
+        emit(args, row, (), "")
         return EXIT_OK
-    _emit(args, row, (*BATCH_COLUMNS, "statement_id", "fence"), f"batch {batch.id}")
-    _print_table([asdict(m) for m in b.members(batch.id)], ("id", "size", "at"), "members")
+    emit(args, row, (*BATCH_COLUMNS, "statement_id", "fence"), f"batch {batch.id}")
+    print_table([asdict(m) for m in b.members(batch.id)], ("id", "size", "at"), "members")
     if batch.superseded:
         # Their content was gone from S3 when the batch loaded: not loaded, by design.
-        _print_table([{"id": m} for m in batch.superseded], ("id",), "superseded (not loaded)")
+        print_table([{"id": m} for m in batch.superseded], ("id",), "superseded (not loaded)")
     if batch.history:
-        _print_table(
+        print_table(
             [dict(h) for h in batch.history], ("at", "action", "from", "who", "why"), "history"
         )
     return EXIT_OK
@@ -206,19 +149,19 @@ def _operator(
             EXIT_STATE,
         )
     print(f"batch {batch.id}: {batch.state}, {batch.count} files, {batch.attempts} attempts")
-    _confirm(args, f"{action} batch {batch.id}")
+    confirm(args, f"{action} batch {batch.id}")
     try:
         after = b.operator_action(
             batch.id,
             action,
             expect_state=batch.state,
             expect_fence=batch.fence,
-            who=_who(args),
+            who=who(args),
             why=args.why,
         )
     except StateConflict as e:
         raise CliError(str(e), EXIT_STATE) from None
-    _record_cost(b.store)
+    record_cost(b.store)
     if args.json:
         print(json.dumps(_batch_row(after), default=str, sort_keys=True))
     else:
@@ -240,8 +183,8 @@ def cmd_abandon(args: argparse.Namespace) -> int:
             f"{', '.join(sorted(allowed))}; nothing changed",
             EXIT_STATE,
         )
-    from .abandon import abandon_batch, needs_warehouse
-    from .config import build_loader
+    from ..batcher.abandon import abandon_batch, needs_warehouse
+    from ..config import build_loader
 
     loader = None
     try:
@@ -257,14 +200,14 @@ def cmd_abandon(args: argparse.Namespace) -> int:
                 EXIT_STATE,
             ) from None
     print(f"batch {batch.id}: {batch.state}, {batch.count} files, {batch.attempts} attempts")
-    _confirm(args, f"abandon batch {batch.id}")
+    confirm(args, f"abandon batch {batch.id}")
     try:
         found = abandon_batch(
-            b, loader, batch.id, who=_who(args), why=args.why, expect_count=batch.count
+            b, loader, batch.id, who=who(args), why=args.why, expect_count=batch.count
         )
     except (StateConflict, InvalidArgument) as e:  # claimed meanwhile, with no warehouse given
         raise CliError(str(e), EXIT_STATE) from None
-    _record_cost(b.store)
+    record_cost(b.store)
     after = b.batch(batch.id)
     assert after is not None
     if args.json:
@@ -276,73 +219,8 @@ def cmd_abandon(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_lease_show(args: argparse.Namespace) -> int:
-    store = _store(args)
-    state = store.lease(args.name).state()
-    _record_cost(store)
-    if state.fence == 0:
-        raise CliError(f"no lease {args.name}", EXIT_NOT_FOUND)
-    _emit(
-        args, asdict(state), ("name", "owner", "fence", "expires_at", "held"), f"lease {args.name}"
-    )
-    return EXIT_OK
-
-
-def cmd_lease_break(args: argparse.Namespace) -> int:
-    store = _store(args)
-    lease = store.lease(args.name)
-    state = lease.state()
-    if not state.held:
-        raise CliError(f"lease {args.name} is not held; nothing changed", EXIT_STATE)
-    print(f"lease {args.name}: held by {state.owner}, fence {state.fence}")
-    _confirm(args, f"break lease {args.name}")
-    if not lease.break_(expect_fence=state.fence, who=_who(args), why=args.why):
-        raise CliError(f"lease {args.name} changed since it was shown; nothing changed", EXIT_STATE)
-    _record_cost(store)
-    print(
-        f"lease {args.name}: broken (fence {state.fence} kept; the next holder gets a higher one)"
-    )
-    return EXIT_OK
-
-
-def cmd_counter_get(args: argparse.Namespace) -> int:
-    store = _store(args)
-    value = store.counter(args.name).get()
-    _record_cost(store)
-    _emit(args, {"name": args.name, "value": value}, ("name", "value"), "counter")
-    return EXIT_OK
-
-
-def cmd_sessions_show(args: argparse.Namespace) -> int:
-    store = _store(args)
-    # Reading a key's sessions does not depend on the window parameters.
-    sessions = store.sessions(args.name, gap=1, max_duration=1).sessions(args.key)
-    _record_cost(store)
-    if not sessions:
-        raise CliError(f"no sessions of {args.key!r} in {args.name}", EXIT_NOT_FOUND)
-    rows = [asdict(x) for x in sessions]
-    _emit(
-        args,
-        rows,
-        ("id", "start", "last", "count", "sum", "min", "max", "closed"),
-        f"sessions of {args.key} in {args.name}",
-    )
-    return EXIT_OK
-
-
-def cmd_versions_show(args: argparse.Namespace) -> int:
-    store = _store(args)
-    history = store.versioned(args.name).history()
-    _record_cost(store)
-    if not history:
-        raise CliError(f"no versioned object {args.name}", EXIT_NOT_FOUND)
-    rows = [{"number": v.number, "created_at": v.created_at, "value": v.value} for v in history]
-    _emit(args, rows, ("number", "created_at", "value"), f"versions of {args.name}")
-    return EXIT_OK
-
-
 def cmd_cost(args: argparse.Namespace) -> int:
-    path = _cost_file()
+    path = cost_file()
     if not path.is_file():
         raise CliError(
             "no command has run yet; cost shows the last command's consumed units", EXIT_NOT_FOUND
@@ -352,26 +230,12 @@ def cmd_cost(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2, sort_keys=True))
         return EXIT_OK
     rows = [{"operation": op, **stats} for op, stats in data["by_operation"].items()]
-    _print_table(
+    print_table(
         rows,
         ("operation", "requests", "wcu", "rcu", "condition_failures"),
         f"cost of: {data['command']}",
     )
     return EXIT_OK
-
-
-def _record_cost(store: Store) -> None:
-    path = _cost_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps(
-            {
-                "command": " ".join(sys.argv[1:]),
-                "at": time.time(),
-                "by_operation": store.metrics.as_dict(),
-            }
-        )
-    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -410,39 +274,10 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--who", help="recorded on the batch (default: user@host)")
         s.set_defaults(fn=fn)
 
-    _add_state_commands(sub)
+    add_primitive_commands(sub)
     s = sub.add_parser("cost", help="consumed units of the last command")
     s.set_defaults(fn=cmd_cost)
     return p
-
-
-def _add_state_commands(sub: Any) -> None:
-    """The subcommands that show (or break) the primitives' state."""
-    lease = sub.add_parser("lease", help="show or break a lease").add_subparsers(
-        dest="what", required=True
-    )
-    s = lease.add_parser("show")
-    s.add_argument("name")
-    s.set_defaults(fn=cmd_lease_show)
-    s = lease.add_parser("break")
-    s.add_argument("name")
-    s.add_argument("--yes", action="store_true")
-    s.add_argument("--why", required=True)
-    s.add_argument("--who")
-    s.set_defaults(fn=cmd_lease_break)
-
-    # Read-only views: (command, help, verb, positional arguments, handler).
-    views = (
-        ("counter", "read a counter", "get", ("name",), cmd_counter_get),
-        ("sessions", "a key's session windows", "show", ("name", "key"), cmd_sessions_show),
-        ("versions", "a versioned object's history", "show", ("name",), cmd_versions_show),
-    )
-    for command, text, verb, arguments, fn in views:
-        s = sub.add_parser(command, help=text).add_subparsers(dest="what", required=True)
-        s = s.add_parser(verb)
-        for argument in arguments:
-            s.add_argument(argument)
-        s.set_defaults(fn=fn)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -472,7 +307,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (StatelessStateError, BotoCoreError, ClientError) as e:
         print(f"stateless-state: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_FAILED
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -38,9 +38,10 @@ from stateless_state.retry import LambdaContext
 from stateless_state.table import Table, TransactionCanceled
 from stateless_state.transaction import MAX_ACTIONS, Transaction, own_write
 
+from ..hooks import crash_point
+from .arrivals import Arrival
 from .batches import (
     AddResult,
-    Arrival,
     Batch,
     BatchState,
     Thresholds,
@@ -48,9 +49,9 @@ from .batches import (
     batch_id,
     parse_batch_id,
 )
-from .hooks import crash_point
+from .seal import sealed_batch
 
-__all__ = ["MAX_ARRIVALS_PER_REQUEST", "Membership", "pack_members", "unpack_members"]
+__all__ = ["MAX_ARRIVALS_PER_REQUEST", "Membership", "lane_of", "pack_members", "unpack_members"]
 
 MAX_ARRIVALS_PER_REQUEST = MAX_ACTIONS - 2
 """Arrivals per transaction: one action each, plus the member chunk and the batch update."""
@@ -64,6 +65,12 @@ def digest(text: str) -> str:
     """The sha256 of an arrival id: the dedupe record's key part and a member chunk's sort key
     (fixed length, whatever the id)."""
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def lane_of(arrival_id: str, lanes: int) -> int:
+    """The lane of ``lanes`` an arrival belongs to: a stable hash of its id, the same in every
+    container."""
+    return int(digest(arrival_id)[:8], 16) % lanes
 
 
 def _member_row(a: Arrival) -> str:
@@ -123,9 +130,6 @@ class Membership:
         self.lanes = lanes
         self._plans: dict[int, _Plan] = {}
 
-    def lane_of(self, arrival_id: str) -> int:
-        return int(digest(arrival_id)[:8], 16) % self.lanes
-
     def batch_key(self, lane: int, seq: int) -> dict[str, str]:
         return keys.batch(self.stream, lane, seq).item()
 
@@ -163,7 +167,7 @@ class Membership:
             if a.id in first:
                 continue
             first[a.id] = i
-            by_lane.setdefault(self.lane_of(a.id), []).append(i)
+            by_lane.setdefault(lane_of(a.id, self.lanes), []).append(i)
         nonce = secrets.token_hex(8)
         # Each member's stored row, encoded once: the request's size and its chunk both use it.
         rows = [_member_row(a) for a in arrivals]
@@ -291,21 +295,16 @@ class Membership:
     def _sealed(
         self, group: Sequence[tuple[Arrival, int]], lane: int, plan: _Plan, now: float
     ) -> Batch:
-        count = plan.count + len(group)
-        total = plan.bytes + sum(a.size for a, _ in group)
-        th = self.thresholds
-        reason = "count" if th.count is not None and count >= th.count else "bytes"
         opened_at = plan.opened_at if plan.exists and plan.opened_at is not None else now
-        return Batch(
+        return sealed_batch(
             self.stream,
             lane,
             plan.seq,
-            BatchState.SEALED,
-            count,
-            total,
-            opened_at,
-            sealed_at=now,
-            seal_reason=reason,
+            count=plan.count + len(group),
+            total=plan.bytes + sum(a.size for a, _ in group),
+            opened_at=opened_at,
+            thresholds=self.thresholds,
+            now=now,
         )
 
     def _batch_write(

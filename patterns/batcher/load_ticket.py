@@ -1,28 +1,30 @@
-"""Loading a sealed batch: the fenced load ticket a loader holds while it loads.
+"""Loading a sealed batch: the claim that takes it (:func:`claim_load`) and the fenced load ticket
+a loader holds while it loads.
 
 A ticket is the batch item's fenced claim (:class:`~stateless_state.lease.FencedClaim`, the
 mechanism under leases): every write the loader makes to the batch afterwards — the warehouse
 statement id, ``loaded``, a failure with its backoff — is conditional on the ticket's fence, so a
 loader whose lease ran out and was taken over writes nothing.
 
-Stopping a batch for good is :mod:`patterns.abandon`'s.
+Stopping a batch for good is :mod:`patterns.batcher.abandon`'s.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from stateless_state import LeaseLost, keys
+from stateless_state import LeaseLost, LeaseUnavailable, keys
 from stateless_state.errors import ConditionFailed
 from stateless_state.expressions import Attr, Update
 from stateless_state.lease import FencedClaim
-from stateless_state.table import INDEX_PK, INDEX_SK
+from stateless_state.table import INDEX_PK, INDEX_SK, Table
 
-from .batches import Batch, BatchState
+from .batches import Batch, BatchState, batch_from_item
 
-__all__ = ["SUPERSEDED_IDS_BUDGET", "LoadTicket", "RetryPolicy"]
+__all__ = ["SUPERSEDED_IDS_BUDGET", "LoadTicket", "RetryPolicy", "claim_load"]
 
 SUPERSEDED_IDS_BUDGET = 32 * 1024
 """Bytes of superseded member ids kept on a batch item (DynamoDB's item limit is 400 KB, and
@@ -124,3 +126,33 @@ class LoadTicket:
         }
         self._end(Update().set_all(failed).remove("lease_until"), "failure")
         return BatchState.FAILED
+
+
+def claim_load(
+    table: Table, batch_key: Mapping[str, str], batch_id: str, *, lease: float, retry: RetryPolicy
+) -> LoadTicket:
+    """Take the right to load the batch at ``batch_key``: sealed and due, or loading under an
+    expired lease (a crashed loader). The claim is the lease's fenced claim on the batch item,
+    with the batch's own attribute names (``loader``, ``lease_until``): of any number of
+    concurrent claimers one wins, and its ticket's ``fence`` exceeds every earlier loader's.
+    Raises :class:`LeaseUnavailable` otherwise. One conditional ``UpdateItem``."""
+    claim = FencedClaim(table, batch_key, holder_attr="loader", expiry_attr="lease_until")
+    now = time.time()
+    nonce = secrets.token_hex(8)
+    state, retry_at = Attr("state"), Attr("next_attempt_at")
+    due = state.eq(BatchState.SEALED) & (retry_at.not_exists() | retry_at.le(now))
+    abandoned_by_crash = state.eq(BatchState.LOADING) & Attr("lease_until").le(now)
+    try:
+        item = claim.take(
+            nonce=nonce,
+            until=now + lease,
+            claimable=due | abandoned_by_crash,
+            also_set={"state": BatchState.LOADING},
+            also_add={"attempts": 1},
+        )
+    except ConditionFailed as e:
+        old = e.old or {}
+        raise LeaseUnavailable(
+            f"batch {batch_id}", old.get("loader"), old.get("lease_until")
+        ) from None
+    return LoadTicket(batch_from_item(item), retry, nonce, claim)

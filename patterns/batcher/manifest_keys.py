@@ -18,7 +18,8 @@ _STAGED_SUFFIX = 1 + 64 + 1 + 1
 
 MAX_REVISION = 9
 """The highest manifest revision: a load that re-pins its batch after COPY read it (see
-:class:`patterns.manifest.Recheck`) writes revisions 1, 2, ... of the manifest, up to this."""
+:class:`patterns.batcher.manifest.Recheck`) writes revisions 1, 2, ... of the manifest, up to
+this."""
 
 
 MAX_FENCE = 2**63 - 1
