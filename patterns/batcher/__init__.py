@@ -55,9 +55,9 @@ from stateless_state import (
     domain,
     keys,
 )
-from stateless_state.expressions import Attr, Condition, Update, render
+from stateless_state.expressions import Attr, Condition, Update
 from stateless_state.retry import LambdaContext
-from stateless_state.table import INDEX_NAME, INDEX_PK, INDEX_SK, ConditionFailed, Table
+from stateless_state.table import INDEX_PK, INDEX_SK, ConditionFailed, Table
 
 # The values the face takes and hands out, re-exported (``as``) from the modules that hold them.
 from .arrivals import Arrival as Arrival
@@ -216,9 +216,7 @@ class Batcher:
         partition = keys.member_partition(self.stream, lane, seq)
         out = [
             Member(row[0], int(row[1]), float(row[2]), row[3])
-            for chunk in self._query(
-                **render(key_condition=Attr("pk").eq(partition)), ConsistentRead=True
-            )
+            for chunk in self._t.query(Attr("pk").eq(partition), consistent=True)
             for row in unpack_members(chunk["m"])
         ]
         return sorted(out, key=lambda m: m.id)
@@ -226,9 +224,8 @@ class Batcher:
     def batches(self, *, lane: int | None = None, newest_first: bool = True) -> Iterator[Batch]:
         """Every batch of the stream (or of one lane), newest first by default."""
         for ln in range(self.lanes) if lane is None else [lane]:
-            for item in self._query(
-                **render(key_condition=Attr("pk").eq(self._batch_key(ln, 0)["pk"])),
-                ScanIndexForward=not newest_first,
+            for item in self._t.query(
+                Attr("pk").eq(self._batch_key(ln, 0)["pk"]), reverse=newest_first
             ):
                 yield batch_from_item(item)
 
@@ -236,22 +233,17 @@ class Batcher:
         """Batches waiting to be loaded (sealed, loading or awaiting a retry), oldest sealed
         first. One ``Query`` of the sparse index (eventually consistent, which a scheduled
         sweeper can afford: a batch sealed a moment ago shows up on the next sweep)."""
-        items = self._query(
-            IndexName=INDEX_NAME,
-            **render(key_condition=Attr(INDEX_PK).eq(keys.index_partition("pending", self.stream))),
+        items = self._t.query(
+            Attr(INDEX_PK).eq(keys.index_partition("pending", self.stream)), index=True
         )
         return [batch_from_item(i) for i in items]
 
     def failed(self) -> list[Batch]:
         """Batches that used up their load attempts and wait for an operator."""
-        items = self._query(
-            IndexName=INDEX_NAME,
-            **render(key_condition=Attr(INDEX_PK).eq(keys.index_partition("failed", self.stream))),
+        items = self._t.query(
+            Attr(INDEX_PK).eq(keys.index_partition("failed", self.stream)), index=True
         )
         return [batch_from_item(i) for i in items]
-
-    def _query(self, **kwargs: Any) -> list[dict[str, Any]]:
-        return list(self._t.query(**kwargs))
 
     # loading lifecycle
 

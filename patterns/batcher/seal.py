@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from stateless_state import keys
 from stateless_state.expressions import Attr, Update
-from stateless_state.table import INDEX_PK, INDEX_SK, ConditionFailed, Table
+from stateless_state.table import ConditionFailed, Table
 
 from .batches import Batch, BatchState, Thresholds, batch_from_item
 
@@ -25,8 +25,7 @@ __all__ = ["pending_index", "seal_by_age", "sealed_batch"]
 
 def pending_index(stream: str, at: float, batch_id: str) -> dict[str, str]:
     """The sparse index attributes that list a batch as waiting to be loaded, oldest first."""
-    entry = keys.batch_index("pending", stream, at, batch_id)
-    return {INDEX_PK: entry.pk, INDEX_SK: entry.sk}
+    return keys.batch_index("pending", stream, at, batch_id).index_item()
 
 
 def sealed_batch(
