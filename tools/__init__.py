@@ -1,0 +1,1 @@
+"""Tools that keep the repository consistent with itself (run from the root)."""
