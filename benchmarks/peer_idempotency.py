@@ -290,7 +290,7 @@ def _zombie(side: Side, effect: Any, *, fails: bool) -> dict[str, str]:
 def run(engine: DynamoDBLocal, calls: int) -> dict[str, Any]:
     """Both sides: cost and latency per first call and per replay (with and without a side
     effect), and the two zombie scenarios."""
-    from tests.pynamodb_models import effect_model
+    from tests.support.pynamodb_models import effect_model
 
     os.environ.setdefault("AWS_LAMBDA_FUNCTION_NAME", "bench")
     effect = effect_model(engine)

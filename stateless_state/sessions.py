@@ -1,7 +1,8 @@
 """Session windows and tumbling windows, in event time, inside stateless Lambdas.
 
 Semantics (Flink / Beam session windows with a gap, a maximum duration and allowed lateness;
-``tests/test_sessions_conformance.py`` ports their test cases and says where ours differ):
+``tests/stateless_state/test_sessions_conformance.py`` ports their test cases and says where ours
+differ):
 
 * Two events of a key belong to one session when they are less than ``gap`` apart (through a
   chain of events); exactly ``gap`` apart is two sessions, as in Beam (Flink merges windows that
@@ -65,12 +66,12 @@ class SessionWindows(WindowStore[SessionRules]):
     allowed_lateness=...)``. See the module docstring for the semantics, and
     :class:`~stateless_state.window_rules.SessionOptions` for the options.
 
-    Cost per event, measured on DynamoDB Local (``tests/test_sessions_races.py``): one
-    consistent ``Query`` (1 RCU for a few small sessions) and one ``TransactWriteItems`` of the
-    session item, the key's head item (2 WCU: what keeps concurrent adds of one key in one
-    session), one more item per absorbed session and one with a token. A container's first add
-    of a key also reads the head (one consistent ``GetItem``, 1 RCU); a head moved by another
-    container costs one more attempt. More under contention on one key.
+    Cost per event, measured on DynamoDB Local (``tests/stateless_state/test_sessions_races.py``):
+    one consistent ``Query`` (1 RCU for a few small sessions) and one ``TransactWriteItems`` of the
+    session item, the key's head item (2 WCU: what keeps concurrent adds of one key in one session),
+    one more item per absorbed session and one with a token. A container's first add of a key also
+    reads the head (one consistent ``GetItem``, 1 RCU); a head moved by another container costs one
+    more attempt. More under contention on one key.
     """
 
     kind = "sessions"

@@ -1,89 +1,28 @@
 """The house's layering, checked against the code: no import cycle in ``stateless_state/`` and
 ``patterns/`` (type-only imports included, so the picture has no circle either), and no module
 importing another module's private name. A package may use its own private modules
-(``stateless_state._jmespath``); it may not reach into another module's ``_name``."""
+(``stateless_state._jmespath``); it may not reach into another module's ``_name``. And the
+README's picture of the house is the one ``tools/house.py`` computes from the code now."""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("stateless_state", "patterns")
+from tools.house import (
+    HOUSE,
+    MODULE_NAME,
+    PACKAGES,
+    ROOT,
+    WALKS,
+    block,
+    cycles,
+    floors,
+    house,
+    imports,
+    modules,
+)
 
-
-def modules(root: Path, packages: tuple[str, ...]) -> dict[str, Path]:
-    found: dict[str, Path] = {}
-    for package in packages:
-        for path in sorted((root / package).rglob("*.py")):
-            parts = list(path.relative_to(root).with_suffix("").parts)
-            if parts[-1] == "__init__":
-                parts.pop()
-            found[".".join(parts)] = path
-    return found
-
-
-def imports(mods: dict[str, Path]) -> tuple[dict[str, set[str]], list[str]]:
-    """Each module's imports of the other modules (every ``import``, also under
-    ``TYPE_CHECKING`` and inside functions), and the private names imported across modules."""
-    edges: dict[str, set[str]] = {}
-    private: list[str] = []
-    for name, path in mods.items():
-        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        targets: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                targets.update(a.name for a in node.names if a.name in mods)
-            elif isinstance(node, ast.ImportFrom):
-                base = package.split(".")[: len(package.split(".")) - node.level + 1]
-                source = ".".join([*base, node.module] if node.module else base)
-                if not node.level:
-                    source = node.module or ""
-                for alias in node.names:
-                    target = f"{source}.{alias.name}"
-                    if target in mods:
-                        targets.add(target)
-                        if alias.name.startswith("_") and target.rpartition(".")[0] != package:
-                            private.append(f"{name} imports the private module {target}")
-                        continue
-                    if source in mods:
-                        targets.add(source)
-                    if alias.name.startswith("_") and not alias.name.startswith("__"):
-                        private.append(f"{name} imports {alias.name} from {source}")
-        edges[name] = targets - {name}
-    return edges, private
-
-
-def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
-    """The strongly connected components of more than one module (Tarjan), each sorted."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    found: list[list[str]] = []
-
-    def visit(v: str) -> None:
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        for w in sorted(edges.get(v, ())):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            component = []
-            while True:
-                w = stack.pop()
-                component.append(w)
-                if w == v:
-                    break
-            if len(component) > 1:
-                found.append(sorted(component))
-
-    for v in sorted(edges):
-        if v not in index:
-            visit(v)
-    return found
+README = ROOT / "README.md"
 
 
 def test_no_import_cycle_and_no_private_name_across_modules() -> None:
@@ -109,3 +48,23 @@ def test_the_checks_see_a_cycle_and_a_private_import(tmp_path: Path) -> None:
     edges, private = imports(mods)
     assert cycles(edges) == [["pkg.a", "pkg.sub.b"]]
     assert private == ["pkg.sub.b imports _hidden from pkg.a"]
+
+
+def test_floors_stand_on_what_they_import() -> None:
+    edges = {"top": {"mid", "ground"}, "mid": {"ground"}, "ground": set(), "alone": set()}
+    assert floors(edges) == {"top": 2, "mid": 1, "ground": 0, "alone": 0}
+
+
+def test_the_readme_picture_is_the_code() -> None:
+    """Regenerate with ``python tools/house.py --write README.md``."""
+    assert block(README.read_text(), HOUSE) == house()
+
+
+def test_the_readme_walks_cross_modules_that_exist() -> None:
+    """The walks run handlers, so only ``--write`` regenerates them; every module they name
+    must still exist (a module moved or renamed since is a stale walk: regenerate it)."""
+    walks = block(README.read_text(), WALKS)
+    assert walks is not None
+    named = set(MODULE_NAME.findall(walks))
+    assert {"patterns.pipeline", "stateless_state.idempotency"} <= named
+    assert sorted(named - set(modules(ROOT, (*PACKAGES, "examples")))) == []

@@ -25,7 +25,7 @@ from pynamodb.transactions import TransactWrite
 from stateless_state import Claim, Store
 from stateless_state import pynamodb as ss_pynamodb
 from stateless_state.testing import DynamoDBLocal
-from tests.pynamodb_models import order_model
+from tests.support.pynamodb_models import order_model
 
 
 def test_a_completion_that_landed_unseen_is_never_released(moto_store: Store) -> None:

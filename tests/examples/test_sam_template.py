@@ -21,7 +21,7 @@ from patterns.testing import LocalS3, direct, put_object, sqs
 from stateless_state import Store
 from stateless_state.testing import DynamoDBLocal, FaultInjector
 
-TEMPLATE = Path(__file__).parent.parent / "examples" / "s3_redshift_batcher" / "template.yaml"
+TEMPLATE = Path(__file__).parents[2] / "examples" / "s3_redshift_batcher" / "template.yaml"
 # Called by the platform with the function's role, not by our code: the Data API reads the
 # secret with the caller's permissions, and Lambda sends the sweeper's failed (asynchronous)
 # invocations to the dead-letter queue. The loader's failed messages SQS itself redrives.

@@ -17,7 +17,7 @@ from stateless_state import Store
 pytestmark = pytest.mark.race
 
 SCRIPT = shutil.which("stateless-state") or str(
-    Path(__file__).parent.parent / ".venv" / "bin" / "stateless-state"
+    Path(__file__).parents[2] / ".venv" / "bin" / "stateless-state"
 )
 
 

@@ -20,8 +20,7 @@ from stateless_state import (
     idempotent,
 )
 from stateless_state.testing import FakeLambdaContext, FaultInjector
-
-from . import workers
+from tests.support import workers
 
 pytestmark = pytest.mark.race
 

@@ -30,7 +30,7 @@ from stateless_state import pynamodb as ss_pynamodb
 from stateless_state.testing import DynamoDBLocal, FakeLambdaContext
 from stateless_state.testing.strategies import hostile_names, instants
 from stateless_state.transaction import MAX_ACTIONS
-from tests.pynamodb_models import effect_model, order_model
+from tests.support.pynamodb_models import effect_model, order_model
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,7 @@ from hypothesis import strategies as st
 
 from stateless_state import InvalidArgument, Session, SessionUpdate, Store
 from stateless_state.testing.strategies import hostile_names, instants
-
-from .session_model import ModelSessions, ModelWindows
+from tests.support.session_model import ModelSessions, ModelWindows
 
 GAP, MAX_DURATION, LATENESS, T0 = 5.0, 20.0, 3.0, 1_000_000.0
 

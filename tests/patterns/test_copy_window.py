@@ -26,8 +26,7 @@ from patterns.pipeline import S3ToRedshift
 from patterns.testing import direct, put_object
 from stateless_state import Store
 from stateless_state.testing import FakeLambdaContext
-
-from .pg_warehouse import PostgresDataApi, redshift_on_postgres
+from tests.support.pg_warehouse import PostgresDataApi, redshift_on_postgres
 
 NO_TIME = FakeLambdaContext(1000)  # too little left to load: handle() only adds
 

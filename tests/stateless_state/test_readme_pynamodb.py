@@ -13,7 +13,7 @@ import pytest
 from stateless_state import TransactionCanceled
 from stateless_state.testing import DynamoDBLocal, FakeLambdaContext, fresh_table_name
 
-README = Path(__file__).parent.parent / "README.md"
+README = Path(__file__).parents[2] / "README.md"
 
 
 def example() -> dict[str, Any]:

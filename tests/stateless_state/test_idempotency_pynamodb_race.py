@@ -26,7 +26,7 @@ from stateless_state import (
 )
 from stateless_state import pynamodb as ss_pynamodb
 from stateless_state.testing import DynamoDBLocal, FaultInjector
-from tests.pynamodb_models import effect_model
+from tests.support.pynamodb_models import effect_model
 
 pytestmark = pytest.mark.race
 

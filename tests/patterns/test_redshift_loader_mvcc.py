@@ -31,8 +31,7 @@ from patterns.batcher.load_ticket import LoadTicket
 from patterns.batcher.manifest import Manifest, build_manifest
 from patterns.loaders.redshift import RedshiftDataApiLoader, RedshiftLoadError
 from stateless_state import Store
-
-from .pg_warehouse import PostgresDataApi, create_ledger
+from tests.support.pg_warehouse import PostgresDataApi, create_ledger
 
 pytestmark = pytest.mark.race
 

@@ -18,8 +18,7 @@ import pytest
 from patterns.batcher import Arrival, Batcher, BatchState, Thresholds
 from patterns.batcher import members as membership
 from stateless_state import Store
-
-from . import workers
+from tests.support import workers
 
 pytestmark = pytest.mark.race
 

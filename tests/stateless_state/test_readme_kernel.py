@@ -8,7 +8,7 @@ from typing import Any
 
 from stateless_state import Store
 
-README = Path(__file__).parent.parent / "README.md"
+README = Path(__file__).parents[2] / "README.md"
 
 
 def example() -> Any:

@@ -22,9 +22,8 @@ from patterns.pipeline import S3ToRedshift
 from patterns.testing import direct, put_object
 from stateless_state import Store
 from stateless_state.testing import FakeLambdaContext
-
-from .pg_warehouse import redshift_on_postgres as on_postgres
-from .test_cli import cli
+from tests.patterns.test_cli import cli
+from tests.support.pg_warehouse import redshift_on_postgres as on_postgres
 
 NO_TIME = FakeLambdaContext(1000)  # too little left to load: handle() only adds
 
@@ -114,7 +113,8 @@ def test_a_batch_whose_every_member_is_gone_loads_nothing(
 
 
 def redshift_on_postgres(postgres: str, s3: Any) -> RedshiftDataApiLoader:
-    """The Redshift loader on PostgreSQL (:func:`tests.pg_warehouse.redshift_on_postgres`)."""
+    """The Redshift loader on PostgreSQL
+    (:func:`tests.support.pg_warehouse.redshift_on_postgres`)."""
     return on_postgres(postgres, s3)[0]
 
 

@@ -12,8 +12,7 @@ import pytest
 
 from stateless_state import Session, Store
 from stateless_state.testing import FaultInjector
-
-from . import workers
+from tests.support import workers
 
 pytestmark = pytest.mark.race
 

@@ -6,8 +6,9 @@ commit the Data API forgot, a crash at each session call. The two blind spots th
 bytes, both inside the window) are strict xfails: they document the limit and fail loudly if it
 is ever lifted.
 
-Setup as tests/test_copy_window.py: the loader's SQL on PostgreSQL (PostgresDataApi, sessions),
-COPY reading each manifest entry's key from S3 when the COPY call runs, batches on DynamoDB Local.
+Setup as tests/patterns/test_copy_window.py: the loader's SQL on PostgreSQL (PostgresDataApi,
+sessions), COPY reading each manifest entry's key from S3 when the COPY call runs, batches on
+DynamoDB Local.
 """
 
 from __future__ import annotations
@@ -29,9 +30,8 @@ from patterns.loaders.redshift import RedshiftDataApiLoader
 from patterns.pipeline import S3ToRedshift
 from patterns.testing import direct, refuse_long_keys
 from stateless_state import InvalidArgument, Store
-
-from .pg_warehouse import PostgresDataApi
-from .test_copy_window import NO_TIME, is_copy, loaded_versions, put, warehouse
+from tests.patterns.test_copy_window import NO_TIME, is_copy, loaded_versions, put, warehouse
+from tests.support.pg_warehouse import PostgresDataApi
 
 
 def pipeline(

@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from stateless_state import Count, LimitExceeded, Store
-
-from . import workers
+from tests.support import workers
 
 pytestmark = pytest.mark.race
 

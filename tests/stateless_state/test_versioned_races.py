@@ -9,8 +9,7 @@ import pytest
 
 from stateless_state import Store
 from stateless_state.testing import FaultInjector
-
-from . import workers
+from tests.support import workers
 
 pytestmark = pytest.mark.race
 

@@ -19,8 +19,7 @@ from typing import Any
 import pytest
 
 from stateless_state import Store
-
-from . import workers
+from tests.support import workers
 
 pytestmark = pytest.mark.race
 

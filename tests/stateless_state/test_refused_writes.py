@@ -13,7 +13,7 @@ from stateless_state import Store
 from stateless_state import pynamodb as ss_pynamodb
 from stateless_state.errors import OtherTableNotFound, WriteRefused
 from stateless_state.testing import DynamoDBLocal
-from tests.pynamodb_models import order_model
+from tests.support.pynamodb_models import order_model
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from patterns.hooks import CrashPoint, set_crash_hook
 from patterns.loaders.sqlite import LocalWarehouseLoader
 from patterns.pipeline import S3ToRedshift
 from stateless_state import InvalidArgument, Store
-from tests.test_abandon import sealed_pipeline
+from tests.patterns.test_abandon import sealed_pipeline
 
 ROLE = "arn:aws:iam::123456789012:role/copy"
 SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf"

@@ -1,0 +1,1 @@
+"""Tests that the benchmarks run and measure what they claim (benchmarks/)."""

@@ -1,0 +1,1 @@
+"""Tests of the example application (examples/s3_redshift_batcher/)."""

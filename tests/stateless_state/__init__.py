@@ -1,0 +1,1 @@
+"""Tests of the primitives and their kernel (stateless_state/)."""
