@@ -35,7 +35,6 @@ import re
 import sys
 import time
 from collections.abc import Callable, Mapping
-from types import TracebackType
 from typing import Any
 
 from .errors import InvalidArgument
@@ -182,12 +181,7 @@ class publish_metrics(contextlib.ContextDecorator):
         self._before.append(self._store.metrics.snapshot())
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         spent = self._store.metrics.snapshot() - self._before.pop()
         for doc in emf_documents(spent, namespace=self._namespace, dimensions=self._dimensions):
             self._emit(json.dumps(doc, separators=(",", ":")))

@@ -20,7 +20,6 @@ import socket
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from types import TracebackType
 from typing import Any, NamedTuple, TypedDict, Unpack
 
 from . import domain, keys
@@ -195,12 +194,7 @@ class Held:
     def __enter__(self) -> Held:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
 

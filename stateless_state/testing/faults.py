@@ -20,7 +20,6 @@ import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from botocore.awsrequest import AWSResponse
@@ -131,12 +130,7 @@ class FaultInjector:
         self._active = True
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.client.meta.events.unregister("before-send.dynamodb.*", self._before_send)
         self._active = False
 
