@@ -1,8 +1,9 @@
 """The house's layering, checked against the code: no import cycle in ``stateless_state/`` and
 ``patterns/`` (type-only imports included, so the picture has no circle either), and no module
 importing another module's private name. A package may use its own private modules
-(``stateless_state._jmespath``); it may not reach into another module's ``_name``. And the
-README's picture of the house is the one ``tools/house.py`` computes from the code now."""
+(``stateless_state.idempotency._jmespath``); it may not reach into another module's ``_name``.
+And the README's picture of the house is the one ``tools/house.py`` computes from the code
+now."""
 
 from __future__ import annotations
 
