@@ -22,7 +22,7 @@ from patterns.pipeline import S3ToRedshift
 from patterns.testing import direct, put_object
 from stateless_state import Store
 from stateless_state.testing import FakeLambdaContext
-from tests.patterns.test_cli import cli
+from tests.support.cli import cli
 from tests.support.pg_warehouse import redshift_on_postgres as on_postgres
 from tests.support.pipelines import count_pipeline
 
