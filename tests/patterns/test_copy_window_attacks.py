@@ -24,7 +24,7 @@ import psycopg
 import pytest
 from botocore.exceptions import ClientError
 
-from patterns.batcher import BatchState
+from patterns.batcher import Batch, BatchState
 from patterns.hooks import CrashPoint, set_crash_hook
 from patterns.loaders.redshift import RedshiftDataApiLoader
 from patterns.pipeline import S3ToRedshift
@@ -60,6 +60,18 @@ def new_stream() -> str:
 
 def enable_versioning(s3: Any, bucket: str) -> None:
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+
+
+def load_three_times(p: S3ToRedshift, batch_id: str) -> tuple[list[str], Batch]:
+    """Three loads of ``batch_id`` 50 ms apart (a sweeper's retries): their outcomes and the
+    batch as it then stands (asserted to exist)."""
+    outcomes: list[str] = []
+    for _ in range(3):
+        outcomes.append(p.load(batch_id))
+        time.sleep(0.05)
+    batch = p.batcher.batch(batch_id)
+    assert batch is not None
+    return outcomes, batch
 
 
 class Died(BaseException):
@@ -326,12 +338,7 @@ def test_a_recheck_longer_than_the_keep_alive_still_loads(
         retry_backoff=0.01,
     )
     (batch_id,) = p.handle(direct(*(put(s3, bucket, k, 1, 1) for k in keys)), NO_TIME)["sealed"]
-    outcomes = []
-    for _ in range(3):
-        outcomes.append(p.load(batch_id))
-        time.sleep(0.05)
-    batch = p.batcher.batch(batch_id)
-    assert batch is not None
+    outcomes, batch = load_three_times(p, batch_id)
     assert batch.state == BatchState.LOADED, (outcomes, batch.state, batch.error)
 
 
@@ -596,11 +603,6 @@ def test_a_recorded_commit_the_data_api_forgot_is_loaded_again_safely(
 
     api.describe_statement = describe  # type: ignore[method-assign]
     time.sleep(1.3)
-    outcomes = []
-    for _ in range(3):
-        outcomes.append(p.load(batch_id))
-        time.sleep(0.05)
-    batch = p.batcher.batch(batch_id)
-    assert batch is not None
+    outcomes, batch = load_three_times(p, batch_id)
     assert loaded_versions(postgres, loader, "a.jsonl") == Counter({1: 2})
     assert batch.state == BatchState.LOADED, (outcomes, batch.state, batch.error)
