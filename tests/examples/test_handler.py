@@ -14,7 +14,7 @@ import pytest
 from patterns.testing import direct, put_object
 from stateless_state import Store
 from stateless_state.testing import DynamoDBLocal, FakeLambdaContext, fresh_table_name
-from tests.stateless_state.test_cloudwatch_emf import check_emf
+from tests.support.emf import check_emf
 
 
 def test_the_example_handler_loads_a_batch_and_reports_its_cost(

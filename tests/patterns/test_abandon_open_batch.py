@@ -41,12 +41,19 @@ def arrival_after_first_read(b: Batcher) -> tuple[Callable[[str], Batch | None],
     return read_then_arrival, seen
 
 
+def racing_batch(store: Store, monkeypatch: pytest.MonkeyPatch) -> tuple[Batcher, str, list[Batch]]:
+    """An open batch of one member whose first read (``b.batch``, patched for the test) lets a
+    second arrival join after it: the batcher, the batch id, the batches that read saw."""
+    b, first = open_batch(store)
+    reader, seen = arrival_after_first_read(b)
+    monkeypatch.setattr(b, "batch", reader)
+    return b, first, seen
+
+
 def test_an_operator_shown_one_member_is_refused_when_a_second_joined(
     ddb_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    b, first = open_batch(ddb_store)
-    reader, seen = arrival_after_first_read(b)
-    monkeypatch.setattr(b, "batch", reader)
+    b, first, seen = racing_batch(ddb_store, monkeypatch)
     with pytest.raises(StateConflict, match="2 members, not the 1 expected"):
         abandon_batch(b, None, first, who="ops", why="poison", expect_count=1)
     monkeypatch.undo()
@@ -61,9 +68,7 @@ def test_an_operator_shown_one_member_is_refused_when_a_second_joined(
 def test_an_abandon_never_writes_on_a_count_it_did_not_read(
     ddb_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    b, first = open_batch(ddb_store)
-    reader, _ = arrival_after_first_read(b)
-    monkeypatch.setattr(b, "batch", reader)
+    b, first, _ = racing_batch(ddb_store, monkeypatch)
     decided: list[int | None] = []
     real_action = b.operator_action
 

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from patterns import PostgresLoader
-from patterns.batcher import Batch, Batcher, BatchState, Thresholds
+from patterns.batcher import Batch, Batcher, BatchState
 from patterns.batcher.abandon import abandon_batch
 from patterns.hooks import CrashPoint, set_crash_hook
 from patterns.loaders.sqlite import LocalWarehouseLoader
@@ -24,6 +24,7 @@ from patterns.pipeline import S3ToRedshift
 from patterns.testing import direct, put_object
 from stateless_state import InvalidArgument, StateConflict, Store
 from stateless_state.testing import FakeLambdaContext
+from tests.support.pipelines import count_pipeline
 
 pytestmark = pytest.mark.race
 
@@ -79,13 +80,13 @@ def hooks() -> Iterator[dict[str, Callable[[], None]]]:
 def sealed_batch(store: Store, s3_bucket: tuple[Any, str], loader: Any) -> tuple[S3ToRedshift, str]:
     s3, bucket = s3_bucket
     records = [put_object(s3, bucket, k, b'{"x": 1}\n{"x": 2}\n') for k in ("a#1 🚀.jsonl", "b/2")]
-    pipeline = S3ToRedshift(
+    pipeline = count_pipeline(
         store,
+        s3,
+        bucket,
+        loader,
+        2,
         stream=f"ops #/{uuid.uuid4().hex[:6]} 🚀",
-        loader=loader,
-        manifest_bucket=bucket,
-        thresholds=Thresholds(count=2, bytes=None, age=None),
-        s3_client=s3,
         min_load_time=3600,  # handle() only adds: the test drives the loads
     )
     (sealed,) = pipeline.handle(direct(*records), FakeLambdaContext(1000))["sealed"]
@@ -215,6 +216,15 @@ def test_two_operators_abandoning_at_once_both_end_abandoned_and_nothing_commits
     assert pipeline.load(batch_id) == "busy" and committed() == 0
 
 
+def operator_retry(
+    pipeline: S3ToRedshift, batch_id: str, state: BatchState, fence: int, *, who: str, why: str
+) -> None:
+    """The operator's retry of ``batch_id``, conditional on the ``state`` and ``fence`` it read."""
+    pipeline.batcher.operator_action(
+        batch_id, "retry", expect_state=state, expect_fence=fence, who=who, why=why
+    )
+
+
 def test_abandoned_is_final_no_retry_brings_it_back(
     ddb_store: Store, s3_bucket: tuple[Any, str], warehouse: Warehouse
 ) -> None:
@@ -224,13 +234,8 @@ def test_abandoned_is_final_no_retry_brings_it_back(
     gone = pipeline.batcher.batch(batch_id)
     assert gone is not None
     with pytest.raises(InvalidArgument, match="abandoned is final"):
-        pipeline.batcher.operator_action(
-            batch_id,
-            "retry",
-            expect_state=BatchState.ABANDONED,
-            expect_fence=gone.fence,
-            who="a",
-            why="un-abandon",
+        operator_retry(
+            pipeline, batch_id, BatchState.ABANDONED, gone.fence, who="a", why="un-abandon"
         )
     after = pipeline.batcher.batch(batch_id)
     assert after is not None and after.state == BatchState.ABANDONED
@@ -252,13 +257,8 @@ def test_a_retry_that_read_a_stuck_loader_does_not_unseat_the_loader_that_took_o
     assert stuck is not None and stuck.state == BatchState.LOADING and stuck.fence == 1
     successor = pipeline.batcher.claim_load(batch_id)  # between the read and the write
     with pytest.raises(StateConflict, match="loading at fence 2, not loading at fence 1"):
-        pipeline.batcher.operator_action(
-            batch_id,
-            "retry",
-            expect_state=BatchState.LOADING,
-            expect_fence=stuck.fence,
-            who="oncall",
-            why="stuck",
+        operator_retry(
+            pipeline, batch_id, BatchState.LOADING, stuck.fence, who="oncall", why="stuck"
         )
     successor.loaded()  # the loader that took over still holds the batch
     after = pipeline.batcher.batch(batch_id)

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -13,38 +10,9 @@ import pytest
 
 from patterns.batcher import Arrival, Batcher, BatchState, Thresholds
 from stateless_state import Store
+from tests.support.cli import cli
 
 pytestmark = pytest.mark.race
-
-SCRIPT = shutil.which("stateless-state") or str(
-    Path(__file__).parents[2] / ".venv" / "bin" / "stateless-state"
-)
-
-
-def cli(
-    store: Store | None, *args: str, env: dict[str, str] | None = None, tmp: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    if store is not None:
-        base.update(
-            AWS_ENDPOINT_URL_DYNAMODB=store.client.meta.endpoint_url,
-            AWS_ACCESS_KEY_ID="local",
-            AWS_SECRET_ACCESS_KEY="local",
-            AWS_REGION="us-east-1",
-            STATELESS_STATE_TABLE=store.table_name,
-        )
-    if tmp is not None:
-        base["XDG_CACHE_HOME"] = str(tmp)
-    base.update(env or {})
-    return subprocess.run(
-        [SCRIPT, *args],
-        capture_output=True,
-        text=True,
-        env=base,
-        timeout=60,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def batches_in_every_state(store: Store) -> dict[str, str]:

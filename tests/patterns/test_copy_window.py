@@ -10,62 +10,32 @@ after every COPY call (an adversary that never stops rewriting).
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
-import psycopg
 import pytest
 
-from patterns.batcher import BatchState, Thresholds
+from patterns.batcher import BatchState
 from patterns.hooks import CrashPoint, set_crash_hook
 from patterns.loaders.redshift import RedshiftDataApiLoader
 from patterns.pipeline import S3ToRedshift
-from patterns.testing import direct, put_object
+from patterns.testing import direct
 from stateless_state import Store
-from stateless_state.testing import FakeLambdaContext
-from tests.support.pg_warehouse import PostgresDataApi, redshift_on_postgres
-
-NO_TIME = FakeLambdaContext(1000)  # too little left to load: handle() only adds
-
-
-def put(s3: Any, bucket: str, key: str, version: int, rows: int) -> dict[str, Any]:
-    body = "".join(json.dumps({"v": version, "n": n}) + "\n" for n in range(rows)).encode()
-    return put_object(s3, bucket, key, body, sequencer=uuid.uuid4().hex[:16].upper())
-
-
-def warehouse(
-    postgres: str, s3: Any, after: Callable[[dict[str, Any]], None] | None = None
-) -> tuple[RedshiftDataApiLoader, PostgresDataApi]:
-    return redshift_on_postgres(postgres, s3, after)
+from tests.support.pipelines import (
+    NO_TIME,
+    count_pipeline,
+    is_copy,
+    loaded_versions,
+    put,
+    warehouse,
+)
 
 
 def pipeline_for(
     store: Store, s3: Any, bucket: str, loader: RedshiftDataApiLoader, count: int
 ) -> S3ToRedshift:
-    return S3ToRedshift(
-        store,
-        stream=f"window-{uuid.uuid4().hex[:6]}",
-        loader=loader,
-        manifest_bucket=bucket,
-        thresholds=Thresholds(count=count, bytes=None, age=None),
-        s3_client=s3,
-        min_load_time=60,
-    )
-
-
-def loaded_versions(postgres: str, loader: RedshiftDataApiLoader, key: str) -> Counter[int]:
-    """Rows loaded from ``key``'s content (its staged copies included), by version."""
-    with psycopg.connect(postgres, autocommit=True) as conn:
-        rows = conn.execute(f"SELECT url, payload FROM {loader.table}").fetchall()
-    name = key.rsplit("/", 1)[-1]
-    return Counter(json.loads(p)["v"] for url, p in rows if url.endswith(name))
-
-
-def is_copy(call: dict[str, Any]) -> bool:
-    return any(sql.startswith("COPY ") for sql in call["Sqls"])
+    return count_pipeline(store, s3, bucket, loader, count, stream=f"window-{uuid.uuid4().hex[:6]}")
 
 
 @pytest.mark.parametrize("versioned", [True, False], ids=["versioned", "unversioned"])
@@ -169,15 +139,8 @@ def test_a_manifest_of_staged_copies_loads_in_one_call(
     s3, bucket = s3_bucket
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     loader, api = warehouse(postgres, s3)
-    pipeline = S3ToRedshift(
-        ddb_store,
-        stream=f"staged-{uuid.uuid4().hex[:6]}",
-        loader=loader,
-        manifest_bucket=bucket,
-        thresholds=Thresholds(count=1, bytes=None, age=None),
-        s3_client=s3,
-        min_load_time=60,
-        always_stage=True,
+    pipeline = count_pipeline(
+        ddb_store, s3, bucket, loader, 1, stream=f"staged-{uuid.uuid4().hex[:6]}", always_stage=True
     )
     (batch_id,) = pipeline.handle(direct(put(s3, bucket, "s.jsonl", 1, 2)), NO_TIME)["sealed"]
     assert pipeline.load(batch_id) == "loaded"

@@ -24,14 +24,22 @@ import psycopg
 import pytest
 from botocore.exceptions import ClientError
 
-from patterns.batcher import BatchState, Thresholds
+from patterns.batcher import Batch, BatchState
 from patterns.hooks import CrashPoint, set_crash_hook
 from patterns.loaders.redshift import RedshiftDataApiLoader
 from patterns.pipeline import S3ToRedshift
 from patterns.testing import direct, refuse_long_keys
 from stateless_state import InvalidArgument, Store
-from tests.patterns.test_copy_window import NO_TIME, is_copy, loaded_versions, put, warehouse
 from tests.support.pg_warehouse import PostgresDataApi
+from tests.support.pipelines import (
+    NO_TIME,
+    count_pipeline,
+    is_copy,
+    load_dying_after_commit,
+    loaded_versions,
+    put,
+    warehouse,
+)
 
 
 def pipeline(
@@ -43,16 +51,7 @@ def pipeline(
     stream: str,
     **kw: Any,
 ) -> S3ToRedshift:
-    return S3ToRedshift(
-        store,
-        stream=stream,
-        loader=loader,
-        manifest_bucket=bucket,
-        thresholds=Thresholds(count=count, bytes=None, age=None),
-        s3_client=s3,
-        min_load_time=60,
-        **kw,
-    )
+    return count_pipeline(store, s3, bucket, loader, count, stream=stream, **kw)
 
 
 def new_stream() -> str:
@@ -61,6 +60,18 @@ def new_stream() -> str:
 
 def enable_versioning(s3: Any, bucket: str) -> None:
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+
+
+def load_three_times(p: S3ToRedshift, batch_id: str) -> tuple[list[str], Batch]:
+    """Three loads of ``batch_id`` 50 ms apart (a sweeper's retries): their outcomes and the
+    batch as it then stands (asserted to exist)."""
+    outcomes: list[str] = []
+    for _ in range(3):
+        outcomes.append(p.load(batch_id))
+        time.sleep(0.05)
+    batch = p.batcher.batch(batch_id)
+    assert batch is not None
+    return outcomes, batch
 
 
 class Died(BaseException):
@@ -166,16 +177,7 @@ def test_a_takeover_after_a_commit_reports_nothing_superseded(
     x = put(s3, bucket, "x.jsonl", 1, 2)
     (batch_id,) = p.handle(direct(x, put(s3, bucket, "w.jsonl", 0, 1)), NO_TIME)["sealed"]
 
-    def die(point: CrashPoint) -> None:
-        if point == "after-commit":
-            raise Died
-
-    set_crash_hook(die)
-    try:
-        with pytest.raises(Died):
-            p.load(batch_id)
-    finally:
-        set_crash_hook(None)
+    load_dying_after_commit(p, batch_id, Died)
     if versioned:
         s3.delete_object(Bucket=bucket, Key="x.jsonl", VersionId=x["s3"]["object"]["versionId"])
     else:
@@ -336,12 +338,7 @@ def test_a_recheck_longer_than_the_keep_alive_still_loads(
         retry_backoff=0.01,
     )
     (batch_id,) = p.handle(direct(*(put(s3, bucket, k, 1, 1) for k in keys)), NO_TIME)["sealed"]
-    outcomes = []
-    for _ in range(3):
-        outcomes.append(p.load(batch_id))
-        time.sleep(0.05)
-    batch = p.batcher.batch(batch_id)
-    assert batch is not None
+    outcomes, batch = load_three_times(p, batch_id)
     assert batch.state == BatchState.LOADED, (outcomes, batch.state, batch.error)
 
 
@@ -447,16 +444,7 @@ def test_held_statement_id_is_the_commit_and_successor_trusts_it(
         direct(put(s3, bucket, "a.jsonl", 1, 2), put(s3, bucket, "b.jsonl", 1, 1)), NO_TIME
     )["sealed"]
 
-    def die(point: CrashPoint) -> None:
-        if point == "after-commit":
-            raise Died
-
-    set_crash_hook(die)
-    try:
-        with pytest.raises(Died):
-            p.load(batch_id)
-    finally:
-        set_crash_hook(None)
+    load_dying_after_commit(p, batch_id, Died)
     batch = p.batcher.batch(batch_id)
     assert batch is not None and batch.statement_id
     assert sent[batch.statement_id][0].startswith("LOCK "), sent[batch.statement_id]
@@ -600,16 +588,7 @@ def test_a_recorded_commit_the_data_api_forgot_is_loaded_again_safely(
         direct(put(s3, bucket, "a.jsonl", 1, 2), put(s3, bucket, "b.jsonl", 1, 1)), NO_TIME
     )["sealed"]
 
-    def die(point: CrashPoint) -> None:
-        if point == "after-commit":
-            raise Died
-
-    set_crash_hook(die)
-    try:
-        with pytest.raises(Died):
-            p.load(batch_id)
-    finally:
-        set_crash_hook(None)
+    load_dying_after_commit(p, batch_id, Died)
     kept = dict(api.results)
     api.results.clear()
     inner = api.describe_statement
@@ -624,11 +603,6 @@ def test_a_recorded_commit_the_data_api_forgot_is_loaded_again_safely(
 
     api.describe_statement = describe  # type: ignore[method-assign]
     time.sleep(1.3)
-    outcomes = []
-    for _ in range(3):
-        outcomes.append(p.load(batch_id))
-        time.sleep(0.05)
-    batch = p.batcher.batch(batch_id)
-    assert batch is not None
+    outcomes, batch = load_three_times(p, batch_id)
     assert loaded_versions(postgres, loader, "a.jsonl") == Counter({1: 2})
     assert batch.state == BatchState.LOADED, (outcomes, batch.state, batch.error)

@@ -14,12 +14,13 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from patterns.batcher import BatchState, Thresholds
+from patterns.batcher import BatchState
 from patterns.loaders.sqlite import LocalWarehouseLoader
 from patterns.pipeline import S3ToRedshift
 from patterns.testing import direct, put_object, refuse_long_keys
 from stateless_state import Store
 from stateless_state.testing import FakeLambdaContext
+from tests.support.pipelines import count_pipeline
 
 NO_TIME = FakeLambdaContext(1000)
 
@@ -36,15 +37,9 @@ def loaded(db: Path) -> Counter[int]:
 
 
 def pipeline(store: Store, s3: Any, bucket: str, db: Path, count: int, **kw: Any) -> S3ToRedshift:
-    return S3ToRedshift(
-        store,
-        stream=f"edge #/ {uuid.uuid4().hex[:6]} 🚀",
-        loader=LocalWarehouseLoader(db, s3),
-        manifest_bucket=bucket,
-        thresholds=Thresholds(count=count, bytes=None, age=None),
-        s3_client=s3,
-        min_load_time=60,
-        **kw,
+    stream = f"edge #/ {uuid.uuid4().hex[:6]} 🚀"
+    return count_pipeline(
+        store, s3, bucket, LocalWarehouseLoader(db, s3), count, stream=stream, **kw
     )
 
 

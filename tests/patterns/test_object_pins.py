@@ -22,8 +22,9 @@ from patterns.pipeline import S3ToRedshift
 from patterns.testing import direct, put_object
 from stateless_state import Store
 from stateless_state.testing import FakeLambdaContext
-from tests.patterns.test_cli import cli
+from tests.support.cli import cli
 from tests.support.pg_warehouse import redshift_on_postgres as on_postgres
+from tests.support.pipelines import count_pipeline
 
 NO_TIME = FakeLambdaContext(1000)  # too little left to load: handle() only adds
 
@@ -56,14 +57,13 @@ def test_a_key_rewritten_before_its_batch_loads(
     if versioned:
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     db = tmp_path / "wh.db"
-    pipeline = S3ToRedshift(
+    pipeline = count_pipeline(
         ddb_store,
+        s3,
+        bucket,
+        LocalWarehouseLoader(db, s3),
+        batch,
         stream=f"rewrite#{uuid.uuid4().hex[:6]}",
-        loader=LocalWarehouseLoader(db, s3),
-        manifest_bucket=bucket,
-        thresholds=Thresholds(count=batch, bytes=None, age=None),
-        s3_client=s3,
-        min_load_time=60,
         always_stage=always_stage,
     )
     others = [put(s3, bucket, f"other/{i}.jsonl", 0, 1) for i in range(max(batch - 2, 0))]
@@ -133,14 +133,8 @@ def test_the_redshift_statement_path_loads_each_version_once(
     if versioned:
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     loader = redshift_on_postgres(postgres, s3)
-    pipeline = S3ToRedshift(
-        ddb_store,
-        stream=f"rs-{uuid.uuid4().hex[:6]}",
-        loader=loader,
-        manifest_bucket=bucket,
-        thresholds=Thresholds(count=batch, bytes=None, age=None),
-        s3_client=s3,
-        min_load_time=60,
+    pipeline = count_pipeline(
+        ddb_store, s3, bucket, loader, batch, stream=f"rs-{uuid.uuid4().hex[:6]}"
     )
     others = [put(s3, bucket, f"other/{i}.jsonl", 0, 1) for i in range(max(batch - 2, 0))]
     sealed = pipeline.handle(direct(*others, put(s3, bucket, "k.jsonl", 1, 2)), NO_TIME)["sealed"]

@@ -22,6 +22,7 @@ from patterns.pipeline import S3ToRedshift
 from patterns.testing import direct, put_object
 from stateless_state import InvalidArgument, Store
 from stateless_state.testing import FakeLambdaContext
+from tests.support.pipelines import count_pipeline
 
 pytestmark = pytest.mark.race
 
@@ -51,15 +52,7 @@ def test_records_map_onto_columns_by_name_and_each_version_loads_once(
     s3, bucket = s3_bucket
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     loader = warehouse(postgres, s3)
-    pipeline = S3ToRedshift(
-        ddb_store,
-        stream=f"pg-{uuid.uuid4().hex[:6]}",
-        loader=loader,
-        manifest_bucket=bucket,
-        thresholds=Thresholds(count=2, bytes=None, age=None),
-        s3_client=s3,
-        min_load_time=60,
-    )
+    pipeline = count_pipeline(ddb_store, s3, bucket, loader, 2, stream=f"pg-{uuid.uuid4().hex[:6]}")
     jsonl = (
         b'{"id": 1, "v": 1, "note": "a", "extra": {"k": [1]}, "ignored": 0}\n{"id": 2, "v": 1}\n'
     )
@@ -141,14 +134,8 @@ def test_abandon_through_the_operator_path(
 ) -> None:
     s3, bucket = s3_bucket
     loader = warehouse(postgres, s3)
-    pipeline = S3ToRedshift(
-        ddb_store,
-        stream=f"pga-{uuid.uuid4().hex[:6]}",
-        loader=loader,
-        manifest_bucket=bucket,
-        thresholds=Thresholds(count=1, bytes=None, age=None),
-        s3_client=s3,
-        min_load_time=60,
+    pipeline = count_pipeline(
+        ddb_store, s3, bucket, loader, 1, stream=f"pga-{uuid.uuid4().hex[:6]}"
     )
     record = put_object(s3, bucket, "a/1.jsonl", b'{"id": 9, "v": 1}\n')
     (sealed,) = pipeline.handle(direct(record), FakeLambdaContext(1000))["sealed"]

@@ -16,7 +16,7 @@ from botocore.stub import Stubber
 
 from patterns.batcher import Arrival, Batcher, Thresholds
 from patterns.batcher.load_ticket import LoadTicket
-from patterns.batcher.manifest import build_manifest
+from patterns.batcher.manifest import Manifest, build_manifest
 from patterns.loaders.redshift import CopyFormat, RedshiftDataApiLoader, RedshiftLoadError
 from stateless_state import InvalidArgument, Store
 
@@ -75,6 +75,20 @@ EXPECTED_SQL = [
 ]
 
 
+def ticket_and_manifest(
+    store: Store, statement: str | None = None
+) -> tuple[Batcher, LoadTicket, Manifest]:
+    """The batcher, a sealed batch's load ticket (``statement`` recorded on it first, if
+    given) and the manifest of its members."""
+    b, ticket = sealed_ticket(store)
+    if statement is not None:
+        ticket.record_statement(statement)
+    manifest = build_manifest(
+        ticket.batch.id, b.members(ticket.batch.id), bucket="manifests", prefix="m/"
+    )
+    return b, ticket, manifest
+
+
 def test_exact_statements(data_api: tuple[Any, Stubber]) -> None:
     sql = loader(data_api[0]).statements(
         "clicks/0/000000000000", "s3://manifests/m/clicks/0/000000000000.0.manifest", 1
@@ -86,10 +100,7 @@ def test_load_records_statement_id_before_waiting(
     moto_store: Store, data_api: tuple[Any, Stubber]
 ) -> None:
     client, stub = data_api
-    b, ticket = sealed_ticket(moto_store)
-    manifest = build_manifest(
-        ticket.batch.id, b.members(ticket.batch.id), bucket="manifests", prefix="m/"
-    )
+    b, ticket, manifest = ticket_and_manifest(moto_store)
     stub.add_response(
         "batch_execute_statement",
         {"Id": "stmt-1"},
@@ -133,10 +144,7 @@ def test_a_load_of_an_abandoned_batch_commits_nothing_and_says_so(
     moto_store: Store, data_api: tuple[Any, Stubber]
 ) -> None:
     client, stub = data_api
-    b, ticket = sealed_ticket(moto_store)
-    manifest = build_manifest(
-        ticket.batch.id, b.members(ticket.batch.id), bucket="manifests", prefix="m/"
-    )
+    _, ticket, manifest = ticket_and_manifest(moto_store)
     stub.add_response("batch_execute_statement", {"Id": "stmt-1"})
     # The ledger held the abandon's tombstone: no rows inserted, no ledger row, the probe hit.
     stub.add_response("describe_statement", finished("stmt-1", [0, 0, 2, 0, 0, 1]))
@@ -187,11 +195,7 @@ def test_recovery_asks_the_data_api_instead_of_loading_again(
     moto_store: Store, data_api: tuple[Any, Stubber]
 ) -> None:
     client, stub = data_api
-    b, first = sealed_ticket(moto_store)
-    first.record_statement("stmt-old")
-    manifest = build_manifest(
-        first.batch.id, b.members(first.batch.id), bucket="manifests", prefix="m/"
-    )
+    _, first, manifest = ticket_and_manifest(moto_store, statement="stmt-old")
     stub.add_response(
         "describe_statement", {"Id": "stmt-old", "Status": "FINISHED"}, {"Id": "stmt-old"}
     )
@@ -203,11 +207,7 @@ def test_recovery_reloads_after_a_failed_statement(
     moto_store: Store, data_api: tuple[Any, Stubber]
 ) -> None:
     client, stub = data_api
-    b, ticket = sealed_ticket(moto_store)
-    ticket.record_statement("stmt-old")
-    manifest = build_manifest(
-        ticket.batch.id, b.members(ticket.batch.id), bucket="manifests", prefix="m/"
-    )
+    b, ticket, manifest = ticket_and_manifest(moto_store, statement="stmt-old")
     stub.add_response(
         "describe_statement",
         {"Id": "stmt-old", "Status": "FAILED", "Error": "disk full"},

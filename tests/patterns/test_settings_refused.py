@@ -6,7 +6,7 @@ settings, manifest buckets S3 refuses, and batch ids that are not the batcher's 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +17,10 @@ from hypothesis import strategies as st
 from patterns.batcher.abandon import abandon_batch
 from patterns.batcher.batches import batch_id, parse_batch_id
 from patterns.config import pipeline_settings
-from patterns.hooks import CrashPoint, set_crash_hook
 from patterns.loaders.sqlite import LocalWarehouseLoader
 from patterns.pipeline import S3ToRedshift
 from stateless_state import InvalidArgument, Store
-from tests.patterns.test_abandon import sealed_pipeline
+from tests.support.pipelines import sealed_pipeline
 
 ROLE = "arn:aws:iam::123456789012:role/copy"
 SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf"
@@ -373,19 +372,6 @@ def test_a_batch_id_not_spelt_as_the_batcher_writes_it_is_refused(value: str) ->
 )
 def test_batch_ids_round_trip(stream: str, lane: int, seq: int) -> None:
     assert parse_batch_id(batch_id(stream, lane, seq)) == (stream, lane, seq)
-
-
-@pytest.fixture
-def at_point() -> Iterator[Callable[[CrashPoint, Callable[[], None]], None]]:
-    actions: dict[str, Callable[[], None]] = {}
-
-    def hook(name: CrashPoint) -> None:
-        if name in actions:
-            actions.pop(name)()
-
-    set_crash_hook(hook)
-    yield actions.__setitem__
-    set_crash_hook(None)
 
 
 @pytest.mark.parametrize(

@@ -12,14 +12,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from patterns.batcher import BatchState, Thresholds
+from patterns.batcher import BatchState
 from patterns.hooks import CrashPoint, set_crash_hook
 from patterns.loaders.sqlite import LocalWarehouseLoader
 from patterns.pipeline import S3ToRedshift
 from patterns.testing import direct, put_object
 from stateless_state import Store
+from tests.support.pipelines import count_pipeline, load_dying_after_commit
 
 
 class Ctx:
@@ -30,26 +29,34 @@ class Ctx:
 def pipeline_for(
     store: Store, s3: Any, bucket: str, loader: LocalWarehouseLoader, count: int = 1
 ) -> S3ToRedshift:
-    return S3ToRedshift(
+    return count_pipeline(
         store,
+        s3,
+        bucket,
+        loader,
+        count,
         stream=f"sup-{uuid.uuid4().hex[:6]}",
-        loader=loader,
-        manifest_bucket=bucket,
-        thresholds=Thresholds(count=count, bytes=None, age=None),
-        s3_client=s3,
         min_load_time=3600,  # handle() does not load; the test drives both loaders
         load_lease=0.5,
     )
+
+
+def one_sealed(
+    store: Store, s3: Any, bucket: str, tmp_path: Path
+) -> tuple[LocalWarehouseLoader, S3ToRedshift, str]:
+    """A pipeline on a local warehouse with ``k.jsonl`` alone in a sealed batch, not loaded."""
+    loader = LocalWarehouseLoader(tmp_path / "w.db", s3)
+    pipeline = pipeline_for(store, s3, bucket, loader)
+    record = put_object(s3, bucket, "k.jsonl", b'{"v":1}\n')
+    (batch_id,) = pipeline.handle(direct(record), Ctx())["sealed"]
+    return loader, pipeline, batch_id
 
 
 def test_a_successor_that_finds_the_content_gone_commits_before_the_zombie(
     ddb_store: Store, s3_bucket: tuple[Any, str], tmp_path: Path
 ) -> None:
     s3, bucket = s3_bucket
-    loader = LocalWarehouseLoader(tmp_path / "w.db", s3)
-    pipeline = pipeline_for(ddb_store, s3, bucket, loader)
-    record = put_object(s3, bucket, "k.jsonl", b'{"v":1}\n')
-    (batch_id,) = pipeline.handle(direct(record), Ctx())["sealed"]
+    loader, pipeline, batch_id = one_sealed(ddb_store, s3, bucket, tmp_path)
     real_get = s3.get_object
     successor: list[str] = []
 
@@ -80,10 +87,7 @@ def test_a_zombie_that_committed_first_is_not_reported_superseded(
     ddb_store: Store, s3_bucket: tuple[Any, str], tmp_path: Path
 ) -> None:
     s3, bucket = s3_bucket
-    loader = LocalWarehouseLoader(tmp_path / "w.db", s3)
-    pipeline = pipeline_for(ddb_store, s3, bucket, loader)
-    record = put_object(s3, bucket, "k.jsonl", b'{"v":1}\n')
-    (batch_id,) = pipeline.handle(direct(record), Ctx())["sealed"]
+    loader, pipeline, batch_id = one_sealed(ddb_store, s3, bucket, tmp_path)
     successor: list[str] = []
     started: list[bool] = []
 
@@ -125,16 +129,7 @@ def test_a_takeover_after_a_commit_keeps_the_committing_loads_superseded_record(
     (batch_id,) = pipeline.handle(direct(a, b), Ctx())["sealed"]
     s3.delete_object(Bucket=bucket, Key="b.jsonl", VersionId=b["s3"]["object"]["versionId"])
 
-    def die_after_commit(point: CrashPoint) -> None:
-        if point == "after-commit":
-            raise Killed
-
-    set_crash_hook(die_after_commit)
-    try:
-        with pytest.raises(Killed):
-            pipeline.load(batch_id)
-    finally:
-        set_crash_hook(None)
+    load_dying_after_commit(pipeline, batch_id, Killed)
     time.sleep(0.7)  # the dead loader's lease runs out
     assert pipeline.load(batch_id) == "already-loaded"
     batch = pipeline.batcher.batch(batch_id)

@@ -30,7 +30,7 @@ from stateless_state import pynamodb as ss_pynamodb
 from stateless_state.testing import DynamoDBLocal, FakeLambdaContext
 from stateless_state.testing.strategies import hostile_names, instants
 from stateless_state.transaction import MAX_ACTIONS
-from tests.support.pynamodb_models import effect_model, order_model
+from tests.support.pynamodb_models import effect_model, local_connection, order_model
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +45,7 @@ def Effect(dynamodb_local: DynamoDBLocal) -> Any:
 
 @pytest.fixture
 def connection(dynamodb_local: DynamoDBLocal) -> Iterator[Connection]:
-    yield Connection(
-        region="us-east-1",
-        host=dynamodb_local.endpoint_url,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    yield local_connection(dynamodb_local)
 
 
 def _exists(model: Any, *key: Any) -> bool:

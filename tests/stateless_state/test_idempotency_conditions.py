@@ -25,7 +25,7 @@ from pynamodb.transactions import TransactWrite
 from stateless_state import Claim, Store
 from stateless_state import pynamodb as ss_pynamodb
 from stateless_state.testing import DynamoDBLocal
-from tests.support.pynamodb_models import order_model
+from tests.support.pynamodb_models import local_connection, order_model
 
 
 def test_a_completion_that_landed_unseen_is_never_released(moto_store: Store) -> None:
@@ -62,12 +62,7 @@ def test_a_completion_that_landed_unseen_is_never_released(moto_store: Store) ->
 
 @pytest.fixture
 def connection(dynamodb_local: DynamoDBLocal) -> Iterator[Connection]:
-    yield Connection(
-        region="us-east-1",
-        host=dynamodb_local.endpoint_url,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    yield local_connection(dynamodb_local)
 
 
 def _ended(claims: Any, how: str) -> Claim:

@@ -23,6 +23,7 @@ from stateless_state import InvalidArgument, Store, idempotent, keys
 from stateless_state.idempotency import canonical_key, from_powertools, payload_hash
 from stateless_state.testing import FakeLambdaContext
 from stateless_state.testing.strategies import hostile_names
+from tests.support.handlers import counting_handler
 
 MOTO = settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -241,12 +242,7 @@ def test_from_powertools_runs_an_all_null_multi_select_unguarded(
             raise_on_no_idempotency_key=False,
         )
     )
-    runs: list[Any] = []
-
-    @idempotent(moto_store, **options)
-    def handler(event: dict[str, Any], context: Any) -> int:
-        runs.append(event)
-        return len(runs)
+    handler, _ = counting_handler(moto_store, **options)
 
     ctx = FakeLambdaContext(10_000)
     with caplog.at_level(logging.WARNING):

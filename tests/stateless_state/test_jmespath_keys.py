@@ -18,6 +18,7 @@ from stateless_state import InvalidArgument, PayloadMismatch, Store, idempotent
 from stateless_state.idempotency import from_powertools, selector
 from stateless_state.testing import FakeLambdaContext
 from stateless_state.testing.strategies import hostile_names
+from tests.support.handlers import counting_handler
 
 
 def api_gateway_rest(order_id: str, key: str) -> dict[str, Any]:
@@ -121,12 +122,9 @@ def test_the_dotted_paths_of_earlier_versions_keep_working() -> None:
 def test_the_decorator_keys_each_shape_by_its_expression(
     moto_store: Store, build: Any, expression: str, order_id: str, key: str
 ) -> None:
-    runs: list[Any] = []
-
-    @idempotent(moto_store, key=expression, namespace=f"{expression}{order_id}{key}")
-    def handler(event: dict[str, Any], context: Any) -> int:
-        runs.append(event)
-        return len(runs)
+    handler, runs = counting_handler(
+        moto_store, key=expression, namespace=f"{expression}{order_id}{key}"
+    )
 
     ctx = FakeLambdaContext(30_000)
     event = build(order_id, key)
@@ -174,12 +172,7 @@ def test_a_powertools_config_means_the_same_here(
         "expires_after": 120.0,
         "cache_size": 64,
     }
-    runs: list[Any] = []
-
-    @idempotent(moto_store, **options)
-    def handler(event: dict[str, Any], context: Any) -> int:
-        runs.append(event)
-        return len(runs)
+    handler, _ = counting_handler(moto_store, **options)
 
     ctx = FakeLambdaContext(30_000)
     assert handler(api_gateway_rest("o#1", "k"), ctx) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,8 +12,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stateless_state import InvalidArgument, Session, SessionUpdate, Store
+from stateless_state import (
+    InvalidArgument,
+    Session,
+    SessionUpdate,
+    SessionWindows,
+    Store,
+    TumblingWindows,
+)
 from stateless_state.testing.strategies import hostile_names, instants
+from stateless_state.window_rules import Instant
 from tests.support.session_model import ModelSessions, ModelWindows
 
 GAP, MAX_DURATION, LATENESS, T0 = 5.0, 20.0, 3.0, 1_000_000.0
@@ -41,6 +50,33 @@ op = st.one_of(
 )
 
 
+def matches_the_model(
+    real: SessionWindows | TumblingWindows,
+    model: ModelSessions | ModelWindows,
+    ops: list[Any],
+    base: float,
+    when: Callable[[float], Instant],
+) -> None:
+    """Apply ``ops`` (adds at ``base`` + offset, each given to ``real`` as ``when(offset)``, and
+    closes at a clock that never goes back) to ``real`` and ``model``, asserting each outcome
+    and each set closed are the model's; then close everything at ``base`` + 10 000 s and
+    assert the same. One store call per op, plus one."""
+    clock = 0
+    for o in ops:
+        if o[0] == "add":
+            _, key, t, value, token = o
+            expected = model.add(key, base + t, float(value), token)
+            update = real.add(key, when(t), float(value), token=token)
+            got = outcome(update)
+            assert got == expected, (o, got, expected)
+        else:
+            clock = max(clock, o[1])  # sweepers run on a clock that does not go back
+            closed = {summary(s) for s in real.close_due(when(clock))}
+            assert closed == model.close_due(base + clock)
+    final = {summary(s) for s in real.close_due(when(10_000))}
+    assert final == model.close_due(base + 10_000)
+
+
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -49,20 +85,7 @@ def test_sessions_match_the_reference_model(moto_store: Store, ops: list[Any]) -
     name = f"m{abs(hash(str(ops))) % 10**9}"
     real = moto_store.sessions(name, gap=GAP, max_duration=MAX_DURATION, allowed_lateness=LATENESS)
     model = ModelSessions(GAP, MAX_DURATION, LATENESS)
-    clock = 0
-    for o in ops:
-        if o[0] == "add":
-            _, key, t, value, token = o
-            expected = model.add(key, T0 + t, float(value), token)
-            update = real.add(key, T0 + t, float(value), token=token)
-            got = outcome(update)
-            assert got == expected, (o, got, expected)
-        else:
-            clock = max(clock, o[1])  # sweepers run on a clock that does not go back
-            closed = {summary(s) for s in real.close_due(T0 + clock)}
-            assert closed == model.close_due(T0 + clock)
-    final = {summary(s) for s in real.close_due(T0 + 10_000)}
-    assert final == model.close_due(T0 + 10_000)
+    matches_the_model(real, model, ops, T0, lambda t: T0 + t)
     assert real.close_due(T0 + 10_000) == [], "each session closed exactly once"
 
 
@@ -180,20 +203,7 @@ def test_backfills_and_clock_skew_match_the_model_on_dynamodb_local(
         t = base + offset
         return datetime.fromtimestamp(t, UTC) if as_datetime else t
 
-    watermark = 0
-    for o in ops:
-        if o[0] == "add":
-            _, key, t, value, token = o
-            expected = model.add(key, base + t, float(value), token)
-            update = real.add(key, when(t), float(value), token=token)
-            got = outcome(update)
-            assert got == expected, (o, got, expected)
-        else:
-            watermark = max(watermark, o[1])
-            closed = {summary(s) for s in real.close_due(when(watermark))}
-            assert closed == model.close_due(base + watermark)
-    final = {summary(s) for s in real.close_due(when(10_000))}
-    assert final == model.close_due(base + 10_000)
+    matches_the_model(real, model, ops, base, when)
     for item in ddb_store.client.scan(TableName=ddb_store.table_name)["Items"]:
         if "ttl" in item:
             assert float(item["ttl"]["N"]) > time.time() + 86400, "expiry is wall-clock time"
@@ -211,17 +221,4 @@ def test_tumbling_windows_backfill_matches_the_model_on_dynamodb_local(
 ) -> None:
     real = ddb_store.windows(f"tw-{uuid.uuid4().hex}", size=7.0, allowed_lateness=LATENESS)
     model = ModelWindows(7.0, LATENESS)
-    watermark = 0
-    for o in ops:
-        if o[0] == "add":
-            _, key, t, value, token = o
-            expected = model.add(key, base + t, float(value), token)
-            update = real.add(key, base + t, float(value), token=token)
-            got = outcome(update)
-            assert got == expected, (o, got, expected)
-        else:
-            watermark = max(watermark, o[1])
-            closed = {summary(s) for s in real.close_due(now=base + watermark)}
-            assert closed == model.close_due(base + watermark)
-    final = {summary(s) for s in real.close_due(now=base + 10_000)}
-    assert final == model.close_due(base + 10_000)
+    matches_the_model(real, model, ops, base, lambda t: base + t)

