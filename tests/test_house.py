@@ -68,5 +68,5 @@ def test_the_readme_walks_cross_modules_that_exist() -> None:
     assert walks is not None
     named = set(MODULE_NAME.findall(walks))
     assert "patterns.pipeline" in named
-    assert any(n.partition(".idempotency")[0] == "stateless_state" for n in named)
+    assert any(f"{n}.".startswith("stateless_state.idempotency.") for n in named)
     assert sorted(named - set(modules(ROOT, (*PACKAGES, "examples")))) == []
