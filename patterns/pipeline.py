@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -26,6 +25,7 @@ from stateless_state import (
     LeaseUnavailable,
     MalformedEvent,
     Store,
+    clock,
     domain,
 )
 from stateless_state.retry import LambdaContext
@@ -333,7 +333,7 @@ class S3ToRedshift:
         while at least ``min_load_time`` of the invocation remains."""
         report = SweepReport()
         report.sealed = [b.id for b in self.batcher.seal_due()]
-        now = time.time()
+        now = clock.now()
         for batch in self.batcher.pending():
             due = (
                 batch.state == BatchState.SEALED

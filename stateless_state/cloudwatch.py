@@ -33,10 +33,10 @@ import contextlib
 import json
 import re
 import sys
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from . import clock
 from .errors import InvalidArgument
 from .metrics import Metrics
 
@@ -70,7 +70,7 @@ def emf_documents(
     operation, each with ``Operation`` and ``dimensions`` as its dimension set."""
     dims = _dimensions(dimensions or {})
     namespace = _namespace(namespace)
-    at = int((time.time() if timestamp is None else timestamp) * 1000)
+    at = int((clock.now() if timestamp is None else timestamp) * 1000)
     docs = []
     for operation, stats in sorted(metrics.by_operation.items()):
         doc: dict[str, Any] = {

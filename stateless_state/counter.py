@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import math
-import random
-import secrets
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypedDict, Unpack
 
-from . import domain, keys
+from . import clock, domain, keys
 from .errors import InvalidArgument, LimitExceeded
 from .expressions import Attr, Update
 from .retry import LambdaContext
@@ -58,7 +55,7 @@ class CounterSettings:
     def token_expiry(self) -> int:
         """The ``ttl`` of a token record written now: rounded up, so a token is never
         forgotten before ``token_ttl`` has passed."""
-        return math.ceil(time.time() + self.token_ttl)
+        return math.ceil(clock.now() + self.token_ttl)
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +247,7 @@ class Counter:
         context: LambdaContext | None,
         also: list[dict[str, Any]],
     ) -> Count:
-        nonce = secrets.token_hex(8)
+        nonce = clock.token_hex(8)
         token_key = keys.counter_token(self.name, token).item()
         # The value this container last saw is a good guess for the next conditional write: when
         # it is right the add costs one request; when it is wrong the cancelled transaction hands
@@ -389,14 +386,14 @@ class ShardedCounter:
         A token add retries transaction conflicts (at most 20 times, and within the Lambda
         ``context``'s remaining time when given)."""
         amount = _check_amount(amount)
-        shard = self._shard_key(random.randrange(self.shards))
+        shard = self._shard_key(clock.randrange(self.shards))
         update = Update().add("v", amount)
         if token is None:
             self._t.update_item(shard, update)
             return True
         token = domain.name("token", token)
         digest = hashlib.sha256(keys.join(self.name, token).encode()).hexdigest()
-        nonce = secrets.token_hex(8)
+        nonce = clock.token_hex(8)
         record = {
             **keys.shard_token(digest).item(),
             "nonce": nonce,

@@ -15,14 +15,12 @@ and a stale holder's fenced writes fail however wrong its clock is.
 from __future__ import annotations
 
 import contextlib
-import secrets
 import socket
-import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, NamedTuple, TypedDict, Unpack
 
-from . import domain, keys
+from . import clock, domain, keys
 from .errors import LeaseLost, LeaseUnavailable
 from .expressions import Attr, Condition, Update
 from .fencing import FencedClaim
@@ -48,7 +46,7 @@ def default_owner() -> str:
     """A readable owner name: host, process and a random suffix."""
     import os
 
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    return f"{socket.gethostname()}:{os.getpid()}:{clock.token_hex(3)}"
 
 
 class LeaseOptions(TypedDict, total=False):
@@ -115,7 +113,7 @@ class Held:
     @property
     def remaining(self) -> float:
         """Seconds until this lease expires by the local clock (negative once expired)."""
-        return self.expires_at - time.time()
+        return self.expires_at - clock.now()
 
     def renew(self, duration: timedelta | float | None = None) -> Held:
         """Extend the lease from now. One conditional ``UpdateItem`` (1 WCU).
@@ -124,7 +122,7 @@ class Held:
         which is safe: no one else got a fence). Raises :class:`LeaseLost` otherwise.
         """
         seconds = self.lease.duration if duration is None else lease_seconds(duration)
-        expires = time.time() + seconds
+        expires = clock.now() + seconds
         try:
             self.lease.claim.update(
                 self.fence, Update().set("expires_at", expires), condition=self._holding()
@@ -240,8 +238,8 @@ class Lease:
         seconds = self._duration
         if context is not None:
             seconds = min(seconds, max(0.0, context.get_remaining_time_in_millis() / 1000.0))
-        nonce = secrets.token_hex(8)
-        now = time.time()
+        nonce = clock.token_hex(8)
+        now = clock.now()
         try:
             item = self._claim.take(
                 nonce=nonce,
@@ -268,7 +266,7 @@ class Lease:
             item.get("owner"),
             int(item.get("fence", 0)),
             expires,
-            "holder" in item and expires > time.time(),
+            "holder" in item and expires > clock.now(),
         )
 
     def break_(
@@ -281,7 +279,7 @@ class Lease:
         condition = Attr("holder").exists()
         if expect_fence is not None:
             condition = condition & Attr("fence").eq(expect_fence)
-        broken = {"who": who, "why": why, "at": time.time()}
+        broken = {"who": who, "why": why, "at": clock.now()}
         try:
             self._t.update_item(
                 self._key,

@@ -10,10 +10,10 @@ once, and its import costs several milliseconds of a handler's cold start.
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from . import clock
 
 if TYPE_CHECKING:
     import tenacity
@@ -30,13 +30,13 @@ class LambdaContext(Protocol):
 
 
 def deadline_from(context: LambdaContext | None, *, margin: float = 0.0) -> float | None:
-    """The ``time.monotonic()`` instant this invocation's time runs out, less ``margin`` seconds.
+    """The ``clock.monotonic()`` instant this invocation's time runs out, less ``margin`` seconds.
 
     A context reporting 0 ms left yields a deadline that has already passed: 0 is a real value.
     """
     if context is None:
         return None
-    return time.monotonic() + context.get_remaining_time_in_millis() / 1000.0 - margin
+    return clock.monotonic() + context.get_remaining_time_in_millis() / 1000.0 - margin
 
 
 def _stop_at(deadline: float | None) -> Callable[[tenacity.RetryCallState], bool]:
@@ -46,7 +46,7 @@ def _stop_at(deadline: float | None) -> Callable[[tenacity.RetryCallState], bool
         if deadline is None:
             return False
         sleep = retry_state.upcoming_sleep or 0.0
-        return time.monotonic() + sleep >= deadline
+        return clock.monotonic() + sleep >= deadline
 
     return stop
 
@@ -95,11 +95,12 @@ def retrying(
     """
     import tenacity
 
-    backoff = tenacity.wait_random_exponential(multiplier=base, max=cap)
-
     def wait(state: tenacity.RetryCallState) -> float:
         failure = state.outcome.exception() if state.outcome is not None else None
-        return 0.0 if isinstance(failure, immediate) else float(backoff(state))
+        if isinstance(failure, immediate):
+            return 0.0
+        # Full jitter drawn from the current clock, so a simulation replays the same waits.
+        return clock.uniform(0, min(cap, base * 2 ** (state.attempt_number - 1)))
 
     by_attempts, at_deadline = tenacity.stop_after_attempt(attempts), _stop_at(deadline)
     return tenacity.Retrying(
@@ -109,6 +110,7 @@ def retrying(
         wait=wait,
         stop=lambda state: by_attempts(state) or at_deadline(state),
         before_sleep=on_retry,
+        sleep=clock.sleep,
         reraise=True,
     )
 
@@ -142,12 +144,12 @@ def run_with_retries(
         first = e
     # The second attempt waits as tenacity's first retry would; the loop after it is tenacity's
     # (started one step on, so its backoff grows from there).
-    pause = 0.0 if isinstance(first, immediate) else random.uniform(0, base)
-    if attempts <= 1 or (deadline is not None and time.monotonic() + pause >= deadline):
+    pause = 0.0 if isinstance(first, immediate) else clock.uniform(0, base)
+    if attempts <= 1 or (deadline is not None and clock.monotonic() + pause >= deadline):
         raise ConflictRetriesExhausted(what, 1, first) from None
     if metrics is not None:
         metrics.record_retry(operation)
-    time.sleep(pause)
+    clock.sleep(pause)
     count = 1
 
     def record(_state: tenacity.RetryCallState) -> None:

@@ -36,10 +36,9 @@ starts over. The arithmetic (options, due times, which sessions an event joins) 
 
 from __future__ import annotations
 
-import secrets
 from typing import Any, Unpack
 
-from . import keys
+from . import clock, keys
 from .expressions import Attr, Update
 from .table import Table, TransactionCanceled
 from .transaction import Transaction
@@ -126,7 +125,7 @@ class SessionWindows(WindowStore[SessionRules]):
             return self._refused(event)
         joined = plan_session([session_from(i) for i in touching], at, self.max_duration)
         chosen = sorted((i for i in touching if i["id"] in joined), key=lambda i: i["sk"])
-        new_id = chosen[0]["id"] if chosen else secrets.token_hex(6)
+        new_id = chosen[0]["id"] if chosen else clock.token_hex(6)
         session = Session(key, new_id, at, at, 1, value, value, value)
         for i in chosen:
             session = combine(session, session_from(i))

@@ -25,14 +25,12 @@ import copy
 import hashlib
 import json
 import math
-import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypedDict, Unpack
 
-from . import domain, keys
+from . import clock, domain, keys
 from .codec import to_json
 from .errors import InvalidArgument, VersionConflict
 from .expressions import Attr, Update
@@ -174,7 +172,7 @@ class Versioned:
         if number == int(head["number"]):
             return Version(number, self._value(head), float(head["created_at"]))
         item = self._t.get(keys.versioned_version(self.name, number).item())
-        if item is None or not self._retained(number, item, int(head["number"]), time.time()):
+        if item is None or not self._retained(number, item, int(head["number"]), clock.now()):
             return None
         return Version(number, self._value(item), float(item["created_at"]))
 
@@ -183,7 +181,7 @@ class Versioned:
         head = self._head()
         if head is None:
             return []
-        latest, now = int(head["number"]), time.time()
+        latest, now = int(head["number"]), clock.now()
         out: list[Version] = []
         for item in self._t.query(
             Attr("pk").eq(self._pk) & Attr("sk").begins_with("v#"), consistent=True
@@ -231,7 +229,7 @@ class Versioned:
             domain.integer(expected, "expected", minimum=1, maximum=10**12 - 2)
         text = to_json(value, "the value")
         try:
-            return self._write(value, text, expected, secrets.token_hex(8))
+            return self._write(value, text, expected, clock.token_hex(8))
         except _Retry:
             head = self._head()
             raise VersionConflict(
@@ -240,7 +238,7 @@ class Versioned:
 
     def _write(self, value: Any, text: str, expected: int | None, nonce: str) -> Version:
         number = (expected or 0) + 1
-        now = time.time()
+        now = clock.now()
         body = self._body(text)
         version_item: dict[str, Any] = {
             **keys.versioned_version(self.name, number).item(),
@@ -304,7 +302,7 @@ class Versioned:
         # One nonce for the whole call: if an attempt was applied but reported as failed (its
         # response lost, then a conflict on the retry), the next read recognises it as ours
         # instead of applying fn a second time.
-        nonce = secrets.token_hex(8)
+        nonce = clock.token_hex(8)
 
         def attempt() -> Version:
             head = self._head()
@@ -344,7 +342,7 @@ class Versioned:
         ``DeleteObject`` per body deleted."""
         s3 = self._require_s3()
         referenced = {item.get("s3_key") for item in self._all_items() if item.get("s3_key")}
-        cutoff = time.time() - domain.duration(grace, "grace", allow_zero=True)
+        cutoff = clock.now() - domain.duration(grace, "grace", allow_zero=True)
         deleted = 0
         for page in s3.get_paginator("list_objects_v2").paginate(
             Bucket=self._bucket, Prefix=self._body_prefix

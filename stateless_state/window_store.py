@@ -16,13 +16,11 @@ old; it expires when nobody has touched or closed it for ``retention`` of real t
 from __future__ import annotations
 
 import math
-import secrets
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from . import domain, keys
+from . import clock, domain, keys
 from .errors import InvalidArgument
 from .expressions import Attr, Condition, Update
 from .retry import LambdaContext
@@ -86,7 +84,7 @@ class WindowStore(Generic[R]):
     def _open_ttl(self) -> int:
         """Wall-clock expiry of what an add writes: long enough for the session to be closed
         (its span, gap and lateness) and then kept ``retention``, counted from now."""
-        return math.ceil(time.time() + self.rules.span() + self.rules.hold() + self.retention)
+        return math.ceil(clock.now() + self.rules.span() + self.rules.hold() + self.retention)
 
     def _item(self, s: Session, version: int) -> dict[str, Any]:
         due = self.rules.due(s)
@@ -213,7 +211,7 @@ class WindowStore(Generic[R]):
                 f"{self.kind} {self.name!r}: also= needs a token, so that your writes are "
                 "committed once however often the add is retried"
             )
-        event = Event(key, t, float(v), token, secrets.token_hex(8), extra)
+        event = Event(key, t, float(v), token, clock.token_hex(8), extra)
         return self._t.retry(
             lambda: self._add_once(event),
             retry_on=(Again,),
@@ -242,7 +240,7 @@ class WindowStore(Generic[R]):
         ``retention`` of wall-clock time from now. One index Query (paged), plus one
         conditional ``UpdateItem`` per session closed.
         """
-        watermark = time.time() if now is None else domain.instant(now, "now")
+        watermark = clock.now() if now is None else domain.instant(now, "now")
         closed: list[Session] = []
         due = self._t.query(
             Attr(INDEX_PK).eq(keys.index_partition("due", self.kind, self.name))
@@ -250,7 +248,7 @@ class WindowStore(Generic[R]):
             index=True,
         )
         for item in due:
-            wall = time.time()
+            wall = clock.now()
             try:
                 closing = Update().set_all(
                     {"state": "closed", "closed_at": wall, "ttl": math.ceil(wall + self.retention)}

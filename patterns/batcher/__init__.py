@@ -42,7 +42,6 @@ could miss a file. The chunk is what makes the members cheap: one item per reque
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -52,6 +51,7 @@ from stateless_state import (
     StateConflict,
     StatelessStateError,
     Store,
+    clock,
     domain,
     keys,
 )
@@ -195,7 +195,7 @@ class Batcher:
         age = self.thresholds.age_seconds
         if age is None:
             return []
-        now = time.time() if now is None else domain.instant(now, "now")
+        now = clock.now() if now is None else domain.instant(now, "now")
         latest = self._membership.latest
         return seal_by_age(self._t, self.stream, self.lanes, latest, age=age, now=now)
 
@@ -306,7 +306,7 @@ class Batcher:
         if expect_count is not None:
             domain.integer(expect_count, "expect_count", minimum=0, maximum=domain.MAX_INTEGER)
         _, lane, seq = parse_batch_id(batch_id_)
-        now = time.time()
+        now = clock.now()
         entry = {"action": action, "who": who, "why": why, "at": now, "from": expect_state}
         if action == "retry":
             update = Update().set_all(

@@ -11,12 +11,10 @@ Stopping a batch for good is :mod:`patterns.batcher.abandon`'s.
 
 from __future__ import annotations
 
-import secrets
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from stateless_state import LeaseLost, LeaseUnavailable, keys
+from stateless_state import LeaseLost, LeaseUnavailable, clock, keys
 from stateless_state.errors import ConditionFailed
 from stateless_state.expressions import Attr, Update
 from stateless_state.lease import FencedClaim
@@ -101,14 +99,14 @@ class LoadTicket:
 
     def loaded(self) -> None:
         """Mark the batch loaded (fenced). One conditional ``UpdateItem``."""
-        done = Update().set_all({"state": BatchState.LOADED, "loaded_at": time.time()})
+        done = Update().set_all({"state": BatchState.LOADED, "loaded_at": clock.now()})
         self._end(done.remove(INDEX_PK, INDEX_SK, "lease_until"), "loaded")
 
     def failed(self, error: str) -> BatchState:
         """Record a failed load: back to sealed with a backoff while attempts remain, else
         ``failed`` for an operator. Returns the new state."""
         b = self.batch
-        now = time.time()
+        now = clock.now()
         if b.attempts < self.retry.max_attempts:
             retry = {
                 "state": BatchState.SEALED,
@@ -137,8 +135,8 @@ def claim_load(
     concurrent claimers one wins, and its ticket's ``fence`` exceeds every earlier loader's.
     Raises :class:`LeaseUnavailable` otherwise. One conditional ``UpdateItem``."""
     claim = FencedClaim(table, batch_key, holder_attr="loader", expiry_attr="lease_until")
-    now = time.time()
-    nonce = secrets.token_hex(8)
+    now = clock.now()
+    nonce = clock.token_hex(8)
     state, retry_at = Attr("state"), Attr("next_attempt_at")
     due = state.eq(BatchState.SEALED) & (retry_at.not_exists() | retry_at.le(now))
     abandoned_by_crash = state.eq(BatchState.LOADING) & Attr("lease_until").le(now)

@@ -24,15 +24,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
-import time
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
-from stateless_state import keys
+from stateless_state import clock, keys
 from stateless_state.expressions import Attr, Condition, Update
 from stateless_state.retry import LambdaContext
 from stateless_state.table import Table, TransactionCanceled
@@ -168,7 +166,7 @@ class Membership:
                 continue
             first[a.id] = i
             by_lane.setdefault(lane_of(a.id, self.lanes), []).append(i)
-        nonce = secrets.token_hex(8)
+        nonce = clock.token_hex(8)
         # Each member's stored row, encoded once: the request's size and its chunk both use it.
         rows = [_member_row(a) for a in arrivals]
         requests = 0
@@ -222,7 +220,7 @@ class Membership:
         self._plans[lane] = plan
         request = self._compose(queue, rows, plan)
         group = queue[: request.take]
-        now = time.time()
+        now = clock.now()
         sealed = self._sealed(group, lane, plan, now) if request.seals else None
         chunk = pack_members([rows[i] for _, i in group])
         tx, dedupe, batch_action = self._transaction(group, chunk, lane, plan, sealed, nonce, now)
@@ -409,7 +407,7 @@ class Membership:
                 True,
                 int(current.get("count", 0)),
                 int(current.get("bytes", 0)),
-                float(current.get("opened_at", time.time())),
+                float(current.get("opened_at", clock.now())),
             )
             self._replan(lane, used, learnt)
 

@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any, Literal
@@ -29,6 +28,7 @@ from stateless_state import (
     StateConflict,
     StatelessStateError,
     TableNotFound,
+    clock,
 )
 from stateless_state.store import TABLE_ENV, TTL_ATTRIBUTE, table_schema
 
@@ -58,7 +58,7 @@ __all__ = ["main"]
 def _batch_row(b: Batch) -> dict[str, Any]:
     row = asdict(b)
     row["id"] = b.id
-    row["age_s"] = round(time.time() - b.opened_at, 1)
+    row["age_s"] = round(clock.now() - b.opened_at, 1)
     row["history"] = list(b.history)
     row["superseded"] = list(b.superseded)
     return row
@@ -99,7 +99,7 @@ def cmd_batches_list(args: argparse.Namespace) -> int:
         _batch_row(x)
         for x in b.batches()
         if (args.state is None or x.state == args.state)
-        and (args.min_age is None or time.time() - x.opened_at >= args.min_age)
+        and (args.min_age is None or clock.now() - x.opened_at >= args.min_age)
     ]
     record_cost(b.store)
     emit(args, rows, BATCH_COLUMNS, f"batches of {args.stream}")

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from stateless_state import InvalidArgument, Store
+from stateless_state import InvalidArgument, Store, clock
 from stateless_state.store import TABLE_ENV
 
 __all__ = [
@@ -119,7 +119,7 @@ def record_cost(store: Store) -> None:
         json.dumps(
             {
                 "command": " ".join(sys.argv[1:]),
-                "at": time.time(),
+                "at": clock.now(),
                 "by_operation": store.metrics.as_dict(),
             }
         )

@@ -19,11 +19,10 @@ first load, not when the pipeline is built.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from stateless_state import InvalidArgument
+from stateless_state import InvalidArgument, clock
 
 from ..sql import postgres_identifier, postgres_name
 from .base import AbandonOutcome, LoadOutcome, Ticket, read_records
@@ -137,7 +136,7 @@ class PostgresLoader:
         from psycopg import sql
 
         target = self._identifier(self.table)
-        stage = sql.SQL(postgres_identifier(f"stage_{int(time.time() * 1e6)}"))
+        stage = sql.SQL(postgres_identifier(f"stage_{int(clock.now() * 1e6)}"))
         conn.execute(sql.SQL("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(stage, target))
         columns = [
             d.name

@@ -36,13 +36,12 @@ from __future__ import annotations
 import contextlib
 import math
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from stateless_state import InvalidArgument, LeaseLost, StatelessStateError
+from stateless_state import InvalidArgument, LeaseLost, StatelessStateError, clock
 
 from ..batcher.manifest_keys import MAX_REVISION
 from ..sql import redshift_identifier, redshift_literal
@@ -144,7 +143,7 @@ class RedshiftDataApiLoader:
     timeout: float = 600.0
     session_keep_alive: int = 300
     max_rechecks: int = 2
-    _sleep: Any = field(default=time.sleep, repr=False)
+    _sleep: Any = field(default=clock.sleep, repr=False)
 
     def __post_init__(self) -> None:
         self._table = redshift_identifier(self.table)
@@ -421,12 +420,12 @@ class RedshiftDataApiLoader:
         return status
 
     def _wait(self, statement_id: str) -> dict[str, Any]:
-        deadline = time.monotonic() + self.timeout
+        deadline = clock.monotonic() + self.timeout
         while True:
             status: dict[str, Any] = self._client().describe_statement(Id=statement_id)
             if status["Status"] in {"FINISHED", "FAILED", "ABORTED"}:
                 return status
-            if time.monotonic() > deadline:
+            if clock.monotonic() > deadline:
                 raise RedshiftLoadError(
                     f"statement {statement_id} still {status['Status']} after {self.timeout}s"
                 )

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stateless_state import InvalidArgument
+from stateless_state import InvalidArgument, clock
 
 from ..batcher.manifest import Manifest
 from ..sql import sqlite_field
@@ -84,7 +83,7 @@ class LocalWarehouseLoader:
             conn.executemany("INSERT INTO rows VALUES (?, ?, ?, ?)", rows)
             conn.execute(
                 "INSERT INTO ledger VALUES (?, ?, ?, ?, 'loaded')",
-                (manifest.batch_id, ticket.fence, len(rows), time.time()),
+                (manifest.batch_id, ticket.fence, len(rows), clock.now()),
             )
         return LoadOutcome(manifest.batch_id, True, None, len(rows))
 
@@ -110,7 +109,7 @@ class LocalWarehouseLoader:
             if row is not None:
                 return "loaded" if row[0] == "loaded" else "abandoned"
             conn.execute(
-                "INSERT INTO ledger VALUES (?, 0, 0, ?, 'abandoned')", (batch_id, time.time())
+                "INSERT INTO ledger VALUES (?, 0, 0, ?, 'abandoned')", (batch_id, clock.now())
             )
         return "abandoned"
 

@@ -8,9 +8,10 @@ here until its own expiry, which is the record's.
 from __future__ import annotations
 
 import threading
-import time
 from collections import OrderedDict
 from typing import Any, NamedTuple
+
+from .. import clock
 
 __all__ = ["Cached", "ResultCache"]
 
@@ -40,7 +41,7 @@ class ResultCache:
         """The cached result of the record ``record_pk``, or None (absent or expired)."""
         with self._lock:
             hit = self._entries.get(record_pk)
-            if hit is None or hit[1] <= time.time():
+            if hit is None or hit[1] <= clock.now():
                 self._entries.pop(record_pk, None)
                 return None
             self._entries.move_to_end(record_pk)
@@ -51,7 +52,7 @@ class ResultCache:
     ) -> None:
         """Keep ``result`` until ``until`` (epoch seconds; default ``expires_after`` from now)."""
         with self._lock:
-            self._entries[record_pk] = (result, until or time.time() + self.expires_after, digest)
+            self._entries[record_pk] = (result, until or clock.now() + self.expires_after, digest)
             self._entries.move_to_end(record_pk)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)

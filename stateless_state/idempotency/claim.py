@@ -11,10 +11,10 @@ let a late first attempt clobber a newer owner.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .. import clock
 from ..codec import to_json
 from ..errors import InvalidArgument, ItemTooLarge, LeaseLost, NotSerializable
 from ..expressions import Attr, Update
@@ -231,7 +231,7 @@ class Claim:
         """The one write whose loss would make the body run twice (the key would be taken over
         when the lease ends), and it is safe to repeat (conditional on this claim's nonce): so
         it gets a few more tries after botocore gives up, within the claim's lease."""
-        lease_left = self.lease_until - time.time()
+        lease_left = self.lease_until - clock.now()
         tx = self._completion(text, also) if also else None
 
         def write() -> None:
@@ -246,7 +246,7 @@ class Claim:
             # tenacity is imported only for a second attempt, never on the common path.
             if not transient(e):
                 raise
-            for attempt in retrying((), attempts=3, deadline=time.monotonic() + lease_left):
+            for attempt in retrying((), attempts=3, deadline=clock.monotonic() + lease_left):
                 with attempt:
                     write()
 
@@ -255,7 +255,7 @@ class Claim:
             {
                 "status": COMPLETED,
                 "result": text,
-                "ttl": math.ceil(time.time() + self._require_owner().expires_after),
+                "ttl": math.ceil(clock.now() + self._require_owner().expires_after),
             }
         )
 

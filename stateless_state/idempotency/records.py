@@ -23,13 +23,11 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import secrets
-import time
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict, Unpack
 
-from .. import domain
+from .. import clock, domain
 from ..errors import AlreadyInProgress, PayloadMismatch
 from ..expressions import Attr, Condition
 from ..fencing import FencedClaim
@@ -199,13 +197,13 @@ class Idempotency:
             if digest is not None and cached.digest not in (None, digest):
                 raise _mismatch(key)
             return Claim.replayed(key, cached.result)
-        now = time.time()
+        now = clock.now()
         lease = (
             context.get_remaining_time_in_millis() / 1000.0
             if context is not None
             else self.in_progress_timeout
         )
-        nonce = secrets.token_hex(8)
+        nonce = clock.token_hex(8)
         mine = Claim.owned(
             key,
             record,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import time
 import uuid
+
+from .. import clock
 
 __all__ = ["FakeLambdaContext"]
 
@@ -15,9 +16,9 @@ class FakeLambdaContext:
     """
 
     def __init__(self, remaining_ms: int = 30_000, *, function_name: str = "test") -> None:
-        self._deadline = time.monotonic() + remaining_ms / 1000.0
+        self._deadline = clock.monotonic() + remaining_ms / 1000.0
         self.function_name = function_name
         self.aws_request_id = str(uuid.uuid4())
 
     def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
+        return max(0, int((self._deadline - clock.monotonic()) * 1000))

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .. import clock
 from ..errors import InvalidArgument
 
 __all__ = [
@@ -52,10 +52,10 @@ class Op:
     result: Any = None
 
     def ok(self, result: Any = None) -> None:
-        self.result, self.status, self.completed = result, "ok", time.monotonic()
+        self.result, self.status, self.completed = result, "ok", clock.monotonic()
 
     def fail(self) -> None:
-        self.status, self.completed = "fail", time.monotonic()
+        self.status, self.completed = "fail", clock.monotonic()
 
 
 @dataclass
@@ -78,7 +78,7 @@ class History:
         """Record one operation. Call ``op.ok(result)`` inside the block; an exception listed in
         ``definite`` records ``fail`` (it took no effect), any other leaves ``unknown``. The
         exception propagates either way."""
-        op = Op(process, fn, arg, key, time.monotonic())
+        op = Op(process, fn, arg, key, clock.monotonic())
         with self._lock:
             self.ops.append(op)
         try:

@@ -1,0 +1,137 @@
+"""Time and chance: the one seam through which the library reads clocks, sleeps and draws chance.
+
+Every wall-clock instant (``ttl``, lease expiry, ``opened_at``), every monotonic deadline, every
+sleep between retries, every backoff jitter and every nonce the library writes comes from the
+:class:`Clock` that is current in the calling context. In production that is :data:`SYSTEM`
+(``time`` and ``secrets``); :mod:`stateless_state.testing.simulation` installs a virtual clock
+per simulated invocation, so a 30 s lease expiry costs no wall time, each invocation can run with
+its own skew, and a replay draws the same nonces and sends the same requests.
+
+The current clock is held in a :class:`~contextvars.ContextVar`: a new thread starts on
+:data:`SYSTEM`, and :func:`using` changes it only for the code it wraps. Cost: one context
+variable read per call.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Final, Protocol
+
+__all__ = [
+    "SYSTEM",
+    "Clock",
+    "SystemClock",
+    "current",
+    "monotonic",
+    "now",
+    "randrange",
+    "sleep",
+    "token_hex",
+    "uniform",
+    "using",
+]
+
+
+class Clock(Protocol):
+    """What the library asks of time and chance."""
+
+    def time(self) -> float:
+        """Wall-clock seconds since the epoch (what ``ttl`` and expiry instants are made of)."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back (what deadlines are made of)."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``."""
+        ...
+
+    def uniform(self, a: float, b: float) -> float:
+        """A random float in ``[a, b]`` (backoff jitter)."""
+        ...
+
+    def randrange(self, n: int) -> int:
+        """A random integer in ``[0, n)`` (a shard to write to)."""
+        ...
+
+    def token_hex(self, nbytes: int) -> str:
+        """``nbytes`` random bytes as hex (nonces, owner tokens): unguessable in production."""
+        ...
+
+
+class SystemClock:
+    """The machine's clocks, :func:`time.sleep`, :mod:`random` for jitter, :mod:`secrets` for
+    nonces."""
+
+    def time(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def uniform(self, a: float, b: float) -> float:
+        return random.uniform(a, b)
+
+    def randrange(self, n: int) -> int:
+        return random.randrange(n)
+
+    def token_hex(self, nbytes: int) -> str:
+        return secrets.token_hex(nbytes)
+
+
+SYSTEM: Final[Clock] = SystemClock()
+_current: ContextVar[Clock] = ContextVar("stateless_state.clock", default=SYSTEM)
+
+
+def current() -> Clock:
+    """The clock in force in this context."""
+    return _current.get()
+
+
+@contextmanager
+def using(clock: Clock) -> Iterator[Clock]:
+    """Make ``clock`` current for the code inside the ``with`` block (this context only)."""
+    token = _current.set(clock)
+    try:
+        yield clock
+    finally:
+        _current.reset(token)
+
+
+def now() -> float:
+    """The current clock's wall-clock time, in epoch seconds."""
+    return _current.get().time()
+
+
+def monotonic() -> float:
+    """The current clock's monotonic time."""
+    return _current.get().monotonic()
+
+
+def sleep(seconds: float) -> None:
+    """Sleep on the current clock (virtual time under a simulation: no wall time passes)."""
+    _current.get().sleep(seconds)
+
+
+def uniform(a: float, b: float) -> float:
+    """A random float in ``[a, b]`` from the current clock."""
+    return _current.get().uniform(a, b)
+
+
+def randrange(n: int) -> int:
+    """A random integer in ``[0, n)`` from the current clock."""
+    return _current.get().randrange(n)
+
+
+def token_hex(nbytes: int) -> str:
+    """A random hex token of ``nbytes`` bytes from the current clock."""
+    return _current.get().token_hex(nbytes)
