@@ -1,0 +1,209 @@
+"""The in-process AWS the simulation runs against: moto, reset for every schedule, plus what
+moto leaves out and DynamoDB does (``ClientRequestToken`` idempotency, TTL deletion).
+
+While an exploration runs, botocore's retry sleeps go through :mod:`stateless_state.clock` too
+(botocore calls ``time.sleep`` between attempts; that would be wall time, and its jitter would not
+replay), and the global :mod:`random` is seeded per schedule (botocore draws its jitter there).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import time
+import types
+from typing import TYPE_CHECKING, Any
+
+from ... import clock
+from .world import TOKEN_WINDOW, SimulationError, error_response, ok_response
+
+if TYPE_CHECKING:
+    from .world import Engine
+
+__all__ = ["Backend"]
+
+_REGION = "us-east-1"
+_ACCOUNT = "123456789012"
+
+
+class _BotocoreTime(types.SimpleNamespace):
+    """Stands in for the ``time`` module inside ``botocore.endpoint``: sleeps on the clock."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        clock.sleep(seconds)
+
+
+class Backend:
+    """moto for the length of an exploration; a context manager."""
+
+    def __init__(self) -> None:
+        self._mock: Any = None
+        self._saved: Any = None
+        self._random: Any = None
+        self._session: Any = None
+        self._cache: dict[tuple[str, str], Any] = {}
+        self._snapshot: list[tuple[Any, dict[str, Any]]] | None = None
+        self._run: Engine | None = None
+
+    def __enter__(self) -> Backend:
+        import boto3
+        import botocore.endpoint
+        from moto import mock_aws
+
+        self._mock = mock_aws()
+        self._mock.start()
+        self._saved = botocore.endpoint.time
+        botocore.endpoint.time = _BotocoreTime()
+        self._random = random.getstate()
+        self._session = boto3.session.Session(
+            aws_access_key_id="simulated",
+            aws_secret_access_key="simulated",
+            region_name=_REGION,
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import botocore.endpoint
+
+        botocore.endpoint.time = self._saved
+        random.setstate(self._random)
+        self._mock.stop()
+
+    def reset(self, seed: int) -> None:
+        """A fresh AWS for the next schedule: the state :meth:`snapshot` saved (else empty), its
+        randomness seeded by ``seed``, every client's retry quota full again."""
+        from moto.moto_api._internal import mock_random
+        from moto.moto_api._internal.models import moto_api_backend
+
+        if self._snapshot is None:
+            moto_api_backend.reset()
+        else:
+            for backend, saved in self._snapshot:
+                backend.__dict__.clear()
+                backend.__dict__.update(copy.deepcopy(saved))
+        mock_random.seed(seed)
+        random.seed(seed)
+        for client in self._cache.values():
+            _refill_retry_quota(client)
+
+    def snapshot(self) -> None:
+        """Remember the state set-up made (DynamoDB, S3, the Redshift Data API), so that each
+        schedule starts from a copy of it instead of running set-up again."""
+        from moto.dynamodb.models import dynamodb_backends
+        from moto.redshiftdata.models import redshiftdata_backends
+        from moto.s3.models import s3_backends
+
+        backends = [
+            dynamodb_backends[_ACCOUNT][_REGION],
+            s3_backends[_ACCOUNT]["aws"],
+            redshiftdata_backends[_ACCOUNT][_REGION],
+        ]
+        self._snapshot = [(b, copy.deepcopy(b.__dict__)) for b in backends]
+
+    def bind(self, run: Engine | None) -> None:
+        """Route the clients' requests to ``run`` (the schedule now running)."""
+        self._run = run
+
+    def _before_send(self, request: Any, event_name: str, **kwargs: Any) -> Any:
+        if self._run is None:
+            raise SimulationError("a simulated client was used outside its exploration")
+        return self._run.before_send(request, event_name, **kwargs)
+
+    def make(self, service: str, **kwargs: Any) -> Any:
+        """A client whose every request goes through the run bound now. Clients live as long as
+        the exploration (creating one costs milliseconds); their retry quota is refilled for
+        each schedule, so that nothing carries over from one schedule to the next."""
+        from botocore.config import Config
+        from moto.core.models import botocore_stubber
+
+        key = (service, json.dumps(kwargs, sort_keys=True, default=str))
+        if key in self._cache:
+            return self._cache[key]
+        kwargs.setdefault("config", Config(retries={"mode": "standard", "max_attempts": 5}))
+        client = self._session.client(service, **kwargs)
+        # moto answers through a before-send handler every client carries; here the run answers
+        # (asking moto itself), so that a fault or a remembered token can stand in for moto.
+        client.meta.events.unregister("before-send", botocore_stubber)
+        client.meta.events.register_first("before-send", self._before_send)
+        self._cache[key] = client
+        return client
+
+    def send(self, run: Engine, request: Any, event_name: str, service: str, operation: str) -> Any:
+        """moto's answer to ``request``, with DynamoDB's ``ClientRequestToken`` idempotency."""
+        from moto.core.models import botocore_stubber
+
+        token, canonical = None, ""
+        if service == "dynamodb" and operation == "TransactWriteItems":
+            body = json.loads(request.body or b"{}")
+            token = body.get("ClientRequestToken")
+            canonical = json.dumps(body, sort_keys=True)
+            seen = run.tokens.get(token) if token else None
+            if seen is not None and run.now - seen[1] < TOKEN_WINDOW:
+                if seen[0] == canonical:
+                    return ok_response(request.url)
+                return error_response(
+                    request.url,
+                    400,
+                    "IdempotentParameterMismatchException",
+                    "the ClientRequestToken was used before with other parameters",
+                )
+        response = botocore_stubber(event_name=event_name, request=request)
+        if token and response is not None and response.status_code == 200:
+            run.tokens[token] = (canonical, run.now)
+        return response
+
+    # -- TTL -----------------------------------------------------------------------------------
+
+    def _tables(self) -> list[tuple[str, str, Any]]:
+        from moto.dynamodb.models import dynamodb_backends
+
+        found = []
+        for name, table in dynamodb_backends[_ACCOUNT][_REGION].tables.items():
+            ttl = getattr(table, "ttl", {}) or {}
+            attribute = ttl.get("AttributeName")
+            if ttl.get("TimeToLiveStatus") == "ENABLED" and attribute:
+                found.append((name, attribute, table))
+        return found
+
+    def _expired_items(self, now: float) -> list[tuple[str, Any]]:
+        expired = []
+        for name, attribute, table in self._tables():
+            for item in table.all_items():
+                value = item.attrs.get(attribute)
+                if value is not None and value.type == "N" and float(value.value) < now:
+                    expired.append((name, item))
+        return expired
+
+    def expired(self, now: float) -> bool:
+        """Whether any item's ``ttl`` has passed at ``now``."""
+        return bool(self._expired_items(now))
+
+    def expire(self, now: float) -> int:
+        """Delete every item whose ``ttl`` has passed, as DynamoDB's TTL eventually does (it
+        deletes with a condition on the ``ttl`` it saw). The number deleted."""
+        from moto.dynamodb.models import dynamodb_backends
+
+        backend = dynamodb_backends[_ACCOUNT][_REGION]
+        gone = 0
+        for name, item in self._expired_items(now):
+            table = backend.tables[name]
+            hash_key = item.hash_key
+            range_key = item.range_key if table.has_range_key else None
+            table.delete_item(hash_key, range_key)
+            gone += 1
+        return gone
+
+
+def _refill_retry_quota(client: Any) -> None:
+    """Give ``client``'s botocore retry quota (standard mode: 500 units) back in full."""
+    emitter = client.meta.events._emitter
+    service = client.meta.service_model.service_id.hyphenize()
+    for handler in emitter._handlers.prefix_search(f"after-call.{service}"):
+        quota = getattr(getattr(handler, "__self__", None), "_quota", None)
+        if quota is not None and hasattr(quota, "_max_capacity"):
+            quota._available_capacity = quota._max_capacity

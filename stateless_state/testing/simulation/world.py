@@ -1,0 +1,564 @@
+"""One simulated schedule: the world its invocations share, and the engine that runs them.
+
+Each invocation runs real code on its own thread, but only one thread ever runs at a time: an
+invocation runs until its next *step* (an AWS request through a client the world made, a sleep,
+or its return), parks there, and the engine asks the scheduler who goes next and with which
+fault. State lives in moto, in process, reset for every schedule; moto is safe here because
+nothing in it runs concurrently. Time is virtual: it moves only when an invocation sleeps, a
+request completes (``LATENCY``) or a pause or timeout is chosen.
+
+What moto does not model and DynamoDB does, the world does: ``ClientRequestToken`` idempotency
+of ``TransactWriteItems`` (a repeat within 10 minutes succeeds without applying again; the same
+token with other parameters is ``IdempotentParameterMismatchException``) and TTL deletion (the
+``ttl`` fault deletes every item whose ``ttl`` has passed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ... import clock
+from .schedule import FAULTS, Faults, Option
+from .schedulers import Scheduler
+
+__all__ = ["EPOCH", "LATENCY", "Outcome", "SimulationError", "Step", "World"]
+
+EPOCH = 1_767_225_600.0
+"""Virtual wall-clock time at the start of every schedule (2026-01-01T00:00:00Z)."""
+LATENCY = 0.001
+"""Virtual seconds each request takes."""
+TOKEN_WINDOW = 600.0
+"""How long DynamoDB remembers a ``ClientRequestToken``."""
+WATCHDOG = 60.0
+"""Wall seconds an invocation may run between two steps before the engine calls it stuck."""
+
+_WRITES = frozenset(
+    {
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "BatchWriteItem",
+        "TransactWriteItems",
+        "PutObject",
+        "CopyObject",
+        "DeleteObject",
+        "DeleteObjects",
+        "ExecuteStatement",
+        "BatchExecuteStatement",
+    }
+)
+
+
+class SimulationError(RuntimeError):
+    """The simulation itself could not go on (not a failed check): an invocation stuck outside
+    a step, or code that is not deterministic."""
+
+
+class _Killed(BaseException):
+    """Raised inside an invocation the schedule crashed or timed out. A ``BaseException`` so
+    that no ``except Exception`` (botocore's included) stops it unwinding."""
+
+
+@dataclass
+class Step:
+    """One step of the trace: who, what request (a digest of its bytes) or ``sleep``/``return``,
+    and the option the schedule took there."""
+
+    invocation: str
+    kind: str
+    operation: str
+    digest: str
+    action: str
+
+    def __str__(self) -> str:
+        fault = "" if self.action == "run" else f" [{self.action}]"
+        return f"{self.invocation}: {self.operation}{fault}"
+
+
+@dataclass
+class Outcome:
+    """How one delivery of an event ended: ``ok`` (with ``result``), ``error`` (with ``error``:
+    the handler raised), ``crashed`` or ``timeout``. ``attempt`` counts deliveries of the same
+    event (1 for the first)."""
+
+    name: str
+    event: Any
+    attempt: int
+    status: str = "running"
+    result: Any = None
+    error: BaseException | None = None
+
+
+@dataclass
+class _Pending:
+    kind: str  # start | request | sleep | return
+    service: str = ""
+    operation: str = ""
+    wake: float = 0.0
+
+    def allows(self, fault: str) -> bool:
+        if self.kind == "start":
+            return False
+        if fault in ("crash", "pause", "timeout", "duplicate"):
+            return True
+        if self.kind != "request":
+            return False
+        if fault == "ambiguous":
+            return self.operation in _WRITES
+        if fault == "throttle":
+            return self.service == "dynamodb"
+        if fault == "conflict":
+            return self.operation == "TransactWriteItems"
+        return False
+
+
+class _TaskClock:
+    def __init__(self, run: Engine, task: _Task) -> None:
+        self._run, self._task = run, task
+
+    def time(self) -> float:
+        return self._run.now + self._task.skew
+
+    def monotonic(self) -> float:
+        return self._run.now
+
+    def sleep(self, seconds: float) -> None:
+        self._task.step(_Pending("sleep", operation="sleep", wake=self._run.now + max(0, seconds)))
+
+    def uniform(self, a: float, b: float) -> float:
+        return self._task.rng.uniform(a, b)
+
+    def randrange(self, n: int) -> int:
+        return self._task.rng.randrange(n)
+
+    def token_hex(self, nbytes: int) -> str:
+        return self._task.rng.getrandbits(8 * nbytes).to_bytes(nbytes, "big").hex()
+
+
+class SetupClock:
+    """The clock of the scenario's own code (set-up and checks): virtual, never a step."""
+
+    def __init__(self, run: Engine) -> None:
+        self._run = run
+
+    def time(self) -> float:
+        return self._run.now
+
+    def monotonic(self) -> float:
+        return self._run.now
+
+    def sleep(self, seconds: float) -> None:
+        self._run.now += max(0.0, seconds)
+
+    def uniform(self, a: float, b: float) -> float:
+        return self._run.rng.uniform(a, b)
+
+    def randrange(self, n: int) -> int:
+        return self._run.rng.randrange(n)
+
+    def token_hex(self, nbytes: int) -> str:
+        return self._run.rng.getrandbits(8 * nbytes).to_bytes(nbytes, "big").hex()
+
+
+class _Context:
+    """The Lambda context an invocation sees: its remaining time runs on virtual time."""
+
+    def __init__(self, run: Engine, task: _Task) -> None:
+        self._run, self._task = run, task
+        self.function_name = "simulated"
+        self.function_version = "$LATEST"
+        self.memory_limit_in_mb = 128
+        self.aws_request_id = str(uuid.UUID(int=task.rng.getrandbits(128), version=4))
+        self.invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:simulated"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._task.deadline - self._run.now) * 1000))
+
+
+_local = threading.local()
+
+
+def _running_task() -> _Task | None:
+    task: _Task | None = getattr(_local, "task", None)
+    return task
+
+
+class _Task:
+    def __init__(
+        self,
+        run: Engine,
+        index: int,
+        outcome: Outcome,
+        handler: Callable[[Any, Any], Any],
+        *,
+        skew: float,
+        timeout: float,
+        redeliver: bool,
+        chain: int,
+        base: str,
+    ) -> None:
+        self.run, self.index, self.outcome, self.handler = run, index, outcome, handler
+        self.base = base
+        self.skew, self.timeout, self.redeliver, self.chain = skew, timeout, redeliver, chain
+        self.rng = random.Random(f"{run.seed}:{index}")
+        self.deadline = 0.0
+        self.pending: _Pending | None = _Pending("start")
+        self.action = "run"
+        self.killed: str | None = None
+        self.done = False
+        self._go = threading.Semaphore(0)
+        self._thread = threading.Thread(target=self._main, name=f"sim:{outcome.name}", daemon=True)
+
+    @property
+    def name(self) -> str:
+        return self.outcome.name
+
+    def _main(self) -> None:
+        _local.task = self
+        self._go.acquire()
+        try:
+            if self.killed:
+                raise _Killed
+            with clock.using(_TaskClock(self.run, self)):
+                result = self.handler(self.outcome.event, _Context(self.run, self))
+                if self.run.faults.crash or self.run.faults.timeout or self.run.faults.duplicate:
+                    self.step(_Pending("return", operation="return"))
+            self.outcome.status, self.outcome.result = "ok", result
+        except _Killed:
+            self.outcome.status = self.killed or "crashed"
+        except BaseException as e:
+            self.outcome.status, self.outcome.error = "error", e
+        finally:
+            self.pending, self.done = None, True
+            self.run.back.release()
+
+    def start(self) -> None:
+        self.deadline = self.run.now + self.timeout
+        self._thread.start()
+
+    def step(self, pending: _Pending) -> str:
+        """Park here until the scheduler picks this invocation; the option it took."""
+        if self.killed:
+            raise _Killed
+        self.pending = pending
+        self.run.back.release()
+        self._go.acquire()
+        if self.killed:
+            raise _Killed
+        return self.action
+
+    def resume(self, action: str) -> None:
+        pending = self.pending
+        if pending is not None and pending.kind == "start":
+            self.start()
+        elif pending is not None and pending.kind == "sleep":
+            self.run.now = max(self.run.now, pending.wake)
+        self.action = action
+        self._go.release()
+        if not self.run.back.acquire(timeout=WATCHDOG):
+            raise SimulationError(
+                f"invocation {self.name!r} ran {WATCHDOG:.0f} s of wall time without reaching a "
+                "step: is it waiting on a lock another simulated invocation holds, or calling "
+                "AWS through a client the world did not make (world.client)?"
+            )
+
+
+@dataclass
+class World:
+    """What a scenario builds a schedule from, and what its checks read afterwards.
+
+    A scenario is a function ``scenario(world)``. It runs once per schedule, on a fresh moto
+    backend: it creates what the invocations need (tables, buckets, objects: set-up requests are
+    not steps), registers the invocations with :meth:`invoke`, and the checks with
+    :meth:`check`. Every AWS client the code under test uses must come from :meth:`client`.
+    """
+
+    _run: Engine = field(repr=False)
+
+    @property
+    def now(self) -> float:
+        """Virtual wall-clock time (epoch seconds), as DynamoDB's TTL sees it."""
+        return self._run.now
+
+    @property
+    def seed(self) -> int:
+        """This schedule's seed."""
+        return self._run.seed
+
+    @property
+    def rng(self) -> random.Random:
+        """A random source for the scenario's own set-up, seeded by the schedule."""
+        return self._run.rng
+
+    @property
+    def outcomes(self) -> list[Outcome]:
+        """How each delivery ended, in the order they were made (redeliveries included)."""
+        return [t.outcome for t in self._run.tasks]
+
+    @property
+    def trace(self) -> list[Step]:
+        """Every step taken, in order."""
+        return list(self._run.trace)
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        """A boto3 client for ``service`` on the simulated backend: each of its requests is a step
+        of the invocation that sends it (and not a step when sent by set-up or checks)."""
+        return self._run.client(service, **kwargs)
+
+    def invoke(
+        self,
+        handler: Callable[[Any, Any], Any],
+        event: Any = None,
+        *,
+        name: str | None = None,
+        skew: float = 0.0,
+        timeout: float = 30.0,
+        redeliver: bool = True,
+    ) -> None:
+        """Deliver ``event`` to ``handler(event, context)`` as one Lambda invocation. ``skew``
+        shifts this invocation's wall clock (seconds; its monotonic clock is unaffected);
+        ``timeout`` is its Lambda timeout (virtual seconds). With ``redeliver`` the event is
+        delivered again when this invocation crashes, times out or raises (up to
+        :attr:`Faults.redeliveries` times), as SQS and Lambda's retries do."""
+        self._run.add_task(
+            handler, event, name=name, skew=skew, timeout=timeout, redeliver=redeliver
+        )
+
+    def check(self, fn: Callable[[], Any]) -> Callable[[], Any]:
+        """Register ``fn`` (no arguments) to run after every invocation has ended; it fails the
+        schedule by raising (an ``assert``, say). Usable as a decorator."""
+        self._run.checks.append(fn)
+        return fn
+
+
+class Engine:
+    """The engine of one schedule."""
+
+    def __init__(self, scheduler: Scheduler, faults: Faults, seed: int, clients: Any) -> None:
+        self.scheduler, self.faults, self.seed = scheduler, faults, seed
+        self.now = EPOCH
+        self.rng = random.Random(f"{seed}:world")
+        self.tasks: list[_Task] = []
+        self.checks: list[Callable[[], Any]] = []
+        self.trace: list[Step] = []
+        self.choices: list[int] = []
+        self.back = threading.Semaphore(0)
+        self.budget = faults.budget()
+        self.tokens: dict[str, tuple[str, float]] = {}
+        self._clients = clients
+        self._last: _Task | None = None
+        self._preemptions = 0
+        self.world = World(self)
+
+    # -- set-up --------------------------------------------------------------------------------
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        return self._clients.make(service, **kwargs)
+
+    def add_task(
+        self,
+        handler: Callable[[Any, Any], Any],
+        event: Any,
+        *,
+        name: str | None,
+        skew: float,
+        timeout: float,
+        redeliver: bool,
+        attempt: int = 1,
+        chain: int | None = None,
+    ) -> _Task:
+        index = len(self.tasks)
+        base = name or f"inv{index}"
+        label = base if attempt == 1 else f"{base}#{attempt}"
+        task = _Task(
+            self,
+            index,
+            Outcome(label, event, attempt),
+            handler,
+            skew=skew,
+            timeout=timeout,
+            redeliver=redeliver,
+            chain=index if chain is None else chain,
+            base=base,
+        )
+        self.tasks.append(task)
+        return task
+
+    def _again(self, task: _Task, *, attempt: int) -> None:
+        self.add_task(
+            task.handler,
+            task.outcome.event,
+            name=task.base,
+            skew=task.skew,
+            timeout=task.timeout,
+            redeliver=task.redeliver,
+            attempt=attempt,
+            chain=task.chain,
+        )
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def execute(self) -> None:
+        try:
+            while True:
+                for task in self.tasks:
+                    started = task.pending is not None and task.pending.kind != "start"
+                    if started and not task.done and not task.killed and self.now >= task.deadline:
+                        self._kill(task, "timeout")
+                ready = [t for t in self.tasks if not t.done]
+                if not ready:
+                    return
+                options = self._options(ready)
+                choice = self.scheduler.choose(options) if len(options) > 1 else 0
+                self.choices.append(choice)
+                self._apply(options[choice])
+        finally:
+            for task in self.tasks:
+                if not task.done and task.pending is not None and task.pending.kind != "start":
+                    task.killed = task.killed or "crashed"
+                    task.resume("run")
+
+    def _options(self, ready: list[_Task]) -> list[Option]:
+        last = self._last if self._last is not None and not self._last.done else None
+        bound = self.scheduler.preemptions
+        may_preempt = last is None or bound is None or self._preemptions < bound
+        options: list[Option] = []
+        if last is not None:
+            options.append(Option(last.index, "run"))
+        if may_preempt:
+            options += [Option(t.index, "run", last is not None) for t in ready if t is not last]
+        for t in ready:
+            if t is not last and not may_preempt:
+                continue
+            pending = t.pending
+            if pending is None:
+                continue
+            for kind in FAULTS:
+                if kind != "ttl" and self.budget[kind] > 0 and pending.allows(kind):
+                    options.append(Option(t.index, kind, last is not None and t is not last))
+        if self.budget["ttl"] > 0 and self._clients.expired(self.now):
+            options.append(Option(-1, "ttl"))
+        return options
+
+    def _apply(self, option: Option) -> None:
+        if option.preempts:
+            self._preemptions += 1
+        if option.task < 0:
+            self.budget["ttl"] -= 1
+            self._clients.expire(self.now)
+            self.trace.append(Step("world", "ttl", "ttl", "", "ttl"))
+            return
+        task = self.tasks[option.task]
+        action = option.action
+        if action != "run":
+            self.budget[action] -= 1
+        if action == "pause":
+            self.now += self.faults.pause_for
+            self.trace.append(Step(task.name, "pause", "pause", "", "pause"))
+            return
+        if action == "duplicate":
+            self._again(task, attempt=task.outcome.attempt + 1)
+            self.trace.append(Step(task.name, "duplicate", "duplicate", "", "duplicate"))
+            return
+        if action == "timeout":
+            self.now = max(self.now, task.deadline)
+            self._kill(task, "timeout")
+            return
+        if action == "crash":
+            self._kill(task, "crashed")
+            return
+        pending = task.pending
+        if pending is not None and pending.kind in ("sleep", "return"):
+            self.trace.append(Step(task.name, pending.kind, pending.operation, "", action))
+        self._last = task
+        task.resume(action)
+        if task.done:
+            self._ended(task)
+
+    def _kill(self, task: _Task, why: str) -> None:
+        pending = task.pending
+        operation = pending.operation if pending is not None else ""
+        self.trace.append(Step(task.name, why, operation, "", why))
+        task.killed = why
+        task.resume("run")
+        self._ended(task)
+
+    def _ended(self, task: _Task) -> None:
+        if task.outcome.status in ("crashed", "timeout", "error") and task.redeliver:
+            chain = [t for t in self.tasks if t.chain == task.chain]
+            if len(chain) <= self.faults.redeliveries:
+                self._again(task, attempt=len(chain) + 1)
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def before_send(self, request: Any, event_name: str, **kwargs: Any) -> Any:
+        _, service, operation = event_name.split(".", 2)
+        task = _running_task()
+        if task is None or task.run is not self:
+            return self._clients.send(self, request, event_name, service, operation)
+        action = task.step(_Pending("request", service, operation))
+        body = request.body if isinstance(request.body, bytes | str) else b""
+        raw = body.encode() if isinstance(body, str) else body
+        digest = hashlib.sha1(request.method.encode() + request.url.encode() + raw).hexdigest()
+        self.trace.append(Step(task.name, "request", operation, digest[:16], action))
+        if action == "throttle":
+            return _error(request.url, 400, "ProvisionedThroughputExceededException", "simulated")
+        if action == "conflict":
+            count = len(json.loads(raw or b"{}").get("TransactItems", [])) or 1
+            return _error(
+                request.url,
+                400,
+                "TransactionCanceledException",
+                "Transaction cancelled (simulated conflict)",
+                CancellationReasons=[{"Code": "TransactionConflict", "Message": "simulated"}]
+                * count,
+            )
+        response = self._clients.send(self, request, event_name, service, operation)
+        self.now += LATENCY
+        if action == "ambiguous":
+            from botocore.exceptions import ReadTimeoutError
+
+            raise ReadTimeoutError(endpoint_url=request.url)
+        return response
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Any:
+        yield self._body
+
+    def read(self, *_: Any) -> bytes:
+        body, self._body = self._body, b""
+        return body
+
+
+def _error(url: str, status: int, code: str, message: str, **extra: Any) -> Any:
+    from botocore.awsrequest import AWSResponse
+
+    body = json.dumps(
+        {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": message, **extra}
+    ).encode()
+    headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": "simulated"}
+    return AWSResponse(url, status, headers, _Raw(body))
+
+
+def ok_response(url: str) -> Any:
+    """An empty DynamoDB success (what a repeated ``ClientRequestToken`` gets)."""
+    from botocore.awsrequest import AWSResponse
+
+    headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": "simulated"}
+    return AWSResponse(url, 200, headers, _Raw(b"{}"))
+
+
+def error_response(url: str, status: int, code: str, message: str) -> Any:
+    """A DynamoDB error response."""
+    return _error(url, status, code, message)
