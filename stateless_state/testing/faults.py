@@ -27,7 +27,13 @@ from botocore.exceptions import ReadTimeoutError
 
 from ..errors import InvalidArgument
 
-__all__ = ["FAULT_KINDS", "FaultInjector"]
+__all__ = [
+    "FAULT_KINDS",
+    "FaultInjector",
+    "conflict_response",
+    "dynamodb_response",
+    "error_response",
+]
 
 FAULT_KINDS = ("throttle", "server_error", "conflict", "ambiguous")
 _WRITE_OPS = frozenset(
@@ -43,12 +49,29 @@ class _Raw:
         yield self._body
 
 
-def _error_response(url: str, status: int, code: str, message: str, **extra: Any) -> AWSResponse:
-    body = json.dumps(
-        {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": message, **extra}
-    ).encode()
+def dynamodb_response(url: str, status: int, payload: dict[str, Any]) -> AWSResponse:
+    """An HTTP response as DynamoDB would send it, carrying ``payload`` as its JSON body."""
     headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": "injected"}
-    return AWSResponse(url, status, headers, _Raw(body))
+    return AWSResponse(url, status, headers, _Raw(json.dumps(payload).encode()))
+
+
+def error_response(url: str, status: int, code: str, message: str, **extra: Any) -> AWSResponse:
+    """A DynamoDB error response: botocore parses ``code`` from it and retries what it retries."""
+    payload = {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": message}
+    return dynamodb_response(url, status, {**payload, **extra})
+
+
+def conflict_response(url: str, body: bytes | str | None) -> AWSResponse:
+    """``TransactionCanceledException`` with a ``TransactionConflict`` reason for each action of
+    the ``TransactWriteItems`` whose request ``body`` is given."""
+    count = len(json.loads(body or b"{}").get("TransactItems", [])) or 1
+    return error_response(
+        url,
+        400,
+        "TransactionCanceledException",
+        "Transaction cancelled (injected conflict)",
+        CancellationReasons=[{"Code": "TransactionConflict", "Message": "injected"}] * count,
+    )
 
 
 @dataclass
@@ -162,21 +185,13 @@ class FaultInjector:
             return None
         url = request.url
         if kind == "throttle":
-            return _error_response(
+            return error_response(
                 url, 400, "ProvisionedThroughputExceededException", "injected throttle"
             )
         if kind == "server_error":
-            return _error_response(url, 500, "InternalServerError", "injected 5xx")
+            return error_response(url, 500, "InternalServerError", "injected 5xx")
         if kind == "conflict":
-            count = len(json.loads(request.body or b"{}").get("TransactItems", [])) or 1
-            reasons = [{"Code": "TransactionConflict", "Message": "injected"}] * count
-            return _error_response(
-                url,
-                400,
-                "TransactionCanceledException",
-                "Transaction cancelled (injected conflict)",
-                CancellationReasons=reasons,
-            )
+            return conflict_response(url, request.body)
         # ambiguous: apply the request for real, then lose the response.
         self.client._endpoint.http_session.send(request)
         raise ReadTimeoutError(endpoint_url=url)

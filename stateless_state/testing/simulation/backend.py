@@ -16,7 +16,8 @@ import types
 from typing import TYPE_CHECKING, Any
 
 from ... import clock
-from .world import TOKEN_WINDOW, SimulationError, error_response, ok_response
+from ..faults import dynamodb_response, error_response
+from .world import TOKEN_WINDOW, SimulationError
 
 if TYPE_CHECKING:
     from .world import Engine
@@ -145,7 +146,7 @@ class Backend:
             seen = run.tokens.get(token) if token else None
             if seen is not None and run.now - seen[1] < TOKEN_WINDOW:
                 if seen[0] == canonical:
-                    return ok_response(request.url)
+                    return dynamodb_response(request.url, 200, {})
                 return error_response(
                     request.url,
                     400,

@@ -38,8 +38,17 @@ class Scheduler(Protocol):
         ...
 
 
-def _faulty(options: Sequence[Option]) -> list[int]:
-    return [i for i, o in enumerate(options) if o.action != "run"]
+def _run_seed(seed: int, done: int) -> int:
+    """The seed of schedule ``done`` of a strategy seeded ``seed``: the same on every machine."""
+    return seed * 1_000_003 + done
+
+
+def _fault(rng: random.Random, options: Sequence[Option], rate: float) -> int | None:
+    """With probability ``rate``, one of the fault options (when there is one), else ``None``."""
+    faulty = [i for i, o in enumerate(options) if o.action != "run"]
+    if faulty and rng.random() < rate:
+        return rng.choice(faulty)
+    return None
 
 
 @dataclass
@@ -62,14 +71,14 @@ class RandomWalk:
     def begin(self) -> int | None:
         if self._done >= self.schedules:
             return None
-        run_seed = self.seed * 1_000_003 + self._done
+        run_seed = _run_seed(self.seed, self._done)
         self._rng = random.Random(run_seed)
         return run_seed
 
     def choose(self, options: Sequence[Option]) -> int:
-        faulty = _faulty(options)
-        if faulty and self._rng.random() < self.fault_rate:
-            return self._rng.choice(faulty)
+        fault = _fault(self._rng, options, self.fault_rate)
+        if fault is not None:
+            return fault
         plain = [i for i, o in enumerate(options) if o.action == "run"] or list(range(len(options)))
         return self._rng.choice(plain)
 
@@ -110,7 +119,7 @@ class PCT:
     def begin(self) -> int | None:
         if self._done >= self.schedules:
             return None
-        run_seed = self.seed * 1_000_003 + self._done
+        run_seed = _run_seed(self.seed, self._done)
         self._rng = random.Random(run_seed)
         k = max(self.steps_hint, self._longest, 1)
         self._changes = sorted(self._rng.randrange(k) for _ in range(self.depth - 1))
@@ -123,9 +132,9 @@ class PCT:
 
     def choose(self, options: Sequence[Option]) -> int:
         step, self._step = self._step, self._step + 1
-        faulty = _faulty(options)
-        if faulty and self._rng.random() < self.fault_rate:
-            return self._rng.choice(faulty)
+        fault = _fault(self._rng, options, self.fault_rate)
+        if fault is not None:
+            return fault
         runs = [i for i, o in enumerate(options) if o.action == "run"]
         if not runs:
             return 0

@@ -16,7 +16,6 @@ token with other parameters is ``IdempotentParameterMismatchException``) and TTL
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import threading
 import uuid
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ... import clock
+from ..faults import conflict_response, error_response
 from .schedule import FAULTS, Faults, Option
 from .schedulers import Scheduler
 
@@ -119,8 +119,25 @@ class _Pending:
         return False
 
 
-class _TaskClock:
+class _SeededChance:
+    """The chance half of a virtual clock: jitter and nonces drawn from one seeded source."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+
+    def uniform(self, a: float, b: float) -> float:
+        return self._rng.uniform(a, b)
+
+    def randrange(self, n: int) -> int:
+        return self._rng.randrange(n)
+
+    def token_hex(self, nbytes: int) -> str:
+        return self._rng.getrandbits(8 * nbytes).to_bytes(nbytes, "big").hex()
+
+
+class _TaskClock(_SeededChance):
     def __init__(self, run: Engine, task: _Task) -> None:
+        super().__init__(task.rng)
         self._run, self._task = run, task
 
     def time(self) -> float:
@@ -132,20 +149,12 @@ class _TaskClock:
     def sleep(self, seconds: float) -> None:
         self._task.step(_Pending("sleep", operation="sleep", wake=self._run.now + max(0, seconds)))
 
-    def uniform(self, a: float, b: float) -> float:
-        return self._task.rng.uniform(a, b)
 
-    def randrange(self, n: int) -> int:
-        return self._task.rng.randrange(n)
-
-    def token_hex(self, nbytes: int) -> str:
-        return self._task.rng.getrandbits(8 * nbytes).to_bytes(nbytes, "big").hex()
-
-
-class SetupClock:
+class SetupClock(_SeededChance):
     """The clock of the scenario's own code (set-up and checks): virtual, never a step."""
 
     def __init__(self, run: Engine) -> None:
+        super().__init__(run.rng)
         self._run = run
 
     def time(self) -> float:
@@ -156,15 +165,6 @@ class SetupClock:
 
     def sleep(self, seconds: float) -> None:
         self._run.now += max(0.0, seconds)
-
-    def uniform(self, a: float, b: float) -> float:
-        return self._run.rng.uniform(a, b)
-
-    def randrange(self, n: int) -> int:
-        return self._run.rng.randrange(n)
-
-    def token_hex(self, nbytes: int) -> str:
-        return self._run.rng.getrandbits(8 * nbytes).to_bytes(nbytes, "big").hex()
 
 
 class _Context:
@@ -509,17 +509,11 @@ class Engine:
         digest = hashlib.sha1(request.method.encode() + request.url.encode() + raw).hexdigest()
         self.trace.append(Step(task.name, "request", operation, digest[:16], action))
         if action == "throttle":
-            return _error(request.url, 400, "ProvisionedThroughputExceededException", "simulated")
-        if action == "conflict":
-            count = len(json.loads(raw or b"{}").get("TransactItems", [])) or 1
-            return _error(
-                request.url,
-                400,
-                "TransactionCanceledException",
-                "Transaction cancelled (simulated conflict)",
-                CancellationReasons=[{"Code": "TransactionConflict", "Message": "simulated"}]
-                * count,
+            return error_response(
+                request.url, 400, "ProvisionedThroughputExceededException", "simulated"
             )
+        if action == "conflict":
+            return conflict_response(request.url, raw)
         response = self._clients.send(self, request, event_name, service, operation)
         self.now += LATENCY
         if action == "ambiguous":
@@ -527,38 +521,3 @@ class Engine:
 
             raise ReadTimeoutError(endpoint_url=request.url)
         return response
-
-
-class _Raw:
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-
-    def stream(self, **_: Any) -> Any:
-        yield self._body
-
-    def read(self, *_: Any) -> bytes:
-        body, self._body = self._body, b""
-        return body
-
-
-def _error(url: str, status: int, code: str, message: str, **extra: Any) -> Any:
-    from botocore.awsrequest import AWSResponse
-
-    body = json.dumps(
-        {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": message, **extra}
-    ).encode()
-    headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": "simulated"}
-    return AWSResponse(url, status, headers, _Raw(body))
-
-
-def ok_response(url: str) -> Any:
-    """An empty DynamoDB success (what a repeated ``ClientRequestToken`` gets)."""
-    from botocore.awsrequest import AWSResponse
-
-    headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": "simulated"}
-    return AWSResponse(url, 200, headers, _Raw(b"{}"))
-
-
-def error_response(url: str, status: int, code: str, message: str) -> Any:
-    """A DynamoDB error response."""
-    return _error(url, status, code, message)
