@@ -7,7 +7,7 @@ STAMP := $(VENV)/.stamp
 DDB_STAMP := .cache/dynamodb-local/.stamp
 export STATELESS_STATE_DYNAMODB_LOCAL_DIR := $(CURDIR)/.cache/dynamodb-local
 
-.PHONY: setup test lint demo bench torture clean
+.PHONY: setup test lint demo bench torture simulate clean
 
 setup: $(STAMP) $(DDB_STAMP)
 
@@ -45,3 +45,8 @@ torture: setup
 	$(PY) -m examples.s3_redshift_batcher.demo --objects 1000 --workers 4 --count 40 \
 		--chaos --kill-every 0.5 --crash-points 0.05 --rewrites 0.1 --deletions 0.1 \
 		--long-keys 0.1
+
+# Every simulation scenario under its full bounds (exhaustive where the space is small enough),
+# with the number of schedules each explored; see tests/support/simulations.py.
+simulate: setup
+	$(PY) -m tools.simulate $(ARGS)
