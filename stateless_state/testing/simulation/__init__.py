@@ -180,6 +180,7 @@ def _run_one(
         run.execute()
     finally:
         scheduler.end()
+    backend.settle()
     error: BaseException | None = None
     with clock.using(SetupClock(run)):
         try:
@@ -198,6 +199,7 @@ def explore(
     faults: Faults | None = None,
     setup: Scenario | None = None,
     max_failures: int = 1,
+    memoize: bool = True,
 ) -> Exploration:
     """Run ``scenario`` under the schedules ``strategy`` chooses (default: 100 seeded random
     walks), injecting up to ``faults`` per schedule; stop after ``max_failures`` failures.
@@ -209,12 +211,16 @@ def explore(
 
     Deterministic: the same scenario, strategy and faults explore the same schedules. Costs wall
     time only for the code and moto (virtual sleeps are free): a few milliseconds per request.
+    With ``setup`` and ``memoize`` (the default), a request sent from a state an earlier
+    schedule reached is answered from memory instead of by moto (:mod:`.memo`): exhaustive
+    search, whose schedules share long prefixes, asks moto only where a schedule departs.
+    :func:`replay` never memoizes, so replaying a failure also checks the memo.
     """
     faults = faults or Faults()
     strategy = strategy if strategy is not None else RandomWalk()
     report = Exploration(strategy=repr(strategy))
     started = time.perf_counter()
-    with Backend() as backend:
+    with Backend(memo=memoize) as backend:
         _prepare(backend, setup)
         if isinstance(strategy, Hypothesis):
             _explore_hypothesis(scenario, strategy, faults, backend, report, started, setup)
@@ -298,7 +304,7 @@ def replay(scenario: Scenario, line: str | ReplayLine, *, setup: Scenario | None
     same order."""
     parsed = ReplayLine.parse(line) if isinstance(line, str) else line
     scheduler = Replay(parsed.seed, parsed.choices, parsed.preemptions)
-    with Backend() as backend:
+    with Backend(memo=False) as backend:
         _prepare(backend, setup)
         scheduler.begin()
         run, _ = _run_one(scenario, scheduler, parsed.faults, backend, parsed.seed)

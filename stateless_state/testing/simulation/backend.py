@@ -13,10 +13,13 @@ import json
 import random
 import time
 import types
+import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ... import clock
 from ..faults import dynamodb_response, error_response
+from .memo import READS, Answer, Memo, request_key
 from .world import TOKEN_WINDOW, SimulationError
 
 if TYPE_CHECKING:
@@ -40,9 +43,18 @@ class _BotocoreTime(types.SimpleNamespace):
 
 
 class Backend:
-    """moto for the length of an exploration; a context manager."""
+    """moto for the length of an exploration; a context manager.
 
-    def __init__(self) -> None:
+    With ``memo`` (and a set-up snapshot to start each schedule from), a request sent from a
+    state an earlier schedule reached is answered from memory (:mod:`.memo`), and moto is asked
+    only from the first request the schedule does not share with one before it.
+    """
+
+    def __init__(self, *, memo: bool = True) -> None:
+        self._memo: Memo | None = None
+        self._memoize = memo
+        self._services: dict[str, int] = {}
+        self._backends: list[Any] = []
         self._mock: Any = None
         self._saved: Any = None
         self._random: Any = None
@@ -83,28 +95,56 @@ class Backend:
 
         if self._snapshot is None:
             moto_api_backend.reset()
+            mock_random.seed(seed)
+        elif self._memo is not None:
+            mock_random.seed(seed)
+            self._memo.begin(seed, tuple(saved for _, saved in self._snapshot), _random_state())
         else:
             for backend, saved in self._snapshot:
                 backend.__dict__.clear()
                 backend.__dict__.update(copy.deepcopy(saved))
-        mock_random.seed(seed)
+            mock_random.seed(seed)
         random.seed(seed)
         for client in self._cache.values():
             _refill_retry_quota(client)
 
     def snapshot(self) -> None:
-        """Remember the state set-up made (DynamoDB, S3, the Redshift Data API), so that each
-        schedule starts from a copy of it instead of running set-up again."""
-        from moto.dynamodb.models import dynamodb_backends
-        from moto.redshiftdata.models import redshiftdata_backends
-        from moto.s3.models import s3_backends
+        """Remember the state set-up made (DynamoDB, S3, the Redshift Data API and every other
+        service a client was made for), so that each schedule starts from a copy of it instead of
+        running set-up again."""
+        for service in ("dynamodb", "s3", "redshift-data", *(s for s, _ in self._cache)):
+            self._cover(service)
+        self._snapshot = [(b, copy.deepcopy(b.__dict__)) for b in self._backends]
+        if self._memoize:
+            self._memo = Memo(self._save, self._restore, _random_state, _set_random_state)
 
-        backends = [
-            dynamodb_backends[_ACCOUNT][_REGION],
-            s3_backends[_ACCOUNT]["aws"],
-            redshiftdata_backends[_ACCOUNT][_REGION],
-        ]
-        self._snapshot = [(b, copy.deepcopy(b.__dict__)) for b in backends]
+    def _cover(self, service: str) -> None:
+        import moto.backends
+
+        if service in self._services:
+            return
+        per_account = moto.backends.get_backend(service)[_ACCOUNT]  # type: ignore[call-overload]
+        backend = per_account[_REGION] if _REGION in per_account else per_account["aws"]
+        for i, known in enumerate(self._backends):
+            if known is backend:
+                self._services[service] = i
+                return
+        self._services[service] = len(self._backends)
+        self._backends.append(backend)
+
+    def _save(self, i: int) -> Any:
+        return copy.deepcopy(self._backends[i].__dict__)
+
+    def _restore(self, i: int, saved: Any) -> None:
+        backend = self._backends[i]
+        backend.__dict__.clear()
+        backend.__dict__.update(copy.deepcopy(saved))
+
+    def settle(self) -> None:
+        """Bring moto's live state up to where the schedule is (answers from memory leave it
+        behind), for checks that read moto directly."""
+        if self._memo is not None and self._memo.node is not None:
+            self._memo.sync()
 
     def bind(self, run: Engine | None) -> None:
         """Route the clients' requests to ``run`` (the schedule now running)."""
@@ -125,17 +165,50 @@ class Backend:
         key = (service, json.dumps(kwargs, sort_keys=True, default=str))
         if key in self._cache:
             return self._cache[key]
+        if self._snapshot is not None and service not in self._services:
+            # a service set-up did not touch: from now on its state is restored with the rest,
+            # and (rarely worth the complication) nothing is answered from memory any more
+            self.settle()
+            self._memo = None
+            self._cover(service)
+            backend = self._backends[-1]
+            if all(b is not backend for b, _ in self._snapshot):
+                self._snapshot.append((backend, copy.deepcopy(backend.__dict__)))
         kwargs.setdefault("config", Config(retries={"mode": "standard", "max_attempts": 5}))
         client = self._session.client(service, **kwargs)
         # moto answers through a before-send handler every client carries; here the run answers
         # (asking moto itself), so that a fault or a remembered token can stand in for moto.
         client.meta.events.unregister("before-send", botocore_stubber)
         client.meta.events.register_first("before-send", self._before_send)
+        client.meta.events.register_first("before-parameter-build", _idempotency_token)
         self._cache[key] = client
         return client
 
     def send(self, run: Engine, request: Any, event_name: str, service: str, operation: str) -> Any:
-        """moto's answer to ``request``, with DynamoDB's ``ClientRequestToken`` idempotency."""
+        """moto's answer to ``request``, with DynamoDB's ``ClientRequestToken`` idempotency;
+        from memory when the same request was sent from the same state before."""
+        from botocore.awsrequest import AWSResponse
+        from moto.core.botocore_stubber import MockRawResponse
+
+        memo = self._memo
+        if memo is None or memo.node is None or service not in self._services:
+            answer = self._send(run, request, service, operation)
+        else:
+            key = request_key(request, service, operation, run.now)
+            found = memo.follow(key)
+            if isinstance(found, Answer):
+                answer = found
+            else:
+                memo.sync()
+                answer = self._send(run, request, service, operation)
+                wrote = None if operation in READS else self._services[service]
+                memo.record(key, answer, wrote)
+        if answer.token is not None:
+            run.tokens[answer.token[0]] = answer.token[1]
+        raw = MockRawResponse(answer.body)
+        return AWSResponse(request.url, answer.status, dict(answer.headers), raw)
+
+    def _send(self, run: Engine, request: Any, service: str, operation: str) -> Answer:
         from moto.core.models import botocore_stubber
 
         token, canonical = None, ""
@@ -146,17 +219,24 @@ class Backend:
             seen = run.tokens.get(token) if token else None
             if seen is not None and run.now - seen[1] < TOKEN_WINDOW:
                 if seen[0] == canonical:
-                    return dynamodb_response(request.url, 200, {})
-                return error_response(
-                    request.url,
-                    400,
-                    "IdempotentParameterMismatchException",
-                    "the ClientRequestToken was used before with other parameters",
+                    return _answer(dynamodb_response(request.url, 200, {}))
+                return _answer(
+                    error_response(
+                        request.url,
+                        400,
+                        "IdempotentParameterMismatchException",
+                        "the ClientRequestToken was used before with other parameters",
+                    )
                 )
-        response = botocore_stubber(event_name=event_name, request=request)
-        if token and response is not None and response.status_code == 200:
-            run.tokens[token] = (canonical, run.now)
-        return response
+        answered = botocore_stubber.process_request(request)
+        if answered is None:
+            raise SimulationError(f"moto does not answer {service} {operation} ({request.url})")
+        status, headers, body = answered
+        remembered = None
+        if token and status == 200:
+            remembered = (token, (canonical, run.now))
+            run.tokens[token] = remembered[1]
+        return Answer(status, dict(headers), body, remembered)
 
     # -- TTL -----------------------------------------------------------------------------------
 
@@ -182,11 +262,26 @@ class Backend:
 
     def expired(self, now: float) -> bool:
         """Whether any item's ``ttl`` has passed at ``now``."""
-        return bool(self._expired_items(now))
+        return bool(self._remembered(("ttl?", now), None, lambda: bool(self._expired_items(now))))
 
     def expire(self, now: float) -> int:
         """Delete every item whose ``ttl`` has passed, as DynamoDB's TTL eventually does (it
         deletes with a condition on the ``ttl`` it saw). The number deleted."""
+        wrote = self._services.get("dynamodb")
+        return int(self._remembered(("ttl", now), wrote, lambda: self._expire(now)))
+
+    def _remembered(self, key: Any, wrote: int | None, compute: Callable[[], Any]) -> Any:
+        memo = self._memo
+        if memo is None or memo.node is None:
+            return compute()
+        found = memo.follow(key)
+        if found is None:
+            memo.sync()
+            found = compute()
+            memo.record(key, found, wrote)
+        return found
+
+    def _expire(self, now: float) -> int:
         from moto.dynamodb.models import dynamodb_backends
 
         backend = dynamodb_backends[_ACCOUNT][_REGION]
@@ -198,6 +293,31 @@ class Backend:
             table.delete_item(hash_key, range_key)
             gone += 1
         return gone
+
+
+def _idempotency_token(params: dict[str, Any], model: Any, **kwargs: Any) -> None:
+    """Fill the idempotency tokens botocore would draw from ``uuid4`` (``ClientRequestToken``)
+    from the invocation's clock instead, so that a replay sends the same bytes. Like botocore's,
+    one token per call, reused by its retries."""
+    for name in model.idempotent_members:
+        if name not in params:
+            params[name] = str(uuid.UUID(clock.token_hex(16)))
+
+
+def _answer(response: Any) -> Answer:
+    return Answer(response.status_code, dict(response.headers), response.content)
+
+
+def _random_state() -> Any:
+    from moto.moto_api._internal import mock_random
+
+    return mock_random.getstate()
+
+
+def _set_random_state(state: Any) -> None:
+    from moto.moto_api._internal import mock_random
+
+    mock_random.setstate(state)
 
 
 def _refill_retry_quota(client: Any) -> None:
