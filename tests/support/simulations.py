@@ -33,7 +33,9 @@ class Spec:
     ci: Callable[[], sim.Scheduler]
     bounds: str
 
-    def explore(self, *, ci: bool = False, max_failures: int = 1) -> sim.Exploration:
+    def explore(
+        self, *, ci: bool = False, max_failures: int = 1, memoize: bool = True
+    ) -> sim.Exploration:
         strategy = self.ci() if ci else self.full()
         return sim.explore(
             self.scenario,
@@ -41,6 +43,7 @@ class Spec:
             faults=self.faults,
             setup=self.setup,
             max_failures=max_failures,
+            memoize=memoize,
         )
 
 

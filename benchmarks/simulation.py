@@ -1,0 +1,124 @@
+"""§8 of ``make bench``: how fast the deterministic simulation explores schedules.
+
+Each scenario of ``tests/support/simulations.py`` named in :data:`SCENARIOS` is explored under its
+CI bounds twice, with the memo of answers (the default) and without it, and the run reports
+schedules and steps per second and the share of the wall time spent inside moto (the in-process
+AWS), measured by timing each request moto answers. The rest is the library's own code,
+botocore's serialization and parsing, and the simulation's scheduling.
+
+Alone: ``.venv/bin/python -m benchmarks.simulation``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from stateless_state.testing.simulation import backend as sim_backend
+
+SCENARIOS = ("batcher.lifecycle", "idempotency.zombie", "counter.tokens")
+"""Measured in this order; a name not registered is left out of the table (and said so)."""
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """One exploration: its bounds, schedules, steps, wall seconds and seconds inside moto."""
+
+    bounds: str
+    schedules: int
+    steps: int
+    seconds: float
+    in_moto: float
+    finished: bool
+
+    @property
+    def schedules_per_second(self) -> float:
+        return self.schedules / self.seconds if self.seconds else 0.0
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.steps / self.seconds if self.seconds else 0.0
+
+
+@contextmanager
+def _timing_moto() -> Iterator[list[float]]:
+    """Accumulate the seconds ``Backend._send`` (moto answering one request) takes."""
+    spent = [0.0]
+    original = sim_backend.Backend._send
+
+    def timed(self: Any, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            spent[0] += time.perf_counter() - started
+
+    sim_backend.Backend._send = timed  # type: ignore[method-assign]
+    try:
+        yield spent
+    finally:
+        sim_backend.Backend._send = original  # type: ignore[method-assign]
+
+
+def run(names: tuple[str, ...] = SCENARIOS) -> dict[str, dict[str, Throughput]]:
+    """Each registered scenario among ``names``, with and without the memo."""
+    from tests.support.simulations import specs
+
+    registry = specs()
+    results: dict[str, dict[str, Throughput]] = {}
+    for name in names:
+        spec = registry.get(name)
+        if spec is None:
+            continue
+        results[name] = {}
+        for label, memoize in (("memo", True), ("no memo", False)):
+            with _timing_moto() as spent:
+                report = spec.explore(ci=True, memoize=memoize)
+            report.check()
+            results[name][label] = Throughput(
+                repr(spec.ci()),
+                report.schedules,
+                report.steps,
+                report.elapsed,
+                spent[0],
+                report.finished,
+            )
+            print(f"simulation {name}, {label}: {report}", flush=True)
+    return results
+
+
+def markdown(results: dict[str, dict[str, Throughput]]) -> list[str]:
+    missing = [n for n in SCENARIOS if n not in results]
+    lines = [
+        "## 8. The deterministic simulation: schedules and steps per second",
+        "",
+        "Each scenario under its CI bounds (`tests/support/simulations.py`; `make simulate` runs "
+        "the full ones), with the memo of answers (a request sent from a state an earlier "
+        "schedule reached is answered from memory) and without it. A step is one choice of the "
+        "scheduler: an AWS request, a sleep, an invocation's end. *In moto* is the share of the "
+        "wall time moto spent answering; the rest is the library's code, botocore building and "
+        "parsing requests, and the scheduler. The goal is 100 schedules per second for the "
+        "batcher scenario on this machine.",
+        "",
+        "| scenario | bounds | memo | schedules | whole space | steps | seconds "
+        "| schedules/s | steps/s | in moto |",
+        "|---|---|---|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, runs in results.items():
+        for label, t in runs.items():
+            share = t.in_moto / t.seconds if t.seconds else 0.0
+            lines.append(
+                f"| {name} | `{t.bounds}` | {label} | {t.schedules:,} "
+                f"| {'yes' if t.finished else 'no'} | {t.steps:,} | {t.seconds:.1f} "
+                f"| {t.schedules_per_second:,.1f} | {t.steps_per_second:,.0f} | {share:.0%} |"
+            )
+    if missing:
+        lines += ["", f"Not registered in this run: {', '.join(missing)}."]
+    return [*lines, ""]
+
+
+if __name__ == "__main__":
+    print("\n".join(markdown(run())))
