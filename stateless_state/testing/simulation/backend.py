@@ -215,7 +215,7 @@ class Backend:
         if service == "dynamodb" and operation == "TransactWriteItems":
             body = json.loads(request.body or b"{}")
             token = body.get("ClientRequestToken")
-            canonical = json.dumps(body, sort_keys=True)
+            canonical = _token_parameters(body)
             seen = run.tokens.get(token) if token else None
             if seen is not None and run.now - seen[1] < TOKEN_WINDOW:
                 if seen[0] == canonical:
@@ -302,6 +302,18 @@ def _idempotency_token(params: dict[str, Any], model: Any, **kwargs: Any) -> Non
     for name in model.idempotent_members:
         if name not in params:
             params[name] = str(uuid.UUID(clock.token_hex(16)))
+
+
+_NOT_PARAMETERS = ("ReturnConsumedCapacity", "ReturnItemCollectionMetrics")
+"""What of a ``TransactWriteItems`` request is not compared with a token's first use: asking for
+the cost back is not another request (DynamoDB Local answers a repeat that differs only there
+as a repeat, not ``IdempotentParameterMismatchException``)."""
+
+
+def _token_parameters(body: dict[str, Any]) -> str:
+    """The parameters a ``ClientRequestToken`` is bound to, canonical: the same transaction
+    written with its keys in another order is the same; its actions in another order are not."""
+    return json.dumps({k: v for k, v in body.items() if k not in _NOT_PARAMETERS}, sort_keys=True)
 
 
 def _answer(response: Any) -> Answer:

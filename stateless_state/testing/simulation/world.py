@@ -8,9 +8,11 @@ nothing in it runs concurrently. Time is virtual: it moves only when an invocati
 request completes (``LATENCY``) or a pause or timeout is chosen.
 
 What moto does not model and DynamoDB does, the world does: ``ClientRequestToken`` idempotency
-of ``TransactWriteItems`` (a repeat within 10 minutes succeeds without applying again; the same
-token with other parameters is ``IdempotentParameterMismatchException``) and TTL deletion (the
-``ttl`` fault deletes every item whose ``ttl`` has passed).
+of ``TransactWriteItems`` (a repeat within 10 minutes of the token's first success succeeds
+without applying again; the same token with other parameters is
+``IdempotentParameterMismatchException``; a cancelled or refused transaction binds no token) and
+TTL deletion (the ``ttl`` fault deletes every item whose ``ttl`` has passed, never one whose has
+not). ``tests/stateless_state/test_simulation_model.py`` checks both against DynamoDB Local.
 """
 
 from __future__ import annotations
