@@ -46,10 +46,12 @@ Handler = Callable[[Any, Any], Any]
 Build = Callable[[World], Handler]
 Check = Callable[[World], Any]
 
-DEFAULT_FAULTS = Faults(crash=1, ambiguous=1)
+DEFAULT_FAULTS = Faults(crash=1, ambiguous=1, redeliver_after=30.0)
 """The faults :meth:`Simulation.run` injects unless told otherwise: one crash (the delivery dies
-at that step and its event is delivered again) and one ambiguous write (applied, its response
-lost, retried by botocore), each at every step it applies to."""
+at that step and its event is delivered again 30 virtual seconds later, as SQS's default
+visibility timeout would: after the crashed delivery's claims and leases have ended) and one
+ambiguous write (applied, its response lost, retried by botocore), each at every step it
+applies to."""
 
 _TAIL = 25  # steps of a failing schedule a message shows
 

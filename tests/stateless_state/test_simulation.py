@@ -114,7 +114,7 @@ def test_a_zombie_pause_lets_a_lease_expire_without_wall_time() -> None:
 def test_schedules_encode_compactly_and_round_trip() -> None:
     for choices in ([], [0] * 40, [0, 1, 35, 36, 200, 0, 0, 0, 0, 0, 2]):
         assert decode(encode(choices)) == choices
-    line = sim.ReplayLine(7, (0, 0, 3), 2, sim.Faults(crash=1, pause_for=12.5))
+    line = sim.ReplayLine(7, (0, 0, 3), 2, sim.Faults(crash=1, pause_for=12.5, redeliver_after=30))
     assert sim.ReplayLine.parse(str(line)) == line
 
 

@@ -39,7 +39,10 @@ class Faults:
       otherwise never: both are what DynamoDB promises).
 
     ``redeliveries`` bounds how often an event whose invocation crashed, timed out or raised is
-    delivered again (SQS and Lambda's async retries do so; 0 turns it off).
+    delivered again (SQS and Lambda's async retries do so; 0 turns it off), and
+    ``redeliver_after`` is how many virtual seconds later (SQS's visibility timeout; 0: at
+    once). A crashed invocation's claim or lease outlives it; a redelivery that comes sooner
+    than the lease ends can only meet it.
     """
 
     ambiguous: int = 0
@@ -52,6 +55,7 @@ class Faults:
     ttl: int = 0
     pause_for: float = 60.0
     redeliveries: int = 2
+    redeliver_after: float = 0.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -140,6 +144,9 @@ def _faults_text(faults: Faults) -> str:
     return ",".join(parts) or "-"
 
 
+_SECONDS = frozenset({"pause_for", "redeliver_after"})
+
+
 def _faults_parse(text: str) -> Faults:
     if text == "-":
         return Faults()
@@ -149,7 +156,7 @@ def _faults_parse(text: str) -> Faults:
         name, _, value = part.partition("=")
         if name not in names:
             raise InvalidArgument(f"unknown fault {name!r} in a replay line")
-        values[name] = float(value) if name == "pause_for" else int(value)
+        values[name] = float(value) if name in _SECONDS else int(value)
     return Faults(**values)  # type: ignore[arg-type]
 
 

@@ -205,9 +205,10 @@ class _Task:
         redeliver: bool,
         chain: int,
         base: str,
+        not_before: float,
     ) -> None:
         self.run, self.index, self.outcome, self.handler = run, index, outcome, handler
-        self.base = base
+        self.base, self.not_before = base, not_before
         self.skew, self.timeout, self.redeliver, self.chain = skew, timeout, redeliver, chain
         self.rng = random.Random(f"{run.seed}:{index}")
         self.deadline = 0.0
@@ -240,6 +241,11 @@ class _Task:
         finally:
             self.pending, self.done = None, True
             self.run.back.release()
+
+    def due(self, now: float) -> bool:
+        """Whether it may run at ``now``: a redelivery not yet started waits for its time."""
+        pending = self.pending
+        return not (pending is not None and pending.kind == "start" and self.not_before > now)
 
     def start(self) -> None:
         self.deadline = self.run.now + self.timeout
@@ -328,7 +334,8 @@ class World:
         shifts this invocation's wall clock (seconds; its monotonic clock is unaffected);
         ``timeout`` is its Lambda timeout (virtual seconds). With ``redeliver`` the event is
         delivered again when this invocation crashes, times out or raises (up to
-        :attr:`Faults.redeliveries` times), as SQS and Lambda's retries do."""
+        :attr:`Faults.redeliveries` times, :attr:`Faults.redeliver_after` virtual seconds
+        later), as SQS and Lambda's retries do."""
         self._run.add_task(
             handler, event, name=name, skew=skew, timeout=timeout, redeliver=redeliver
         )
@@ -375,6 +382,7 @@ class Engine:
         redeliver: bool,
         attempt: int = 1,
         chain: int | None = None,
+        not_before: float = 0.0,
     ) -> _Task:
         index = len(self.tasks)
         base = name or f"inv{index}"
@@ -389,11 +397,12 @@ class Engine:
             redeliver=redeliver,
             chain=index if chain is None else chain,
             base=base,
+            not_before=not_before,
         )
         self.tasks.append(task)
         return task
 
-    def _again(self, task: _Task, *, attempt: int) -> None:
+    def _again(self, task: _Task, *, attempt: int, delay: float = 0.0) -> None:
         self.add_task(
             task.handler,
             task.outcome.event,
@@ -403,6 +412,7 @@ class Engine:
             redeliver=task.redeliver,
             attempt=attempt,
             chain=task.chain,
+            not_before=self.now + delay,
         )
 
     # -- the loop ------------------------------------------------------------------------------
@@ -417,6 +427,10 @@ class Engine:
                 ready = [t for t in self.tasks if not t.done]
                 if not ready:
                     return
+                if not any(t.due(self.now) for t in ready):
+                    # only redeliveries not yet due: virtual time runs on to the first of them
+                    self.now = min(t.not_before for t in ready)
+                ready = [t for t in ready if t.due(self.now)]
                 options = self._options(ready)
                 choice = self.scheduler.choose(options) if len(options) > 1 else 0
                 self.choices.append(choice)
@@ -496,7 +510,7 @@ class Engine:
         if task.outcome.status in ("crashed", "timeout", "error") and task.redeliver:
             chain = [t for t in self.tasks if t.chain == task.chain]
             if len(chain) <= self.faults.redeliveries:
-                self._again(task, attempt=len(chain) + 1)
+                self._again(task, attempt=len(chain) + 1, delay=self.faults.redeliver_after)
 
     # -- requests ------------------------------------------------------------------------------
 
