@@ -4,20 +4,21 @@
 ``deliveries`` times at once, and runs every schedule :mod:`stateless_state.testing.simulation`
 can make of them: each interleaving at the handler's AWS requests and sleeps (up to one
 preemption by default), with a crash and an ambiguous write at every step they apply to, and a
-crashed delivery delivered again. After each schedule ``check(world)`` reads what was stored and
-fails by raising. A failure raises :class:`~stateless_state.testing.simulation.SimulationFailed`
-whose message ends with the ``simulation.replay(...)`` call that runs that one schedule again:
-the same requests in the same order.
+crashed delivery's event delivered again (30 virtual seconds on). After each schedule
+``check(world)`` reads what was stored and fails by raising. A failure raises
+:class:`~stateless_state.testing.simulation.SimulationFailed` whose message ends with the
+``simulation.replay(...)`` call that runs that one schedule again: the same requests in the
+same order.
 
 ::
 
     def test_charged_once(simulation):
         simulation.run(build_handler, {"order_id": "o-1"}, setup=tables, check=charged_once)
 
-``build(world)`` makes the handler from clients of ``world.client(...)`` (every AWS client the
-handler uses must come from there; a client made elsewhere reaches the network, not the
-simulation). ``setup(world)``, run once, creates tables, buckets and objects every schedule
-starts from.
+``build(world)`` makes the handler from clients of ``world.client(...)``: every AWS client the
+handler uses must come from there (a client made elsewhere bypasses the simulation: its requests
+are no steps, so no interleaving or fault reaches them). ``setup(world)``, run once, creates
+tables, buckets and objects every schedule starts from.
 """
 
 from __future__ import annotations
@@ -96,7 +97,8 @@ class Simulation:
         """Deliver ``event`` ``deliveries`` times to ``build(world)``'s handler under the schedules
         of ``strategy`` (default: every schedule with at most one preemption,
         ``Exhaustive(preemptions=1)``) and ``faults`` (default :data:`DEFAULT_FAULTS`), running
-        ``check(world)`` after each.
+        ``check(world)`` after each (without one, only the simulation's own errors fail: a
+        handler that raises is an outcome, ``world.outcomes``, not a failure).
 
         Returns what was explored when ``check`` held in every schedule (``finished``: the
         whole space under the bounds). Raises
