@@ -103,8 +103,8 @@ def test_a_correct_handler_holds_over_the_whole_space(simulation: Simulation) ->
 def test_an_idempotent_handler_with_its_write_in_the_completion_holds_too(
     simulation: Simulation, faults: Faults
 ) -> None:
-    """One fault kind at a time keeps it to seconds (both at once, the default, the whole space
-    holds too: 2,000-odd schedules, about a minute). A crashed delivery's claim lives until its
+    """One fault kind at a time keeps it to a few seconds (both at once, the default, the whole
+    space holds too: 390 schedules, about 13 s). A crashed delivery's claim lives until its
     lease ends; its event, delivered again after that (SQS's visibility timeout), takes the
     claim over."""
     result = simulation.run(
