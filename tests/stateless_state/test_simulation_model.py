@@ -21,7 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from stateless_state import clock
-from stateless_state.testing import DynamoDBLocal
+from stateless_state.testing import DynamoDBLocal, FaultInjector
 from stateless_state.testing import simulation as sim
 
 Items = list[dict[str, Any]]
@@ -239,6 +239,45 @@ def test_plain_moto_ignores_the_token_so_the_agreement_has_teeth(
     }
     # only where no token is sent do moto and DynamoDB agree
     assert differ == set(SEQUENCES) - {"without a token every transaction is new"}
+
+
+def test_an_ambiguous_transaction_retried_by_botocore_applies_once(
+    dynamodb_local: DynamoDBLocal,
+) -> None:
+    """The case the model is for: botocore fills ``ClientRequestToken`` itself and reuses it on
+    its retries, so a transaction whose answer was lost is not applied again, on DynamoDB Local
+    and in the simulation alike (plain moto would apply each attempt)."""
+    client = dynamodb_local.client()
+    table = f"tokens-{uuid.uuid4().hex[:12]}"
+    create(client, table)
+    try:
+        with FaultInjector(client, seed=1) as faults:
+            # every attempt but botocore's last is applied and its answer lost
+            faults.add("ambiguous", rate=1.0, operations=["TransactWriteItems"])
+            client.transact_write_items(TransactItems=add(1)(table))
+        assert faults.injected["ambiguous"] >= 1
+        on_local = client.get_item(TableName=table, Key={"pk": {"S": "n"}})["Item"]["x"]["N"]
+    finally:
+        client.delete_table(TableName=table)
+    assert on_local == "1"
+
+    seen: set[tuple[str, int]] = set()
+
+    def scenario(world: sim.World) -> None:
+        ddb = world.client("dynamodb")
+        create(ddb, "tokens")
+        world.invoke(
+            lambda event, context: ddb.transact_write_items(TransactItems=add(1)("tokens"))
+        )
+
+        @world.check
+        def applied_once() -> None:
+            x = ddb.get_item(TableName="tokens", Key={"pk": {"S": "n"}})["Item"]["x"]["N"]
+            sent = sum(1 for s in world.trace if s.operation == "TransactWriteItems")
+            seen.add((x, sent))
+
+    sim.explore(scenario, sim.Exhaustive(preemptions=0), faults=sim.Faults(ambiguous=1)).check()
+    assert seen == {(on_local, 1), (on_local, 2)}  # sent once, or lost and sent again: applied once
 
 
 def test_a_token_is_forgotten_after_ten_minutes() -> None:
