@@ -82,6 +82,8 @@ CLOCK_READS = frozenset(
 CHANCE = frozenset({"random", "secrets"})
 """Modules whose every use is a random draw the simulation could not replay."""
 DATETIME_READS = frozenset({"now", "utcnow", "today"})
+RANDOM_IDS = {"uuid": frozenset({"uuid1", "uuid4"}), "os": frozenset({"urandom"})}
+"""Draws of chance outside :mod:`random` and :mod:`secrets`."""
 
 CLOCK_EXCEPTIONS = {
     "stateless_state/clock.py": "the seam itself: SYSTEM is time, random and secrets",
@@ -96,6 +98,14 @@ CLOCK_EXCEPTIONS = {
         "the simulator owns virtual time: it times itself in wall seconds for its report, "
         "seeds each schedule's random.Random and the global random botocore's jitter reads"
     ),
+    "stateless_state/testing/__init__.py": (
+        "fresh_table_name names tables unique across processes sharing one DynamoDB Local, "
+        "which a seeded draw would repeat"
+    ),
+    "stateless_state/testing/context.py": (
+        "FakeLambdaContext is for real-thread tests; a simulated invocation gets its context "
+        "from the simulation, its request id drawn from the schedule's seed"
+    ),
     "patterns/testing.py": (
         "crash-torture hooks run in real worker processes and draw from a random.Random seeded "
         "by the run, so a torture run is reproducible from its seed"
@@ -107,9 +117,11 @@ CLOCK_EXCEPTIONS = {
 def clock_reads(path: Path) -> list[str]:
     """Each place ``path`` reads a clock, sleeps or draws chance without ``stateless_state.clock``:
     ``time.time/monotonic/sleep/perf_counter`` (and ``_ns``) through any alias or ``from time
-    import``, any import of ``random`` or ``secrets``, and ``datetime.now/utcnow/today``."""
+    import``, any import of ``random`` or ``secrets``, ``uuid.uuid1/uuid4``, ``os.urandom`` and
+    ``datetime.now/utcnow/today``."""
     tree = ast.parse(path.read_text())
     time_names: set[str] = set()  # names bound to the time module
+    id_modules: dict[str, str] = {}  # names bound to uuid or os, to the module
     datetime_modules: set[str] = set()  # names bound to the datetime module
     datetime_classes: set[str] = set()  # names bound to datetime.datetime or datetime.date
     found: list[str] = []
@@ -123,19 +135,26 @@ def clock_reads(path: Path) -> list[str]:
                     time_names.add(bound)
                 elif alias.name == "datetime":
                     datetime_modules.add(bound)
+                elif alias.name in RANDOM_IDS:
+                    id_modules[bound] = alias.name
         elif isinstance(node, ast.ImportFrom) and not node.level:
             for alias in node.names:
                 if node.module in CHANCE:
                     found.append(f"{node.lineno}: from {node.module} import {alias.name}")
                 elif node.module == "time" and alias.name in CLOCK_READS:
                     found.append(f"{node.lineno}: from time import {alias.name}")
+                elif node.module in RANDOM_IDS and alias.name in RANDOM_IDS[node.module]:
+                    found.append(f"{node.lineno}: from {node.module} import {alias.name}")
                 elif node.module == "datetime" and alias.name in ("datetime", "date"):
                     datetime_classes.add(alias.asname or alias.name)
     for node in ast.walk(tree):
         if not isinstance(node, ast.Attribute):
             continue
         value = node.value
-        if isinstance(value, ast.Name) and value.id in time_names and node.attr in CLOCK_READS:
+        if isinstance(value, ast.Name) and (
+            (value.id in time_names and node.attr in CLOCK_READS)
+            or (value.id in id_modules and node.attr in RANDOM_IDS[id_modules[value.id]])
+        ):
             found.append(f"{node.lineno}: {value.id}.{node.attr}")
         elif node.attr in DATETIME_READS and (
             (isinstance(value, ast.Name) and value.id in datetime_classes)
@@ -188,6 +207,9 @@ def test_the_clock_check_sees_every_spelling(tmp_path: Path) -> None:
         "b = datetime.datetime.now()\n"
         "c = d.today()\n"
         "e = t.strftime('%Y', t.gmtime(0))\n"
+        "import uuid, os\n"
+        "from uuid import uuid4\n"
+        "f = uuid.uuid4(), uuid.UUID(int=0), os.urandom(4), os.getpid()\n"
     )
     assert clock_reads(planted) == [
         "2: import secrets",
@@ -196,4 +218,7 @@ def test_the_clock_check_sees_every_spelling(tmp_path: Path) -> None:
         "7: t.perf_counter",
         "8: datetime.datetime.now",
         "9: d.today",
+        "12: from uuid import uuid4",
+        "13: uuid.uuid4",
+        "13: os.urandom",
     ]
