@@ -145,6 +145,7 @@ def _faults_text(faults: Faults) -> str:
 
 
 _SECONDS = frozenset({"pause_for", "redeliver_after"})
+"""The fields of :class:`Faults` that are virtual seconds (floats); the others are counts."""
 
 
 def _faults_parse(text: str) -> Faults:
