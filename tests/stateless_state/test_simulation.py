@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from stateless_state import LeaseUnavailable, Store
+from stateless_state import LeaseUnavailable, Store, clock
 from stateless_state.testing import simulation as sim
 from stateless_state.testing.simulation.schedule import decode, encode
 
@@ -178,3 +178,64 @@ def test_answers_from_memory_are_what_moto_answers_and_replays_send_the_same_byt
     assert any(op == "TransactWriteItems" for trace, *_ in runs[True] for _, op, _, _ in trace)
     assert {o for _, outcomes, _, _ in runs[True] for _, o, _ in outcomes} >= {"ok", "crashed"}
     assert {kept for *_, kept in runs[True]} == {True, False}  # TTL deleted it, or never
+
+
+def _replays(scenario: sim.Scenario, result: sim.Exploration, setup_: sim.Scenario) -> None:
+    assert result.failures, str(result)
+    failure = result.failures[0]
+    again = sim.replay(scenario, str(failure.run.line), setup=setup_)
+    assert again.error is not None, f"{failure.run.line} did not reproduce the failure"
+    assert again.requests == failure.run.requests
+    assert [s.action for s in again.trace] == [s.action for s in failure.run.trace]
+
+
+def appended_in_order(world: sim.World) -> None:
+    """Three read-then-append invocations with no preemption: each runs alone to its end, so
+    every step but the choice of who starts next is forced."""
+    client = world.client("dynamodb")
+    key = {"pk": {"S": "planted"}, "sk": {"S": "order"}}
+
+    def handler(event: Any, context: Any) -> None:
+        item = client.get_item(TableName=TABLE, Key=key, ConsistentRead=True).get("Item")
+        seen = item["order"]["S"] if item else ""
+        client.put_item(TableName=TABLE, Item={**key, "order": {"S": seen + event}})
+
+    for name in "abc":
+        world.invoke(handler, name, name=name)
+
+    @world.check
+    def not_cba() -> None:
+        item = client.get_item(TableName=TABLE, Key=key, ConsistentRead=True)["Item"]
+        assert item["order"]["S"] != "cba", item
+
+
+def test_a_line_replays_when_forced_steps_come_before_a_choice() -> None:
+    _replays(
+        appended_in_order, sim.explore(appended_in_order, sim.Exhaustive(0), setup=setup), setup
+    )
+    shrunk = sim.explore(appended_in_order, sim.Hypothesis(200, preemptions=0), setup=setup)
+    _replays(appended_in_order, shrunk, setup)
+
+
+def expiring(world: sim.World) -> None:
+    """One invocation: every step before its item expires is forced; the first after it may
+    be TTL's deletion."""
+    client = world.client("dynamodb")
+    key = {"pk": {"S": "planted"}, "sk": {"S": "ttl"}}
+
+    def handler(event: Any, context: Any) -> None:
+        ttl = str(int(clock.now()) + 1)
+        client.put_item(TableName=TABLE, Item={**key, "ttl": {"N": ttl}})
+        clock.sleep(5)
+        client.get_item(TableName=TABLE, Key=key, ConsistentRead=True)
+
+    world.invoke(handler, name="h")
+
+    @world.check
+    def kept() -> None:
+        assert "Item" in client.get_item(TableName=TABLE, Key=key, ConsistentRead=True)
+
+
+def test_a_ttl_deletion_replays() -> None:
+    result = sim.explore(expiring, sim.Exhaustive(None), faults=sim.Faults(ttl=1), setup=setup)
+    _replays(expiring, result, setup)

@@ -194,7 +194,7 @@ def _run_one(
         except Exception as e:
             error = e
     line = ReplayLine(seed, tuple(run.choices), scheduler.preemptions, faults)
-    return Run(line, [t.outcome for t in run.tasks], list(run.trace), error), len(run.choices)
+    return Run(line, [t.outcome for t in run.tasks], list(run.trace), error), run.steps
 
 
 def explore(

@@ -358,6 +358,7 @@ class Engine:
         self.checks: list[Callable[[], Any]] = []
         self.trace: list[Step] = []
         self.choices: list[int] = []
+        self.steps = 0
         self.back = threading.Semaphore(0)
         self.budget = faults.budget()
         self.tokens: dict[str, tuple[str, float]] = {}
@@ -432,8 +433,13 @@ class Engine:
                     self.now = min(t.not_before for t in ready)
                 ready = [t for t in ready if t.due(self.now)]
                 options = self._options(ready)
-                choice = self.scheduler.choose(options) if len(options) > 1 else 0
-                self.choices.append(choice)
+                # Only real choices go into the line: a replay is asked only where there are
+                # several options, so a forced step recorded there would shift every later one.
+                choice = 0
+                if len(options) > 1:
+                    choice = self.scheduler.choose(options)
+                    self.choices.append(choice)
+                self.steps += 1
                 self._apply(options[choice])
         finally:
             for task in self.tasks:
