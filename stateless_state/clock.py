@@ -1,7 +1,8 @@
 """Time and chance: the one seam through which the library reads clocks, sleeps and draws chance.
 
 Every wall-clock instant (``ttl``, lease expiry, ``opened_at``), every monotonic deadline, every
-sleep between retries, every backoff jitter and every nonce the library writes comes from the
+sleep between retries, every backoff jitter, every nonce and every owner name the library writes
+comes from the
 :class:`Clock` that is current in the calling context. In production that is :data:`SYSTEM`
 (``time`` and ``secrets``); :mod:`stateless_state.testing.simulation` installs a virtual clock
 per simulated invocation, so a 30 s lease expiry costs no wall time, each invocation can run with
@@ -27,6 +28,7 @@ __all__ = [
     "Clock",
     "SystemClock",
     "current",
+    "identity",
     "monotonic",
     "now",
     "randrange",
@@ -64,6 +66,10 @@ class Clock(Protocol):
         """``nbytes`` random bytes as hex (nonces, owner tokens): unguessable in production."""
         ...
 
+    def identity(self) -> str:
+        """Who is running, for readable owner names (``host:pid`` in production)."""
+        ...
+
 
 class SystemClock:
     """The machine's clocks, :func:`time.sleep`, :mod:`random` for jitter, :mod:`secrets` for
@@ -86,6 +92,12 @@ class SystemClock:
 
     def token_hex(self, nbytes: int) -> str:
         return secrets.token_hex(nbytes)
+
+    def identity(self) -> str:
+        import os
+        import socket
+
+        return f"{socket.gethostname()}:{os.getpid()}"
 
 
 SYSTEM: Final[Clock] = SystemClock()
@@ -135,3 +147,9 @@ def randrange(n: int) -> int:
 def token_hex(nbytes: int) -> str:
     """A random hex token of ``nbytes`` bytes from the current clock."""
     return _current.get().token_hex(nbytes)
+
+
+def identity() -> str:
+    """Who is running, from the current clock: ``host:pid`` in production, the invocation's name
+    under a simulation (so that owner names, and the requests carrying them, replay the same)."""
+    return _current.get().identity()

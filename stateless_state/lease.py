@@ -15,7 +15,6 @@ and a stale holder's fenced writes fail however wrong its clock is.
 from __future__ import annotations
 
 import contextlib
-import socket
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, NamedTuple, TypedDict, Unpack
@@ -43,10 +42,9 @@ DEFAULT_DURATION = timedelta(minutes=1)
 
 
 def default_owner() -> str:
-    """A readable owner name: host, process and a random suffix."""
-    import os
-
-    return f"{socket.gethostname()}:{os.getpid()}:{clock.token_hex(3)}"
+    """A readable owner name: host, process (:func:`stateless_state.clock.identity`) and a
+    random suffix."""
+    return f"{clock.identity()}:{clock.token_hex(3)}"
 
 
 class LeaseOptions(TypedDict, total=False):

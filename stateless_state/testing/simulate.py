@@ -41,7 +41,7 @@ from .simulation import (
     replay,
 )
 
-__all__ = ["DEFAULT_FAULTS", "Simulation"]
+__all__ = ["DEFAULT_FAULTS", "LAMBDA_TIMEOUT", "Simulation"]
 
 Handler = Callable[[Any, Any], Any]
 Build = Callable[[World], Handler]
@@ -54,6 +54,11 @@ visibility timeout would: after the crashed delivery's claims and leases have en
 ambiguous write (applied, its response lost, retried by botocore), each at every step it
 applies to."""
 
+LAMBDA_TIMEOUT = 30.0
+"""Each delivery's Lambda timeout (virtual seconds): what its context's remaining time starts
+from, so an ``@idempotent`` claim lasts at most this long and a redelivery
+:data:`DEFAULT_FAULTS` sends 30 s after a crash finds the claim ended."""
+
 _TAIL = 25  # steps of a failing schedule a message shows
 
 
@@ -61,7 +66,7 @@ def _scenario(build: Build, event: Any, deliveries: int, check: Check | None) ->
     def scenario(world: World) -> None:
         handler = build(world)
         for i in range(deliveries):
-            world.invoke(handler, event, name=f"delivery{i + 1}")
+            world.invoke(handler, event, name=f"delivery{i + 1}", timeout=LAMBDA_TIMEOUT)
         if check is not None:
             world.check(lambda: check(world))
 

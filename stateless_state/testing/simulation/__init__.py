@@ -191,7 +191,9 @@ def _run_one(
         try:
             for check in run.checks:
                 check()
-        except Exception as e:
+        except (KeyboardInterrupt, SystemExit, SimulationError):
+            raise
+        except BaseException as e:  # pytest.fail() raises a BaseException: a failed check too
             error = e
     line = ReplayLine(seed, tuple(run.choices), scheduler.preemptions, faults)
     return Run(line, [t.outcome for t in run.tasks], list(run.trace), error), run.steps
@@ -223,6 +225,13 @@ def explore(
     """
     faults = faults or Faults()
     strategy = strategy if strategy is not None else RandomWalk()
+    if not isinstance(strategy, Hypothesis):
+        if vars(strategy).get("_explored"):
+            raise SimulationError(
+                f"{strategy!r} explored before: a strategy keeps its progress (an exhaustive "
+                "one would claim a space it never ran), so give each explore a new one"
+            )
+        vars(strategy)["_explored"] = True
     report = Exploration(strategy=repr(strategy))
     started = time.perf_counter()
     with Backend(memo=memoize) as backend:

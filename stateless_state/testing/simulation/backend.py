@@ -67,9 +67,14 @@ class Backend:
         import boto3
         import botocore.endpoint
         from moto import mock_aws
+        from moto.core.models import botocore_stubber
 
         self._mock = mock_aws()
         self._mock.start()
+        # moto answers every client made while it is active; a client the world did not make
+        # would reach it outside any step (and, under the memo, see a stale state): refuse it.
+        botocore_stubber.process_request = self._refuse_foreign_client  # type: ignore[method-assign]
+        self._s3_utcnow = _virtual_utcnow(self)
         self._saved = botocore.endpoint.time
         botocore.endpoint.time = _BotocoreTime()
         self._random = random.getstate()
@@ -82,10 +87,23 @@ class Backend:
 
     def __exit__(self, *exc: object) -> None:
         import botocore.endpoint
+        from moto.core.models import botocore_stubber
 
+        del botocore_stubber.process_request
+        self._s3_utcnow()
         botocore.endpoint.time = self._saved
         random.setstate(self._random)
         self._mock.stop()
+
+    def _refuse_foreign_client(self, request: Any) -> None:
+        error = SimulationError(
+            f"a request ({request.method} {request.url}) through a client the simulation did "
+            "not make: create every client the code under test uses with world.client(service) "
+            "in the scenario, so that each of its requests is a step"
+        )
+        if self._run is not None:
+            self._run.stop = error  # the handler may swallow it; the exploration must not
+        raise error
 
     def reset(self, seed: int) -> None:
         """A fresh AWS for the next schedule: the state :meth:`snapshot` saved (else empty), its
@@ -209,6 +227,7 @@ class Backend:
         return AWSResponse(request.url, answer.status, dict(answer.headers), raw)
 
     def _send(self, run: Engine, request: Any, service: str, operation: str) -> Answer:
+        from moto.core.botocore_stubber import BotocoreStubber
         from moto.core.models import botocore_stubber
 
         token, canonical = None, ""
@@ -228,7 +247,7 @@ class Backend:
                         "the ClientRequestToken was used before with other parameters",
                     )
                 )
-        answered = botocore_stubber.process_request(request)
+        answered = BotocoreStubber.process_request(botocore_stubber, request)
         if answered is None:
             raise SimulationError(f"moto does not answer {service} {operation} ({request.url})")
         status, headers, body = answered
@@ -252,23 +271,27 @@ class Backend:
         return found
 
     def _expired_items(self, now: float) -> list[tuple[str, Any]]:
+        """Every item whose ``ttl`` has passed at ``now``, in a fixed order (table, then key)."""
         expired = []
-        for name, attribute, table in self._tables():
+        for name, attribute, table in sorted(self._tables(), key=lambda t: t[0]):
+            found = []
             for item in table.all_items():
                 value = item.attrs.get(attribute)
                 if value is not None and value.type == "N" and float(value.value) < now:
-                    expired.append((name, item))
+                    found.append((repr((item.hash_key, item.range_key)), item))
+            expired += [(name, item) for _, item in sorted(found, key=lambda f: f[0])]
         return expired
 
-    def expired(self, now: float) -> bool:
-        """Whether any item's ``ttl`` has passed at ``now``."""
-        return bool(self._remembered(("ttl?", now), None, lambda: bool(self._expired_items(now))))
+    def expired(self, now: float) -> int:
+        """How many items' ``ttl`` has passed at ``now``."""
+        return int(self._remembered(("ttl?", now), None, lambda: len(self._expired_items(now))))
 
-    def expire(self, now: float) -> int:
-        """Delete every item whose ``ttl`` has passed, as DynamoDB's TTL eventually does (it
-        deletes with a condition on the ``ttl`` it saw). The number deleted."""
+    def expire(self, now: float, which: int | None = None) -> int:
+        """Delete the ``which``-th item whose ``ttl`` has passed (in :meth:`_expired_items`'
+        order), or every one (``None``), as DynamoDB's TTL eventually does, each item on its
+        own schedule. The number deleted."""
         wrote = self._services.get("dynamodb")
-        return int(self._remembered(("ttl", now), wrote, lambda: self._expire(now)))
+        return int(self._remembered(("ttl", now, which), wrote, lambda: self._expire(now, which)))
 
     def _remembered(self, key: Any, wrote: int | None, compute: Callable[[], Any]) -> Any:
         memo = self._memo
@@ -281,12 +304,13 @@ class Backend:
             memo.record(key, found, wrote)
         return found
 
-    def _expire(self, now: float) -> int:
+    def _expire(self, now: float, which: int | None) -> int:
         from moto.dynamodb.models import dynamodb_backends
 
         backend = dynamodb_backends[_ACCOUNT][_REGION]
         gone = 0
-        for name, item in self._expired_items(now):
+        expired = self._expired_items(now)
+        for name, item in expired if which is None else expired[which : which + 1]:
             table = backend.tables[name]
             hash_key = item.hash_key
             range_key = item.range_key if table.has_range_key else None
@@ -314,6 +338,31 @@ def _token_parameters(body: dict[str, Any]) -> str:
     """The parameters a ``ClientRequestToken`` is bound to, canonical: the same transaction
     written with its keys in another order is the same; its actions in another order are not."""
     return json.dumps({k: v for k, v in body.items() if k not in _NOT_PARAMETERS}, sort_keys=True)
+
+
+def _virtual_utcnow(backend: Backend) -> Callable[[], None]:
+    """Make moto's S3 stamp ``LastModified`` (and its other instants) from the schedule's
+    virtual time instead of the machine's; returns what undoes it."""
+    import datetime
+
+    import moto.s3.models as s3_models
+
+    names = vars(s3_models)
+    real: Callable[[], datetime.datetime] = names["utcnow"]
+
+    def utcnow() -> datetime.datetime:
+        run = backend._run
+        if run is None:
+            return real()
+        instant = datetime.datetime.fromtimestamp(run.now, datetime.UTC)
+        return instant.replace(tzinfo=None)
+
+    names["utcnow"] = utcnow
+
+    def undo() -> None:
+        names["utcnow"] = real
+
+    return undo
 
 
 def _answer(response: Any) -> Answer:

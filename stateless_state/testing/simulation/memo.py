@@ -12,7 +12,8 @@ state is restored to that node (a deep copy of the services that differ) and mot
 That is exact only if an answer depends on nothing but the state and the request. So the edge's
 key is the request's method, URL, body and every header that is not per-attempt (signature, date,
 invocation id, attempt count); virtual time is in the key where an answer depends on it
-(``TransactWriteItems``, for its ``ClientRequestToken`` window, and TTL deletion); and the
+(``TransactWriteItems``, for its ``ClientRequestToken`` window; S3 writes, for ``LastModified``;
+and TTL deletion); and the
 simulation's own remembered tokens are replayed along the edge. A replay runs without the memo,
 so the test that a failure replays to the same request trace checks the memo too.
 """
@@ -24,7 +25,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Answer", "Memo", "Node", "request_key"]
+__all__ = ["Answer", "Memo", "Node", "body_bytes", "request_key"]
 
 _PER_ATTEMPT = frozenset(
     {"authorization", "x-amz-date", "amz-sdk-invocation-id", "amz-sdk-request", "user-agent"}
@@ -55,16 +56,39 @@ MAX_SAVED = 20_000
 """Saved service states kept before the tree is dropped and grown again (bounds memory)."""
 
 
+TIMED = frozenset(
+    {"TransactWriteItems", "PutObject", "CopyObject", "CompleteMultipartUpload", "UploadPart"}
+)
+"""Operations whose answer or resulting state depends on the time they are sent: a
+``ClientRequestToken``'s window, an S3 object's ``LastModified``."""
+
+
+def body_bytes(request: Any) -> bytes:
+    """A prepared request's body as bytes: a streamed body (a file object, as uploads send) is
+    read and put back where it was, so that two bodies of different content never look alike."""
+    body = request.body
+    if isinstance(body, str):
+        return body.encode()
+    if isinstance(body, bytes | bytearray):
+        return bytes(body)
+    if body is not None and hasattr(body, "read") and hasattr(body, "seek"):
+        # botocore's chunked upload wrapper can seek but not tell; it is unread at this point
+        at = body.tell() if hasattr(body, "tell") else 0
+        data = body.read()
+        body.seek(at)
+        return data.encode() if isinstance(data, str) else bytes(data)
+    return b""
+
+
 def request_key(request: Any, service: str, operation: str, now: float) -> Hashable:
     """What an answer may depend on, besides the state: the request without its per-attempt
     headers, and virtual time where the answer depends on it."""
-    body = request.body if isinstance(request.body, bytes | str) else b""
-    raw = body.encode() if isinstance(body, str) else body
+    raw = body_bytes(request)
     headers = sorted(
         (k.lower(), str(v)) for k, v in request.headers.items() if k.lower() not in _PER_ATTEMPT
     )
     digest = hashlib.sha1(raw + repr(headers).encode()).digest()
-    timed = now if operation == "TransactWriteItems" else None
+    timed = now if operation in TIMED else None
     return (service, operation, request.method, request.url, digest, timed)
 
 

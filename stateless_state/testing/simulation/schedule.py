@@ -35,8 +35,9 @@ class Faults:
     * ``timeout``: virtual time runs to the invocation's Lambda deadline and Lambda ends it.
     * ``duplicate``: the event source delivers the invocation's event once more (at-least-once),
       while the first delivery is still running.
-    * ``ttl``: DynamoDB's TTL deletes every item whose ``ttl`` has passed, at this step (and
-      otherwise never: both are what DynamoDB promises).
+    * ``ttl``: DynamoDB's TTL deletes the items whose ``ttl`` has passed, at this step: all of
+      them, or (when there are several) any one alone; otherwise never. Both are what DynamoDB
+      promises: deletion some time after the ``ttl``, each item on its own schedule.
 
     ``redeliveries`` bounds how often an event whose invocation crashed, timed out or raised is
     delivered again (SQS and Lambda's async retries do so; 0 turns it off), and
@@ -137,7 +138,7 @@ def decode(text: str) -> list[int]:
 def _faults_text(faults: Faults) -> str:
     default = Faults()
     parts = [
-        f"{f.name}={getattr(faults, f.name):g}"
+        f"{f.name}={getattr(faults, f.name)!r}"  # repr: a float's every digit
         for f in fields(faults)
         if getattr(faults, f.name) != getattr(default, f.name)
     ]

@@ -95,8 +95,9 @@ class PCT:
     priority i, below every other. For a bug of depth d among n invocations and k steps, one
     schedule finds it with probability at least ``1 / (n * k ** (d - 1))``.
 
-    ``steps`` starts at ``steps_hint`` and grows to the longest schedule seen. Faults are drawn
-    as in :class:`RandomWalk`, at ``fault_rate``.
+    ``steps`` (k: the steps where there is a choice) is ``steps_hint`` for the first schedule,
+    then the longest schedule seen, so that the change points fall where the choices are.
+    Faults are drawn as in :class:`RandomWalk`, at ``fault_rate``.
     """
 
     schedules: int = 100
@@ -121,7 +122,8 @@ class PCT:
             return None
         run_seed = _run_seed(self.seed, self._done)
         self._rng = random.Random(run_seed)
-        k = max(self.steps_hint, self._longest, 1)
+        # k is the schedule's length in choices: the hint until one schedule has run
+        k = max(self._longest or self.steps_hint, 1)
         self._changes = sorted(self._rng.randrange(k) for _ in range(self.depth - 1))
         self._priority, self._step = {}, 0
         return run_seed

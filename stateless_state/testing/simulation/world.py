@@ -11,13 +11,15 @@ What moto does not model and DynamoDB does, the world does: ``ClientRequestToken
 of ``TransactWriteItems`` (a repeat within 10 minutes of the token's first success succeeds
 without applying again; the same token with other parameters is
 ``IdempotentParameterMismatchException``; a cancelled or refused transaction binds no token) and
-TTL deletion (the ``ttl`` fault deletes every item whose ``ttl`` has passed, never one whose has
-not). ``tests/stateless_state/test_simulation_model.py`` checks both against DynamoDB Local.
+TTL deletion (the ``ttl`` fault deletes the items whose ``ttl`` has passed, all or any one alone,
+never one whose has not). ``tests/stateless_state/test_simulation_model.py`` checks both against
+DynamoDB Local.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import random
 import threading
 import uuid
@@ -27,6 +29,7 @@ from typing import Any
 
 from ... import clock
 from ..faults import conflict_response, error_response
+from .memo import body_bytes
 from .schedule import FAULTS, Faults, Option
 from .schedulers import Scheduler
 
@@ -40,6 +43,9 @@ TOKEN_WINDOW = 600.0
 """How long DynamoDB remembers a ``ClientRequestToken``."""
 WATCHDOG = 60.0
 """Wall seconds an invocation may run between two steps before the engine calls it stuck."""
+MAX_DELIVERIES = 100
+"""Deliveries (first ones, redeliveries and duplicates) one schedule may hold: more means a
+fault budget without practical end (``Faults(duplicate=...)``), refused rather than run."""
 
 _WRITES = frozenset(
     {
@@ -136,6 +142,9 @@ class _SeededChance:
     def token_hex(self, nbytes: int) -> str:
         return self._rng.getrandbits(8 * nbytes).to_bytes(nbytes, "big").hex()
 
+    def identity(self) -> str:
+        return "simulation"
+
 
 class _TaskClock(_SeededChance):
     def __init__(self, run: Engine, task: _Task) -> None:
@@ -150,6 +159,9 @@ class _TaskClock(_SeededChance):
 
     def sleep(self, seconds: float) -> None:
         self._task.step(_Pending("sleep", operation="sleep", wake=self._run.now + max(0, seconds)))
+
+    def identity(self) -> str:
+        return f"sim:{self._task.base}"
 
 
 class SetupClock(_SeededChance):
@@ -213,6 +225,7 @@ class _Task:
         self.rng = random.Random(f"{run.seed}:{index}")
         self.deadline = 0.0
         self.pending: _Pending | None = _Pending("start")
+        self.paused_until = 0.0
         self.action = "run"
         self.killed: str | None = None
         self.done = False
@@ -233,12 +246,25 @@ class _Task:
                 result = self.handler(self.outcome.event, _Context(self.run, self))
                 if self.run.faults.crash or self.run.faults.timeout or self.run.faults.duplicate:
                     self.step(_Pending("return", operation="return"))
-            self.outcome.status, self.outcome.result = "ok", result
+            if self.run.now >= self.deadline:
+                # it ran past its Lambda timeout: Lambda ended it, whatever it returned
+                self.killed = "timeout"
+            else:
+                self.outcome.status, self.outcome.result = "ok", result
         except _Killed:
             self.outcome.status = self.killed or "crashed"
+        except (KeyboardInterrupt, SystemExit) as e:
+            # the person running the exploration asked it to stop, not the handler to fail
+            self.outcome.status, self.outcome.error = "error", e
+            self.run.stop = e
         except BaseException as e:
             self.outcome.status, self.outcome.error = "error", e
         finally:
+            if self.killed:
+                # A crash or Lambda's timeout ends the invocation whatever it does next: a
+                # handler that swallowed the kill and returned did not return.
+                self.outcome.status = self.killed
+                self.outcome.result = self.outcome.error = None
             self.pending, self.done = None, True
             self.run.back.release()
 
@@ -327,15 +353,24 @@ class World:
         *,
         name: str | None = None,
         skew: float = 0.0,
-        timeout: float = 30.0,
+        timeout: float = 900.0,
         redeliver: bool = True,
     ) -> None:
-        """Deliver ``event`` to ``handler(event, context)`` as one Lambda invocation. ``skew``
+        """Deliver ``event`` to ``handler(event, context)`` as one Lambda invocation (in the
+        scenario: a check or a handler that calls this is refused). ``skew``
         shifts this invocation's wall clock (seconds; its monotonic clock is unaffected);
-        ``timeout`` is its Lambda timeout (virtual seconds). With ``redeliver`` the event is
-        delivered again when this invocation crashes, times out or raises (up to
+        ``timeout`` is its Lambda timeout (virtual seconds; the default is Lambda's longest, so
+        that a pause outlives a lease, not the invocation: a zombie). With ``redeliver`` the
+        event is delivered again when this invocation crashes, times out or raises (up to
         :attr:`Faults.redeliveries` times, :attr:`Faults.redeliver_after` virtual seconds
         later), as SQS and Lambda's retries do."""
+        _callable_as_a_handler(handler)
+        if self._run.running:
+            raise SimulationError(
+                "world.invoke was called while the schedule ran (from a check or a handler): "
+                "register every delivery in the scenario itself; redeliveries and duplicates "
+                "come from Faults"
+            )
         self._run.add_task(
             handler, event, name=name, skew=skew, timeout=timeout, redeliver=redeliver
         )
@@ -345,6 +380,23 @@ class World:
         schedule by raising (an ``assert``, say). Usable as a decorator."""
         self._run.checks.append(fn)
         return fn
+
+
+def _callable_as_a_handler(handler: Callable[[Any, Any], Any]) -> None:
+    if inspect.iscoroutinefunction(handler):
+        raise SimulationError(
+            f"{handler!r} is a coroutine function: Lambda's Python runtime calls "
+            "handler(event, context) and never awaits it (run your coroutine with asyncio.run "
+            "inside a plain handler)"
+        )
+    try:
+        inspect.signature(handler).bind(None, None)
+    except TypeError:
+        raise SimulationError(
+            f"{handler!r} cannot be called as handler(event, context), as Lambda calls it"
+        ) from None
+    except ValueError:
+        pass  # no signature to inspect (a builtin): let the call tell
 
 
 class Engine:
@@ -359,6 +411,9 @@ class Engine:
         self.trace: list[Step] = []
         self.choices: list[int] = []
         self.steps = 0
+        self.running = False
+        self.stop: BaseException | None = None
+        self._home = threading.current_thread()
         self.back = threading.Semaphore(0)
         self.budget = faults.budget()
         self.tokens: dict[str, tuple[str, float]] = {}
@@ -386,6 +441,11 @@ class Engine:
         not_before: float = 0.0,
     ) -> _Task:
         index = len(self.tasks)
+        if index >= MAX_DELIVERIES:
+            raise SimulationError(
+                f"more than {MAX_DELIVERIES} deliveries in one schedule: a fault budget without "
+                "practical end (Faults(duplicate=...) or redeliveries); give it a few, not many"
+            )
         base = name or f"inv{index}"
         label = base if attempt == 1 else f"{base}#{attempt}"
         task = _Task(
@@ -419,6 +479,11 @@ class Engine:
     # -- the loop ------------------------------------------------------------------------------
 
     def execute(self) -> None:
+        if not self.tasks:
+            raise SimulationError(
+                "the scenario registered no invocation: call world.invoke(handler, event) in it"
+            )
+        self.running = True
         try:
             while True:
                 for task in self.tasks:
@@ -441,6 +506,8 @@ class Engine:
                     self.choices.append(choice)
                 self.steps += 1
                 self._apply(options[choice])
+                if self.stop is not None:
+                    raise self.stop
         finally:
             for task in self.tasks:
                 if not task.done and task.pending is not None and task.pending.kind != "start":
@@ -465,8 +532,13 @@ class Engine:
             for kind in FAULTS:
                 if kind != "ttl" and self.budget[kind] > 0 and pending.allows(kind):
                     options.append(Option(t.index, kind, last is not None and t is not last))
-        if self.budget["ttl"] > 0 and self._clients.expired(self.now):
+        expired = self._clients.expired(self.now) if self.budget["ttl"] > 0 else 0
+        if expired:
+            # every expired item at once (TTL's sweep), and when there are several, each alone
+            # (DynamoDB deletes items on their own schedules)
             options.append(Option(-1, "ttl"))
+            if expired > 1:
+                options += [Option(-2 - i, "ttl") for i in range(expired)]
         return options
 
     def _apply(self, option: Option) -> None:
@@ -474,19 +546,25 @@ class Engine:
             self._preemptions += 1
         if option.task < 0:
             self.budget["ttl"] -= 1
-            self._clients.expire(self.now)
-            self.trace.append(Step("world", "ttl", "ttl", "", "ttl"))
+            self._clients.expire(self.now, None if option.task == -1 else -2 - option.task)
+            which = (
+                "every expired item" if option.task == -1 else f"expired item {-2 - option.task}"
+            )
+            self.trace.append(Step("world", "ttl", which, "", "ttl"))
             return
         task = self.tasks[option.task]
         action = option.action
         if action != "run":
             self.budget[action] -= 1
         if action == "pause":
-            self.now += self.faults.pause_for
+            # Only this invocation stalls: the others may run meanwhile, and virtual time
+            # reaches the end of the pause when it is next chosen (as for a sleep).
+            task.paused_until = max(task.paused_until, self.now) + self.faults.pause_for
             self.trace.append(Step(task.name, "pause", "pause", "", "pause"))
             return
         if action == "duplicate":
-            self._again(task, attempt=task.outcome.attempt + 1)
+            deliveries = sum(1 for t in self.tasks if t.chain == task.chain)
+            self._again(task, attempt=deliveries + 1)
             self.trace.append(Step(task.name, "duplicate", "duplicate", "", "duplicate"))
             return
         if action == "timeout":
@@ -496,6 +574,11 @@ class Engine:
         if action == "crash":
             self._kill(task, "crashed")
             return
+        if task.paused_until > self.now:
+            self.now = task.paused_until
+            if self.now >= task.deadline:
+                self._kill(task, "timeout")  # the pause outlived the invocation itself
+                return
         pending = task.pending
         if pending is not None and pending.kind in ("sleep", "return"):
             self.trace.append(Step(task.name, pending.kind, pending.operation, "", action))
@@ -524,10 +607,16 @@ class Engine:
         _, service, operation = event_name.split(".", 2)
         task = _running_task()
         if task is None or task.run is not self:
+            if threading.current_thread() is not self._home:
+                self.stop = SimulationError(
+                    f"{operation} was sent from a thread the simulation did not start: a step "
+                    "can only be taken by an invocation's own thread (run the work in the "
+                    "handler, or simulate each thread as an invocation of its own)"
+                )
+                raise self.stop
             return self._clients.send(self, request, event_name, service, operation)
         action = task.step(_Pending("request", service, operation))
-        body = request.body if isinstance(request.body, bytes | str) else b""
-        raw = body.encode() if isinstance(body, str) else body
+        raw = body_bytes(request)
         digest = hashlib.sha1(request.method.encode() + request.url.encode() + raw).hexdigest()
         self.trace.append(Step(task.name, "request", operation, digest[:16], action))
         if action == "throttle":
