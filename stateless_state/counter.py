@@ -291,7 +291,9 @@ class Counter:
         if limit is not None and value > limit:
             done = self._t.get(token_key)
             if done is not None:
-                return _replayed(done)
+                # This very add, if an earlier attempt was applied with its response lost: the
+                # counter then sits at or past the limit because of it.
+                return _replayed(done, applied=own_write(done, nonce))
             actual = _value(self._t.get(self._key))
             if actual != seen:
                 raise _Moved(actual)
