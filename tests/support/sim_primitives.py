@@ -465,6 +465,12 @@ def sessions_per_key(world: sim.World) -> None:
             assert s.count == len(applied), f"{s} counts {s.count}, applied {applied}"
             assert s.sum == len(applied) and s.start == min(events[w] for w in applied)
             assert s.last == max(events[w] for w in applied), (s, applied)
+        # Serialized, the first add applied creates the session and every later one joins it
+        # (all three are within the gap of each other): none absorbs another's session.
+        reports = [o.result for o in world.outcomes if o.status == "ok"]
+        created = [u.session for u in reports if u.created]
+        assert len(created) <= 1, f"two adds each created a session: {created}"
+        assert not any(u.absorbed for u in reports), f"an add merged split sessions: {reports}"
         if len(applied) == 3 and any(o.attempt > 1 for o in world.outcomes):
             WITNESSED["sessions.per_key"].add("redelivered")
 
