@@ -22,9 +22,9 @@ REACHED = {
     "lease.fencing": {"stale renew refused", "stale write refused"},
     "counter.tokens": {"crash"},
     "counter.limits": {"limit refused"},
-    "sessions.per_key": {"redelivered"},
+    "sessions.per_key": {"retried on a moved head"},
     "sessions.watermark": {"closed", "late"},
-    "versioned.cas": {"crash"},
+    "versioned.cas": {"retried on a moved head"},
 }
 
 

@@ -1,5 +1,7 @@
-"""The deterministic simulation: exhaustive search holds for a correct protocol, finds a planted
-lost update, replays a failure to the same request trace, and runs virtual time for free."""
+"""The deterministic simulation: exhaustive search finds a planted lost update, replays a failure
+to the same request trace, and runs virtual time for free. (The primitives' protocols, the
+counter with tokens among them, are scenarios of ``tests/support/sim_primitives.py``, run by
+``test_simulated_primitives.py``.)"""
 
 from __future__ import annotations
 
@@ -15,28 +17,6 @@ TABLE = "state"
 
 def setup(world: sim.World) -> None:
     Store(TABLE, client=world.client("dynamodb")).create_table()
-
-
-def counter_with_tokens(world: sim.World) -> None:
-    counter = Store(TABLE, client=world.client("dynamodb")).counter("hits")
-    for i in range(2):
-        world.invoke(lambda event, context: counter.add(1, token=event), "event-1", name=f"w{i}")
-
-    @world.check
-    def exactly_once() -> None:
-        delivered = {o.event for o in world.outcomes if o.status == "ok"}
-        assert counter.get() == len(delivered), (counter.get(), delivered)
-
-
-def test_counter_tokens_hold_in_every_schedule_with_a_crash_and_an_ambiguous_write() -> None:
-    result = sim.explore(
-        counter_with_tokens,
-        sim.Exhaustive(preemptions=1),
-        faults=sim.Faults(crash=1, ambiguous=1),
-        setup=setup,
-    )
-    result.check()
-    assert result.finished and result.schedules > 50, str(result)
 
 
 def lost_update(world: sim.World) -> None:

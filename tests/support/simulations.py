@@ -23,7 +23,9 @@ Scenario = Callable[[sim.World], Any]
 @dataclass(frozen=True)
 class Spec:
     """One scenario and how to explore it. ``full`` and ``ci`` build a fresh strategy each call
-    (strategies are stateful); ``bounds`` says in words what ``full`` covers, for the report."""
+    (strategies are stateful); ``bounds`` says in words what ``full`` covers, for the report.
+    ``ci_faults``, when given, is the CI bounds' smaller fault budget (a whole space that fits
+    the tests' time), else ``faults`` serves both."""
 
     name: str
     scenario: Scenario
@@ -32,15 +34,17 @@ class Spec:
     full: Callable[[], sim.Scheduler]
     ci: Callable[[], sim.Scheduler]
     bounds: str
+    ci_faults: sim.Faults | None = None
 
     def explore(
         self, *, ci: bool = False, max_failures: int = 1, memoize: bool = True
     ) -> sim.Exploration:
         strategy = self.ci() if ci else self.full()
+        faults = self.ci_faults if ci and self.ci_faults is not None else self.faults
         return sim.explore(
             self.scenario,
             strategy,
-            faults=self.faults,
+            faults=faults,
             setup=self.setup,
             max_failures=max_failures,
             memoize=memoize,
