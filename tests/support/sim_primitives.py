@@ -204,10 +204,10 @@ register(
         scenario=idempotency_failure,
         setup=setup,
         faults=IDEM_FAULTS,
-        full=lambda: sim.Exhaustive(preemptions=2),
+        full=lambda: sim.Exhaustive(preemptions=2, max_schedules=3000),
         ci=lambda: sim.Exhaustive(preemptions=1),
         bounds="2 deliveries, the first run raising, 1 zombie pause, 1 redelivery, "
-        "exhaustive under 2 preemptions",
+        "exhaustive under 2 preemptions (at most 3,000 schedules)",
     )
 )
 register(
@@ -297,10 +297,10 @@ register(
         scenario=lease_fencing,
         setup=setup,
         faults=sim.Faults(pause=1, pause_for=PAUSE, ambiguous=1),
-        full=lambda: sim.Exhaustive(preemptions=1),
+        full=lambda: sim.PCT(1000, depth=3, steps_hint=30),
         ci=lambda: sim.PCT(50, depth=2, steps_hint=15),
         bounds="3 holders (acquire, fenced write, renew, release), 1 pause of 20 s past a "
-        "10 s lease, 1 ambiguous write, exhaustive under 1 preemption",
+        "10 s lease, 1 ambiguous write, 1,000 PCT schedules of depth 3",
         ci_faults=sim.Faults(pause=1, pause_for=PAUSE),
     )
 )
@@ -399,10 +399,10 @@ register(
         scenario=counter_tokens,
         setup=setup,
         faults=sim.Faults(crash=1, ambiguous=1),
-        full=lambda: sim.Exhaustive(preemptions=2),
+        full=lambda: sim.Exhaustive(preemptions=2, max_schedules=3000),
         ci=lambda: sim.Exhaustive(preemptions=1),
         bounds="2 deliveries of one token, 1 crash, 1 ambiguous write, 2 redeliveries, "
-        "exhaustive under 2 preemptions",
+        "exhaustive under 2 preemptions (at most 3,000 schedules)",
         ci_faults=sim.Faults(crash=1),
     )
 )
@@ -604,10 +604,10 @@ register(
         scenario=versioned_cas,
         setup=setup,
         faults=sim.Faults(crash=1, ambiguous=1, conflict=1),
-        full=lambda: sim.Exhaustive(preemptions=1),
+        full=lambda: sim.Exhaustive(preemptions=1, max_schedules=3000),
         ci=lambda: sim.Exhaustive(preemptions=1),
         bounds="3 writers appending by update(), 1 crash, 1 ambiguous write, 1 transaction "
-        "conflict, exhaustive under 1 preemption",
+        "conflict, exhaustive under 1 preemption (at most 3,000 schedules)",
         ci_faults=sim.Faults(),
     )
 )
