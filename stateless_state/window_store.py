@@ -167,9 +167,16 @@ class WindowStore(Generic[R]):
 
     def _refused(self, event: Event) -> SessionUpdate:
         """An event for a closed session or window: a ``duplicate`` when its token was already
-        counted (one consistent ``GetItem``), else ``late``."""
-        if event.token is not None and self._t.get(self._token_key(event.token)) is not None:
-            return SessionUpdate(None, duplicate=True)
+        counted by another add (one consistent ``GetItem``), else ``late``. When the token is
+        this add's own (an earlier attempt applied with its response lost, then the session
+        closed before the retry read it again), the event is in that closed session: it is
+        reported there (one more consistent Query), as ``ours`` is by :meth:`_settled`."""
+        if event.token is not None:
+            record = self._t.get(self._token_key(event.token))
+            if record is not None and own_write(record, event.nonce):
+                return SessionUpdate(self._containing(event.key, event.at))
+            if record is not None:
+                return SessionUpdate(None, duplicate=True)
         return SessionUpdate(None, late=True)
 
     def add(

@@ -60,3 +60,22 @@ def test_a_token_add_that_landed_before_the_limit_refused_its_retry_says_it_appl
         "conflict",
     ]
     assert b.status == "ok"
+
+
+def test_a_session_add_that_landed_before_the_session_closed_reports_that_session() -> None:
+    """Found by sessions.watermark with a transaction conflict: the add's transaction was
+    applied with its response lost, a sweeper closed the session (with the event in it),
+    botocore's retry met a conflict, and the add's next attempt found the session closed and
+    its own token there: it answered ``duplicate``, as if another add had counted the event."""
+    spec = specs()["sessions.watermark"]
+    run = sim.replay(
+        spec.scenario, "sim1:0:1:ambiguous=1,conflict=1:00030100101*4.", setup=spec.setup
+    )
+    assert run.error is None, run.error
+    assert [s.action for s in run.trace if s.operation == "TransactWriteItems"] == [
+        "ambiguous",
+        "conflict",
+    ]
+    update = next(o.result for o in run.outcomes if o.name == "in")
+    assert not update.duplicate and not update.late
+    assert update.session is not None and update.session.closed and update.session.count == 2
