@@ -115,7 +115,8 @@ class Versioned:
     numbers are consecutive from 1. Reads are strongly consistent.
 
     Cost: ``put``/``update`` one ``TransactWriteItems`` of two small items (4 WCU on AWS) plus,
-    for ``update``, one consistent ``GetItem`` (1 RCU) per attempt, and with ``keep_last`` one
+    for ``update``, one consistent ``GetItem`` (1 RCU) per attempt (two on a retry: whether the
+    attempt before landed unseen), and with ``keep_last`` one
     ``DeleteItem`` of the version it retires; ``get`` one ``GetItem``, ``at`` one for the latest
     version and two for an older one; ``history`` one ``GetItem`` and one ``Query``. Large
     values add one S3 PUT (and GET on read).
@@ -222,15 +223,20 @@ class Versioned:
         """Write ``value`` as the next version, only if the latest is ``expected``.
 
         ``expected=None`` creates the object: it must not exist yet. Raises
-        :class:`VersionConflict` when the latest version is another (after one ``GetItem`` that
-        names it). One transaction.
+        :class:`VersionConflict` when the latest version is another (after two ``GetItem`` s:
+        one finds the version this put would have made was not its own, one names the latest).
+        One transaction.
         """
         if expected is not None:
             domain.integer(expected, "expected", minimum=1, maximum=10**12 - 2)
         text = to_json(value, "the value")
+        nonce = clock.token_hex(8)
         try:
-            return self._write(value, text, expected, clock.token_hex(8))
+            return self._write(value, text, expected, nonce)
         except _Retry:
+            landed = self._landed((expected or 0) + 1, nonce)
+            if landed is not None:
+                return landed
             head = self._head()
             raise VersionConflict(
                 self.name, expected, int(head["number"]) if head else None
@@ -278,6 +284,15 @@ class Versioned:
         self._expire_beyond_keep_last(number)
         return Version(number, value, now)
 
+    def _landed(self, number: int, nonce: str) -> Version | None:
+        """Version ``number`` if the write carrying ``nonce`` made it: a transaction applied
+        with its response lost whose retry was then cancelled (a conflict) tells nothing, and
+        another writer may have moved the head on since. One consistent ``GetItem``."""
+        item = self._t.get(keys.versioned_version(self.name, number).item())
+        if item is None or not own_write(item, nonce, attribute="writer"):
+            return None
+        return Version(number, self._value(item), float(item["created_at"]))
+
     def _expire_beyond_keep_last(self, number: int) -> None:
         if self.keep_last is None or number - self.keep_last < 1:
             return
@@ -303,8 +318,14 @@ class Versioned:
         # response lost, then a conflict on the retry), the next read recognises it as ours
         # instead of applying fn a second time.
         nonce = clock.token_hex(8)
+        tried: list[int] = []  # the version number each attempt wrote
 
         def attempt() -> Version:
+            # The last attempt may have landed unseen; an earlier one would have been found by
+            # the attempt after it.
+            landed = self._landed(tried[-1], nonce) if tried else None
+            if landed is not None:
+                return landed
             head = self._head()
             current = (
                 None
@@ -323,6 +344,7 @@ class Versioned:
             else:
                 base, expected = copy.deepcopy(current.value), current.number
             new = fn(base)
+            tried.append((expected or 0) + 1)
             return self._write(new, to_json(new, "the value"), expected, nonce)
 
         return self._t.retry(

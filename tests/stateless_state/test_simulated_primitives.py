@@ -79,3 +79,19 @@ def test_a_session_add_that_landed_before_the_session_closed_reports_that_sessio
     update = next(o.result for o in run.outcomes if o.name == "in")
     assert not update.duplicate and not update.late
     assert update.session is not None and update.session.closed and update.session.count == 2
+
+
+def test_an_update_that_landed_unseen_and_was_superseded_is_not_applied_again() -> None:
+    """Found by versioned.cas: b's transaction was applied with its response lost, c wrote the
+    next version, botocore's retry of b's transaction met a conflict, and b's next attempt read
+    c's head (not its own) and applied its function a second time: ``[a, b, c, b]``."""
+    spec = specs()["versioned.cas"]
+    run = sim.replay(
+        spec.scenario, "sim1:0:1:ambiguous=1,conflict=1:*5.201001000", setup=spec.setup
+    )
+    assert [(s.invocation, s.action) for s in run.trace if s.operation == "TransactWriteItems"][
+        1:4
+    ] == [("b", "ambiguous"), ("c", "run"), ("b", "conflict")]
+    assert run.error is None, run.error
+    b = next(o.result for o in run.outcomes if o.name == "b")
+    assert (b.number, b.value) == (2, ["a", "b"])
