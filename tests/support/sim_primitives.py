@@ -297,10 +297,10 @@ register(
         scenario=lease_fencing,
         setup=setup,
         faults=sim.Faults(pause=1, pause_for=PAUSE, ambiguous=1),
-        full=lambda: sim.PCT(1000, depth=3, steps_hint=30),
+        full=lambda: sim.PCT(500, depth=3, steps_hint=30),
         ci=lambda: sim.PCT(50, depth=2, steps_hint=15),
         bounds="3 holders (acquire, fenced write, renew, release), 1 pause of 20 s past a "
-        "10 s lease, 1 ambiguous write, 1,000 PCT schedules of depth 3",
+        "10 s lease, 1 ambiguous write, 500 PCT schedules of depth 3",
         ci_faults=sim.Faults(pause=1, pause_for=PAUSE),
     )
 )
