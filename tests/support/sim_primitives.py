@@ -549,10 +549,10 @@ register(
         scenario=sessions_watermark,
         setup=sessions_setup,
         faults=sim.Faults(ambiguous=1, conflict=1),
-        full=lambda: sim.Exhaustive(preemptions=1),
+        full=lambda: sim.Exhaustive(preemptions=2),
         ci=lambda: sim.Exhaustive(preemptions=1),
         bounds="1 open session, 1 add inside it and 2 sweepers at a watermark past its due "
-        "time, 1 ambiguous write, 1 transaction conflict, exhaustive under 1 preemption",
+        "time, 1 ambiguous write, 1 transaction conflict, exhaustive under 2 preemptions",
         ci_faults=sim.Faults(),
     )
 )
