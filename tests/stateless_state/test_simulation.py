@@ -219,3 +219,34 @@ def expiring(world: sim.World) -> None:
 def test_a_ttl_deletion_replays() -> None:
     result = sim.explore(expiring, sim.Exhaustive(None), faults=sim.Faults(ttl=1), setup=setup)
     _replays(expiring, result, setup)
+
+
+def test_a_line_replays_a_fault_chosen_after_a_step_that_had_no_choice() -> None:
+    """Under a preemption bound of 0 a read has one option (no fault applies to it) and the
+    write after it two (run, or the ambiguous write): the line must say which step each choice
+    was made at, or its replay takes the ambiguous write's choice for the read's."""
+
+    def scenario(world: sim.World) -> None:
+        client = world.client("dynamodb")
+        key = {"pk": {"S": "forced"}, "sk": {"S": "x"}}
+
+        def handler(event: Any, context: Any) -> None:
+            client.get_item(TableName=TABLE, Key=key, ConsistentRead=True)
+            client.put_item(TableName=TABLE, Item=key)
+
+        world.invoke(handler, name="a")
+
+        @world.check
+        def never_ambiguous() -> None:
+            assert "ambiguous" not in [s.action for s in world.trace], "an ambiguous write"
+
+    result = sim.explore(
+        scenario, sim.Exhaustive(preemptions=0), faults=sim.Faults(ambiguous=1), setup=setup
+    )
+    assert result.failures, str(result)
+    failure = result.failures[0].run
+    again = sim.replay(scenario, str(failure.line), setup=setup)
+    assert [(s.operation, s.action) for s in again.trace] == [
+        (s.operation, s.action) for s in failure.trace
+    ]
+    assert str(again.error) == str(failure.error)
