@@ -7,7 +7,7 @@ STAMP := $(VENV)/.stamp
 DDB_STAMP := .cache/dynamodb-local/.stamp
 export STATELESS_STATE_DYNAMODB_LOCAL_DIR := $(CURDIR)/.cache/dynamodb-local
 
-.PHONY: setup test lint demo bench torture simulate clean
+.PHONY: setup test lint demo bench torture simulate mutants clean
 
 setup: $(STAMP) $(DDB_STAMP)
 
@@ -50,3 +50,8 @@ torture: setup
 # with the number of schedules each explored; see tests/support/simulations.py.
 simulate: setup
 	$(PY) -m tools.simulate $(ARGS)
+
+# Each planted bug of tools/mutants.py, in a temporary copy of the source: the simulation's
+# scenarios against the real-thread race tests on the same mutant; writes benchmarks/MUTANTS.md.
+mutants: setup
+	$(PY) -m tools.mutants --races --markdown benchmarks/MUTANTS.md $(ARGS)
