@@ -7,7 +7,7 @@ STAMP := $(VENV)/.stamp
 DDB_STAMP := .cache/dynamodb-local/.stamp
 export STATELESS_STATE_DYNAMODB_LOCAL_DIR := $(CURDIR)/.cache/dynamodb-local
 
-.PHONY: setup test lint demo bench torture simulate mutants clean
+.PHONY: setup test lint demo bench torture simulate mutants races clean
 
 setup: $(STAMP) $(DDB_STAMP)
 
@@ -55,3 +55,8 @@ simulate: setup
 # scenarios against the real-thread race tests on the same mutant; writes benchmarks/MUTANTS.md.
 mutants: setup
 	$(PY) -m tools.mutants --races --markdown benchmarks/MUTANTS.md $(ARGS)
+
+# Every real-concurrency test on DynamoDB Local, the slow process races CI leaves to the
+# simulation included.
+races: setup
+	$(VENV)/bin/pytest -q -m "race or faults or slow" $(ARGS)

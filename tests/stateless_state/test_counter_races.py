@@ -51,6 +51,7 @@ def test_token_adds_exact_under_threads(ddb_store: Store) -> None:
     check_exactly_once(results, distinct, ddb_store.counter("c").get())
 
 
+@pytest.mark.slow  # counter.tokens explores every schedule; the threads test above stays in CI
 def test_token_adds_exact_under_processes(ddb_store: Store) -> None:
     plan, distinct = _token_plan(8, 12, seed=2)
     endpoint = ddb_store.client.meta.endpoint_url
@@ -77,7 +78,9 @@ def test_plain_adds_cross_each_threshold_once_under_threads(ddb_store: Store) ->
         assert sum(x.crossed(threshold) for x in counts) == 1
 
 
-@pytest.mark.parametrize("mode", ["threads", "processes"])
+@pytest.mark.parametrize(
+    "mode", ["threads", pytest.param("processes", marks=pytest.mark.slow)]
+)  # counter.limits explores the schedules; the threads run stays in CI
 def test_limit_never_exceeded(ddb_store: Store, mode: str) -> None:
     limit = 150
     rng = random.Random(3)
