@@ -364,9 +364,17 @@ def test_hostile_use_ends_in_an_error_naming_the_fix() -> None:
     async def coroutine(event: Any, context: Any) -> None:
         return None
 
-    for bad in (coroutine, lambda event: None):
+    def one_argument(event: Any) -> None:
+        return None
+
+    bad: Any
+    for bad in (coroutine, one_argument):
+
+        def scenario(world: sim.World, handler: Any = bad) -> None:
+            world.invoke(handler)
+
         with pytest.raises(sim.SimulationError, match="handler"):
-            sim.explore(lambda world, h=bad: world.invoke(h), sim.Exhaustive(), setup=setup)
+            sim.explore(scenario, sim.Exhaustive(), setup=setup)
 
     strategy = sim.Exhaustive()
     sim.explore(lambda world: world.invoke(lambda e, c: None), strategy, setup=setup)
