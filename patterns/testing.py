@@ -1,4 +1,6 @@
-"""Test helpers for the patterns: a local S3 server and S3 notification builders.
+"""Test helpers for the patterns: a local S3 server, S3 notification builders, and the batch
+invariants (:class:`BatchHistory`, :func:`check_batches`) a test of the batcher's lifecycle
+asserts, whatever ran it (threads, processes, the deterministic simulation).
 
 ``LocalS3`` runs moto's S3 server on a free loopback port (moto is a test dependency: install the
 ``dev`` extra). It serves worker processes too, which an in-process mock cannot. moto is not
@@ -9,13 +11,25 @@ from __future__ import annotations
 
 import json
 import socket
-from typing import Any
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus
 
 from stateless_state.testing.service import LocalService, local_client
 
+from .batcher.arrivals import Arrival
+from .batcher.batches import AddResult, Batch, BatchState
+
+if TYPE_CHECKING:
+    from .batcher import Batcher
+
 __all__ = [
+    "BatchHistory",
     "LocalS3",
+    "check_batches",
+    "check_commits",
     "direct",
     "eventbridge",
     "put_object",
@@ -247,3 +261,203 @@ def arrival_streams(n: int = 50) -> Any:
         lambda xs: [f"s3://bucket/obj-{x}#etag=e" for x in xs]
     )
     return ids.flatmap(st.permutations)
+
+
+@dataclass
+class BatchHistory:
+    """What a stream's callers were told, for :func:`check_batches`: the arrivals handed to the
+    batcher, each add's answer, the sealed batches handed out (by an add or by ``seal_due``), what
+    each operator's abandon answered and each load reported.
+
+    Fill it with :meth:`watch` (every call through a watched :class:`~patterns.batcher.Batcher`
+    is recorded as its caller got it), by hand (:meth:`told`, :meth:`handed`), or both; then say
+    which arrivals must be members (:attr:`delivered`: those whose delivery completed)."""
+
+    attempted: set[str] = field(default_factory=set)
+    """Every arrival id given to an add: nothing else may become a member."""
+    delivered: set[str] = field(default_factory=set)
+    """Arrival ids whose delivery completed: each must be a member of exactly one batch."""
+    adds: list[tuple[str, AddResult]] = field(default_factory=list)
+    """Each add's answer, as (arrival id, result), in the order the callers got them."""
+    sealed: list[Batch | str] = field(default_factory=list)
+    """Every sealed batch handed to a caller: the batch as told, or only its id when that is
+    all the caller passed on (from another process, say)."""
+    abandons: list[tuple[str, str]] = field(default_factory=list)
+    """(batch id, what :func:`~patterns.batcher.abandon.abandon_batch` answered)."""
+    loads: list[tuple[str, str]] = field(default_factory=list)
+    """(batch id, what :meth:`~patterns.pipeline.S3ToRedshift.load` answered)."""
+
+    def told(self, arrival_id: str, result: AddResult) -> None:
+        """Record one add's answer (and the batch it sealed, if it did)."""
+        self.attempted.add(arrival_id)
+        self.adds.append((arrival_id, result))
+        if result.sealed is not None:
+            self.sealed.append(result.sealed)
+
+    def handed(self, batch: Batch | str) -> None:
+        """Record a sealed batch handed to a caller by something other than an add."""
+        self.sealed.append(batch)
+
+    def watch(self, batcher: Batcher) -> Batcher:
+        """Record every ``add``, ``add_many`` and ``seal_due`` answer of ``batcher`` (this one
+        instance; the partial answers of an :class:`~patterns.batcher.IncompleteAdd` too) as its
+        caller gets it. Returns ``batcher``."""
+        from .batcher import IncompleteAdd
+
+        add, add_many, seal_due = batcher.add, batcher.add_many, batcher.seal_due
+
+        def watched_add(arrival: Arrival, **kwargs: Any) -> AddResult:
+            self.attempted.add(arrival.id)
+            result = add(arrival, **kwargs)
+            self.told(arrival.id, result)
+            return result
+
+        def watched_add_many(arrivals: Sequence[Arrival], **kwargs: Any) -> list[AddResult]:
+            arrivals = list(arrivals)
+            self.attempted.update(a.id for a in arrivals)
+            try:
+                results = add_many(arrivals, **kwargs)
+            except IncompleteAdd as e:
+                for a, r in zip(arrivals, e.results, strict=True):
+                    if r is not None:
+                        self.told(a.id, r)
+                raise
+            for a, r in zip(arrivals, results, strict=True):
+                self.told(a.id, r)
+            return results
+
+        def watched_seal_due(*args: Any, **kwargs: Any) -> list[Batch]:
+            batches = seal_due(*args, **kwargs)
+            self.sealed.extend(batches)
+            return batches
+
+        # Instance attributes shadow the methods for this batcher only.
+        batcher.add = watched_add  # type: ignore[method-assign]
+        batcher.add_many = watched_add_many  # type: ignore[method-assign]
+        batcher.seal_due = watched_seal_due  # type: ignore[method-assign]
+        return batcher
+
+
+def check_batches(
+    batcher: Batcher,
+    history: BatchHistory,
+    *,
+    commits: Mapping[str, int] | None = None,
+    complete: bool = True,
+) -> None:
+    """Assert the batcher's guarantees over what ``history`` recorded and what is stored in
+    ``batcher``'s stream (strongly consistent reads), and, given ``commits`` (batch id → how many
+    times the warehouse committed its rows; absent means never), the loads' guarantees:
+
+    * every delivered arrival is a member of exactly one batch, no arrival that was not given
+      to an add is a member, and each batch's count and bytes are the sum over its members;
+    * each arrival was added (not a duplicate) at most once, and every add's answer names the
+      batch the arrival is in;
+    * no batch holds more members than the count threshold; one sealed by count holds exactly
+      that many; an open one fewer; at most one batch per lane is open;
+    * every sealed batch handed to a caller is handed out once and equals the one stored
+      (count, bytes, reason, when it was sealed);
+    * with ``complete`` (no caller died between a write and its answer: no crash, no timeout),
+      every delivered arrival was answered "added" exactly once, and every batch that was
+      sealed was handed out as sealed;
+    * with ``commits``: each batch committed at most once; one stored ``abandoned``, or that
+      an abandon answered ``abandoned`` for, never; one stored ``loaded``, or that a load
+      answered ``loaded`` for, exactly once.
+
+    Raises ``AssertionError`` naming the first broken invariant and the batch or arrival."""
+    stored = {b.id: b for b in batcher.batches()}
+    where = _membership(batcher, stored, history)
+    _answers(history, where, complete=complete)
+    _thresholds(batcher.thresholds.count, stored)
+    _handed_out(history, stored, complete=complete)
+    if commits is not None:
+        check_commits(stored.values(), history, commits)
+
+
+def _membership(
+    batcher: Batcher, stored: Mapping[str, Batch], history: BatchHistory
+) -> dict[str, list[str]]:
+    """Arrival id → the batches it is a member of, after checking each is in exactly one."""
+    where: dict[str, list[str]] = {}
+    for bid, b in stored.items():
+        ms = batcher.members(bid)
+        for m in ms:
+            where.setdefault(m.id, []).append(bid)
+        assert b.count == len(ms), f"{bid}: count {b.count} != {len(ms)} members"
+        assert b.bytes == sum(m.size for m in ms), f"{bid}: bytes differ from its members'"
+    missing = history.delivered - set(where)
+    assert not missing, f"delivered arrivals in no batch: {sorted(missing)}"
+    phantom = set(where) - history.attempted - history.delivered
+    assert not phantom, f"members no add was given: {sorted(phantom)}"
+    twice = {a: bids for a, bids in where.items() if len(bids) > 1}
+    assert not twice, f"arrivals in more than one batch: {twice}"
+    return where
+
+
+def _answers(history: BatchHistory, where: Mapping[str, list[str]], *, complete: bool) -> None:
+    firsts = Counter(a for a, r in history.adds if not r.duplicate)
+    again = {a: n for a, n in firsts.items() if n > 1}
+    assert not again, f"arrivals added (not as duplicates) more than once: {again}"
+    if complete:
+        unanswered = (history.delivered | {a for a, _ in history.adds}) - set(firsts)
+        assert not unanswered, f"arrivals never answered 'added': {sorted(unanswered)}"
+    for a, r in history.adds:
+        assert where.get(a) == [r.batch_id], f"{a} told {r.batch_id} but is in {where.get(a)}"
+
+
+def _thresholds(limit: int | None, stored: Mapping[str, Batch]) -> None:
+    open_lanes = Counter(b.lane for b in stored.values() if b.state == BatchState.OPEN)
+    crowded = {lane: n for lane, n in open_lanes.items() if n > 1}
+    assert not crowded, f"lanes with more than one open batch: {crowded}"
+    if limit is None:
+        return
+    for bid, b in stored.items():
+        assert b.count <= limit, f"{bid}: {b.count} members, beyond the count threshold {limit}"
+        if b.state == BatchState.OPEN:
+            assert b.count < limit, f"{bid}: open at {b.count} members, threshold {limit}"
+        elif b.seal_reason == "count":
+            assert b.count == limit, f"{bid}: sealed by count at {b.count}, not {limit}"
+
+
+def _handed_out(history: BatchHistory, stored: Mapping[str, Batch], *, complete: bool) -> None:
+    told_ids = [s if isinstance(s, str) else s.id for s in history.sealed]
+    dup = [bid for bid, n in Counter(told_ids).items() if n > 1]
+    assert not dup, f"sealed batches handed out more than once: {dup}"
+    for s in history.sealed:
+        kept = stored.get(s if isinstance(s, str) else s.id)
+        assert kept is not None, f"{s} handed out as sealed but not stored"
+        assert kept.state != BatchState.OPEN, f"{kept.id} handed out as sealed but open"
+        if isinstance(s, str):
+            continue
+        told = (s.count, s.bytes, s.seal_reason, s.sealed_at)
+        have = (kept.count, kept.bytes, kept.seal_reason, kept.sealed_at)
+        assert told == have, (
+            f"{s.id}: the caller was told (count, bytes, reason, sealed_at) {told}, "
+            f"the batch stored is {have}"
+        )
+    if complete:
+        # an operator may abandon a batch while it is open: never sealed, never handed out
+        closed = {bid for bid, b in stored.items() if b.seal_reason is not None}
+        untold = closed - set(told_ids)
+        assert not untold, f"sealed batches handed to no caller: {sorted(untold)}"
+
+
+def check_commits(
+    batches: Iterable[Batch], history: BatchHistory, commits: Mapping[str, int]
+) -> None:
+    """Assert the loads' guarantees over the stored ``batches``, ``history`` and ``commits``
+    (batch id → how many times the warehouse committed its rows; absent means never): each
+    batch committed at most once; one stored ``abandoned``, or that an abandon answered
+    ``abandoned`` for, never; one stored ``loaded``, or that a load answered ``loaded`` for,
+    exactly once. Raises ``AssertionError`` naming the batch."""
+    for bid, n in commits.items():
+        assert n <= 1, f"{bid}: committed {n} times"
+    stored = list(batches)
+    abandoned = {b.id for b in stored if b.state == BatchState.ABANDONED}
+    abandoned |= {bid for bid, said in history.abandons if said == "abandoned"}
+    for bid in sorted(abandoned):
+        assert commits.get(bid, 0) == 0, f"{bid}: abandoned, yet committed"
+    loaded = {b.id for b in stored if b.state == BatchState.LOADED}
+    loaded |= {bid for bid, said in history.loads if said == "loaded"}
+    for bid in sorted(loaded):
+        assert commits.get(bid, 0) == 1, f"{bid}: loaded, committed {commits.get(bid, 0)} times"

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from patterns.batcher import Arrival, Batcher, BatchState, Thresholds
+from patterns.batcher import AddResult, Arrival, Batcher, BatchState, Thresholds
 from patterns.batcher import members as membership
+from patterns.testing import BatchHistory, check_batches
 from stateless_state import Store
 from tests.support import workers
 
@@ -28,28 +29,17 @@ Outcome = tuple[str, str, bool, str | None]
 def check_membership(
     b: Batcher, outcomes: list[Outcome], sealed_by_sweeper: list[str], distinct: dict[str, int]
 ) -> None:
-    batches = list(b.batches())
-    members = {x.id: b.members(x.id) for x in batches}
-    where: dict[str, list[str]] = {}
-    for bid, ms in members.items():
-        for m in ms:
-            where.setdefault(m.id, []).append(bid)
-    assert set(where) == set(distinct), "every distinct arrival is a member"
-    assert all(len(v) == 1 for v in where.values()), "no arrival in two batches"
-    for x in batches:
-        ms = members[x.id]
-        assert x.count == len(ms), f"{x.id}: count {x.count} != {len(ms)} members"
-        assert x.bytes == sum(m.size for m in ms), f"{x.id}: bytes differ from members"
-    firsts = Counter(a for a, _, dup, _ in outcomes if not dup)
-    assert firsts == Counter(set(distinct)), "exactly one non-duplicate add per arrival"
-    for a, bid, _, _ in outcomes:
-        assert where[a] == [bid], f"{a} reported in {bid} but is in {where[a]}"
-    sealed_reports = [s for *_, s in outcomes if s] + sealed_by_sweeper
-    assert len(sealed_reports) == len(set(sealed_reports)), "a batch handed out twice"
-    sealed_states = {x.id for x in batches if x.state != BatchState.OPEN}
-    assert set(sealed_reports) == sealed_states, "every sealed batch handed to exactly one caller"
-    open_per_lane = Counter(x.lane for x in batches if x.state == BatchState.OPEN)
-    assert all(n <= 1 for n in open_per_lane.values()), "at most one open batch per lane"
+    """The batch invariants (:func:`patterns.testing.check_batches`) over what the workers were
+    told: each outcome is (arrival, batch id, duplicate, id of the batch the add sealed)."""
+    history = BatchHistory(attempted=set(distinct), delivered=set(distinct))
+    for a, bid, dup, sealed in outcomes:
+        history.told(a, AddResult(bid, dup))
+        if sealed:
+            history.handed(sealed)
+    for sealed in sealed_by_sweeper:
+        history.handed(sealed)
+    assert history.attempted == set(distinct), "the workers added only the arrivals submitted"
+    check_batches(b, history)
 
 
 @pytest.mark.parametrize("per_request", [1, 40], ids=["add", "add_many"])
