@@ -1,3 +1,225 @@
-"""Simulation scenarios registered with :mod:`tests.support.simulations`."""
+"""The batcher's scenarios for the simulation (registered with :mod:`tests.support.simulations`).
+
+``batcher.lifecycle``: the real pipeline (:class:`~patterns.pipeline.S3ToRedshift`) end to end.
+Two S3-triggered invocations deliver two objects each, into batches of three (so one add's
+request straddles a seal), a sweeper seals by age and loads what waits, and an operator abandons
+the first batch; the loader is the local SQLite warehouse (its statements are not steps: each
+transaction runs whole between two AWS requests, as its write lock makes it on a real one), a
+fresh database per schedule. Every container has its own pipeline, so its own plan of the open
+batch, as separate Lambda containers do.
+
+``batcher.seal``: count-threshold seal races between containers with stale bounds. A warm
+container's plan of the open batch is learnt from its own earlier add; another container adds
+in between, so the plan is behind; the adds' conditions alone must keep a batch from sealing
+beyond its threshold and keep the batch each caller is told it sealed equal to the one stored.
+
+Both check :func:`patterns.testing.check_batches` over what every caller was told.
+"""
 
 from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import sqlite3
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from patterns.batcher import Arrival, Batcher, Thresholds
+from patterns.batcher.abandon import abandon_batch
+from patterns.batcher.batches import batch_id as batch_id_of
+from patterns.loaders.sqlite import LocalWarehouseLoader
+from patterns.pipeline import LoadResult, S3ToRedshift
+from patterns.s3 import parse_s3_event
+from patterns.testing import BatchHistory, check_batches, direct, s3_record
+from stateless_state import InvalidArgument, StateConflict, Store
+from stateless_state.retry import LambdaContext
+from stateless_state.testing import simulation as sim
+from tests.support.simulations import Spec, register
+
+TABLE = "state"
+BUCKET = "sim-arrivals"
+STREAM = "sim"
+BODY = b'{"x": 1}\n{"x": 2}\n'
+KEYS = ("a/1.jsonl", "a/2.jsonl", "b/1.jsonl", "b/2.jsonl")
+FIRST = batch_id_of(STREAM, 0, 0)
+
+
+def setup(world: sim.World) -> None:
+    """The table, and the bucket with every object the events name (their ETags are the MD5
+    of ``BODY``, as S3's are for a single-part put)."""
+    Store(TABLE, client=world.client("dynamodb")).create_table()
+    s3 = world.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    for key in KEYS:
+        s3.put_object(Bucket=BUCKET, Key=key, Body=BODY)
+
+
+def record(key: str) -> dict[str, Any]:
+    """The S3 notification for ``key`` as S3 sends it."""
+    return s3_record(BUCKET, key, len(BODY), etag=hashlib.md5(BODY).hexdigest())
+
+
+# One warehouse file per schedule, in memory where the machine has a tmpfs: the schedule's
+# state must start empty, as moto's does, and files cost less there.
+_SHM = Path("/dev/shm")
+_SCRATCH = Path(tempfile.mkdtemp(prefix="sim-warehouse-", dir=_SHM if _SHM.is_dir() else None))
+_FILES = itertools.count()
+
+
+def warehouse_file() -> Path:
+    """A fresh path for one schedule's warehouse; :func:`discard` removes it."""
+    return _SCRATCH / f"{next(_FILES)}.db"
+
+
+def discard(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def commits(path: Path) -> dict[str, int]:
+    """How often each batch's rows were committed: the most copies of any one row."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        rows = conn.execute(
+            "SELECT batch_id, MAX(n) FROM (SELECT batch_id, object_url, line_no, COUNT(*) AS n "
+            "FROM rows GROUP BY batch_id, object_url, line_no) GROUP BY batch_id"
+        ).fetchall()
+    return {str(b): int(n) for b, n in rows}
+
+
+def lifecycle(world: sim.World) -> None:
+    ddb, s3 = world.client("dynamodb"), world.client("s3")
+    store = Store(TABLE, client=ddb)
+    path = warehouse_file()
+    loader = LocalWarehouseLoader(path, s3)
+    history = BatchHistory()
+    thresholds = Thresholds(count=3, bytes=None, age=1.0)
+
+    def container() -> S3ToRedshift:
+        pipeline = S3ToRedshift(
+            store,
+            stream=STREAM,
+            loader=loader,
+            manifest_bucket=BUCKET,
+            thresholds=thresholds,
+            s3_client=s3,
+            min_load_time=1,
+        )
+        history.watch(pipeline.batcher)
+        real_load = pipeline.load
+
+        def load(batch_id: str, context: LambdaContext | None = None) -> LoadResult:
+            said = real_load(batch_id, context)
+            history.loads.append((batch_id, said))
+            return said
+
+        pipeline.load = load  # type: ignore[method-assign]
+        return pipeline
+
+    world.invoke(container().handle, direct(record(KEYS[0]), record(KEYS[1])), name="a")
+    world.invoke(container().handle, direct(record(KEYS[2]), record(KEYS[3])), name="b")
+    sweeper = container()
+    world.invoke(lambda event, context: sweeper.sweep(context), name="sweeper")
+    operator = container()
+
+    def abandon(event: Any, context: Any) -> str:
+        try:
+            said = abandon_batch(operator.batcher, loader, FIRST, who="oncall", why="simulated")
+        except (InvalidArgument, StateConflict) as e:
+            return type(e).__name__  # not there yet, or loaded: nothing changed
+        history.abandons.append((FIRST, said))
+        return said
+
+    world.invoke(abandon, name="operator")
+
+    @world.check
+    def invariants() -> None:
+        try:
+            for o in world.outcomes:
+                if o.status == "ok" and o.name.split("#")[0] in ("a", "b"):
+                    history.delivered.update(a.id for a in parse_s3_event(o.event).arrivals)
+            check_batches(
+                sweeper.batcher, history, commits=commits(path), complete=_complete(world)
+            )
+        finally:
+            discard(path)
+
+
+def seal_setup(world: sim.World) -> None:
+    Store(TABLE, client=world.client("dynamodb")).create_table()
+
+
+def seal(world: sim.World) -> None:
+    store = Store(TABLE, client=world.client("dynamodb"))
+    history = BatchHistory()
+    thresholds = Thresholds(count=3, bytes=None, age=None)
+    given: dict[str, list[str]] = {}
+
+    def container(name: str, *requests: int) -> None:
+        """A container that adds its arrivals in ``requests`` requests (one ``add`` for a
+        request of one, ``add_many`` otherwise), one after the other: from its second on, its
+        plan of the open batch is what its first taught it, stale once another container
+        added in between."""
+        batcher = history.watch(Batcher(store, STREAM, thresholds))
+        arrivals = [
+            Arrival(f"s3://{BUCKET}/{name}/{i}", 10 + i, sim.EPOCH) for i in range(sum(requests))
+        ]
+        given[name] = [a.id for a in arrivals]
+
+        def handler(event: Any, context: Any) -> None:
+            at = 0
+            for n in requests:
+                group, at = arrivals[at : at + n], at + n
+                if n == 1:
+                    batcher.add(group[0], context=context)
+                else:
+                    batcher.add_many(group, context=context)
+
+        world.invoke(handler, name=name)
+
+    container("a", 1, 2)
+    container("b", 1, 2)
+    container("c", 2)
+    reader = Batcher(store, STREAM, thresholds)
+
+    @world.check
+    def invariants() -> None:
+        for o in world.outcomes:
+            if o.status == "ok":
+                history.delivered.update(given[o.name.split("#")[0]])
+        check_batches(reader, history, complete=_complete(world))
+
+
+def _complete(world: sim.World) -> bool:
+    """No invocation died between a write and its answer (crashed or timed out)."""
+    return all(o.status in ("ok", "error") for o in world.outcomes)
+
+
+LIFECYCLE = register(
+    Spec(
+        name="batcher.lifecycle",
+        scenario=lifecycle,
+        setup=setup,
+        faults=sim.Faults(crash=1, ambiguous=1),
+        # The whole space is far beyond minutes: with no preemption at all it is already 7,312
+        # schedules (12 min); full explores the first 6,000 of the bound-2 space, depth first.
+        full=lambda: sim.Exhaustive(preemptions=2, max_schedules=6000),
+        ci=lambda: sim.PCT(schedules=150, depth=3, seed=25, fault_rate=0.1),
+        bounds="2 invocations x 2 arrivals, sweeper, operator's abandon; exhaustive, "
+        "2 preemptions, 1 crash, 1 ambiguous write, first 6,000 schedules",
+    )
+)
+
+SEAL = register(
+    Spec(
+        name="batcher.seal",
+        scenario=seal,
+        setup=seal_setup,
+        faults=sim.Faults(crash=1, ambiguous=1),
+        full=lambda: sim.Exhaustive(preemptions=2),
+        ci=lambda: sim.Exhaustive(preemptions=1),
+        bounds="3 containers, 5 arrivals in 5 requests, count threshold 3; exhaustive, "
+        "2 preemptions, 1 crash, 1 ambiguous write",
+    )
+)
