@@ -179,7 +179,7 @@ def seal(world: sim.World) -> None:
         world.invoke(handler, name=name)
 
     container("a", 1, 2)
-    container("b", 1, 2)
+    container("b", 1)
     container("c", 2)
     reader = Batcher(store, STREAM, thresholds)
 
@@ -205,7 +205,7 @@ LIFECYCLE = register(
         # The whole space is far beyond minutes: with no preemption at all it is already 7,312
         # schedules (12 min); full explores the first 6,000 of the bound-2 space, depth first.
         full=lambda: sim.Exhaustive(preemptions=2, max_schedules=6000),
-        ci=lambda: sim.PCT(schedules=150, depth=3, seed=25, fault_rate=0.1),
+        ci=lambda: sim.PCT(schedules=60, depth=3, seed=25, fault_rate=0.1),
         bounds="2 invocations x 2 arrivals, sweeper, operator's abandon; exhaustive, "
         "2 preemptions, 1 crash, 1 ambiguous write, first 6,000 schedules",
     )
@@ -216,10 +216,11 @@ SEAL = register(
         name="batcher.seal",
         scenario=seal,
         setup=seal_setup,
-        faults=sim.Faults(crash=1, ambiguous=1),
+        # A race of conditions between plans: crashes and lost responses are the lifecycle's.
+        faults=sim.Faults(),
         full=lambda: sim.Exhaustive(preemptions=2),
         ci=lambda: sim.Exhaustive(preemptions=1),
-        bounds="3 containers, 5 arrivals in 5 requests, count threshold 3; exhaustive, "
-        "2 preemptions, 1 crash, 1 ambiguous write",
+        bounds="3 containers, 6 arrivals in 4 requests, count threshold 3; exhaustive, "
+        "2 preemptions",
     )
 )

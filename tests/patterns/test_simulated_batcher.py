@@ -1,0 +1,54 @@
+"""The batcher under the deterministic simulation: the registered scenarios' CI bounds hold every
+batch invariant (:func:`patterns.testing.check_batches`), and a planted seal bug is found and its
+failure replays to the same request trace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from patterns.batcher import members
+from stateless_state.expressions import Attr
+from stateless_state.testing import simulation as sim
+from tests.support.sim_batcher import LIFECYCLE, SEAL
+from tests.support.simulations import Spec
+
+
+@pytest.mark.parametrize("spec", [LIFECYCLE, SEAL], ids=lambda s: s.name)
+def test_every_batch_invariant_holds_under_the_ci_bounds(spec: Spec) -> None:
+    result = spec.explore(ci=True).check()
+    strategy = spec.ci()
+    if isinstance(strategy, sim.Exhaustive):
+        assert result.finished, str(result)
+    else:
+        assert result.schedules == getattr(strategy, "schedules", None), str(result)
+
+
+def test_a_seal_without_its_count_condition_is_found_and_its_failure_replays_exactly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The bug of issue 25: the sealing request conditional only on the batch being open, not
+    on the count its container expected. Containers with stale plans then seal past the
+    threshold, and a caller is told a sealed batch that is not the one stored."""
+    real = members.Membership._batch_write
+
+    def open_is_enough(
+        self: Any, group: Any, lane: int, plan: Any, sealed: Any, now: float
+    ) -> tuple[Any, Any]:
+        update, condition = real(self, group, lane, plan, sealed, now)
+        if sealed is None or not plan.exists:
+            return update, condition
+        return update, Attr("state").eq("open")
+
+    monkeypatch.setattr(members.Membership, "_batch_write", open_is_enough)
+    result = SEAL.explore(ci=True)
+    assert result.failures, str(result)
+    failure = result.failures[0]
+    assert "beyond the count threshold 3" in str(failure.run.error)
+    again = sim.replay(SEAL.scenario, str(failure.run.line), setup=SEAL.setup)
+    assert again.requests == failure.run.requests
+    assert [(s.invocation, s.operation, s.action) for s in again.trace] == [
+        (s.invocation, s.operation, s.action) for s in failure.run.trace
+    ]
+    assert str(again.error) == str(failure.run.error)
