@@ -29,12 +29,15 @@ from typing import Any
 from patterns.batcher import Arrival, Batcher, Thresholds
 from patterns.batcher.abandon import abandon_batch
 from patterns.batcher.batches import batch_id as batch_id_of
+from patterns.batcher.manifest import Manifest
+from patterns.loaders.base import LoadOutcome, Ticket
 from patterns.loaders.sqlite import LocalWarehouseLoader
 from patterns.pipeline import LoadResult, S3ToRedshift
 from patterns.s3 import parse_s3_event
-from patterns.testing import BatchHistory, check_batches, direct, s3_record
+from patterns.testing import BatchHistory, check_batches, check_commits, direct, s3_record
 from stateless_state import InvalidArgument, StateConflict, Store
 from stateless_state.retry import LambdaContext
+from stateless_state.testing import FakeLambdaContext
 from stateless_state.testing import simulation as sim
 from tests.support.simulations import Spec, register
 
@@ -196,6 +199,92 @@ def _complete(world: sim.World) -> bool:
     return all(o.status in ("ok", "error") for o in world.outcomes)
 
 
+class FlakyWarehouse(LocalWarehouseLoader):
+    """The local warehouse, unreachable for the load that holds fence 2: the loader that takes
+    a batch over fails, and the batch goes back to sealed for a retry."""
+
+    def load(self, ticket: Ticket, manifest: Manifest) -> LoadOutcome:
+        if ticket.fence == 2:
+            raise ConnectionError("warehouse unreachable (simulated)")
+        return super().load(ticket, manifest)
+
+
+def abandon_setup(world: sim.World) -> None:
+    """:func:`setup`, and the first batch sealed by two of the objects (not loaded)."""
+    setup(world)
+    store = Store(TABLE, client=world.client("dynamodb"))
+    pipeline = S3ToRedshift(
+        store,
+        stream=STREAM,
+        loader=LocalWarehouseLoader(":memory:", world.client("s3")),
+        manifest_bucket=BUCKET,
+        thresholds=Thresholds(count=2, bytes=None, age=None),
+        s3_client=world.client("s3"),
+        min_load_time=3600,  # only adds: the scenario's invocations load
+    )
+    added = pipeline.handle(direct(record(KEYS[0]), record(KEYS[1])), FakeLambdaContext(1000))
+    assert added["sealed"] == [FIRST] and not added["loads"]
+
+
+def abandon(world: sim.World) -> None:
+    """An operator abandons a sealed batch while a loader claims it and stalls past its lease
+    (a zombie: the ``pause`` fault) and the sweeper's loader takes it over and fails, putting
+    it back to sealed (the race of ``tests/patterns/test_abandon_races.py``, every schedule of
+    it). The abandon must never answer "abandoned" while a loader can still commit."""
+    s3 = world.client("s3")
+    store = Store(TABLE, client=world.client("dynamodb"))
+    path = warehouse_file()
+    loader = FlakyWarehouse(path, s3)
+    history = BatchHistory()
+
+    def container() -> S3ToRedshift:
+        return S3ToRedshift(
+            store,
+            stream=STREAM,
+            loader=loader,
+            manifest_bucket=BUCKET,
+            thresholds=Thresholds(count=2, bytes=None, age=None),
+            s3_client=s3,
+            min_load_time=1,
+            load_lease=10,
+        )
+
+    zombie, sweeper, operator = container(), container(), container()
+
+    def load(event: Any, context: Any) -> str:
+        said = zombie.load(FIRST, context)
+        history.loads.append((FIRST, said))
+        return said
+
+    def sweep(event: Any, context: Any) -> Any:
+        report = sweeper.sweep(context)
+        history.loads.extend(report["loads"].items())
+        return report
+
+    def abandon_first(event: Any, context: Any) -> str:
+        try:
+            said = abandon_batch(operator.batcher, loader, FIRST, who="oncall", why="poison")
+        except StateConflict as e:
+            return type(e).__name__  # loaded meanwhile: nothing changed
+        history.abandons.append((FIRST, said))
+        return said
+
+    # The zombie's Lambda timeout is long, so that a pause past its lease does not end it;
+    # the operator's too (a person at the CLI, not a Lambda), so that it can decide before the
+    # pause and write after it.
+    world.invoke(load, name="zombie", timeout=900, redeliver=False)
+    world.invoke(sweep, name="sweeper", redeliver=False)
+    world.invoke(abandon_first, name="operator", timeout=900, redeliver=False)
+
+    @world.check
+    def invariants() -> None:
+        try:
+            batches = list(operator.batcher.batches())
+            check_commits(batches, history, commits(path), complete=_complete(world))
+        finally:
+            discard(path)
+
+
 LIFECYCLE = register(
     Spec(
         name="batcher.lifecycle",
@@ -222,5 +311,18 @@ SEAL = register(
         ci=lambda: sim.Exhaustive(preemptions=1),
         bounds="3 containers, 6 arrivals in 4 requests, count threshold 3; exhaustive, "
         "2 preemptions",
+    )
+)
+
+ABANDON = register(
+    Spec(
+        name="batcher.abandon",
+        scenario=abandon,
+        setup=abandon_setup,
+        faults=sim.Faults(pause=1, pause_for=45),
+        full=lambda: sim.Exhaustive(preemptions=2),
+        ci=lambda: sim.Exhaustive(preemptions=1, max_schedules=200),
+        bounds="a loader, the sweeper's loader (its load fails), an operator's abandon; "
+        "exhaustive, 2 preemptions, 1 zombie pause of 45 s",
     )
 )
