@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from patterns.batcher.abandon import abandon_batch
 from patterns.hooks import CrashPoint, set_crash_hook
 from patterns.loaders.sqlite import LocalWarehouseLoader
 from patterns.pipeline import S3ToRedshift
-from patterns.testing import direct, put_object
+from patterns.testing import BatchHistory, check_commits, direct, put_object
 from stateless_state import InvalidArgument, StateConflict, Store
 from stateless_state.testing import FakeLambdaContext
 from tests.support.pipelines import count_pipeline
@@ -93,6 +93,27 @@ def sealed_batch(store: Store, s3_bucket: tuple[Any, str], loader: Any) -> tuple
     return pipeline, sealed
 
 
+def check_warehouse(
+    pipeline: S3ToRedshift,
+    batch_id: str,
+    committed: Callable[[], int],
+    *,
+    abandons: Sequence[str] = (),
+    loads: Sequence[str] = (),
+) -> None:
+    """The loads' invariants (:func:`patterns.testing.check_commits`) over the batch as stored,
+    what the abandons and loads answered, and the warehouse: its rows are the batch's 4 (two
+    objects of two lines) once per commit."""
+    rows = committed()
+    assert rows % 4 == 0, f"{rows} rows: not whole commits of the batch"
+    batch = pipeline.batcher.batch(batch_id)
+    assert batch is not None
+    history = BatchHistory(
+        abandons=[(batch_id, said) for said in abandons], loads=[(batch_id, s) for s in loads]
+    )
+    check_commits([batch], history, {batch_id: rows // 4})
+
+
 def pause_after_first_read(
     batcher: Batcher, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[threading.Event, threading.Event]:
@@ -162,6 +183,9 @@ def test_an_abandon_that_read_never_claimed_is_not_final_before_a_zombie_that_cl
     assert outcomes["abandon"] == "abandoned" and batch.state == BatchState.ABANDONED
     assert committed() == 0, "a batch answered 'abandoned' was committed by a loader"
     assert outcomes["zombie"] == "abandoned"
+    check_warehouse(
+        pipeline, batch_id, committed, abandons=[outcomes["abandon"]], loads=[outcomes["zombie"]]
+    )
     assert pipeline.load(batch_id) == "busy", "an abandoned batch is never claimed again"
 
 
@@ -191,6 +215,7 @@ def test_an_abandon_that_read_a_fence_redecides_after_a_takeover_and_reports_the
     assert outcomes == [], "the abandon of a loaded batch raises StateConflict"
     batch = pipeline.batcher.batch(batch_id)
     assert batch is not None and batch.state == BatchState.LOADED and committed() == 4
+    check_warehouse(pipeline, batch_id, committed, loads=["loaded"])
 
 
 def test_two_operators_abandoning_at_once_both_end_abandoned_and_nothing_commits(
@@ -214,6 +239,7 @@ def test_two_operators_abandoning_at_once_both_end_abandoned_and_nothing_commits
     assert outcomes == ["abandoned", "abandoned"]
     time.sleep(0.6)
     assert pipeline.load(batch_id) == "busy" and committed() == 0
+    check_warehouse(pipeline, batch_id, committed, abandons=outcomes)
 
 
 def operator_retry(
