@@ -18,9 +18,11 @@ Both check :func:`patterns.testing.check_batches` over what every caller was tol
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import itertools
+import shutil
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -69,6 +71,7 @@ def record(key: str) -> dict[str, Any]:
 _SHM = Path("/dev/shm")
 _SCRATCH = Path(tempfile.mkdtemp(prefix="sim-warehouse-", dir=_SHM if _SHM.is_dir() else None))
 _FILES = itertools.count()
+atexit.register(shutil.rmtree, _SCRATCH, ignore_errors=True)
 
 
 def warehouse_file() -> Path:
