@@ -41,12 +41,16 @@ class Mutant:
     hunks: tuple[tuple[str, str, str], ...]
     scenarios: tuple[str, ...]
     races: tuple[str, ...] = ()
+    full: bool = False
+    """Found only under the scenarios' full bounds (minutes): ``make mutants`` runs those, the
+    tests do not."""
 
 
 _CLAIM = "stateless_state/idempotency/claim.py"
 _LEASE = "stateless_state/lease.py"
 _OWNERSHIP_RACES = "tests/stateless_state/test_ownership_races.py"
 _SESSION_RACES = "tests/stateless_state/test_sessions_races.py"
+_ABANDON_RACES = "tests/patterns/test_abandon_races.py"
 
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(
@@ -128,6 +132,59 @@ MUTANTS: tuple[Mutant, ...] = (
         ("sessions.watermark",),
         (_SESSION_RACES,),
     ),
+    Mutant(
+        "seal_without_count",
+        "a seal conditional on the batch being open, not on the count it planned: containers "
+        "with stale plans seal past the threshold",
+        (
+            (
+                "patterns/batcher/members.py",
+                "return update, state.eq(BatchState.OPEN) & count.eq(plan.count) & "
+                "total.eq(plan.bytes)",
+                "return update, state.eq(BatchState.OPEN)",
+            ),
+        ),
+        ("batcher.seal",),
+        ("tests/patterns/test_batcher_races.py",),
+    ),
+    Mutant(
+        "load_without_fence",
+        "a load that commits without the warehouse ledger's verdict: a second loader, or one "
+        "after an abandon, commits the rows again",
+        (
+            (
+                "patterns/loaders/sqlite.py",
+                '            if done:\n                abandoned = done[0] == "abandoned"\n'
+                "                return LoadOutcome(manifest.batch_id, False, None, 0, "
+                "abandoned=abandoned)\n",
+                "",
+            ),
+            (
+                "patterns/loaders/sqlite.py",
+                "\"INSERT INTO ledger VALUES (?, ?, ?, ?, 'loaded')\"",
+                "\"INSERT OR REPLACE INTO ledger VALUES (?, ?, ?, ?, 'loaded')\"",
+            ),
+        ),
+        ("batcher.lifecycle", "batcher.abandon"),
+        (_ABANDON_RACES,),
+    ),
+    Mutant(
+        "abandon_without_ledger",
+        "an operator's abandon conditional on the state it read, not the fence: a loader that "
+        "claimed the batch since commits what was answered abandoned",
+        (
+            (
+                "patterns/batcher/__init__.py",
+                'seen = Attr("state").eq(expect_state) & (\n'
+                "            unclaimed if expect_fence == 0 else fence.eq(expect_fence)\n"
+                "        )",
+                'seen = Attr("state").eq(expect_state)',
+            ),
+        ),
+        ("batcher.abandon",),
+        (_ABANDON_RACES,),
+        full=True,
+    ),
 )
 """The planted bugs; see the module docstring."""
 
@@ -151,8 +208,20 @@ class PatchDoesNotApply(RuntimeError):
     """The text a mutant replaces is not in its file exactly once: the code moved."""
 
 
+def check_applies(mutant: Mutant, root: Path = ROOT) -> None:
+    """Raise :class:`PatchDoesNotApply` unless each hunk's text is in its file exactly once."""
+    for file, old, _ in mutant.hunks:
+        found = (root / file).read_text().count(old)
+        if found != 1:
+            raise PatchDoesNotApply(
+                f"mutant {mutant.name}: {file} holds the text to replace {found} times, not "
+                "once; update the mutant to the code as it is"
+            )
+
+
 def plant(mutant: Mutant, into: Path) -> None:
     """Copy the project into ``into`` and apply ``mutant`` there."""
+    check_applies(mutant)
     for name in _COPIED:
         shutil.copytree(
             ROOT / name, into / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
@@ -161,13 +230,7 @@ def plant(mutant: Mutant, into: Path) -> None:
         shutil.copy2(ROOT / name, into / name)
     for file, old, new in mutant.hunks:
         target = into / file
-        text = target.read_text()
-        if text.count(old) != 1:
-            raise PatchDoesNotApply(
-                f"mutant {mutant.name}: {file} holds the text to replace {text.count(old)} "
-                "times, not once; update the mutant to the code as it is"
-            )
-        target.write_text(text.replace(old, new))
+        target.write_text(target.read_text().replace(old, new))
 
 
 def _env(root: Path) -> dict[str, str]:
@@ -176,9 +239,11 @@ def _env(root: Path) -> dict[str, str]:
     return env
 
 
-def simulate(names: tuple[str, ...], root: Path) -> dict[str, tuple[bool, int, float]]:
-    """Run the scenarios ``names`` under their CI bounds in the tree at ``root``."""
-    args = [sys.executable, "-m", "tools.simulate", "--ci", "--json"]
+def simulate(
+    names: tuple[str, ...], root: Path, *, ci: bool = True
+) -> dict[str, tuple[bool, int, float]]:
+    """Run the scenarios ``names`` under their CI (or full) bounds in the tree at ``root``."""
+    args = [sys.executable, "-m", "tools.simulate", "--json", *(["--ci"] if ci else [])]
     for name in names:
         args += ["--only", name]
     proc = subprocess.run(
@@ -223,7 +288,7 @@ def judge(mutant: Mutant, *, races: bool = False) -> Verdict:
     with tempfile.TemporaryDirectory(prefix=f"mutant-{mutant.name}-") as tmp:
         root = Path(tmp)
         plant(mutant, root)
-        verdict = Verdict(mutant, simulate(mutant.scenarios, root))
+        verdict = Verdict(mutant, simulate(mutant.scenarios, root, ci=not mutant.full))
         if races and mutant.races:
             verdict.races, verdict.race_seconds = race_tests(mutant.races, root)
     return verdict
@@ -234,7 +299,8 @@ def markdown(verdicts: list[Verdict]) -> list[str]:
         "# Planted mutants: the simulation against the real-thread tests",
         "",
         "Produced by `make mutants` (`tools/mutants.py`). Each mutant is planted in a temporary "
-        "copy of the source; the simulation scenarios named for it run under their CI bounds, "
+        "copy of the source; the simulation scenarios named for it run under their CI bounds "
+        "(the full ones where marked), "
         "and the real-thread race tests named for it run against DynamoDB Local on the same "
         "mutant. *Schedules* and *seconds* are until the first failing schedule.",
         "",
