@@ -116,7 +116,7 @@ MUTANTS: tuple[Mutant, ...] = (
                 'Update().set("expires_at", 0).remove("holder", "owner")\n            )',
             ),
         ),
-        ("lease.fencing",),
+        ("lease.fencing", "lease.pair"),
         (_OWNERSHIP_RACES,),
     ),
     Mutant(

@@ -30,3 +30,4 @@ def test_benchmark_smoke_run(tmp_path: Path) -> None:
     assert "## 6. Idempotency against Powertools" in results
     assert "| first call + a model save |" in results and "**A zombie that fails**" in results
     assert "## 8. The deterministic simulation: schedules and steps per second" in results
+    assert "| counter.tokens | `Exhaustive(preemptions=1" in results, results

@@ -20,6 +20,7 @@ REACHED = {
     "idempotency.failure": {"taken over", "retried after failure"},
     "idempotency.completion": {"crash"},
     "lease.fencing": {"stale renew refused", "stale write refused"},
+    "lease.pair": {"stale renew refused", "stale write refused"},
     "counter.tokens": {"crash"},
     "counter.limits": {"limit refused"},
     "sessions.per_key": {"retried on a moved head"},

@@ -232,7 +232,17 @@ RESOURCE = "resource#job"
 
 
 def lease_fencing(world: sim.World) -> None:
-    """Three holders each acquire, write fenced, renew and release; a pause
+    """Three holders (see :func:`_lease_holders`)."""
+    _lease_holders(world, ("a", "b", "c"), "lease.fencing")
+
+
+def lease_pair(world: sim.World) -> None:
+    """Two holders (see :func:`_lease_holders`): small enough for every schedule."""
+    _lease_holders(world, ("a", "b"), "lease.pair")
+
+
+def _lease_holders(world: sim.World, holders: tuple[str, ...], scenario: str) -> None:
+    """Holders each acquire, write fenced, renew and release; a pause
     makes one a stale holder. Each call is logged as it begins (``None``) and as it ends (whether
     it succeeded): one invocation runs at a time, so the log is in the order requests reached
     DynamoDB. A call's effect lands between its two entries (an ambiguous write's first
@@ -266,7 +276,7 @@ def lease_fencing(world: sim.World) -> None:
 
         return run
 
-    for name in ("a", "b", "c"):
+    for name in holders:
         world.invoke(holder(name), name=name, timeout=LAMBDA_TIMEOUT, redeliver=False)
 
     @world.check
@@ -286,7 +296,7 @@ def lease_fencing(world: sim.World) -> None:
                     "was acquired before it began)"
                 )
             elif what != "acquire":
-                WITNESSED["lease.fencing"].add(f"stale {what} refused")
+                WITNESSED[scenario].add(f"stale {what} refused")
         writes = sum(1 for _, what, _, ok in log if what == "write" and ok)
         assert _bumps(world, RESOURCE) == writes, (log, _bumps(world, RESOURCE))
 
@@ -301,6 +311,20 @@ register(
         ci=lambda: sim.PCT(50, depth=2, steps_hint=15),
         bounds="3 holders (acquire, fenced write, renew, release), 1 pause of 20 s past a "
         "10 s lease, 1 ambiguous write, 500 PCT schedules of depth 3",
+        ci_faults=sim.Faults(pause=1, pause_for=PAUSE),
+    )
+)
+
+register(
+    Spec(
+        name="lease.pair",
+        scenario=lease_pair,
+        setup=setup,
+        faults=sim.Faults(pause=1, pause_for=PAUSE, ambiguous=1),
+        full=lambda: sim.Exhaustive(preemptions=2),
+        ci=lambda: sim.Exhaustive(preemptions=1),
+        bounds="2 holders (acquire, fenced write, renew, release), 1 pause of 20 s past a "
+        "10 s lease, 1 ambiguous write, exhaustive under 2 preemptions",
         ci_faults=sim.Faults(pause=1, pause_for=PAUSE),
     )
 )
