@@ -19,7 +19,7 @@ SECTION = "### Every schedule, replayable: the simulation"
 
 def section() -> str:
     text = README.read_text().split(SECTION, 1)[1]
-    return text.split("\n## ", 1)[0]
+    return text.split("\n## ", 1)[0].split("\n### ", 1)[0]
 
 
 def example() -> dict[str, Any]:
