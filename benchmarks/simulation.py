@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from stateless_state.testing.simulation import Exploration
 from stateless_state.testing.simulation import backend as sim_backend
 
 SCENARIOS = ("batcher.lifecycle", "idempotency.zombie", "counter.tokens")
@@ -25,22 +26,12 @@ SCENARIOS = ("batcher.lifecycle", "idempotency.zombie", "counter.tokens")
 
 @dataclass(frozen=True)
 class Throughput:
-    """One exploration: its bounds, schedules, steps, wall seconds and seconds inside moto."""
+    """One exploration (its schedules, steps, seconds and rates), its bounds, and the seconds
+    of it spent inside moto."""
 
     bounds: str
-    schedules: int
-    steps: int
-    seconds: float
+    report: Exploration
     in_moto: float
-    finished: bool
-
-    @property
-    def schedules_per_second(self) -> float:
-        return self.schedules / self.seconds if self.seconds else 0.0
-
-    @property
-    def steps_per_second(self) -> float:
-        return self.steps / self.seconds if self.seconds else 0.0
 
 
 @contextmanager
@@ -77,15 +68,7 @@ def run(names: tuple[str, ...] = SCENARIOS) -> dict[str, dict[str, Throughput]]:
         for label, memoize in (("memo", True), ("no memo", False)):
             with _timing_moto() as spent:
                 report = spec.explore(ci=True, memoize=memoize)
-            report.check()
-            results[name][label] = Throughput(
-                repr(spec.ci()),
-                report.schedules,
-                report.steps,
-                report.elapsed,
-                spent[0],
-                report.finished,
-            )
+            results[name][label] = Throughput(repr(spec.ci()), report.check(), spent[0])
             print(f"simulation {name}, {label}: {report}", flush=True)
     return results
 
@@ -109,11 +92,12 @@ def markdown(results: dict[str, dict[str, Throughput]]) -> list[str]:
     ]
     for name, runs in results.items():
         for label, t in runs.items():
-            share = t.in_moto / t.seconds if t.seconds else 0.0
+            r = t.report
+            share = t.in_moto / r.elapsed if r.elapsed else 0.0
             lines.append(
-                f"| {name} | `{t.bounds}` | {label} | {t.schedules:,} "
-                f"| {'yes' if t.finished else 'no'} | {t.steps:,} | {t.seconds:.1f} "
-                f"| {t.schedules_per_second:,.1f} | {t.steps_per_second:,.0f} | {share:.0%} |"
+                f"| {name} | `{t.bounds}` | {label} | {r.schedules:,} "
+                f"| {'yes' if r.finished else 'no'} | {r.steps:,} | {r.elapsed:.1f} "
+                f"| {r.schedules_per_second:,.1f} | {r.steps_per_second:,.0f} | {share:.0%} |"
             )
     if missing:
         lines += ["", f"Not registered in this run: {', '.join(missing)}."]
