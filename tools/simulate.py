@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
                         "name": name,
                         "bounds": spec.bounds,
                         "schedules": result.schedules,
+                        "pruned": result.pruned,
                         "steps": result.steps,
                         "elapsed": round(result.elapsed, 3),
                         "finished": result.finished,

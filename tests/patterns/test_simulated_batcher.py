@@ -11,11 +11,11 @@ import pytest
 from patterns.batcher import members
 from stateless_state.expressions import Attr
 from stateless_state.testing import simulation as sim
-from tests.support.sim_batcher import ABANDON, LIFECYCLE, SEAL
+from tests.support.sim_batcher import ABANDON, LIFECYCLE, PIPELINE, SEAL
 from tests.support.simulations import Spec
 
 
-@pytest.mark.parametrize("spec", [LIFECYCLE, SEAL, ABANDON], ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", [PIPELINE, LIFECYCLE, SEAL, ABANDON], ids=lambda s: s.name)
 def test_every_batch_invariant_holds_under_the_ci_bounds(spec: Spec) -> None:
     result = spec.explore(ci=True).check()
     strategy = spec.ci()

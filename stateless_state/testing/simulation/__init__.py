@@ -40,7 +40,7 @@ from typing import Any
 from ... import clock
 from .backend import Backend
 from .schedule import FAULTS, Faults, Option, ReplayLine
-from .schedulers import PCT, Drawn, Exhaustive, RandomWalk, Replay, Scheduler
+from .schedulers import PCT, Drawn, Exhaustive, Pruned, RandomWalk, Replay, Scheduler
 from .world import EPOCH, LATENCY, Engine, Outcome, SetupClock, SimulationError, Step, World
 
 __all__ = [
@@ -122,10 +122,13 @@ class Failure:
 class Exploration:
     """What :func:`explore` did: how many schedules and steps, how long it took, whether the
     strategy ran out of schedules (``finished``: for :class:`Exhaustive`, the whole space under
-    its bounds was covered), and the failures found."""
+    its bounds was covered), and the failures found. ``pruned`` counts the schedules a reducing
+    :class:`Exhaustive` stopped part way as repeats of ones it ran (not in ``schedules``; their
+    steps are in ``steps``)."""
 
     strategy: str
     schedules: int = 0
+    pruned: int = 0
     steps: int = 0
     elapsed: float = 0.0
     finished: bool = False
@@ -148,8 +151,9 @@ class Exploration:
     def __str__(self) -> str:
         verdict = f"{len(self.failures)} failing" if self.failures else "every check held"
         done = ", the whole space" if self.finished else ""
+        pruned = f" ({self.pruned} more stopped as repeats)" if self.pruned else ""
         return (
-            f"{self.strategy}: {self.schedules} schedules{done}, {self.steps} steps, "
+            f"{self.strategy}: {self.schedules} schedules{done}{pruned}, {self.steps} steps, "
             f"{self.elapsed:.1f} s ({self.schedules_per_second:.1f} schedules/s); {verdict}"
         )
 
@@ -175,7 +179,8 @@ def _setup(setup: Scenario | None) -> str:
 
 def _run_one(
     scenario: Scenario, scheduler: Scheduler, faults: Faults, backend: Backend, seed: int
-) -> tuple[Run, int]:
+) -> tuple[Run | None, int]:
+    """One schedule run and checked; ``None`` for one the scheduler stopped as a repeat."""
     backend.reset(seed)
     run = Engine(scheduler, faults, seed, backend)
     backend.bind(run)
@@ -183,6 +188,8 @@ def _run_one(
         scenario(run.world)
     try:
         run.execute()
+    except Pruned:
+        return None, run.steps
     finally:
         scheduler.end()
     backend.settle()
@@ -245,8 +252,11 @@ def explore(
                     report.finished = True
                     break
                 run, steps = _run_one(scenario, strategy, faults, backend, seed)
-                report.schedules += 1
                 report.steps += steps
+                if run is None:
+                    report.pruned += 1
+                    continue
+                report.schedules += 1
                 if run.error is not None:
                     elapsed = time.perf_counter() - started
                     report.failures.append(
@@ -282,6 +292,7 @@ def _explore_hypothesis(
     def probe(data: Any) -> None:
         drawn = Drawn(data, strategy.seed, strategy.preemptions)
         run, steps = _run_one(scenario, drawn, faults, backend, strategy.seed)
+        assert run is not None  # only a reducing Exhaustive stops a schedule
         report.schedules += 1
         report.steps += steps
         if run.error is not None:
@@ -322,4 +333,5 @@ def replay(scenario: Scenario, line: str | ReplayLine, *, setup: Scenario | None
         _prepare(backend, setup)
         scheduler.begin()
         run, _ = _run_one(scenario, scheduler, parsed.faults, backend, parsed.seed)
+    assert run is not None  # only a reducing Exhaustive stops a schedule
     return run

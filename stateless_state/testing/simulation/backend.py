@@ -62,6 +62,7 @@ class Backend:
         self._cache: dict[tuple[str, str], Any] = {}
         self._snapshot: list[tuple[Any, dict[str, Any]]] | None = None
         self._run: Engine | None = None
+        self._hash_keys: dict[str, str] = {}
 
     def __enter__(self) -> Backend:
         import boto3
@@ -256,6 +257,18 @@ class Backend:
             remembered = (token, (canonical, run.now))
             run.tokens[token] = remembered[1]
         return Answer(status, dict(headers), body, remembered)
+
+    def hash_key(self, table: str) -> str | None:
+        """The partition key attribute of ``table`` (``None`` when there is no such table)."""
+        name = self._hash_keys.get(table)
+        if name is None:
+            from moto.dynamodb.models import dynamodb_backends
+
+            found = dynamodb_backends[_ACCOUNT][_REGION].tables.get(table)
+            if found is None:
+                return None
+            name = self._hash_keys[table] = str(found.hash_key_attr)
+        return name
 
     # -- TTL -----------------------------------------------------------------------------------
 

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ...errors import InvalidArgument
+from .footprint import Footprint, dependent
 from .schedule import Option
 
-__all__ = ["PCT", "Drawn", "Exhaustive", "RandomWalk", "Replay", "Scheduler"]
+__all__ = ["PCT", "Drawn", "Exhaustive", "Pruned", "RandomWalk", "Replay", "Scheduler"]
 
 
 class Scheduler(Protocol):
@@ -155,6 +156,31 @@ class PCT:
         self._longest = max(self._longest, self._step)
 
 
+class Pruned(Exception):
+    """Raised by a reducing scheduler when every way on from here repeats, up to the order of
+    independent steps, a schedule it explored before: the engine stops this schedule unchecked."""
+
+
+@dataclass
+class _Node:
+    """One step of the current path with a choice: its options (invocation and action), the
+    one taken, the sleep set it was reached with (invocation → footprint of its pending step,
+    which needs no exploring from here), the footprint of the continuing invocation's step once
+    it ran, and which invocations' steps from here turned out to only read."""
+
+    kinds: tuple[tuple[int, str], ...]
+    choice: int
+    sleep: dict[int, Footprint | None]
+    asleep: frozenset[int]
+    continuing: int | None
+    first: Footprint | None = None
+    reads: dict[int, bool] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.kinds)
+
+
 @dataclass
 class Exhaustive:
     """Every schedule, depth first, with at most ``preemptions`` preemptions each (a preemption:
@@ -162,41 +188,128 @@ class Exhaustive:
     faults of the :class:`~stateless_state.testing.simulation.Faults` budget at every step they
     apply to. Stateless model checking in the manner of CHESS and loom: each schedule re-runs the
     code from the start, following the prefix still to explore. ``max_schedules`` stops early
-    (then the exploration reports it did not finish)."""
+    (then the exploration reports it did not finish).
+
+    With ``reduce``, schedules that differ only in the order of independent steps are run once
+    (sleep sets, Godefroid 1996): once the subtree where the invocation that ran last carries
+    on is explored, a preemption there does not run that invocation's step until a step
+    dependent on it has run (:mod:`.footprint` says which are). Only the carrying-on step is put
+    to sleep, because only for it does the schedule that was explored instead need no more
+    preemptions than the one left out (Coons, Musuvathi and McKinley, OOPSLA 2013, show that
+    sleeping any step under a preemption bound misses schedules within it). So every schedule
+    within the bound is run or has an equivalent within the bound that was.
+
+    ``reduce`` also leaves out a crash at a step that only reads (and does not end the
+    invocation): crashing there leaves the state that crashing at the invocation's next step
+    does, which is explored, with no more preemptions. It assumes the invocations share state
+    only through AWS requests and what they mark with
+    :meth:`~stateless_state.testing.simulation.World.touch`; ``pruned`` counts the schedules
+    stopped as repeats."""
 
     preemptions: int | None = 2
     max_schedules: int | None = None
     seed: int = 0
-    _prefix: list[int] = field(default_factory=list, repr=False)
-    _taken: list[tuple[int, int]] = field(default_factory=list, repr=False)
-    _count: int = field(default=0, repr=False)
+    reduce: bool = False
     finished: bool = field(default=False, repr=False)
+    pruned: int = field(default=0, repr=False)
+    _nodes: list[_Node] = field(default_factory=list, repr=False)
+    _depth: int = field(default=0, repr=False)
+    _count: int = field(default=0, repr=False)
+    _moved: set[int] = field(default_factory=set, repr=False)
+    _since: list[Footprint | None] = field(default_factory=list, repr=False)
+    _stopped: bool = field(default=False, repr=False)
 
     def begin(self) -> int | None:
         if self.finished or (self.max_schedules is not None and self._count >= self.max_schedules):
             return None
-        self._taken = []
+        self._depth = 0
+        self._moved, self._since = set(), []
         return self.seed
 
+    def ran(self, task: int, footprint: Footprint | None, ended: bool) -> None:
+        """The step just taken (by ``task``, -1 for the world) touched ``footprint``; ``ended``:
+        the invocation ended with it."""
+        if not self.reduce:
+            return
+        node = self._nodes[self._depth - 1] if self._depth > 0 else None
+        if node is not None and self._since and task in self._sleep_after(node):
+            # a step forced (the only option) though asleep: what follows repeats a schedule
+            self.pruned += 1
+            self._stopped = True
+            raise Pruned
+        if node is not None and not self._since:
+            if node.choice == 0 and node.continuing is not None:
+                node.first = footprint
+            who, action = node.kinds[node.choice]
+            if action == "run":
+                node.reads[who] = (
+                    footprint is not None and not ended and not any(w for _, w in footprint)
+                )
+        self._moved.add(task)
+        self._since.append(footprint)
+
+    def _sleep_after(self, parent: _Node) -> dict[int, Footprint | None]:
+        """The sleep set of the step after ``parent``'s choice, from what ran since then."""
+        sleeping = dict(parent.sleep)
+        if parent.choice > 0 and parent.continuing is not None:
+            sleeping.setdefault(parent.continuing, parent.first)
+        return {
+            task: footprint
+            for task, footprint in sleeping.items()
+            if task not in self._moved and not any(dependent(footprint, f) for f in self._since)
+        }
+
     def choose(self, options: Sequence[Option]) -> int:
-        depth = len(self._taken)
-        choice = self._prefix[depth] if depth < len(self._prefix) else 0
-        if choice >= len(options):
-            raise RuntimeError(
-                "the simulation is not deterministic: a replayed prefix met fewer options "
-                f"({len(options)}) at step {depth} than when it was first run; does the code "
-                "read the time, a random number or a set's order outside stateless_state.clock?"
+        depth = self._depth
+        self._depth += 1
+        if depth < len(self._nodes):
+            node = self._nodes[depth]
+            if node.n != len(options):
+                raise RuntimeError(
+                    "the simulation is not deterministic: a replayed prefix met "
+                    f"{len(options)} options at step {depth} where it first met {node.n}; does "
+                    "the code read the time, a random number or a set's order outside "
+                    "stateless_state.clock?"
+                )
+        else:
+            sleep = self._sleep_after(self._nodes[depth - 1]) if self.reduce and depth else {}
+            continuing = None
+            if options[0].action == "run" and any(o.preempts for o in options):
+                continuing = options[0].task
+            asleep = frozenset(
+                i for i, o in enumerate(options) if o.action == "run" and o.task in sleep
             )
-        self._taken.append((choice, len(options)))
-        return choice
+            kinds = tuple((o.task, o.action) for o in options)
+            node = _Node(kinds, -1, sleep, asleep, continuing)
+            node.choice = self._next(node, -1)
+            self._nodes.append(node)
+            if node.choice < 0:
+                self.pruned += 1
+                self._stopped = True
+                raise Pruned
+        self._moved, self._since = set(), []
+        return node.choice
+
+    @staticmethod
+    def _next(node: _Node, after: int) -> int:
+        for i in range(after + 1, node.n):
+            who, action = node.kinds[i]
+            if i not in node.asleep and not (action == "crash" and node.reads.get(who, False)):
+                return i
+        return -1
 
     def end(self) -> None:
-        self._count += 1
-        for depth in range(len(self._taken) - 1, -1, -1):
-            choice, n = self._taken[depth]
-            if choice + 1 < n:
-                self._prefix = [c for c, _ in self._taken[:depth]] + [choice + 1]
-                return
+        if not self._stopped:
+            self._count += 1
+        self._stopped = False
+        while self._nodes:
+            node = self._nodes[-1]
+            if node.choice >= 0:
+                choice = self._next(node, node.choice)
+                if choice >= 0:
+                    node.choice = choice
+                    return
+            self._nodes.pop()
         self.finished = True
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from ... import clock
 from ..faults import conflict_response, error_response
+from .footprint import Footprint, Resource, request_footprint
 from .memo import body_bytes
 from .schedule import FAULTS, Faults, Option
 from .schedulers import Scheduler
@@ -110,6 +111,7 @@ class _Pending:
     service: str = ""
     operation: str = ""
     wake: float = 0.0
+    footprint: Footprint | None = None
 
     def allows(self, fault: str) -> bool:
         if self.kind == "start":
@@ -229,6 +231,7 @@ class _Task:
         self.action = "run"
         self.killed: str | None = None
         self.done = False
+        self.touched: set[tuple[Resource, bool]] = set()
         self._go = threading.Semaphore(0)
         self._thread = threading.Thread(target=self._main, name=f"sim:{outcome.name}", daemon=True)
 
@@ -375,6 +378,16 @@ class World:
             handler, event, name=name, skew=skew, timeout=timeout, redeliver=redeliver
         )
 
+    def touch(self, resource: str, *, write: bool = True) -> None:
+        """Say that the invocation running now reads (``write=False``) or writes ``resource``:
+        state the invocations share outside AWS (a local warehouse, a shared Python object
+        whose order of updates the checks can tell). :class:`Exhaustive` with ``reduce``
+        reorders steps only where their footprints are independent, and sees AWS requests by
+        itself, but not this. Outside an invocation (set-up, checks) it does nothing."""
+        task = _running_task()
+        if task is not None and task.run is self._run:
+            task.touched.add((("touch", resource, ""), write))
+
     def check(self, fn: Callable[[], Any]) -> Callable[[], Any]:
         """Register ``fn`` (no arguments) to run after every invocation has ended; it fails the
         schedule by raising (an ``assert``, say). Usable as a decorator."""
@@ -420,6 +433,10 @@ class Engine:
         self._clients = clients
         self._last: _Task | None = None
         self._preemptions = 0
+        ran = getattr(scheduler, "ran", None)
+        self._ran: Callable[[int, Footprint | None, bool], None] | None = (
+            ran if callable(ran) else None
+        )
         self.world = World(self)
 
     # -- set-up --------------------------------------------------------------------------------
@@ -505,7 +522,7 @@ class Engine:
                     choice = self.scheduler.choose(options)
                     self.choices.append(choice)
                 self.steps += 1
-                self._apply(options[choice])
+                self._take(options[choice])
                 if self.stop is not None:
                     raise self.stop
         finally:
@@ -540,6 +557,33 @@ class Engine:
             if expired > 1:
                 options += [Option(-2 - i, "ttl") for i in range(expired)]
         return options
+
+    def _take(self, option: Option) -> None:
+        """Apply ``option``; a scheduler that reduces by independence (one with ``ran``) is then
+        told what the step touched."""
+        if self._ran is None:
+            self._apply(option)
+            return
+        task = self.tasks[option.task] if option.task >= 0 else None
+        pending = task.pending if task is not None else None
+        tasks, now = len(self.tasks), self.now
+        if task is not None:
+            task.touched = set()
+        self._apply(option)
+        footprint: Footprint | None = None
+        if (
+            task is not None
+            and pending is not None
+            and option.action not in ("crash", "timeout", "duplicate", "pause")
+            and pending.kind != "sleep"
+            # a redelivery was added, or virtual time moved on by more than the request took
+            and len(self.tasks) == tasks
+            and self.now - now <= 1.5 * LATENCY
+        ):
+            base = pending.footprint if pending.kind == "request" else frozenset()
+            if base is not None:
+                footprint = base | frozenset(task.touched)
+        self._ran(option.task, footprint, task is not None and task.done)
 
     def _apply(self, option: Option) -> None:
         if option.preempts:
@@ -615,8 +659,14 @@ class Engine:
                 )
                 raise self.stop
             return self._clients.send(self, request, event_name, service, operation)
-        action = task.step(_Pending("request", service, operation))
         raw = body_bytes(request)
+        footprint = None
+        if self._ran is not None:
+            headers = {k.lower(): str(v) for k, v in request.headers.items()}
+            footprint = request_footprint(
+                service, operation, request.url, raw, headers, self._clients.hash_key
+            )
+        action = task.step(_Pending("request", service, operation, footprint=footprint))
         digest = hashlib.sha1(request.method.encode() + request.url.encode() + raw).hexdigest()
         self.trace.append(Step(task.name, "request", operation, digest[:16], action))
         if action == "throttle":
