@@ -20,7 +20,7 @@ from typing import Any
 from stateless_state.testing.simulation import Exploration
 from stateless_state.testing.simulation import backend as sim_backend
 
-SCENARIOS = ("batcher.lifecycle", "idempotency.zombie", "counter.tokens")
+SCENARIOS = ("batcher.lifecycle", "batcher.pipeline", "idempotency.zombie", "counter.tokens")
 """Measured in this order; a name not registered is left out of the table (and said so)."""
 
 

@@ -8,6 +8,11 @@ transaction runs whole between two AWS requests, as its write lock makes it on a
 fresh database per schedule. Every container has its own pipeline, so its own plan of the open
 batch, as separate Lambda containers do.
 
+``batcher.pipeline``: the same without the operator (two deliveries of two arrivals and the
+sweeper), explored whole under 2 preemptions with a crash and an ambiguous write by the reduced
+exhaustive search (``Exhaustive(reduce=True)``; the warehouse's transactions are marked with
+``world.touch``, being shared state that is not an AWS request).
+
 ``batcher.seal``: count-threshold seal races between containers with stale bounds. A warm
 container's plan of the open batch is learnt from its own earlier add; another container adds
 in between, so the plan is behind; the adds' conditions alone must keep a batch from sealing
