@@ -5,12 +5,16 @@ All three loaders (:mod:`.redshift`, :mod:`.postgres`, :mod:`.sqlite`) keep the 
 
 * one ledger row per batch, keyed by the batch id, inserted in the **same warehouse
   transaction** as the batch's rows, with ``status`` ``loaded`` and the load ticket's fence;
-* a load inserts its rows and its ledger row only when the batch has no ledger row, and both the
-  check and the inserts run under one lock (Redshift's ``LOCK``, PostgreSQL's lock on the
-  ledger, SQLite's ``BEGIN IMMEDIATE``), so two loaders of one batch (a zombie past its lease
-  and its successor) serialize, and the second commits nothing;
-* an operator's abandon inserts a ledger row with ``status`` ``abandoned`` (a tombstone) under
-  the same lock, unless a row exists: no load commits the batch afterwards, and an abandon that
+* a load inserts its rows and its ledger row only when the batch has no ledger row, and the
+  check and the inserts are serialized against every other load **of the same batch**, so two
+  loaders of one batch (a zombie past its lease and its successor) commit it once, and the
+  second commits nothing. What serializes them is each engine's narrowest lock that keeps
+  that true: PostgreSQL's ledger primary key (the ledger row is inserted first, and a second
+  insert of the same key waits for it: no other batch waits), Redshift's ``LOCK`` on a ledger
+  kept per target table (it enforces no unique key: loads into other targets do not wait),
+  SQLite's ``BEGIN IMMEDIATE`` (one writer per database file, as SQLite always has);
+* an operator's abandon inserts a ledger row with ``status`` ``abandoned`` (a tombstone) in
+  the same way, unless a row exists: no load commits the batch afterwards, and an abandon that
   finds a ``loaded`` row changes nothing and says ``loaded``.
 
 Loaders read a load ticket only through :class:`Ticket` and the batch's manifest, so no loader

@@ -1,19 +1,31 @@
 """Loading a batch into PostgreSQL (RDS, Aurora PostgreSQL) with ``COPY FROM STDIN``, exactly
-once, with the same ledger semantics as the Redshift loader.
+once, with the same ledger semantics as the Redshift loader, and without a table lock.
 
-One transaction per load: ``LOCK`` the ledger table, look for the batch's ledger row (a load
-that committed it, or an operator's abandon: then nothing is written), ``COPY`` the manifest's
-objects into a temporary staging table, insert the staged rows into the target table, and insert
-the ledger row. Two loaders on one batch (a zombie past its lease and its successor) serialize on
-the lock; the second finds the ledger row. Each object is read by the version id or ETag its
-manifest entry names, so exactly the members' own content.
+One transaction per load, whose first statement **claims the batch in the ledger**: it inserts
+the batch's ledger row (``status 'loaded'``) with ``ON CONFLICT (batch_id) DO NOTHING``. The
+ledger's primary key makes that insert wait while another transaction holds an uncommitted row
+for the same batch, and then find its row if that transaction committed (or go on, if it rolled
+back). So two loaders of one batch (a zombie past its lease and its successor) serialize on that
+one key, and the second finds the first's row and writes nothing; an operator's abandon is the
+same insert with ``status 'abandoned'``, so of a load and an abandon racing, exactly one wins.
+With the claim held, the load ``COPY``s the manifest's objects into a temporary staging table
+and inserts the staged rows into the target, and commits the claim and the rows together.
 
-Records map onto the target table's columns by name, as Redshift's ``JSON 'auto'`` does: JSON
-lines by their keys, CSV by its header; a column a record lacks is NULL, a key no column has is
-ignored. Every identifier is quoted by :func:`patterns.sql.postgres_identifier` (the DDL of
-:meth:`PostgresLoader.ledger_ddl` too) and every value is a parameter or COPY data: no SQL is
-built from input. Requires ``psycopg`` 3 (``pip install 'psycopg[binary]'``), imported on the
-first load, not when the pipeline is built.
+Loads of different batches never wait on each other, whatever their target table and even when
+they share one ledger (the default): the only lock a load takes beyond its own rows is its
+ledger row's key. (Redshift enforces no unique key, so its loader locks a ledger per target
+instead: :mod:`.redshift`.) At ``REPEATABLE READ`` or ``SERIALIZABLE`` a claim that waited on
+a load which then committed fails with a serialization error (the committed row is outside the
+transaction's snapshot); the loader then reads the ledger again in a new transaction, so the
+answer is the same at every isolation level.
+
+Each object is read by the version id or ETag its manifest entry names, so exactly the members'
+own content. Records map onto the target table's columns by name, as Redshift's ``JSON 'auto'``
+does: JSON lines by their keys, CSV by its header; a column a record lacks is NULL, a key no
+column has is ignored. Every identifier is quoted by :func:`patterns.sql.postgres_identifier`
+(the DDL of :meth:`PostgresLoader.ledger_ddl` too) and every value is a parameter or COPY data:
+no SQL is built from input. Requires ``psycopg`` 3 (``pip install 'psycopg[binary]'``),
+imported on the first load, not when the pipeline is built.
 """
 
 from __future__ import annotations
@@ -22,7 +34,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from stateless_state import InvalidArgument, clock
+from stateless_state import InvalidArgument, StatelessStateError, clock
 
 from ..sql import postgres_identifier, postgres_name
 from .base import AbandonOutcome, LoadOutcome, Ticket, read_records
@@ -37,8 +49,9 @@ __all__ = ["PostgresLoader"]
 class PostgresLoader:
     """Loads batches into ``table`` (``[schema.]table``) of the PostgreSQL database at ``dsn``,
     reading objects with ``s3`` (a boto3 S3 client). The ledger table must exist: run
-    :meth:`ledger_ddl` once. Every load and abandon is one transaction at ``isolation`` (the
-    ledger lock makes any level safe)."""
+    :meth:`ledger_ddl` once (its primary key is what keeps a batch from committing twice). Every
+    load and abandon is one transaction at ``isolation`` (any level is safe: the ledger claim
+    does not depend on it), on a connection of its own, so one loader may serve many threads."""
 
     dsn: str
     table: str
@@ -91,13 +104,52 @@ class PostgresLoader:
         conn.execute(f"BEGIN ISOLATION LEVEL {self.isolation}")
         return conn
 
-    def _lock_and_find(self, conn: Any, batch_id: str) -> str | None:
-        """Take the ledger lock (held to the end of the transaction); the batch's ledger
-        status, or None."""
+    def _claim(self, conn: Any, batch_id: str, fence: int, status: str) -> str | None:
+        """Insert the batch's ledger row with ``status`` as the transaction's first statement
+        (the module docstring); None when this transaction now holds it, else the status of
+        the row another transaction committed. Waits only on a transaction that holds an
+        uncommitted row for this same batch."""
+        import psycopg
         from psycopg import sql
 
-        ledger = self._identifier(self.ledger_table)
-        conn.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(ledger))
+        ledger = self._identifier(self.ledger_table, parameterised=True)
+        try:
+            claimed = conn.execute(
+                sql.SQL(
+                    "INSERT INTO {} (batch_id, fence, loaded_at, status) "
+                    "VALUES (%s, %s, now(), %s) ON CONFLICT (batch_id) DO NOTHING RETURNING 1"
+                ).format(ledger),
+                (batch_id, fence, status),
+            ).fetchone()
+        except psycopg.errors.InvalidColumnReference:
+            # No unique key to conflict on: without it two loads could both commit.
+            raise InvalidArgument(
+                f"the ledger table {self.ledger_table!r} has no primary key on batch_id, which "
+                "keeps a batch from committing twice: create it with ledger_ddl(), or ALTER TABLE "
+                "it ADD PRIMARY KEY (batch_id)"
+            ) from None
+        except psycopg.errors.SerializationFailure:
+            # REPEATABLE READ and up: the row we waited on committed after our snapshot. A new
+            # transaction sees it; without a row the failure was another one, and is raised.
+            conn.execute("ROLLBACK")
+            conn.execute(f"BEGIN ISOLATION LEVEL {self.isolation}")
+            found = self._status(conn, batch_id)
+            if found is None:
+                raise
+            return found
+        if claimed is not None:
+            return None
+        found = self._status(conn, batch_id)
+        if found is None:  # pragma: no cover - ledger rows are never deleted
+            raise StatelessStateError(
+                f"the ledger row of batch {batch_id} conflicted and then was gone: ledger rows "
+                "must never be deleted"
+            )
+        return found
+
+    def _status(self, conn: Any, batch_id: str) -> str | None:
+        from psycopg import sql
+
         row = conn.execute(
             sql.SQL("SELECT status FROM {} WHERE batch_id = %s").format(
                 self._identifier(self.ledger_table, parameterised=True)
@@ -107,24 +159,17 @@ class PostgresLoader:
         return None if row is None else str(row[0])
 
     def load(self, ticket: Ticket, manifest: Manifest) -> LoadOutcome:
-        """Load the batch in one transaction (see the module docstring)."""
-        from psycopg import sql
-
+        """Load the batch in one transaction (see the module docstring): the objects are read
+        from S3 first (one ``GetObject`` each), then one connection, the ledger claim, one
+        ``COPY`` and one ``INSERT ... SELECT``, and the commit."""
         objects = [(e, list(read_records(self.s3, e))) for e in manifest.entries]
         with self._transaction() as conn:
             try:
-                found = self._lock_and_find(conn, manifest.batch_id)
+                found = self._claim(conn, manifest.batch_id, ticket.fence, "loaded")
                 if found is not None:
                     conn.execute("ROLLBACK")
                     return LoadOutcome(manifest.batch_id, False, None, 0, found == "abandoned")
                 rows = self._copy(conn, objects)
-                conn.execute(
-                    sql.SQL(
-                        "INSERT INTO {} (batch_id, fence, loaded_at, status) "
-                        "VALUES (%s, %s, now(), 'loaded')"
-                    ).format(self._identifier(self.ledger_table, parameterised=True)),
-                    (manifest.batch_id, ticket.fence),
-                )
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -157,39 +202,23 @@ class PostgresLoader:
     def recorded(self, ticket: Ticket) -> LoadOutcome | None:
         """The ledger's answer for the ticket's batch: committed before (or abandoned), so this
         load commits nothing; None when the ledger has no row for it. One ``SELECT``, no lock
-        (a load racing this read is answered by its own locked check)."""
-        from psycopg import sql
-
+        (a load racing this read is answered by its own claim)."""
         batch_id = ticket.batch.id
         with self._transaction() as conn:
-            row = conn.execute(
-                sql.SQL("SELECT status FROM {} WHERE batch_id = %s").format(
-                    self._identifier(self.ledger_table, parameterised=True)
-                ),
-                (batch_id,),
-            ).fetchone()
+            found = self._status(conn, batch_id)
             conn.execute("ROLLBACK")
-        if row is None:
+        if found is None:
             return None
-        return LoadOutcome(batch_id, False, None, 0, abandoned=row[0] == "abandoned")
+        return LoadOutcome(batch_id, False, None, 0, abandoned=found == "abandoned")
 
     def abandon(self, batch_id: str) -> AbandonOutcome:
-        """Record an abandon in the ledger, under its lock: ``loaded`` (nothing changed) when a
-        load already committed the batch."""
-        from psycopg import sql
-
+        """Record an abandon in the ledger: the claim of a load, with ``status 'abandoned'``
+        (one transaction; it waits only on a load of this batch still in flight). ``loaded``
+        (nothing changed) when a load already committed the batch."""
         with self._transaction() as conn:
             try:
-                found = self._lock_and_find(conn, batch_id)
-                if found is None:
-                    conn.execute(
-                        sql.SQL(
-                            "INSERT INTO {} (batch_id, fence, loaded_at, status) "
-                            "VALUES (%s, 0, now(), 'abandoned')"
-                        ).format(self._identifier(self.ledger_table, parameterised=True)),
-                        (batch_id,),
-                    )
-                conn.execute("COMMIT")
+                found = self._claim(conn, batch_id, 0, "abandoned")
+                conn.execute("COMMIT" if found is None else "ROLLBACK")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
