@@ -18,6 +18,8 @@ Lambda, in the local demo and against real AWS (``S3ToRedshift.from_env()``).
 ``REDSHIFT_CLUSTER``           a provisioned cluster identifier
 ``REDSHIFT_SECRET_ARN``        Secrets Manager auth, or ``REDSHIFT_DB_USER`` (cluster only)
 ``REDSHIFT_GZIP``              ``1`` when the files are gzipped, ``0`` when not
+``REDSHIFT_LEDGER_TABLE``      the ledger (default: the target's own,
+                               ``<schema>.stateless_state_ledger_<table>``)
 ``LOCAL_WAREHOUSE``            a SQLite path: load locally instead (the demo)
 ``POSTGRES_DSN``               a PostgreSQL connection string: load into PostgreSQL instead
 ``POSTGRES_TABLE``             its target ``schema.table`` (``POSTGRES_LEDGER_TABLE``: ledger)
@@ -84,6 +86,7 @@ _REDSHIFT_FIELDS = {
     "REDSHIFT_CLUSTER": "cluster_identifier",
     "REDSHIFT_SECRET_ARN": "secret_arn",
     "REDSHIFT_DB_USER": "db_user",
+    "REDSHIFT_LEDGER_TABLE": "ledger_table",
 }
 _REDSHIFT = (*_REDSHIFT_FIELDS, "REDSHIFT_GZIP")
 # Settings the Redshift loader accepts, beside which one refused variable is tried alone.
@@ -265,8 +268,9 @@ def _redshift(env: Mapping[str, str]) -> Loader:
         raise
     if _same_table(loader.table, loader.ledger_table, fold_case=True):
         raise InvalidArgument(
-            f"REDSHIFT_TABLE={loader.table!r} is the loader's ledger table: every load would "
-            "write its rows into the ledger; load into another table"
+            f"REDSHIFT_TABLE={loader.table!r} is the loader's ledger table "
+            f"(REDSHIFT_LEDGER_TABLE={loader.ledger_table!r}): every load would write its rows "
+            "into the ledger; give them apart"
         )
     return loader
 
@@ -274,7 +278,8 @@ def _redshift(env: Mapping[str, str]) -> Loader:
 def _redshift_field(name: str, field: str, value: str | None) -> None:
     """Raise, naming ``name``, if the loader refuses ``value`` as ``field`` beside valid
     settings: it checks each field on its own, so this tells which variable it refused."""
-    if value is not None and field in {"table", "iam_role", "database", "secret_arn"}:
+    checked = {"table", "iam_role", "database", "secret_arn", "ledger_table"}
+    if value is not None and field in checked:
         _named(name, value, lambda: RedshiftDataApiLoader(**{**_VALID_REDSHIFT, field: value}))
 
 

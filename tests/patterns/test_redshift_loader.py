@@ -61,16 +61,17 @@ def sealed_ticket(store: Store) -> tuple[Batcher, LoadTicket]:
 
 
 EXPECTED_SQL = [
-    'LOCK "stateless_state_ledger"',
+    'LOCK "analytics"."stateless_state_ledger_clicks"',
     'CREATE TEMP TABLE "stage_clicks_0_000000000000" (LIKE "analytics"."clicks")',
     "COPY \"stage_clicks_0_000000000000\" FROM 's3://manifests/m/clicks/0/000000000000.0.manifest' "
     f"IAM_ROLE '{ROLE}' MANIFEST FORMAT AS JSON 'auto' GZIP TIMEFORMAT 'auto' MAXERROR 0",
     'INSERT INTO "analytics"."clicks" SELECT * FROM "stage_clicks_0_000000000000" WHERE NOT '
-    "EXISTS (SELECT 1 FROM \"stateless_state_ledger\" WHERE batch_id = 'clicks/0/000000000000')",
-    'INSERT INTO "stateless_state_ledger" (batch_id, fence, loaded_at, status) SELECT '
-    "'clicks/0/000000000000', 1, GETDATE(), 'loaded' WHERE NOT EXISTS (SELECT 1 FROM "
-    "\"stateless_state_ledger\" WHERE batch_id = 'clicks/0/000000000000')",
-    'UPDATE "stateless_state_ledger" SET status = status '
+    'EXISTS (SELECT 1 FROM "analytics"."stateless_state_ledger_clicks" '
+    "WHERE batch_id = 'clicks/0/000000000000')",
+    'INSERT INTO "analytics"."stateless_state_ledger_clicks" (batch_id, fence, loaded_at, status) '
+    "SELECT 'clicks/0/000000000000', 1, GETDATE(), 'loaded' WHERE NOT EXISTS (SELECT 1 FROM "
+    '"analytics"."stateless_state_ledger_clicks" WHERE batch_id = \'clicks/0/000000000000\')',
+    'UPDATE "analytics"."stateless_state_ledger_clicks" SET status = status '
     "WHERE batch_id = 'clicks/0/000000000000' AND status = 'abandoned'",
 ]
 
@@ -161,11 +162,11 @@ def test_a_load_of_an_abandoned_batch_commits_nothing_and_says_so(
 
 
 EXPECTED_ABANDON_SQL = [
-    'LOCK "stateless_state_ledger"',
-    'INSERT INTO "stateless_state_ledger" (batch_id, fence, loaded_at, status) SELECT '
-    "'clicks/0/000000000000', 0, GETDATE(), 'abandoned' WHERE NOT EXISTS (SELECT 1 FROM "
-    "\"stateless_state_ledger\" WHERE batch_id = 'clicks/0/000000000000')",
-    'UPDATE "stateless_state_ledger" SET status = status '
+    'LOCK "analytics"."stateless_state_ledger_clicks"',
+    'INSERT INTO "analytics"."stateless_state_ledger_clicks" (batch_id, fence, loaded_at, status) '
+    "SELECT 'clicks/0/000000000000', 0, GETDATE(), 'abandoned' WHERE NOT EXISTS (SELECT 1 FROM "
+    '"analytics"."stateless_state_ledger_clicks" WHERE batch_id = \'clicks/0/000000000000\')',
+    'UPDATE "analytics"."stateless_state_ledger_clicks" SET status = status '
     "WHERE batch_id = 'clicks/0/000000000000' AND status = 'loaded'",
 ]
 

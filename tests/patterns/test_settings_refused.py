@@ -231,9 +231,10 @@ def test_redshift_gzip_1_and_0(build: Any) -> None:
             {
                 "LOCAL_WAREHOUSE": None,
                 **REDSHIFT,
-                "REDSHIFT_TABLE": "public.Stateless_State_Ledger",
+                "REDSHIFT_TABLE": "public.Events",
+                "REDSHIFT_LEDGER_TABLE": "events",
             },
-            ("REDSHIFT_TABLE", "ledger"),
+            ("REDSHIFT_TABLE", "REDSHIFT_LEDGER_TABLE"),
         ),
         ({"LOCAL_WAREHOUSE": None}, ("LOCAL_WAREHOUSE", "POSTGRES_DSN", "REDSHIFT_TABLE")),
     ],
@@ -257,6 +258,14 @@ def test_conflicting_or_half_given_warehouse_settings_name_both_variables(
             "REDSHIFT_IAM_ROLE",
         ),
         ({"LOCAL_WAREHOUSE": None, **REDSHIFT, "REDSHIFT_TABLE": "a b"}, "REDSHIFT_TABLE"),
+        (
+            {"LOCAL_WAREHOUSE": None, **REDSHIFT, "REDSHIFT_LEDGER_TABLE": "a;b"},
+            "REDSHIFT_LEDGER_TABLE",
+        ),
+        (
+            {"LOCAL_WAREHOUSE": None, **REDSHIFT, "REDSHIFT_TABLE": "s." + "t" * 110},
+            "REDSHIFT_TABLE",
+        ),
         (
             {"LOCAL_WAREHOUSE": None, **REDSHIFT, "REDSHIFT_DATABASE": "d\u0661"},
             "REDSHIFT_DATABASE",
