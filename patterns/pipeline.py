@@ -14,10 +14,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from stateless_state import (
     CorruptState,
@@ -35,20 +37,19 @@ from .batcher.batches import batch_id as _batch_id
 from .batcher.manifest_keys import check_prefix
 from .hooks import crash_point
 from .s3 import ParseResult, check_bucket, parse_s3_event
+from .sweeper import DueLoad, LoadResult, load_due
 
 if TYPE_CHECKING:
     from .batcher.load_ticket import LoadTicket
     from .batcher.manifest import Manifest
     from .loaders.base import Loader
 
-__all__ = ["HandleReport", "LoadResult", "S3ToRedshift", "SweepReport"]
-
-LoadResult = Literal[
-    "loaded", "already-loaded", "abandoned", "busy", "retry-later", "failed", "superseded"
-]
-"""What :meth:`S3ToRedshift.load` did with one batch."""
+__all__ = ["HandleReport", "LoadResult", "S3ToRedshift", "SweepReport", "sweep_all"]
 
 _log = logging.getLogger("patterns.pipeline")
+# boto3's default session is not thread-safe while it builds a client, and a sweep of many
+# targets loads in threads: the clients built on first use are built one at a time.
+_CLIENT_BUILD = threading.Lock()
 
 
 @dataclass
@@ -64,11 +65,56 @@ class HandleReport:
 
 @dataclass
 class SweepReport:
-    """What one ``sweep`` call did."""
+    """What one ``sweep`` call did: the batches it sealed by age, each load's result, how many
+    due batches it left for lack of time, the batches it ``deferred`` because their target's
+    load failed earlier in the sweep, and those targets (:mod:`patterns.sweeper`)."""
 
     sealed: list[str] = field(default_factory=list)
     loads: dict[str, LoadResult] = field(default_factory=dict)
     skipped_for_time: int = 0
+    deferred: list[str] = field(default_factory=list)
+    failing_targets: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sealed": self.sealed,
+            "loads": self.loads,
+            "skipped_for_time": self.skipped_for_time,
+            "deferred": self.deferred,
+            "failing_targets": self.failing_targets,
+        }
+
+
+def _time_left(context: LambdaContext | None) -> float:
+    if context is None:
+        return float("inf")
+    return context.get_remaining_time_in_millis() / 1000.0
+
+
+def sweep_all(
+    pipelines: Sequence[S3ToRedshift],
+    context: LambdaContext | None = None,
+    *,
+    max_parallel: int = 8,
+) -> dict[str, Any]:
+    """One scheduled sweep for many pipelines (the feeds of one deployment): seal every
+    pipeline's aged batches, then load whatever waits, different targets at once (up to
+    ``max_parallel``) and a failing target stopping only its own loads
+    (:func:`patterns.sweeper.load_due`). Returns :class:`SweepReport` as a dict.
+
+    Costs: per pipeline, what its own sweep costs (one ``Query`` per lane to seal, one of the
+    pending index, then each load's requests); nothing more."""
+    report = SweepReport()
+    due: list[DueLoad] = []
+    for pipeline in pipelines:
+        report.sealed += [b.id for b in pipeline.batcher.seal_due()]
+        due += pipeline.due_loads(context)
+    loads = load_due(due, time_left=partial(_time_left, context), max_parallel=max_parallel)
+    report.loads = loads.loads
+    report.skipped_for_time = loads.skipped_for_time
+    report.deferred = loads.deferred
+    report.failing_targets = loads.failing_targets
+    return report.as_dict()
 
 
 class S3ToRedshift:
@@ -145,13 +191,20 @@ class S3ToRedshift:
         if self._s3 is None:
             import boto3
 
-            self._s3 = boto3.client("s3")
+            with _CLIENT_BUILD:
+                if self._s3 is None:
+                    self._s3 = boto3.client("s3")
         return self._s3
 
-    def _time_left(self, context: LambdaContext | None) -> float:
-        if context is None:
-            return float("inf")
-        return context.get_remaining_time_in_millis() / 1000.0
+    @property
+    def target(self) -> str:
+        """What this pipeline loads into, as the sweeper groups loads (:mod:`patterns.sweeper`):
+        the loader's ``target`` when it names one (the three loaders here do), else the loader
+        object itself (its type and id)."""
+        named = getattr(self.loader, "target", None)
+        if isinstance(named, str) and named:
+            return named
+        return f"{type(self.loader).__name__}@{id(self.loader):x}"
 
     def handle(
         self, event: Mapping[str, Any], context: LambdaContext | None = None
@@ -219,7 +272,7 @@ class S3ToRedshift:
                 report.sealed.append(result.sealed.id)
         crash_point("after-add")
         for batch_id in report.sealed:
-            if self._time_left(context) >= self.min_load_time:
+            if _time_left(context) >= self.min_load_time:
                 report.loads[batch_id] = self.load(batch_id, context)
         if first_error is not None:
             raise first_error
@@ -234,7 +287,7 @@ class S3ToRedshift:
         this call). ``loaded`` whenever this call committed rows, even if its lease ran out
         before it could mark the batch: an outcome never hides a commit."""
         crash_point("after-seal")
-        lease = min(self.batcher.load_lease, max(1.0, self._time_left(context)))
+        lease = min(self.batcher.load_lease, max(1.0, _time_left(context)))
         try:
             ticket = self.batcher.claim_load(batch_id, lease=lease)
         except LeaseUnavailable:
@@ -328,25 +381,32 @@ class S3ToRedshift:
         )
         return replace(manifest, recheck=recheck)
 
-    def sweep(self, context: LambdaContext | None = None) -> dict[str, Any]:
-        """The scheduled handler: seal aged batches, then load whatever waits, oldest first,
-        while at least ``min_load_time`` of the invocation remains."""
-        report = SweepReport()
-        report.sealed = [b.id for b in self.batcher.seal_due()]
+    def due_loads(self, context: LambdaContext | None = None) -> list[DueLoad]:
+        """The batches waiting for a load that may be loaded now, oldest sealed first, each as
+        a :class:`~patterns.sweeper.DueLoad` into :attr:`target`: sealed (and past its retry
+        backoff, if it failed before), or loading under an expired lease (its loader crashed).
+        One ``Query`` of the pending index."""
         now = clock.now()
+        due: list[DueLoad] = []
         for batch in self.batcher.pending():
-            due = (
+            if (
                 batch.state == BatchState.SEALED
                 and (batch.next_attempt_at is None or batch.next_attempt_at <= now)
-            ) or (batch.state == BatchState.LOADING and (batch.lease_until or 0) <= now)
-            if not due:
-                continue
-            if self._time_left(context) < self.min_load_time:
-                report.skipped_for_time += 1
-                continue
-            report.loads[batch.id] = self.load(batch.id, context)
-        return {
-            "sealed": report.sealed,
-            "loads": report.loads,
-            "skipped_for_time": report.skipped_for_time,
-        }
+            ) or (batch.state == BatchState.LOADING and (batch.lease_until or 0) <= now):
+                due.append(
+                    DueLoad(
+                        batch.id,
+                        self.target,
+                        partial(self.load, batch.id, context),
+                        retry=batch.attempts > 0,
+                        min_load_time=self.min_load_time,
+                    )
+                )
+        return due
+
+    def sweep(self, context: LambdaContext | None = None) -> dict[str, Any]:
+        """The scheduled handler: seal aged batches, then load whatever waits, oldest first
+        (batches never tried before retries), while at least ``min_load_time`` of the
+        invocation remains; after a failed load, this sweep leaves the target's other batches
+        to the next one (``deferred``). :func:`sweep_all` sweeps many pipelines at once."""
+        return sweep_all([self], context)

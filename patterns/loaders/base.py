@@ -18,7 +18,10 @@ All three loaders (:mod:`.redshift`, :mod:`.postgres`, :mod:`.sqlite`) keep the 
   finds a ``loaded`` row changes nothing and says ``loaded``.
 
 Loaders read a load ticket only through :class:`Ticket` and the batch's manifest, so no loader
-depends on the batcher, and none on another loader.
+depends on the batcher, and none on another loader. A loader may also name its ``target`` (a
+``str`` property without secrets: what it commits into), which the sweeper groups loads by
+(:mod:`patterns.sweeper`): different targets load at once, and a failing one stops only its
+own loads; a loader without one is its own target.
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ imported on the first load, not when the pipeline is built.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -78,6 +79,14 @@ class PostgresLoader:
             raise InvalidArgument(
                 f"isolation {self.isolation!r}: use READ COMMITTED, REPEATABLE READ or SERIALIZABLE"
             )
+
+    @property
+    def target(self) -> str:
+        """The table this loader commits into and a digest of its connection string (which may
+        hold a password, so it is never shown): the key the sweeper groups loads by
+        (:mod:`patterns.sweeper`)."""
+        digest = hashlib.sha256(self.dsn.encode()).hexdigest()[:12]
+        return f"postgresql:{digest}/{self.table}"
 
     def _identifier(self, name: str, *, parameterised: bool = False) -> Any:
         from psycopg import sql

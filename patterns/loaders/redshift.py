@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CopyFormat", "RedshiftDataApiLoader", "RedshiftLoadError"]
 
+_CLIENT_BUILD = threading.Lock()
 # re.ASCII and explicit [0-9]: \d alone would accept any script's digits (Arabic-Indic "١٢٣").
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,126}", re.ASCII)
 _ROLE = re.compile(r"arn:aws[a-z\-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/\-]{1,512}", re.ASCII)
@@ -243,6 +245,13 @@ class RedshiftDataApiLoader:
             kwargs["DbUser"] = self.db_user
         return kwargs
 
+    @property
+    def target(self) -> str:
+        """The table this loader commits into, with its workgroup or cluster and database (no
+        secret): the key the sweeper groups loads by (:mod:`patterns.sweeper`)."""
+        where = self.workgroup_name or self.cluster_identifier
+        return f"redshift:{where}/{self.database}/{self.table}"
+
     def check_stream(self, stream: str) -> None:
         """Raise :class:`InvalidArgument` unless batches of ``stream`` can be loaded: their ids
         become SQL literals, so this loader accepts only letters, digits, ``_ . : -`` in stream
@@ -349,7 +358,11 @@ class RedshiftDataApiLoader:
         if self.client is None:
             import boto3
 
-            self.client = boto3.client("redshift-data")
+            # boto3's default session is not thread-safe while it builds a client, and a sweep
+            # of many targets loads in threads.
+            with _CLIENT_BUILD:
+                if self.client is None:
+                    self.client = boto3.client("redshift-data")
         return self.client
 
     def load(self, ticket: Ticket, manifest: Manifest) -> LoadOutcome:

@@ -61,6 +61,12 @@ class LocalWarehouseLoader:
         with contextlib.closing(self._connect()) as conn:
             conn.executescript(_SCHEMA)
 
+    @property
+    def target(self) -> str:
+        """The database file this loader commits into: the key the sweeper groups loads by
+        (:mod:`patterns.sweeper`; one file has one writer at a time, whatever its tables)."""
+        return f"sqlite:{self.path}"
+
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
