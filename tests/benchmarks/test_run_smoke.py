@@ -31,3 +31,5 @@ def test_benchmark_smoke_run(tmp_path: Path) -> None:
     assert "| first call + a model save |" in results and "**A zombie that fails**" in results
     assert "## 8. The deterministic simulation: schedules and steps per second" in results
     assert "| counter.tokens | `Exhaustive(preemptions=1" in results, results
+    assert "## 9. Feeds: loads of different targets overlap" in results
+    assert "| 0.1 s | one ledger lock |" in results, results
