@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .loaders.postgres import PostgresLoader
     from .loaders.redshift import CopyFormat, RedshiftDataApiLoader, RedshiftLoadError
     from .loaders.sqlite import LocalWarehouseLoader
-    from .pipeline import S3ToRedshift
+    from .pipeline import S3ToRedshift, sweep_all
     from .s3 import ParseResult, parse_s3_event, s3_arrivals
 
 # Each name loads its module when first used (PEP 562): ``from patterns import S3ToRedshift``
@@ -36,7 +36,7 @@ _LAZY = {
     **dict.fromkeys(
         ("Manifest", "ManifestEntry", "build_manifest", "write_manifest"), "batcher.manifest"
     ),
-    "S3ToRedshift": "pipeline",
+    **dict.fromkeys(("S3ToRedshift", "sweep_all"), "pipeline"),
     **dict.fromkeys(("Loader", "LoadOutcome"), "loaders.base"),
     "PostgresLoader": "loaders.postgres",
     **dict.fromkeys(
@@ -73,5 +73,6 @@ __all__ = [
     "build_manifest",
     "parse_s3_event",
     "s3_arrivals",
+    "sweep_all",
     "write_manifest",
 ]
