@@ -257,3 +257,36 @@ def test_a_broken_target_among_several_fails_alone_and_backs_off_to_its_limit(
     assert sweep_all(list(pipelines.values()))["loads"] == {}, "failed batches wait for an operator"
     for name in names[:3]:
         assert {b.state for b in pipelines[name].batcher.batches()} == {BatchState.LOADED}
+
+
+def test_sweepers_racing_over_many_targets_load_every_batch_exactly_once(
+    ddb_store: Store, s3_bucket: tuple[Any, str], postgres: str
+) -> None:
+    """Three sweeps of the same four feeds at once (each with its own threads per target),
+    started together: every batch is loaded by exactly one of them, its rows committed once."""
+    s3, bucket = s3_bucket
+    names = ["a", "b", "c", "d"]
+    pipelines = postgres_pipelines(ddb_store, s3, bucket, postgres, names, broken="")
+    sealed = {name: seal(p, s3, bucket, 3) for name, p in pipelines.items()}
+    start = threading.Barrier(3)
+
+    def sweep() -> dict[str, Any]:
+        start.wait()
+        return sweep_all(list(pipelines.values()))
+
+    threads_out: list[dict[str, Any]] = []
+    workers = [threading.Thread(target=lambda: threads_out.append(sweep())) for _ in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert len(threads_out) == 3
+    for batch_id in (b for ids in sealed.values() for b in ids):
+        said = [r["loads"][batch_id] for r in threads_out if batch_id in r["loads"]]
+        assert said.count("loaded") == 1, (batch_id, said)
+        assert set(said) <= {"loaded", "busy", "already-loaded"}, said
+    with psycopg.connect(postgres, autocommit=True) as conn:
+        for name, p in pipelines.items():
+            table = p.loader.table  # type: ignore[attr-defined]
+            ids = sorted(r[0] for r in conn.execute(f"SELECT id FROM {table}").fetchall())
+            assert ids == [0, 1, 2], (name, ids)
