@@ -36,6 +36,20 @@ off) or none (``STREAM``, ``LANES``, ``LOAD_LEASE``: refused). Exactly one wareh
 one, PostgreSQL or Redshift; settings of two, or of one by halves, are refused naming the
 variables on both sides.
 
+**Many feeds** (``S3Feeds.from_env()``, :mod:`patterns.feeds`): each feed's stream, target,
+thresholds and lanes live in the feeds' configuration, so the stream, threshold, lane and
+warehouse variables above are refused beside ``FEEDS_CONFIG`` (set one or the other);
+``STATELESS_STATE_TABLE``, ``MANIFEST_BUCKET``, ``MANIFEST_PREFIX`` and ``LOAD_LEASE`` keep
+their meaning, and :func:`feeds_settings` reads these:
+
+=============================  ================================================================
+``FEEDS_CONFIG``               the configuration's name (default ``feeds``)
+``FEEDS_CACHE_INTERVAL``       seconds a container keeps it, 0 to 3600 (default 60)
+``FEEDS``                      feeds declared in the deployment, as JSON:
+                               ``{"revision": 3, "feeds": [{"name": ..., "bucket": ...,
+                               "target": {"kind": "redshift", ...}}, ...]}`` (optional)
+=============================  ================================================================
+
 DynamoDB and S3 endpoints follow boto3's conventions (``AWS_ENDPOINT_URL_DYNAMODB``,
 ``AWS_ENDPOINT_URL_S3``), which is how the local demo points the same code at its local services.
 """
@@ -45,6 +59,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, TypeVar
 
 from stateless_state import InvalidArgument, Store, domain
@@ -57,7 +72,7 @@ from .loaders.redshift import RedshiftDataApiLoader
 from .loaders.sqlite import LocalWarehouseLoader
 from .s3 import check_bucket
 
-__all__ = ["MAX_LOAD_LEASE", "build_loader", "pipeline_settings"]
+__all__ = ["MAX_LOAD_LEASE", "build_loader", "feeds_settings", "pipeline_settings"]
 
 T = TypeVar("T")
 
@@ -355,3 +370,84 @@ def _thresholds(env: Mapping[str, str]) -> Thresholds:
             "ever seal; set at least one"
         )
     return Thresholds(count=count, bytes=size, age=age)
+
+
+_ONE_STREAM = ("STREAM", "LANES", "THRESHOLD_COUNT", "THRESHOLD_BYTES", "THRESHOLD_AGE")
+
+
+def feeds_settings(
+    env: Mapping[str, str] | None = None, *, store: Store | None = None, s3: Any = None
+) -> dict[str, Any]:
+    """The arguments of :class:`~patterns.feeds.S3Feeds` as configured by ``env`` (default:
+    ``os.environ``); ``S3Feeds.from_env()`` builds the deployment from them. Every variable is
+    checked here, ``FEEDS`` down to each declared feed's target: no request is made."""
+    import json
+
+    from .feeds.feed import feed_from_json
+
+    env = os.environ if env is None else env
+    one_stream = [n for n in (*_ONE_STREAM, *_LOCAL, *_POSTGRES, *_REDSHIFT) if _given(env, n)]
+    if one_stream:
+        raise InvalidArgument(
+            f"environment variables {', '.join(one_stream)} configure one stream, but a feeds "
+            "deployment takes each feed's stream, thresholds, lanes and target from the feeds' "
+            "configuration: unset them (and declare the feed in FEEDS, or add it with "
+            "`stateless-state feeds add`)"
+        )
+    if store is None:
+        table = _require(env, "STATELESS_STATE_TABLE")
+        store = _named("STATELESS_STATE_TABLE", table, lambda: Store(table))
+    name = env.get("FEEDS_CONFIG") or "feeds"
+    _named("FEEDS_CONFIG", name, lambda: domain.name("feeds configuration name", name))
+    interval = (
+        0.0
+        if env.get("FEEDS_CACHE_INTERVAL") == "0"
+        else _seconds(env, "FEEDS_CACHE_INTERVAL", 60, minimum=0, maximum=3600)
+    )
+    lease = _seconds(env, "LOAD_LEASE", 300, minimum=1, maximum=MAX_LOAD_LEASE)
+    bucket = _require(env, "MANIFEST_BUCKET")
+    _named("MANIFEST_BUCKET", bucket, lambda: check_bucket(bucket))
+    prefix = env.get("MANIFEST_PREFIX", "manifests/")
+    _named("MANIFEST_PREFIX", prefix, lambda: check_prefix(prefix, batch_id("x", 0, 0)))
+    declared: list[Any] = []
+    revision = None
+    raw = _given(env, "FEEDS")
+    if raw is not None:
+        shape = (
+            'give {"revision": <int raised with every change>, "feeds": [<feed>, ...]}, each '
+            "feed as `stateless-state feeds show --json` prints one"
+        )
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise _refused("FEEDS", raw[:80], f"not JSON ({e.msg} at {e.pos}): {shape}") from None
+        if not isinstance(data, dict) or set(data) != {"revision", "feeds"}:
+            raise _refused("FEEDS", raw[:80], shape)
+        if not isinstance(data["feeds"], list):
+            raise _refused("FEEDS", raw[:80], shape)
+        revision = data["revision"]
+        _named(
+            "FEEDS",
+            raw[:80],
+            lambda: domain.integer(revision, "FEEDS revision", minimum=1, maximum=10**12 - 1),
+        )
+        for i, item in enumerate(data["feeds"]):
+            where = f"FEEDS feeds[{i}]"
+            feed = _named(where, json.dumps(item)[:80], partial(feed_from_json, item))
+            _named(where, feed.name, feed.check)
+            declared.append(feed)
+    if s3 is None:
+        import boto3
+
+        s3 = boto3.client("s3")
+    return {
+        "store": store,
+        "manifest_bucket": bucket,
+        "manifest_prefix": prefix,
+        "config_name": name,
+        "cache_interval": interval,
+        "declared": declared,
+        "declared_revision": revision,
+        "load_lease": lease,
+        "s3_client": s3,
+    }

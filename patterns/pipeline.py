@@ -221,7 +221,7 @@ class S3ToRedshift:
         thanks to the dedupe.
         """
         parsed = parse_s3_event(event)
-        report = self._add(parsed, context)
+        report = self.add_parsed(parsed, context)
         report.errors = parsed.errors
         if parsed.errors and not parsed.failed_message_ids:
             raise MalformedEvent("; ".join(parsed.errors))
@@ -233,10 +233,13 @@ class S3ToRedshift:
             **parsed.sqs_response(),
         }
 
-    def _add(self, parsed: ParseResult, context: LambdaContext | None) -> HandleReport:
-        """Add every good arrival of the event in as few requests as the batcher can (any
+    def add_parsed(self, parsed: ParseResult, context: LambdaContext | None) -> HandleReport:
+        """Add every good arrival of a parsed event in as few requests as the batcher can (any
         left over by a failed request one at a time), then load what the adds sealed while
-        time allows."""
+        time allows. An arrival that could not be added fails its SQS message
+        (``parsed.fail_message``); outside SQS the first such error is raised after the rest
+        were added and loaded. :meth:`handle` is this after :func:`parse_s3_event`, and
+        :class:`patterns.feeds.S3Feeds` calls it with each feed's share of an event."""
         report = HandleReport()
         try:
             results: list[AddResult | None] = list(

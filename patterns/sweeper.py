@@ -41,9 +41,17 @@ from stateless_state import InvalidArgument
 __all__ = ["DueLoad", "LoadResult", "LoadsReport", "load_due"]
 
 LoadResult = Literal[
-    "loaded", "already-loaded", "abandoned", "busy", "retry-later", "failed", "superseded"
+    "loaded",
+    "already-loaded",
+    "abandoned",
+    "busy",
+    "retry-later",
+    "failed",
+    "superseded",
+    "paused",
 ]
-"""What :meth:`patterns.pipeline.S3ToRedshift.load` did with one batch."""
+"""What :meth:`patterns.pipeline.S3ToRedshift.load` did with one batch (``paused``: a feed's
+load, not claimed because its feed is paused; see :mod:`patterns.feeds`)."""
 
 FAILED_LOADS: frozenset[str] = frozenset({"retry-later", "failed"})
 """The results of a load that raised (recorded on the batch): its target stops for the sweep."""

@@ -45,6 +45,8 @@ __all__ = [
     "session_token",
     "shard",
     "shard_token",
+    "unrouted",
+    "unrouted_partition",
     "versioned_head",
     "versioned_version",
 ]
@@ -170,3 +172,14 @@ def index_partition(word: str, *parts: str) -> str:
 def batch_index(word: str, stream: str, at: float, batch_id: str) -> Key:
     """The index entry of a batch waiting to be loaded or failed (its :meth:`Key.index_item`)."""
     return Key(index_partition(word, stream), f"{at:017.6f}#{escape(batch_id)}")
+
+
+def unrouted_partition(config: str) -> str:
+    """The partition of the arrivals no feed of the feeds configuration ``config`` took."""
+    return join("unrouted", config)
+
+
+def unrouted(config: str, at: float, digest: str) -> Key:
+    """One arrival no feed took, sorted by its event time: a redelivery (same event time, same
+    arrival id digest) is the same item."""
+    return Key(unrouted_partition(config), f"{instant_part(at)}#{digest}")

@@ -114,6 +114,7 @@ class Batcher:
         max_attempts: int = 5,
         retry_backoff: timedelta | float = timedelta(seconds=30),
         load_lease: timedelta | float = timedelta(minutes=5),
+        config_version: int | None = None,
     ) -> None:
         domain.name("stream", stream)
         if isinstance(lanes, bool) or not isinstance(lanes, int) or not 1 <= lanes <= 256:
@@ -127,6 +128,20 @@ class Batcher:
         self.load_lease = domain.duration(load_lease, "load_lease")
         self._t: Table = store.table
         self._membership = Membership(self._t, stream, self.thresholds, lanes)
+        self.config_version = config_version
+
+    @property
+    def config_version(self) -> int | None:
+        """The feeds' configuration version (:mod:`patterns.feeds`) every seal from now on
+        records on its batch, in the seal's own write; None (nothing recorded) outside feeds.
+        Set it between requests: a request in flight records the version it began with."""
+        return self._membership.config_version
+
+    @config_version.setter
+    def config_version(self, version: int | None) -> None:
+        if version is not None:
+            domain.integer(version, "config_version", minimum=1, maximum=10**12 - 1)
+        self._membership.config_version = version
 
     def __repr__(self) -> str:
         return f"Batcher({self.stream!r}, {self.thresholds}, lanes={self.lanes})"
@@ -186,18 +201,33 @@ class Batcher:
 
     # sealing by age
 
-    def seal_due(self, now: float | datetime | None = None) -> list[Batch]:
-        """Seal every lane's open batch older than ``thresholds.age``; return those this call
-        sealed. Each batch is returned by exactly one caller, however many sweepers run.
+    def seal_due(
+        self, now: float | datetime | None = None, *, age: timedelta | float | None = None
+    ) -> list[Batch]:
+        """Seal every lane's open batch older than ``thresholds.age`` (or ``age``, which may
+        be 0: every open batch, as for a removed feed); return those this call sealed. Each
+        batch is returned by exactly one caller, however many sweepers run.
 
         Cost: one ``Query`` per lane, plus one conditional ``UpdateItem`` per batch sealed.
         """
-        age = self.thresholds.age_seconds
-        if age is None:
+        seconds = (
+            self.thresholds.age_seconds
+            if age is None
+            else domain.duration(age, "age", allow_zero=True)
+        )
+        if seconds is None:
             return []
         now = clock.now() if now is None else domain.instant(now, "now")
         latest = self._membership.latest
-        return seal_by_age(self._t, self.stream, self.lanes, latest, age=age, now=now)
+        return seal_by_age(
+            self._t,
+            self.stream,
+            self.lanes,
+            latest,
+            age=seconds,
+            now=now,
+            config_version=self.config_version,
+        )
 
     # reading
 

@@ -99,6 +99,9 @@ class Batch:
     (:data:`patterns.batcher.load_ticket.SUPERSEDED_IDS_BUDGET`): the first ones, when there are
     many; ``superseded_count`` counts them all."""
     superseded_count: int = 0
+    config_version: int | None = None
+    """The version of the feeds' configuration (:mod:`patterns.feeds`) the batch was sealed
+    under, written by the seal itself; None outside feeds (and while the batch is open)."""
 
     @property
     def id(self) -> str:
@@ -166,4 +169,5 @@ def batch_from_item(item: Mapping[str, Any]) -> Batch:
         history=tuple(item.get("history", ())),
         superseded=tuple(item.get("superseded", ())),
         superseded_count=int(item.get("superseded_count", len(item.get("superseded", ())))),
+        config_version=None if item.get("config_version") is None else int(item["config_version"]),
     )

@@ -47,7 +47,7 @@ from .batches import (
     batch_id,
     parse_batch_id,
 )
-from .seal import sealed_batch
+from .seal import seal_tag, sealed_batch
 
 __all__ = ["MAX_ARRIVALS_PER_REQUEST", "Membership", "lane_of", "pack_members", "unpack_members"]
 
@@ -119,13 +119,24 @@ class Membership:
     """The add path of one stream's batcher (see the module docstring). ``add`` fills
     ``results`` in place, so a caller that sees an error knows exactly which arrivals were
     added before it. Threads may share it: the plans are hints, and a thread never moves a
-    lane's plan back behind a batch another thread has reached."""
+    lane's plan back behind a batch another thread has reached.
 
-    def __init__(self, table: Table, stream: str, thresholds: Thresholds, lanes: int) -> None:
+    ``config_version`` (feeds: :mod:`patterns.feeds`) is written on a batch by the request that
+    seals it, as one more attribute of that request's batch update: no extra request."""
+
+    def __init__(
+        self,
+        table: Table,
+        stream: str,
+        thresholds: Thresholds,
+        lanes: int,
+        config_version: int | None = None,
+    ) -> None:
         self._t = table
         self.stream = stream
         self.thresholds = thresholds
         self.lanes = lanes
+        self.config_version = config_version
         self._plans: dict[int, _Plan] = {}
 
     def batch_key(self, lane: int, seq: int) -> dict[str, str]:
@@ -303,6 +314,7 @@ class Membership:
             opened_at=opened_at,
             thresholds=self.thresholds,
             now=now,
+            config_version=self.config_version,
         )
 
     def _batch_write(
@@ -338,6 +350,7 @@ class Membership:
                 "sealed_at": now,
                 "seal_reason": sealed.seal_reason,
                 **self.index("pending", now, sealed.id),
+                **seal_tag(sealed.config_version),
             }
         )
         if not plan.exists:

@@ -20,12 +20,18 @@ from stateless_state.table import ConditionFailed, Table
 
 from .batches import Batch, BatchState, Thresholds, batch_from_item
 
-__all__ = ["pending_index", "seal_by_age", "sealed_batch"]
+__all__ = ["pending_index", "seal_by_age", "seal_tag", "sealed_batch"]
 
 
 def pending_index(stream: str, at: float, batch_id: str) -> dict[str, str]:
     """The sparse index attributes that list a batch as waiting to be loaded, oldest first."""
     return keys.batch_index("pending", stream, at, batch_id).index_item()
+
+
+def seal_tag(config_version: int | None) -> dict[str, int]:
+    """The attributes a seal writes beside its state: the feeds' configuration version it was
+    sealed under (:mod:`patterns.feeds`), none outside feeds."""
+    return {} if config_version is None else {"config_version": config_version}
 
 
 def sealed_batch(
@@ -38,6 +44,7 @@ def sealed_batch(
     opened_at: float,
     thresholds: Thresholds,
     now: float,
+    config_version: int | None = None,
 ) -> Batch:
     """The batch an add seals at ``count`` members and ``total`` bytes, as the add reports it;
     the reason is ``count`` when the count threshold is reached, else ``bytes``. No I/O."""
@@ -52,6 +59,7 @@ def sealed_batch(
         opened_at,
         sealed_at=now,
         seal_reason=reason,
+        config_version=config_version,
     )
 
 
@@ -63,12 +71,15 @@ def seal_by_age(
     *,
     age: float,
     now: float,
+    config_version: int | None = None,
 ) -> list[Batch]:
     """Seal each lane's open batch (``latest(lane)``, the lane's newest batch) opened at least
     ``age`` seconds before ``now``; return those this call sealed. The seal is conditional on the
     batch still being open, so under any number of concurrent sweepers and adds each batch is
     returned by exactly one caller, and an add that races with it lands in this batch (its
     condition saw it open) or the next.
+
+    ``config_version`` (feeds) is recorded on each batch by its seal, in the same write.
 
     Cost: what ``latest`` costs per lane (one ``Query``), plus one conditional ``UpdateItem``
     per batch sealed."""
@@ -83,6 +94,7 @@ def seal_by_age(
                 "sealed_at": now,
                 "seal_reason": "age",
                 **pending_index(stream, now, batch.id),
+                **seal_tag(config_version),
             }
         )
         try:

@@ -1,0 +1,587 @@
+"""The feeds' configuration: one copy-on-write versioned object in the state table.
+
+Every change is a new version (:mod:`stateless_state.versioned`) holding the whole set of feeds
+and the change that made it: its action, feed, who, why and when. So the history of every change
+is the object's history, and a version, once written, never changes: a batch that recorded the
+version it was sealed under (:attr:`patterns.batcher.Batch.config_version`) is loaded exactly as
+that version says, whatever happened to the feed since.
+
+**Edits are compare-and-set.** An edit reads the latest version, applies its change, checks the
+whole new set, and writes it only from the version it read. Without ``expected`` a conflict
+re-reads and applies the change again (with full-jitter backoff), checked again against what the
+other writer wrote: two operators' edits both land, neither overwrites the other. With
+``expected`` (the version an operator was shown, as the CLI passes), a conflict is
+:class:`~stateless_state.VersionConflict` and nothing changes.
+
+**Checked before anything is stored** (:func:`check_feeds`, and each feed's own
+:meth:`~patterns.feeds.Feed.check`): a target its loader would refuse, two live feeds at one
+location (the routing rule could not decide, :mod:`patterns.feeds.routing`), two feeds on one
+stream, a target table that is another target's ledger, a stream or a lane count changed (a
+stream's open batches would be stranded, and lanes only grow for the same reason), a set larger
+than one item holds.
+
+**Removing** a feed is refused until it is drained (no open, sealed, loading or failed batch;
+:meth:`FeedsConfig.seal_open` seals its open batches now). A removed feed stays in the
+configuration, routing nothing, until the sweeper drops it: a container may route with a
+configuration up to its cache interval old, for the length of an invocation, so the sweeper
+keeps sealing and loading the feed's stream for that long (:data:`INVOCATION_MAX`) after the
+removal, and drops it once that has passed and the stream is drained.
+
+**Reading** is cached per container: :meth:`FeedsConfig.current` makes one strongly consistent
+``GetItem`` (1 RCU per started 4 KB of the configuration) at most once per ``cache_interval``
+(default :data:`DEFAULT_CACHE_INTERVAL`, 60 s), and none in between: the hot path's cost per
+arrival is the batcher's alone. Versions are immutable, so :meth:`FeedsConfig.at` caches them for
+good. An edit costs a ``GetItem`` and a two-item ``TransactWriteItems`` (2 WCU per item per
+started KB of the configuration) per attempt.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Literal
+
+from stateless_state import InvalidArgument, Store, VersionConflict, clock, domain
+
+from ..batcher import Batcher, BatchState
+from .feed import Feed, LocalTarget, feed_from_json, same_table
+from .routing import Router
+
+if TYPE_CHECKING:
+    from stateless_state.versioned import Version, Versioned
+
+    from ..batcher.batches import Batch
+
+__all__ = [
+    "CONFIG_FORMAT",
+    "DEFAULT_CACHE_INTERVAL",
+    "DEFAULT_CONFIG_NAME",
+    "INVOCATION_MAX",
+    "MAX_CONFIG_BYTES",
+    "Action",
+    "Change",
+    "FeedSet",
+    "FeedsConfig",
+    "check_feeds",
+]
+
+CONFIG_FORMAT = 1
+"""The stored layout's version (the ``format`` field of every configuration version)."""
+
+DEFAULT_CONFIG_NAME = "feeds"
+"""The versioned object that holds the configuration, unless another name is given."""
+
+DEFAULT_CACHE_INTERVAL = 60.0
+"""Seconds a container keeps the configuration it read before it reads it again."""
+
+INVOCATION_MAX = 900.0
+"""Lambda's longest invocation, in seconds: a container routes an event with the configuration
+it read when the invocation began, so a removed feed may receive arrivals for the cache interval
+plus this long after its removal."""
+
+MAX_CONFIG_BYTES = 350_000
+"""The largest configuration, in bytes of JSON: its versions are DynamoDB items (400 KB at most,
+the item's other attributes included). About 700 feeds of typical size."""
+
+_EDIT_ATTEMPTS = 50
+
+Action = Literal["add", "update", "pause", "resume", "remove", "drop", "declare"]
+"""What a change did: an operator's ``add``, ``update``, ``pause``, ``resume`` or ``remove``;
+the sweeper's ``drop`` of a removed feed once drained; a ``declare`` of the feeds declared in
+code or in the deployment (:meth:`FeedsConfig.declare`)."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """What made a version: ``action`` on the feeds ``feeds`` by ``who``, because ``why``,
+    at ``at`` (epoch seconds)."""
+
+    action: Action
+    feeds: tuple[str, ...]
+    who: str
+    why: str
+    at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "feeds": list(self.feeds),
+            "who": self.who,
+            "why": self.why,
+            "at": self.at,
+        }
+
+
+@dataclass(frozen=True)
+class FeedSet:
+    """One version of the configuration: ``feeds`` by name (removed ones included, until the
+    sweeper drops them), the ``change`` that made it, and the revision of the declared feeds
+    applied last (:meth:`FeedsConfig.declare`). ``version`` 0: nothing stored yet."""
+
+    version: int
+    feeds: Mapping[str, Feed]
+    created_at: float = 0.0
+    change: Change | None = None
+    declared_revision: int | None = None
+
+    @cached_property
+    def router(self) -> Router:
+        """The routing rule over this version's live feeds."""
+        return Router(self.feeds.values())
+
+    def live(self) -> list[Feed]:
+        """The feeds not removed, by name."""
+        return [f for f in self.feeds.values() if not f.removed]
+
+    def feed(self, name: str) -> Feed:
+        """The feed ``name``; :class:`InvalidArgument` naming the feeds there are otherwise."""
+        found = self.feeds.get(name)
+        if found is None:
+            known = ", ".join(sorted(self.feeds)) or "none"
+            raise InvalidArgument(
+                f"no feed {name!r} in configuration version {self.version} (feeds: {known})"
+            )
+        return found
+
+    def by_stream(self, stream: str) -> Feed | None:
+        """The feed whose stream is ``stream``, if any."""
+        return next((f for f in self.feeds.values() if f.stream == stream), None)
+
+    def to_json(self, change: Change) -> dict[str, Any]:
+        return {
+            "format": CONFIG_FORMAT,
+            "feeds": [self.feeds[n].to_json() for n in sorted(self.feeds)],
+            "declared_revision": self.declared_revision,
+            "change": change.to_json(),
+        }
+
+    @classmethod
+    def from_version(cls, version: Version) -> FeedSet:
+        """A stored version as a :class:`FeedSet` (its feeds checked as :class:`Feed` checks
+        its shape: no loader imported)."""
+        value = version.value
+        if not isinstance(value, Mapping) or value.get("format") != CONFIG_FORMAT:
+            raise InvalidArgument(
+                f"feeds configuration version {version.number} is not in format "
+                f"{CONFIG_FORMAT}: was it written by a newer release?"
+            )
+        feeds = [feed_from_json(f) for f in value.get("feeds", [])]
+        change = value.get("change")
+        return cls(
+            version=version.number,
+            feeds={f.name: f for f in feeds},
+            created_at=version.created_at,
+            change=None if change is None else _change_from_json(change),
+            declared_revision=value.get("declared_revision"),
+        )
+
+
+def _change_from_json(data: Mapping[str, Any]) -> Change:
+    return Change(
+        action=data["action"],
+        feeds=tuple(data.get("feeds", ())),
+        who=str(data.get("who", "")),
+        why=str(data.get("why", "")),
+        at=float(data.get("at", 0.0)),
+    )
+
+
+def check_feeds(feeds: Mapping[str, Feed]) -> None:
+    """Refuse a set of feeds the pipeline could not serve exactly: two live feeds at one
+    location (the routing rule could not decide), two feeds on one stream, or a target table
+    that is the ledger of another target in the same warehouse (every load into one would
+    write rows into the other's ledger). Raises :class:`InvalidArgument` naming both feeds."""
+    Router(feeds.values())
+    streams: dict[str, Feed] = {}
+    for feed in feeds.values():
+        other = streams.setdefault(feed.stream, feed)
+        if other is not feed:
+            raise InvalidArgument(
+                f"feed {feed.name!r} batches stream {feed.stream!r}, which is feed "
+                f"{other.name!r}'s: each feed has its own stream (its batches and its dedupe "
+                "records are the stream's); give it another stream"
+            )
+    for feed in feeds.values():
+        target = feed.target
+        if isinstance(target, LocalTarget):
+            continue
+        for other in feeds.values():
+            theirs = other.target
+            if isinstance(theirs, LocalTarget) or theirs.warehouse != target.warehouse:
+                continue
+            if same_table(target.table, theirs.ledger, fold_case=target.fold_case):
+                raise InvalidArgument(
+                    f"feed {feed.name!r} loads into {target.table!r}, the ledger table of "
+                    f"feed {other.name!r}'s target: its rows would land in that ledger; load "
+                    "into another table or give that target another ledger_table"
+                )
+    size = len(json.dumps([f.to_json() for f in feeds.values()]).encode())
+    if size > MAX_CONFIG_BYTES:
+        raise InvalidArgument(
+            f"the feeds' configuration would be {size:,} bytes, over the {MAX_CONFIG_BYTES:,} "
+            "one version holds: remove feeds, or split them over two configurations "
+            "(config_name) and two deployments"
+        )
+
+
+@dataclass
+class _Cached:
+    feeds: FeedSet
+    read_at: float
+
+
+@dataclass
+class FeedsConfig:
+    """The feeds' configuration kept as the versioned object ``name`` of ``store``; see the
+    module docstring for its guarantees and costs. Thread-safe: the cache is replaced whole."""
+
+    store: Store
+    name: str = DEFAULT_CONFIG_NAME
+    cache_interval: float = DEFAULT_CACHE_INTERVAL
+    _cached: _Cached | None = field(default=None, init=False, repr=False)
+    _versions: dict[int, FeedSet] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        domain.name("feeds configuration name", self.name)
+        self.cache_interval = domain.duration(
+            self.cache_interval, "cache_interval", allow_zero=True
+        )
+
+    @cached_property
+    def _object(self) -> Versioned:
+        # Every version is kept (no keep_last, no keep_for): a batch sealed under one may be
+        # loaded long after, and the history is the audit of every change.
+        return self.store.versioned(self.name, inline_limit=MAX_CONFIG_BYTES)
+
+    # reading
+
+    def _remember(self, feeds: FeedSet) -> FeedSet:
+        if feeds.version:
+            if len(self._versions) >= 64:
+                self._versions.pop(next(iter(self._versions)))
+            self._versions.setdefault(feeds.version, feeds)
+        return self._versions.get(feeds.version, feeds)
+
+    def read(self) -> FeedSet:
+        """The latest version, strongly consistent (one ``GetItem``), and cached as
+        :meth:`current`'s. Version 0 with no feeds when nothing was stored yet."""
+        latest = self._object.get()
+        if latest is None:
+            feeds = FeedSet(0, {})
+        elif latest.number in self._versions:
+            feeds = self._versions[latest.number]
+        else:
+            feeds = self._remember(FeedSet.from_version(latest))
+        self._cached = _Cached(feeds, clock.monotonic())
+        return feeds
+
+    def current(self, *, fresh: bool = False) -> FeedSet:
+        """The configuration as this container last read it, read again (:meth:`read`) when
+        that was ``cache_interval`` or longer ago, or with ``fresh``. No request otherwise."""
+        cached = self._cached
+        if fresh or cached is None or clock.monotonic() - cached.read_at >= self.cache_interval:
+            return self.read()
+        return cached.feeds
+
+    def at(self, version: int) -> FeedSet:
+        """Version ``version``, exactly as it was written (cached for good: versions never
+        change). Two ``GetItem`` s the first time. :class:`InvalidArgument` if it does not
+        exist."""
+        domain.integer(version, "configuration version", minimum=1, maximum=10**12 - 1)
+        if version in self._versions:
+            return self._versions[version]
+        found = self._object.at(version)
+        if found is None:
+            raise InvalidArgument(
+                f"feeds configuration {self.name!r} has no version {version}: the batch names "
+                "a version this configuration never had (another configuration's batch?)"
+            )
+        return self._remember(FeedSet.from_version(found))
+
+    def history(self) -> list[FeedSet]:
+        """Every version, oldest first: each with the change that made it (one ``GetItem``
+        and one ``Query``)."""
+        return [self._remember(FeedSet.from_version(v)) for v in self._object.history()]
+
+    # editing
+
+    def _edit(
+        self,
+        apply: Callable[[FeedSet], tuple[dict[str, Feed], int | None] | None],
+        change: Callable[[], Change],
+        expected: int | None,
+    ) -> FeedSet:
+        """Read, ``apply`` (the new feeds and declared revision, or None: nothing to write),
+        check, write from the version read; see the module docstring."""
+
+        def attempt() -> FeedSet:
+            current = self.read()
+            if expected is not None and current.version != expected:
+                raise VersionConflict(self.name, expected, current.version)
+            outcome = apply(current)
+            if outcome is None:
+                return current
+            feeds, revision = outcome
+            check_feeds(feeds)
+            made = change()
+            new = FeedSet(current.version + 1, dict(feeds), 0.0, made, revision)
+            written = self._object.put(new.to_json(made), expected=current.version or None)
+            stored = replace(new, version=written.number, created_at=written.created_at)
+            self._cached = _Cached(self._remember(stored), clock.monotonic())
+            return stored
+
+        if expected is not None:
+            domain.integer(expected, "expected", minimum=0, maximum=10**12 - 1)
+            return attempt()
+        return self.store.table.retry(
+            attempt,
+            retry_on=(VersionConflict,),
+            what=f"feeds configuration {self.name!r} edit",
+            attempts=_EDIT_ATTEMPTS,
+            operation="feeds.edit",
+        )
+
+    @staticmethod
+    def _change(action: Action, names: Iterable[str], who: str, why: str) -> Callable[[], Change]:
+        domain.name("who", who)
+        if not isinstance(why, str):
+            raise InvalidArgument(f"why must be a str, got {type(why).__name__}")
+        feeds = tuple(names)
+        return lambda: Change(action, feeds, who, why, clock.now())
+
+    def add(self, feed: Feed, *, who: str, why: str, expected: int | None = None) -> FeedSet:
+        """Add ``feed``: checked (:meth:`Feed.check`, :func:`check_feeds`) before anything is
+        stored. A feed's name may be taken again once it is removed, for the same stream.
+        Returns the version written."""
+        if not isinstance(feed, Feed):
+            raise InvalidArgument(f"expected a Feed, got {type(feed).__name__}")
+        feed.check()
+
+        def apply(current: FeedSet) -> tuple[dict[str, Feed], int | None]:
+            old = current.feeds.get(feed.name)
+            if old is not None and not old.removed:
+                raise InvalidArgument(
+                    f"feed {feed.name!r} exists (version {current.version}): change it with "
+                    "update, or add the new one under another name"
+                )
+            if old is not None:
+                _same_stream(old, feed)
+                _lanes_kept(old, feed)
+            added = replace(feed, removed_at=None)
+            return {**current.feeds, feed.name: added}, current.declared_revision
+
+        return self._edit(apply, self._change("add", [feed.name], who, why), expected)
+
+    def update(
+        self,
+        name: str,
+        changes: Mapping[str, Any],
+        *,
+        who: str,
+        why: str,
+        expected: int | None = None,
+    ) -> FeedSet:
+        """Change the live feed ``name``: ``changes`` are fields of :meth:`Feed.to_json`,
+        ``target`` and ``thresholds`` merged field by field (``{"target": {"table": "t2",
+        "format": "csv"}}``). The stream and the name stay; lanes may only grow. Batches
+        sealed before keep the version they were sealed under, and load as it says."""
+        if not isinstance(changes, Mapping) or not changes:
+            raise InvalidArgument("update needs at least one change, e.g. {'lanes': 2}")
+        for fixed in ("name", "stream"):
+            if fixed in changes:
+                raise InvalidArgument(
+                    f"a feed's {fixed} never changes (its batches and dedupe records are its "
+                    f"stream's): add a new feed and remove this one once drained"
+                )
+
+        def apply(current: FeedSet) -> tuple[dict[str, Feed], int | None]:
+            old = _live(current, name)
+            new = old.with_changes(changes)
+            _lanes_kept(old, new)
+            new.check()
+            return {**current.feeds, name: new}, current.declared_revision
+
+        return self._edit(apply, self._change("update", [name], who, why), expected)
+
+    def pause(self, name: str, *, who: str, why: str, expected: int | None = None) -> FeedSet:
+        """Pause the feed: its arrivals are still added and its batches sealed, none loaded."""
+        return self._set_paused(name, True, who=who, why=why, expected=expected)
+
+    def resume(self, name: str, *, who: str, why: str, expected: int | None = None) -> FeedSet:
+        """Resume the feed: the sweeper loads every batch sealed meanwhile (nothing is lost)."""
+        return self._set_paused(name, False, who=who, why=why, expected=expected)
+
+    def _set_paused(
+        self, name: str, paused: bool, *, who: str, why: str, expected: int | None
+    ) -> FeedSet:
+        action: Action = "pause" if paused else "resume"
+
+        def apply(current: FeedSet) -> tuple[dict[str, Feed], int | None]:
+            old = _live(current, name)
+            if old.paused == paused:
+                raise InvalidArgument(
+                    f"feed {name!r} is already {'paused' if paused else 'running'}; nothing changed"
+                )
+            return {**current.feeds, name: replace(old, paused=paused)}, current.declared_revision
+
+        return self._edit(apply, self._change(action, [name], who, why), expected)
+
+    def remove(self, name: str, *, who: str, why: str, expected: int | None = None) -> FeedSet:
+        """Remove the feed, once drained (:meth:`undrained` is empty; refused otherwise,
+        naming what is left). It routes nothing from this version on; the sweeper drops it
+        from the configuration later (module docstring)."""
+
+        def apply(current: FeedSet) -> tuple[dict[str, Feed], int | None]:
+            old = _live(current, name)
+            left = self.undrained(old)
+            if left:
+                raise InvalidArgument(
+                    f"feed {name!r} is not drained: {'; '.join(left)}. Removing it now would "
+                    "strand them: seal its open batches (feeds drain), let the sweeper load "
+                    "them (resume it if paused), retry or abandon failed batches, then remove "
+                    "it again; nothing changed"
+                )
+            removed = replace(old, removed_at=clock.now())
+            return {**current.feeds, name: removed}, current.declared_revision
+
+        return self._edit(apply, self._change("remove", [name], who, why), expected)
+
+    def drop_removed(self, name: str, *, linger: float, who: str = "sweeper") -> FeedSet | None:
+        """Drop the removed feed ``name`` from the configuration when it was removed at least
+        ``linger`` seconds ago and is drained; returns the version written, or None (nothing
+        to drop yet). The read of "drained" and the write are safe apart: past ``linger`` no
+        container routes to the feed any more, so nothing can join its stream in between."""
+        dropped = False
+
+        def apply(current: FeedSet) -> tuple[dict[str, Feed], int | None] | None:
+            nonlocal dropped
+            dropped = False
+            old = current.feeds.get(name)
+            if old is None or old.removed_at is None or old.removed_at + linger > clock.now():
+                return None
+            if self.undrained(old):
+                return None
+            dropped = True
+            rest = {n: f for n, f in current.feeds.items() if n != name}
+            return rest, current.declared_revision
+
+        why = f"removed and drained for {linger:g} s"
+        written = self._edit(apply, self._change("drop", [name], who, why), None)
+        return written if dropped else None
+
+    def declare(
+        self, feeds: Iterable[Feed], *, revision: int, who: str = "declared"
+    ) -> FeedSet | None:
+        """Apply feeds declared in code or in the deployment (``FEEDS``, see
+        :meth:`patterns.feeds.S3Feeds.from_env`) as revision ``revision``, unless the stored
+        configuration has applied that revision or a later one already (then None, no write:
+        so while a deployment rolls out, containers of the old one never undo the new one's).
+
+        Each declared feed is added, or replaces the feed of its name except for ``paused``
+        (the operator's), under the same checks as :meth:`add` and :meth:`update`. Feeds no
+        longer declared stay as they are (remove them once drained): dropping them here could
+        strand their batches."""
+        declared = list(feeds)
+        domain.integer(revision, "declared revision", minimum=1, maximum=10**12 - 1)
+        for feed in declared:
+            if not isinstance(feed, Feed):
+                raise InvalidArgument(f"expected Feeds, got a {type(feed).__name__}")
+            feed.check()
+        names = [f.name for f in declared]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise InvalidArgument(f"feeds declared twice: {', '.join(twice)}; declare each once")
+        applied = False
+
+        def apply(current: FeedSet) -> tuple[dict[str, Feed], int | None] | None:
+            nonlocal applied
+            if current.declared_revision is not None and current.declared_revision >= revision:
+                applied = False
+                return None
+            applied = True
+            out = dict(current.feeds)
+            for feed in declared:
+                old = out.get(feed.name)
+                paused = feed.paused
+                if old is not None:
+                    _same_stream(old, feed)
+                    _lanes_kept(old, feed)
+                    paused = feed.paused if old.removed else old.paused
+                out[feed.name] = replace(feed, paused=paused, removed_at=None)
+            return out, revision
+
+        change = self._change("declare", names, who, f"declared revision {revision}")
+        written = self._edit(apply, change, None)
+        return written if applied else None
+
+    # draining
+
+    def batcher(self, feed: Feed) -> Batcher:
+        """A batcher of ``feed``'s stream, to read its batches (no request)."""
+        return Batcher(self.store, feed.stream, feed.thresholds, feed.lanes)
+
+    def undrained(self, feed: Feed) -> list[str]:
+        """What keeps ``feed`` from being drained: each lane's open batch, the batches waiting
+        to be loaded, the failed ones; empty when drained. One consistent ``Query`` per lane
+        and two of the index (whose lag is covered by the lanes' consistent reads for what was
+        sealed last, and by the sweeper's lingering sweeps for the rest)."""
+        batcher = self.batcher(feed)
+        left: list[str] = []
+        newest_of_lanes: list[Batch] = []
+        for lane in range(feed.lanes):
+            newest = next(iter(batcher.batches(lane=lane)), None)
+            if newest is None:
+                continue
+            if newest.state == BatchState.OPEN and newest.count:
+                left.append(f"batch {newest.id} is open with {newest.count} files")
+                newest_of_lanes.append(newest)
+            elif newest.state in (BatchState.SEALED, BatchState.LOADING):
+                left.append(f"batch {newest.id} is {newest.state}")
+                newest_of_lanes.append(newest)
+        named = {b.id for b in newest_of_lanes}
+        pending = [b.id for b in batcher.pending() if b.id not in named]
+        if pending:
+            left.append(f"{len(pending)} batches wait to be loaded ({', '.join(pending[:5])})")
+        failed = [b.id for b in batcher.failed()]
+        if failed:
+            left.append(f"{len(failed)} batches failed ({', '.join(failed[:5])})")
+        return left
+
+    def seal_open(self, name: str) -> list[Batch]:
+        """Seal the feed's open batches now, whatever their age (to drain it before a
+        removal); the sweeper loads them. Recorded under the latest configuration version.
+        One ``Query`` per lane and one ``UpdateItem`` per batch sealed."""
+        current = self.read()
+        feed = current.feed(name)
+        batcher = self.batcher(feed)
+        batcher.config_version = current.version or None
+        return batcher.seal_due(age=timedelta(0))
+
+
+def _live(current: FeedSet, name: str) -> Feed:
+    feed = current.feed(name)
+    if feed.removed:
+        raise InvalidArgument(
+            f"feed {name!r} was removed (version {current.version}): add it again to use it"
+        )
+    return feed
+
+
+def _same_stream(old: Feed, new: Feed) -> None:
+    if old.stream != new.stream:
+        raise InvalidArgument(
+            f"feed {new.name!r} batches stream {old.stream!r}; its stream never changes (its "
+            f"batches and dedupe records are the stream's): keep stream {old.stream!r} or use "
+            "another feed name"
+        )
+
+
+def _lanes_kept(old: Feed, new: Feed) -> None:
+    if new.lanes < old.lanes:
+        raise InvalidArgument(
+            f"feed {new.name!r} has {old.lanes} lanes; lanes only grow (the open batches of "
+            f"lanes {new.lanes} to {old.lanes - 1} would never seal): keep at least {old.lanes}"
+        )

@@ -1,0 +1,419 @@
+"""Many feeds, one deployment: one handler and one sweeper for every feed of the configuration.
+
+.. code-block:: python
+
+    feeds = S3Feeds(Store.from_env(), manifest_bucket="...")   # or S3Feeds.from_env()
+
+    def handler(event, context):   # S3 / SNS / SQS / EventBridge triggered
+        return feeds.handle(event, context)
+
+    def sweeper(event, context):   # on a schedule, e.g. every minute
+        return feeds.sweep(context)
+
+``handle`` routes each arrival of the event to its feed by the routing rule
+(:mod:`patterns.feeds.routing`) and adds it to that feed's batches, exactly as
+:class:`~patterns.pipeline.S3ToRedshift` adds one stream's (one :class:`FeedPipeline` per feed,
+each its own ``S3ToRedshift``); an arrival no feed takes is recorded and counted
+(:mod:`patterns.feeds.unrouted`) and acknowledged. The pipeline's own manifests and staged copies
+(``manifest_bucket``, under ``manifest_prefix``) are never routed, even where a feed's location
+covers them: they would be loaded a second time.
+
+Every batch records the configuration version it was sealed under, in the seal's own write
+(:attr:`patterns.batcher.Batcher.config_version`), and its loader is the target that version
+gives the feed (:class:`FeedLoader`): a feed's table, format or options changed while its
+batches were open or sealed changes nothing for the batches already sealed. A container seals
+with the version it last read, at most the cache interval old; the batch is loaded as *that*
+version says.
+
+**Pause** is checked when a load begins: every load reads the configuration again (one
+``GetItem``) before it claims its batch, and a paused feed's batch is not claimed (``paused``).
+A load that began before the pause was written finishes: the read is the load's start, and the
+gap between it and the claim is a load already under way (nothing another writer decides from).
+Paused feeds still add and seal; the sweeper loads what they sealed once they are resumed.
+
+Cost: on the hot path, what the batcher costs per arrival and nothing more within the cache
+interval (:data:`~patterns.feeds.config.DEFAULT_CACHE_INTERVAL`); one ``GetItem`` per container
+and interval; per load, one ``GetItem`` of the configuration, and two the first time a container
+loads under an older version. The sweeper: per feed what ``S3ToRedshift.sweep`` costs (a
+``Query`` per lane and one of the pending index), after one ``GetItem`` of the configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from stateless_state import InvalidArgument, MalformedEvent, Store, clock, domain
+from stateless_state.retry import LambdaContext
+
+from ..batcher import Batcher, parse_batch_id
+from ..batcher.manifest_keys import check_prefix
+from ..pipeline import HandleReport, LoadResult, S3ToRedshift
+from ..s3 import ParseResult, check_bucket, parse_s3_event
+from .config import (
+    DEFAULT_CACHE_INTERVAL,
+    DEFAULT_CONFIG_NAME,
+    INVOCATION_MAX,
+    FeedsConfig,
+    FeedSet,
+)
+from .feed import Feed, Target
+from .unrouted import DEFAULT_UNROUTED_RETENTION, UnroutedArrival, list_unrouted, record_unrouted
+
+if TYPE_CHECKING:
+    from ..batcher.arrivals import Arrival
+    from ..batcher.batches import Batch
+    from ..batcher.manifest import Manifest
+    from ..loaders.base import AbandonOutcome, Loader, LoadOutcome, Ticket
+
+__all__ = ["FeedLoader", "FeedPipeline", "S3Feeds"]
+
+_log = logging.getLogger("patterns.feeds")
+
+LoaderFactory = Callable[[Target], "Loader"]
+
+
+class FeedLoader:
+    """The loader of one feed's batches: for each batch, the loader of the target that the
+    configuration version the batch was sealed under gives the feed (the current version for
+    a batch sealed outside feeds, which records none). ``loader_for`` builds (and may cache)
+    a target's loader."""
+
+    def __init__(
+        self, store: Store, config: FeedsConfig, name: str, loader_for: LoaderFactory
+    ) -> None:
+        self._store = store
+        self._config = config
+        self.name = name
+        self._loader_for = loader_for
+
+    def target(self, batch: Batch) -> Target:
+        """The target ``batch`` loads into: its sealed version's, exactly."""
+        version = batch.config_version
+        feeds = self._config.current() if version is None else self._config.at(version)
+        return feeds.feed(self.name).target
+
+    def load(self, ticket: Ticket, manifest: Manifest) -> LoadOutcome:
+        return self._loader_for(self.target(ticket.batch)).load(ticket, manifest)
+
+    def recorded(self, ticket: Ticket) -> LoadOutcome | None:
+        return self._loader_for(self.target(ticket.batch)).recorded(ticket)
+
+    def abandon(self, batch_id: str) -> AbandonOutcome:
+        """The abandon recorded in the ledger of the batch's own target (one ``GetItem`` of
+        the batch to learn its version)."""
+        stream, _, _ = parse_batch_id(batch_id)
+        batch = Batcher(self._store, stream).batch(batch_id)
+        if batch is None:
+            raise InvalidArgument(f"no batch {batch_id}")
+        return self._loader_for(self.target(batch)).abandon(batch_id)
+
+
+class FeedPipeline(S3ToRedshift):
+    """The :class:`~patterns.pipeline.S3ToRedshift` of one feed: its stream, thresholds and
+    lanes, its batches loaded by a :class:`FeedLoader`, and a load that first reads the
+    configuration (one ``GetItem``) and claims nothing while the feed is paused."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: FeedsConfig,
+        feed: Feed,
+        loader_for: LoaderFactory,
+        s3: Callable[[], Any],
+        **settings: Any,
+    ) -> None:
+        self.feed_name = feed.name
+        self.config = config
+        self._shared_s3 = s3
+        super().__init__(
+            store,
+            stream=feed.stream,
+            loader=FeedLoader(store, config, feed.name, loader_for),
+            thresholds=feed.thresholds,
+            lanes=feed.lanes,
+            **settings,
+        )
+
+    @property
+    def s3(self) -> Any:
+        """The S3 client every feed of the deployment shares."""
+        return self._shared_s3()
+
+    def load(self, batch_id: str, context: LambdaContext | None = None) -> LoadResult:
+        """:meth:`S3ToRedshift.load`, unless the feed is paused now (``paused``: nothing
+        claimed, the batch waits, untouched, for the resume)."""
+        feed = self.config.current(fresh=True).feeds.get(self.feed_name)
+        if feed is not None and feed.paused:
+            return "paused"
+        return super().load(batch_id, context)
+
+
+def _batching(feed: Feed) -> tuple[Any, ...]:
+    """What a feed's batcher is built from: when it changes, the feed's pipeline is built
+    again (and pays one ``Query`` per lane to find its open batches)."""
+    return (feed.stream, feed.thresholds, feed.lanes)
+
+
+class S3Feeds:
+    """One handler and one sweeper for every feed of the configuration ``config_name`` in
+    ``store``'s table; see the module docstring for the guarantees and the cost.
+
+    ``declared`` feeds (code, or the ``FEEDS`` setting of :meth:`from_env`) are applied as
+    ``declared_revision`` on the first read of the configuration, unless that revision or a
+    later one was applied already (:meth:`FeedsConfig.declare`). ``loader_factory`` builds a
+    target's loader (default: :meth:`RedshiftTarget.loader` and the others', with
+    ``s3_client`` and ``redshift_client``); each target's loader is built once per container.
+    The other settings are :class:`~patterns.pipeline.S3ToRedshift`'s, for every feed.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        manifest_bucket: str,
+        manifest_prefix: str = "manifests/",
+        config_name: str = DEFAULT_CONFIG_NAME,
+        cache_interval: timedelta | float = DEFAULT_CACHE_INTERVAL,
+        declared: Iterable[Feed] = (),
+        declared_revision: int | None = None,
+        s3_client: Any = None,
+        redshift_client: Any = None,
+        loader_factory: LoaderFactory | None = None,
+        min_load_time: timedelta | float = timedelta(seconds=60),
+        load_lease: timedelta | float = timedelta(minutes=5),
+        max_attempts: int = 5,
+        retry_backoff: timedelta | float = timedelta(seconds=30),
+        always_stage: bool = False,
+        unrouted_retention: timedelta | float = DEFAULT_UNROUTED_RETENTION,
+    ) -> None:
+        self.store = store
+        self.config = FeedsConfig(
+            store, config_name, domain.duration(cache_interval, "cache_interval", allow_zero=True)
+        )
+        self.manifest_bucket = check_bucket(manifest_bucket)
+        if not isinstance(manifest_prefix, str):
+            raise InvalidArgument("manifest_prefix must be a str")
+        self.manifest_prefix = manifest_prefix
+        self._declared = list(declared)
+        if self._declared and declared_revision is None:
+            raise InvalidArgument(
+                "declared feeds need a declared_revision (an int you raise with every change "
+                "of the declaration), so that an older deployment never undoes a newer one's"
+            )
+        self._declared_revision = declared_revision
+        self._declare_pending = bool(self._declared)
+        self._s3 = s3_client
+        self._redshift = redshift_client
+        self._loader_factory = loader_factory
+        self._loaders: dict[Target, Loader] = {}
+        self.unrouted_retention = domain.duration(unrouted_retention, "unrouted_retention")
+        self._settings: dict[str, Any] = {
+            "manifest_bucket": manifest_bucket,
+            "manifest_prefix": manifest_prefix,
+            "min_load_time": min_load_time,
+            "load_lease": load_lease,
+            "max_attempts": max_attempts,
+            "retry_backoff": retry_backoff,
+            "always_stage": always_stage,
+        }
+        # Checked now, as S3ToRedshift checks them, so a bad setting fails the deployment
+        # rather than each feed's first arrival.
+        domain.duration(min_load_time, "min_load_time", allow_zero=True)
+        check_prefix(manifest_prefix, "x/0/000000000000")
+        self._pipelines: dict[str, tuple[Feed, FeedPipeline]] = {}
+        self._prepared: int | None = None
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, store: Store | None = None, s3: Any = None
+    ) -> S3Feeds:
+        """The deployment configured by environment variables; see
+        :func:`patterns.config.feeds_settings`."""
+        from ..config import feeds_settings
+
+        return cls(**feeds_settings(env, store=store, s3=s3))
+
+    @property
+    def s3(self) -> Any:
+        if self._s3 is None:
+            import boto3
+
+            self._s3 = boto3.client("s3")
+        return self._s3
+
+    def loader(self, target: Target) -> Loader:
+        """The loader of ``target``, built on first use and kept for the container's life."""
+        found = self._loaders.get(target)
+        if found is None:
+            if self._loader_factory is not None:
+                found = self._loader_factory(target)
+            else:
+                found = target.loader(s3=self.s3, redshift_client=self._redshift)
+            self._loaders[target] = found
+        return found
+
+    # the configuration, as this container serves it
+
+    def prepare(self, *, fresh: bool = False) -> FeedSet:
+        """The configuration this container serves (cached, :meth:`FeedsConfig.current`; read
+        again with ``fresh``), with one pipeline per feed, each batcher recording the version
+        on its seals. A feed's pipeline is kept across versions unless its stream, thresholds
+        or lanes changed, so a warm container keeps knowing its open batches. The declared
+        feeds, if any, are applied on the first call."""
+        if self._declare_pending:
+            assert self._declared_revision is not None
+            self.config.declare(self._declared, revision=self._declared_revision)
+            self._declare_pending = False
+        feeds = self.config.current(fresh=fresh)
+        if feeds.version == self._prepared:
+            return feeds
+        pipelines: dict[str, tuple[Feed, FeedPipeline]] = {}
+        for feed in feeds.feeds.values():
+            known = self._pipelines.get(feed.name)
+            if known is not None and _batching(known[0]) == _batching(feed):
+                pipeline = known[1]
+            else:
+                pipeline = FeedPipeline(
+                    self.store, self.config, feed, self.loader, lambda: self.s3, **self._settings
+                )
+            pipeline.batcher.config_version = feeds.version or None
+            pipelines[feed.name] = (feed, pipeline)
+        self._pipelines = pipelines
+        self._prepared = feeds.version
+        return feeds
+
+    def pipeline(self, name: str) -> FeedPipeline:
+        """The pipeline of the feed ``name`` (for operators and tests: its batcher, its loads)."""
+        self.prepare()
+        found = self._pipelines.get(name)
+        if found is None:
+            raise InvalidArgument(f"no feed {name!r} in the configuration")
+        return found[1]
+
+    def _own(self, arrival: Arrival) -> bool:
+        """Whether ``arrival`` is one of the pipeline's own manifests or staged copies."""
+        data = arrival.data
+        return data.get("bucket") == self.manifest_bucket and str(data.get("key", "")).startswith(
+            self.manifest_prefix
+        )
+
+    # the handlers
+
+    def handle(
+        self, event: Mapping[str, Any], context: LambdaContext | None = None
+    ) -> dict[str, Any]:
+        """The S3-triggered handler: every good arrival of the event added to its feed's
+        batches (or recorded as unrouted), then what the adds sealed loaded while time allows.
+        Returns a summary, with ``batchItemFailures`` for SQS, exactly as
+        :meth:`S3ToRedshift.handle` does (a partly bad event loses nothing, and fails only the
+        SQS messages whose records could not be taken; outside SQS the invocation fails after
+        every good record was taken)."""
+        feeds = self.prepare()
+        parsed = parse_s3_event(event)
+        shares: dict[str, ParseResult] = {}
+        unrouted: list[tuple[Arrival, str | None]] = []
+        own = 0
+        for arrival, message_id in zip(parsed.arrivals, parsed.message_ids, strict=True):
+            if self._own(arrival):
+                own += 1
+                continue
+            feed = feeds.router.route(arrival.data["bucket"], arrival.data["key"])
+            if feed is None:
+                unrouted.append((arrival, message_id))
+                continue
+            share = shares.setdefault(feed.name, ParseResult())
+            share.arrivals.append(arrival)
+            share.message_ids.append(message_id)
+        first_error: Exception | None = None
+        reports: dict[str, HandleReport] = {}
+        for name, share in shares.items():
+            try:
+                reports[name] = self._pipelines[name][1].add_parsed(share, context)
+            except Exception as e:  # the others' arrivals are added all the same
+                first_error = first_error or e
+            for message_id in share.failed_message_ids:
+                parsed.fail_message(message_id)
+        for arrival, message_id in unrouted:
+            try:
+                record_unrouted(
+                    self.store, self.config.name, arrival, retention=self.unrouted_retention
+                )
+            except Exception as e:
+                if message_id is None:
+                    first_error = first_error or e
+                else:
+                    parsed.fail_message(message_id)
+        if unrouted:
+            _log.warning(
+                "%d arrivals matched no feed (first: %s): `stateless-state feeds unrouted`",
+                len(unrouted),
+                unrouted[0][0].id,
+            )
+        if first_error is not None:
+            raise first_error
+        if parsed.errors and not parsed.failed_message_ids:
+            raise MalformedEvent("; ".join(parsed.errors))
+        return {
+            "arrivals": sum(r.arrivals for r in reports.values()),
+            "duplicates": sum(r.duplicates for r in reports.values()),
+            "sealed": [b for r in reports.values() for b in r.sealed],
+            "loads": {k: v for r in reports.values() for k, v in r.loads.items()},
+            "unrouted": len(unrouted),
+            "own_objects": own,
+            "by_feed": {name: r.arrivals for name, r in sorted(reports.items())},
+            **parsed.sqs_response(),
+        }
+
+    def sweep(self, context: LambdaContext | None = None) -> dict[str, Any]:
+        """The scheduled handler, for every feed of the latest configuration (read fresh):
+        seal aged batches, load what waits, unless the feed is paused (sealed, not loaded).
+        A removed feed's open batches are sealed whatever their age and loaded, and the feed
+        is dropped from the configuration once drained, the cache interval and a whole
+        invocation after its removal. One feed failing (its warehouse down, say) is reported
+        under ``errors`` and does not stop the others."""
+        feeds = self.prepare(fresh=True)
+        out: dict[str, Any] = {
+            "sealed": [],
+            "loads": {},
+            "skipped_for_time": 0,
+            "paused": [],
+            "dropped": [],
+            "errors": {},
+            "version": feeds.version,
+        }
+        linger = self.config.cache_interval + INVOCATION_MAX
+        for name, (feed, pipeline) in sorted(self._pipelines.items()):
+            try:
+                if feed.paused:
+                    out["sealed"] += [b.id for b in pipeline.batcher.seal_due()]
+                    out["paused"].append(name)
+                    continue
+                if feed.removed:
+                    out["sealed"] += [b.id for b in pipeline.batcher.seal_due(age=0)]
+                swept = pipeline.sweep(context)
+                out["sealed"] += swept["sealed"]
+                out["loads"].update(swept["loads"])
+                out["skipped_for_time"] += swept["skipped_for_time"]
+                gone = feed.removed_at is not None and feed.removed_at + linger <= clock.now()
+                if gone and self.config.drop_removed(name, linger=linger) is not None:
+                    out["dropped"].append(name)
+            except Exception as e:  # reported; the other feeds are swept all the same
+                _log.exception("sweeping feed %s failed", name)
+                out["errors"][name] = f"{type(e).__name__}: {e}"
+        return out
+
+    def load(self, batch_id: str, context: LambdaContext | None = None) -> LoadResult:
+        """Load one batch of any feed (:meth:`FeedPipeline.load`), found by its stream."""
+        stream, _, _ = parse_batch_id(batch_id)
+        feeds = self.prepare()
+        feed = feeds.by_stream(stream)
+        if feed is None:
+            raise InvalidArgument(f"batch {batch_id}: no feed batches stream {stream!r}")
+        return self._pipelines[feed.name][1].load(batch_id, context)
+
+    def unrouted(self, *, limit: int = 100) -> list[UnroutedArrival]:
+        """The arrivals no feed took, newest first (:func:`list_unrouted`)."""
+        return list_unrouted(self.store, self.config.name, limit=limit)
