@@ -20,7 +20,12 @@ from stateless_state import InvalidArgument, Store
 from stateless_state.cloudwatch import emf_documents
 from stateless_state.testing import FakeLambdaContext
 
-NO_TIME = FakeLambdaContext(1000)  # too little left to load: handle() only adds
+
+def no_time() -> FakeLambdaContext:
+    """An invocation with 5 s left: retries fit, a load (min_load_time 10 s) does not."""
+    return FakeLambdaContext(5000)
+
+
 COUNT3 = Thresholds(count=3, bytes=None, age=None)
 
 
@@ -118,7 +123,7 @@ def test_a_paused_feed_seals_but_does_not_load_and_resuming_loses_nothing(
     config.add(local_feed("orders", "orders/", bucket, db), who="op", why="t")
     feeds = deployment(ddb_store, s3, bucket, cache_interval=3600)
     first = objects(s3, bucket, "orders/", 3, "a")
-    feeds.handle(direct(*first), NO_TIME)  # sealed, not loaded (no time left)
+    feeds.handle(direct(*first), no_time())  # sealed, not loaded (no time left)
     # Paused by an operator; this container's cache still says "running" (an hour's interval),
     # but every load reads the configuration first.
     config.pause("orders", who="op", why="warehouse upgrade")
@@ -145,7 +150,7 @@ def test_a_removal_is_refused_until_drained_and_stragglers_are_still_loaded(
     config = FeedsConfig(ddb_store)
     config.add(local_feed("orders", "orders/", bucket, db), who="op", why="t")
     stale = deployment(ddb_store, s3, bucket, cache_interval=3600)
-    stale.handle(direct(*objects(s3, bucket, "orders/", 2, "a")), NO_TIME)  # open, 2 files
+    stale.handle(direct(*objects(s3, bucket, "orders/", 2, "a")), no_time())  # open, 2 files
     with pytest.raises(InvalidArgument, match=r"not drained: batch orders/0/000000000000 is open"):
         config.remove("orders", who="op", why="retired")
     [sealed] = config.seal_open("orders")
@@ -157,7 +162,7 @@ def test_a_removal_is_refused_until_drained_and_stragglers_are_still_loaded(
     removed = config.remove("orders", who="op", why="retired")
     assert removed.feed("orders").removed
     # A container that has not seen the removal still routes to the feed...
-    stale.handle(direct(*objects(s3, bucket, "orders/", 1, "late")), NO_TIME)
+    stale.handle(direct(*objects(s3, bucket, "orders/", 1, "late")), no_time())
     # ... while the others no longer do.
     assert fresh.handle(direct(*objects(s3, bucket, "orders/", 1, "after")))["unrouted"] == 1
     # The sweeper seals the straggler's open batch whatever its age, and loads it.
@@ -227,10 +232,10 @@ def test_the_hot_path_costs_per_arrival_what_one_stream_costs(
         return [direct(*records[i : i + per_event]) for i in range(0, 150, per_event)]
 
     def cost(handle: Any, prefix: str, per_event: int) -> tuple[float, float]:
-        handle(events(f"{prefix}/warm", per_event)[0], NO_TIME)  # a warm container
+        handle(events(f"{prefix}/warm", per_event)[0], no_time())  # a warm container
         before = ddb_store.metrics.snapshot()
         for event in events(f"{prefix}/m{per_event}", per_event):
-            handle(event, NO_TIME)
+            handle(event, no_time())
         spent = (ddb_store.metrics.snapshot() - before).total
         return spent.requests / 150, spent.wcu / 150
 
