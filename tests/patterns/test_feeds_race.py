@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from patterns.feeds import Feed, FeedSet, FeedsConfig, RedshiftTarget
+from patterns.feeds import Feed, FeedsConfig, FeedSet, RedshiftTarget
 from stateless_state import Store, VersionConflict
 
 pytestmark = pytest.mark.race
