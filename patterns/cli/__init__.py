@@ -9,8 +9,9 @@ Exit codes: 0 done, 1 failed, 2 bad usage, 3 not found, 4 wrong state (nothing c
 missing, 6 no credentials, 7 not confirmed.
 
 Here: the parser, ``main`` and the batch commands; :mod:`patterns.cli.primitives` holds the
-commands for the primitives' state, :mod:`patterns.cli.terminal` the output, confirmation, exit
-codes and the cost record every command leaves.
+commands for the primitives' state, :mod:`patterns.cli.feeds` the feeds' configuration,
+:mod:`patterns.cli.terminal` the output, confirmation, exit codes and the cost record every
+command leaves.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from stateless_state import (
 from stateless_state.store import TABLE_ENV, TTL_ATTRIBUTE, table_schema
 
 from ..batcher import Batch, Batcher, BatchState, parse_batch_id
+from .feeds import add_feed_commands, feed_loader
 from .primitives import add_primitive_commands
 from .terminal import (
     EXIT_CREDENTIALS,
@@ -186,10 +188,11 @@ def cmd_abandon(args: argparse.Namespace) -> int:
     from ..batcher.abandon import abandon_batch, needs_warehouse
     from ..config import build_loader
 
-    loader = None
+    # A feed's batch is abandoned in the ledger of the target it was sealed for.
+    loader = feed_loader(args, batch.stream)
     try:
         # Built even for a batch never claimed: a loader may claim it before the abandon writes.
-        loader = build_loader(os.environ, None)
+        loader = loader or build_loader(os.environ, None)
     except InvalidArgument as e:
         if needs_warehouse(batch):
             raise CliError(
@@ -275,6 +278,7 @@ def _parser() -> argparse.ArgumentParser:
         s.set_defaults(fn=fn)
 
     add_primitive_commands(sub)
+    add_feed_commands(sub)
     s = sub.add_parser("cost", help="consumed units of the last command")
     s.set_defaults(fn=cmd_cost)
     return p

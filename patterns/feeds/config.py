@@ -20,6 +20,10 @@ stream, a target table that is another target's ledger, a stream or a lane count
 stream's open batches would be stranded, and lanes only grow for the same reason), a set larger
 than one item holds.
 
+Refusals because of the state (the feed exists, is removed, is already paused, is not drained)
+are :class:`~stateless_state.StateConflict`; bad input is
+:class:`~stateless_state.InvalidArgument`. Either way nothing is stored.
+
 **Removing** a feed is refused until it is drained (no open, sealed, loading or failed batch;
 :meth:`FeedsConfig.seal_open` seals its open batches now). A removed feed stays in the
 configuration, routing nothing, until the sweeper drops it: a container may route with a
@@ -44,7 +48,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
-from stateless_state import InvalidArgument, Store, VersionConflict, clock, domain
+from stateless_state import InvalidArgument, StateConflict, Store, VersionConflict, clock, domain
 
 from ..batcher import Batcher, BatchState
 from .feed import Feed, LocalTarget, feed_from_json, same_table
@@ -363,7 +367,7 @@ class FeedsConfig:
         def apply(current: FeedSet) -> tuple[dict[str, Feed], int | None]:
             old = current.feeds.get(feed.name)
             if old is not None and not old.removed:
-                raise InvalidArgument(
+                raise StateConflict(
                     f"feed {feed.name!r} exists (version {current.version}): change it with "
                     "update, or add the new one under another name"
                 )
@@ -422,7 +426,7 @@ class FeedsConfig:
         def apply(current: FeedSet) -> tuple[dict[str, Feed], int | None]:
             old = _live(current, name)
             if old.paused == paused:
-                raise InvalidArgument(
+                raise StateConflict(
                     f"feed {name!r} is already {'paused' if paused else 'running'}; nothing changed"
                 )
             return {**current.feeds, name: replace(old, paused=paused)}, current.declared_revision
@@ -438,7 +442,7 @@ class FeedsConfig:
             old = _live(current, name)
             left = self.undrained(old)
             if left:
-                raise InvalidArgument(
+                raise StateConflict(
                     f"feed {name!r} is not drained: {'; '.join(left)}. Removing it now would "
                     "strand them: seal its open batches (feeds drain), let the sweeper load "
                     "them (resume it if paused), retry or abandon failed batches, then remove "
@@ -564,7 +568,7 @@ class FeedsConfig:
 def _live(current: FeedSet, name: str) -> Feed:
     feed = current.feed(name)
     if feed.removed:
-        raise InvalidArgument(
+        raise StateConflict(
             f"feed {name!r} was removed (version {current.version}): add it again to use it"
         )
     return feed

@@ -16,7 +16,7 @@ from patterns.feeds import Feed, FeedsConfig, LocalTarget, S3Feeds
 from patterns.loaders.sqlite import LocalWarehouseLoader
 from patterns.pipeline import S3ToRedshift
 from patterns.testing import direct, put_object, s3_record, sqs
-from stateless_state import InvalidArgument, Store
+from stateless_state import InvalidArgument, StateConflict, Store
 from stateless_state.cloudwatch import emf_documents
 from stateless_state.testing import FakeLambdaContext
 
@@ -151,11 +151,11 @@ def test_a_removal_is_refused_until_drained_and_stragglers_are_still_loaded(
     config.add(local_feed("orders", "orders/", bucket, db), who="op", why="t")
     stale = deployment(ddb_store, s3, bucket, cache_interval=3600)
     stale.handle(direct(*objects(s3, bucket, "orders/", 2, "a")), no_time())  # open, 2 files
-    with pytest.raises(InvalidArgument, match=r"not drained: batch orders/0/000000000000 is open"):
+    with pytest.raises(StateConflict, match=r"not drained: batch orders/0/000000000000 is open"):
         config.remove("orders", who="op", why="retired")
     [sealed] = config.seal_open("orders")
     assert sealed.seal_reason == "age" and sealed.config_version == 1
-    with pytest.raises(InvalidArgument, match="is sealed"):
+    with pytest.raises(StateConflict, match="is sealed"):
         config.remove("orders", who="op", why="retired")
     fresh = deployment(ddb_store, s3, bucket, cache_interval=0)
     assert list(fresh.sweep()["loads"].values()) == ["loaded"]
