@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     )
     from .batcher.load_ticket import LoadTicket
     from .batcher.manifest import Manifest, ManifestEntry, build_manifest, write_manifest
+    from .feeds.pipeline import S3Feeds
     from .loaders.base import Loader, LoadOutcome
     from .loaders.postgres import PostgresLoader
     from .loaders.redshift import CopyFormat, RedshiftDataApiLoader, RedshiftLoadError
@@ -37,6 +38,7 @@ _LAZY = {
         ("Manifest", "ManifestEntry", "build_manifest", "write_manifest"), "batcher.manifest"
     ),
     **dict.fromkeys(("S3ToRedshift", "sweep_all"), "pipeline"),
+    "S3Feeds": "feeds.pipeline",
     **dict.fromkeys(("Loader", "LoadOutcome"), "loaders.base"),
     "PostgresLoader": "loaders.postgres",
     **dict.fromkeys(
@@ -68,6 +70,7 @@ __all__ = [
     "PostgresLoader",
     "RedshiftDataApiLoader",
     "RedshiftLoadError",
+    "S3Feeds",
     "S3ToRedshift",
     "Thresholds",
     "build_manifest",

@@ -52,6 +52,16 @@ def test_the_pipeline_handler_loads_only_what_it_uses() -> None:
     assert not loaded & set(NEVER_FOR_THE_PIPELINE)
 
 
+def test_the_feeds_handler_loads_only_what_it_uses() -> None:
+    """One handler for every feed: the pipeline's modules and the feeds' own, no loader (a
+    target's loader module loads with its first load), no unrouted-arrival record (with the
+    first one); the versioned object loads with the first read of the configuration."""
+    loaded = loaded_after("from patterns.feeds import S3Feeds")
+    assert {"patterns.feeds.pipeline", "patterns.feeds.config", "patterns.pipeline"} <= loaded
+    later = {"patterns.feeds.unrouted", "patterns.loaders.redshift", "patterns.loaders.base"}
+    assert not loaded & (set(NEVER_FOR_THE_PIPELINE) | later)
+
+
 def test_an_add_that_needs_no_retry_never_imports_tenacity() -> None:
     loaded = loaded_after(
         "from stateless_state.retry import run_with_retries; "

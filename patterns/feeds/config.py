@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
@@ -231,28 +231,26 @@ def check_feeds(feeds: Mapping[str, Feed]) -> None:
         )
 
 
-@dataclass
-class _Cached:
-    feeds: FeedSet
-    read_at: float
-
-
-@dataclass
 class FeedsConfig:
     """The feeds' configuration kept as the versioned object ``name`` of ``store``; see the
-    module docstring for its guarantees and costs. Thread-safe: the cache is replaced whole."""
+    module docstring for its guarantees and costs. Thread-safe: the cache is replaced whole.
+    (A plain class, not a dataclass: it is in every feeds handler's cold start.)"""
 
-    store: Store
-    name: str = DEFAULT_CONFIG_NAME
-    cache_interval: float = DEFAULT_CACHE_INTERVAL
-    _cached: _Cached | None = field(default=None, init=False, repr=False)
-    _versions: dict[int, FeedSet] = field(default_factory=dict, init=False, repr=False)
+    def __init__(
+        self,
+        store: Store,
+        name: str = DEFAULT_CONFIG_NAME,
+        cache_interval: timedelta | float = DEFAULT_CACHE_INTERVAL,
+    ) -> None:
+        self.store = store
+        self.name = domain.name("feeds configuration name", name)
+        self.cache_interval = domain.duration(cache_interval, "cache_interval", allow_zero=True)
+        # (the configuration, when it was read on the monotonic clock)
+        self._cached: tuple[FeedSet, float] | None = None
+        self._versions: dict[int, FeedSet] = {}
 
-    def __post_init__(self) -> None:
-        domain.name("feeds configuration name", self.name)
-        self.cache_interval = domain.duration(
-            self.cache_interval, "cache_interval", allow_zero=True
-        )
+    def __repr__(self) -> str:
+        return f"FeedsConfig({self.name!r}, cache_interval={self.cache_interval:g})"
 
     @cached_property
     def _object(self) -> Versioned:
@@ -279,16 +277,16 @@ class FeedsConfig:
             feeds = self._versions[latest.number]
         else:
             feeds = self._remember(FeedSet.from_version(latest))
-        self._cached = _Cached(feeds, clock.monotonic())
+        self._cached = (feeds, clock.monotonic())
         return feeds
 
     def current(self, *, fresh: bool = False) -> FeedSet:
         """The configuration as this container last read it, read again (:meth:`read`) when
         that was ``cache_interval`` or longer ago, or with ``fresh``. No request otherwise."""
         cached = self._cached
-        if fresh or cached is None or clock.monotonic() - cached.read_at >= self.cache_interval:
+        if fresh or cached is None or clock.monotonic() - cached[1] >= self.cache_interval:
             return self.read()
-        return cached.feeds
+        return cached[0]
 
     def at(self, version: int) -> FeedSet:
         """Version ``version``, exactly as it was written (cached for good: versions never
@@ -334,7 +332,7 @@ class FeedsConfig:
             new = FeedSet(current.version + 1, dict(feeds), 0.0, made, revision)
             written = self._object.put(new.to_json(made), expected=current.version or None)
             stored = replace(new, version=written.number, created_at=written.created_at)
-            self._cached = _Cached(self._remember(stored), clock.monotonic())
+            self._cached = (self._remember(stored), clock.monotonic())
             return stored
 
         if expected is not None:

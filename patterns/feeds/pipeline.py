@@ -60,13 +60,13 @@ from .config import (
     FeedSet,
 )
 from .feed import Feed, Target
-from .unrouted import DEFAULT_UNROUTED_RETENTION, UnroutedArrival, list_unrouted, record_unrouted
 
 if TYPE_CHECKING:
     from ..batcher.arrivals import Arrival
     from ..batcher.batches import Batch
     from ..batcher.manifest import Manifest
     from ..loaders.base import AbandonOutcome, Loader, LoadOutcome, Ticket
+    from .unrouted import UnroutedArrival
 
 __all__ = ["FeedLoader", "FeedPipeline", "S3Feeds"]
 
@@ -187,12 +187,10 @@ class S3Feeds:
         max_attempts: int = 5,
         retry_backoff: timedelta | float = timedelta(seconds=30),
         always_stage: bool = False,
-        unrouted_retention: timedelta | float = DEFAULT_UNROUTED_RETENTION,
+        unrouted_retention: timedelta | float = timedelta(days=14),
     ) -> None:
         self.store = store
-        self.config = FeedsConfig(
-            store, config_name, domain.duration(cache_interval, "cache_interval", allow_zero=True)
-        )
+        self.config = FeedsConfig(store, config_name, cache_interval)
         self.manifest_bucket = check_bucket(manifest_bucket)
         if not isinstance(manifest_prefix, str):
             raise InvalidArgument("manifest_prefix must be a str")
@@ -336,6 +334,9 @@ class S3Feeds:
                 first_error = first_error or e
             for message_id in share.failed_message_ids:
                 parsed.fail_message(message_id)
+        if unrouted:
+            # Only an invocation that meets one needs it: not every handler's cold start.
+            from .unrouted import record_unrouted
         for arrival, message_id in unrouted:
             try:
                 record_unrouted(
@@ -415,5 +416,8 @@ class S3Feeds:
         return self._pipelines[feed.name][1].load(batch_id, context)
 
     def unrouted(self, *, limit: int = 100) -> list[UnroutedArrival]:
-        """The arrivals no feed took, newest first (:func:`list_unrouted`)."""
+        """The arrivals no feed took, newest first
+        (:func:`~patterns.feeds.unrouted.list_unrouted`)."""
+        from .unrouted import list_unrouted
+
         return list_unrouted(self.store, self.config.name, limit=limit)

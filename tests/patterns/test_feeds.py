@@ -5,6 +5,7 @@ and bad feeds refused when added."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from patterns.feeds import (
     PostgresTarget,
     RedshiftTarget,
     Router,
+    S3Feeds,
     feed_from_json,
 )
 from patterns.feeds.feed import default_ledger
@@ -345,3 +347,64 @@ def test_a_feed_round_trips_through_its_json() -> None:
     assert feed_from_json(json.loads(json.dumps(f.to_json()))) == f
     local = Feed(name="l", bucket="landing", target=LocalTarget("/tmp/w.db"))
     assert feed_from_json(local.to_json()) == local
+
+
+# the deployment's settings
+
+BASE_ENV = {"STATELESS_STATE_TABLE": "state", "MANIFEST_BUCKET": "manifests-bucket"}
+SETTINGS_STORE = Store("feeds-settings", region_name="us-east-1")  # no request is made
+
+
+def test_feeds_declared_in_the_deployment_are_read_from_one_json_setting() -> None:
+    from patterns.config import feeds_settings
+
+    declared = {"revision": 3, "feeds": [feed("orders", "orders/").to_json()]}
+    env = {**BASE_ENV, "FEEDS": json.dumps(declared), "FEEDS_CACHE_INTERVAL": "30"}
+    settings = feeds_settings(env, store=SETTINGS_STORE, s3=object())
+    assert settings["declared"] == [feed("orders", "orders/")]
+    assert (settings["declared_revision"], settings["cache_interval"]) == (3, 30.0)
+    built = S3Feeds.from_env(env, store=SETTINGS_STORE, s3=object())
+    assert built.config.cache_interval == 30.0 and built.manifest_bucket == "manifests-bucket"
+    assert (
+        feeds_settings(
+            {**BASE_ENV, "FEEDS_CACHE_INTERVAL": "0"}, store=SETTINGS_STORE, s3=object()
+        )["cache_interval"]
+        == 0.0
+    )
+
+
+@pytest.mark.parametrize(
+    "more, problem",
+    [
+        ({"REDSHIFT_TABLE": "s.t"}, "REDSHIFT_TABLE configure one stream"),
+        ({"STREAM": "clicks"}, "STREAM configure one stream"),
+        ({"FEEDS": "{"}, "FEEDS='{' is refused: not JSON"),
+        ({"FEEDS": '{"feeds": []}'}, '"revision": <int'),
+        ({"FEEDS": '{"revision": 0, "feeds": []}'}, "FEEDS revision"),
+        (
+            {"FEEDS": json.dumps({"revision": 1, "feeds": [{"name": "x", "bucket": "b-1"}]})},
+            "FEEDS feeds[0]",
+        ),
+        (
+            {
+                "FEEDS": json.dumps(
+                    {
+                        "revision": 1,
+                        "feeds": [
+                            feed("x").to_json()
+                            | {"target": {"kind": "redshift", **RS, "table": "a b"}}
+                        ],
+                    }
+                )
+            },
+            "Redshift identifier",
+        ),
+        ({"FEEDS_CACHE_INTERVAL": "nan"}, "FEEDS_CACHE_INTERVAL"),
+        ({"FEEDS_CONFIG": "\ud800"}, "FEEDS_CONFIG"),
+    ],
+)
+def test_a_bad_deployment_setting_is_refused_naming_it(more: dict[str, str], problem: str) -> None:
+    from patterns.config import feeds_settings
+
+    with pytest.raises(InvalidArgument, match=re.escape(problem)):
+        feeds_settings({**BASE_ENV, **more}, store=SETTINGS_STORE, s3=object())
