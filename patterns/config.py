@@ -408,7 +408,8 @@ def feeds_settings(
     bucket = _require(env, "MANIFEST_BUCKET")
     _named("MANIFEST_BUCKET", bucket, lambda: check_bucket(bucket))
     prefix = env.get("MANIFEST_PREFIX", "manifests/")
-    _named("MANIFEST_PREFIX", prefix, lambda: check_prefix(prefix, batch_id("x", 0, 0)))
+    longest = batch_id("%" * 255, 255, 10**12 - 1)  # any feed's, percent-encoded
+    _named("MANIFEST_PREFIX", prefix, lambda: check_prefix(prefix, longest))
     declared: list[Any] = []
     revision = None
     raw = _given(env, "FEEDS")

@@ -91,6 +91,7 @@ MAX_CONFIG_BYTES = 350_000
 the item's other attributes included). About 700 feeds of typical size."""
 
 _EDIT_ATTEMPTS = 50
+_MAX_WHY = 1000
 
 Action = Literal["add", "update", "pause", "resume", "remove", "drop", "declare"]
 """What a change did: an operator's ``add``, ``update``, ``pause``, ``resume`` or ``remove``;
@@ -349,8 +350,11 @@ class FeedsConfig:
     @staticmethod
     def _change(action: Action, names: Iterable[str], who: str, why: str) -> Callable[[], Change]:
         domain.name("who", who)
-        if not isinstance(why, str):
-            raise InvalidArgument(f"why must be a str, got {type(why).__name__}")
+        if not isinstance(why, str) or len(why) > _MAX_WHY:
+            raise InvalidArgument(
+                f"why must be a str of at most {_MAX_WHY} characters (it is kept with every "
+                "version): say it briefly, and link to the rest"
+            )
         feeds = tuple(names)
         return lambda: Change(action, feeds, who, why, clock.now())
 
@@ -438,6 +442,12 @@ class FeedsConfig:
 
         def apply(current: FeedSet) -> tuple[dict[str, Feed], int | None]:
             old = _live(current, name)
+            if old.paused:
+                raise StateConflict(
+                    f"feed {name!r} is paused: resume it before removing it, so that what a "
+                    "container that has not yet seen the removal adds to it is loaded; nothing "
+                    "changed"
+                )
             left = self.undrained(old)
             if left:
                 raise StateConflict(

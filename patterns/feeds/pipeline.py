@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 from stateless_state import InvalidArgument, MalformedEvent, Store, clock, domain
 from stateless_state.retry import LambdaContext
 
-from ..batcher import Batcher, parse_batch_id
+from ..batcher import Batcher, batch_id, parse_batch_id
 from ..batcher.manifest_keys import check_prefix
 from ..pipeline import HandleReport, LoadResult, S3ToRedshift
 from ..s3 import ParseResult, check_bucket, parse_s3_event
@@ -192,9 +192,14 @@ class S3Feeds:
         self.store = store
         self.config = FeedsConfig(store, config_name, cache_interval)
         self.manifest_bucket = check_bucket(manifest_bucket)
-        if not isinstance(manifest_prefix, str):
-            raise InvalidArgument("manifest_prefix must be a str")
-        self.manifest_prefix = manifest_prefix
+        # Checked for the longest batch id any feed can have (a 255-byte stream, each byte
+        # percent-encoded in the manifest's key), so no feed added later can make it too long.
+        self.manifest_prefix = check_prefix(manifest_prefix, batch_id("%" * 255, 255, 10**12 - 1))
+        if not manifest_prefix:
+            raise InvalidArgument(
+                "manifest_prefix is empty: the pipeline tells its own manifests and staged "
+                "copies from the files it routes by this prefix; give one, e.g. 'manifests/'"
+            )
         self._declared = list(declared)
         if self._declared and declared_revision is None:
             raise InvalidArgument(
@@ -217,10 +222,9 @@ class S3Feeds:
             "retry_backoff": retry_backoff,
             "always_stage": always_stage,
         }
-        # Checked now, as S3ToRedshift checks them, so a bad setting fails the deployment
-        # rather than each feed's first arrival.
+        # Checked now, as S3ToRedshift checks it, so a bad setting fails the deployment rather
+        # than each feed's first arrival.
         domain.duration(min_load_time, "min_load_time", allow_zero=True)
-        check_prefix(manifest_prefix, "x/0/000000000000")
         self._pipelines: dict[str, tuple[Feed, FeedPipeline]] = {}
         self._prepared: int | None = None
 

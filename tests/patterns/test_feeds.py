@@ -318,6 +318,16 @@ def test_an_update_that_would_strand_batches_or_never_load_is_refused(
     assert config.read().version == 1
 
 
+def test_a_paused_feed_is_not_removed_and_a_why_is_brief(ddb_store: Store) -> None:
+    config = FeedsConfig(ddb_store)
+    config.add(feed("orders", "orders/", paused=True), who="ana", why="new, paused")
+    with pytest.raises(StateConflict, match="resume it before removing it"):
+        config.remove("orders", who="ana", why="retired")
+    with pytest.raises(InvalidArgument, match="at most 1000 characters"):
+        config.resume("orders", who="ana", why="x" * 1001)
+    assert config.read().version == 1
+
+
 def test_the_cache_reads_at_most_once_per_interval(ddb_store: Store) -> None:
     writer = FeedsConfig(ddb_store)
     writer.add(feed("orders", "orders/"), who="ana", why="new")
@@ -401,6 +411,7 @@ def test_feeds_declared_in_the_deployment_are_read_from_one_json_setting() -> No
         ),
         ({"FEEDS_CACHE_INTERVAL": "nan"}, "FEEDS_CACHE_INTERVAL"),
         ({"FEEDS_CONFIG": "\ud800"}, "FEEDS_CONFIG"),
+        ({"MANIFEST_PREFIX": "m/" * 120}, "MANIFEST_PREFIX"),
     ],
 )
 def test_a_bad_deployment_setting_is_refused_naming_it(more: dict[str, str], problem: str) -> None:
