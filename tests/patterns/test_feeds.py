@@ -328,6 +328,18 @@ def test_a_paused_feed_is_not_removed_and_a_why_is_brief(ddb_store: Store) -> No
     assert config.read().version == 1
 
 
+def test_a_configuration_larger_than_an_item_holds_is_refused(ddb_store: Store) -> None:
+    config = FeedsConfig(ddb_store)
+    long = "p" * 600
+    many = [
+        Feed(name=f"f{i}", bucket="landing", prefix=f"{long}{i}/", target=redshift(f"s.t{i}"))
+        for i in range(500)
+    ]
+    with pytest.raises(InvalidArgument, match="over the 350,000 one version holds"):
+        config.declare(many, revision=1)
+    assert config.read().version == 0
+
+
 def test_the_cache_reads_at_most_once_per_interval(ddb_store: Store) -> None:
     writer = FeedsConfig(ddb_store)
     writer.add(feed("orders", "orders/"), who="ana", why="new")
