@@ -31,6 +31,12 @@ configuration up to its cache interval old, for the length of an invocation, so 
 keeps sealing and loading the feed's stream for that long (:data:`INVOCATION_MAX`) after the
 removal, and drops it once that has passed and the stream is drained.
 
+**Where an object goes changes with the configuration**, not retroactively: a new feed with a
+longer prefix, or a feed's location changed, takes the arrivals routed after the change (by each
+container once its cache has it). The dedupe of arrivals is per stream, so an event redelivered
+after such a change is added to the feed that takes it now even though the feed that took it
+before loaded it: move a location when its producers have moved, not under a live flow.
+
 **Reading** is cached per container: :meth:`FeedsConfig.current` makes one strongly consistent
 ``GetItem`` (1 RCU per started 4 KB of the configuration) at most once per ``cache_interval``
 (default :data:`DEFAULT_CACHE_INTERVAL`, 60 s), and none in between: the hot path's cost per
