@@ -143,10 +143,6 @@ class FeedSet:
         """The routing rule over this version's live feeds."""
         return Router(self.feeds.values())
 
-    def live(self) -> list[Feed]:
-        """The feeds not removed, by name."""
-        return [f for f in self.feeds.values() if not f.removed]
-
     def feed(self, name: str) -> Feed:
         """The feed ``name``; :class:`InvalidArgument` naming the feeds there are otherwise."""
         found = self.feeds.get(name)

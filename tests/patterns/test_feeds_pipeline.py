@@ -135,6 +135,7 @@ def test_a_paused_feed_seals_but_does_not_load_and_resuming_loses_nothing(
     states = [b.state for b in batcher.batches()]
     assert states == [BatchState.SEALED, BatchState.SEALED], "both sealed, neither claimed"
     assert all(b.attempts == 0 for b in batcher.batches()), "a paused load claims nothing"
+    assert feeds.load("orders/0/000000000000") == "paused"
     assert not db.exists() or rows_by_object(db) == {}
     config.resume("orders", who="op", why="done")
     swept = feeds.sweep()
@@ -244,3 +245,30 @@ def test_the_hot_path_costs_per_arrival_what_one_stream_costs(
     # The figures of tests/benchmarks/test_batcher_cost.py: one 3-item transaction per single
     # arrival; per event of ten, one transaction of 10 dedupe records, a chunk and the batch.
     assert by_feed == {1: (1.0, 6.0), 10: (0.1, pytest.approx(2.4))}
+
+
+def test_one_feeds_broken_warehouse_does_not_stop_the_others(
+    ddb_store: Store, s3_bucket: tuple[Any, str], tmp_path: Path
+) -> None:
+    s3, bucket = s3_bucket
+    config = FeedsConfig(ddb_store)
+    config.add(local_feed("broken", "b/", bucket, tmp_path / "b.db"), who="op", why="t")
+    config.add(local_feed("fine", "f/", bucket, tmp_path / "f.db"), who="op", why="t")
+
+    def loaders(target: Any) -> Any:
+        if target.path.endswith("b.db"):
+            raise ConnectionError("the warehouse is down")
+        return target.loader(s3=s3)
+
+    feeds = deployment(ddb_store, s3, bucket, loader_factory=loaders, retry_backoff=3600)
+    events = [direct(*objects(s3, bucket, p, 3, p[0])) for p in ("b/", "f/")]
+    for event in events:
+        feeds.handle(event, no_time())
+    swept = feeds.sweep()
+    assert swept["loads"] == {
+        "broken/0/000000000000": "retry-later",
+        "fine/0/000000000000": "loaded",
+    }
+    [failed] = feeds.pipeline("broken").batcher.batches()
+    assert failed.error == "ConnectionError: the warehouse is down"
+    assert len(rows_by_object(tmp_path / "f.db")) == 3
