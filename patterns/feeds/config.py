@@ -47,6 +47,7 @@ started KB of the configuration) per attempt.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -244,6 +245,7 @@ class FeedsConfig:
         # (the configuration, when it was read on the monotonic clock)
         self._cached: tuple[FeedSet, float] | None = None
         self._versions: dict[int, FeedSet] = {}
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"FeedsConfig({self.name!r}, cache_interval={self.cache_interval:g})"
@@ -257,11 +259,13 @@ class FeedsConfig:
     # reading
 
     def _remember(self, feeds: FeedSet) -> FeedSet:
-        if feeds.version:
-            if len(self._versions) >= 64:
-                self._versions.pop(next(iter(self._versions)))
-            self._versions.setdefault(feeds.version, feeds)
-        return self._versions.get(feeds.version, feeds)
+        """Keep a version read (the 64 latest kept: the ones unloaded batches name)."""
+        if not feeds.version:
+            return feeds
+        with self._lock:
+            if feeds.version not in self._versions and len(self._versions) >= 64:
+                del self._versions[min(self._versions)]
+            return self._versions.setdefault(feeds.version, feeds)
 
     def read(self) -> FeedSet:
         """The latest version, strongly consistent (one ``GetItem``), and cached as
@@ -269,10 +273,9 @@ class FeedsConfig:
         latest = self._object.get()
         if latest is None:
             feeds = FeedSet(0, {})
-        elif latest.number in self._versions:
-            feeds = self._versions[latest.number]
         else:
-            feeds = self._remember(FeedSet.from_version(latest))
+            known = self._versions.get(latest.number)
+            feeds = known or self._remember(FeedSet.from_version(latest))
         self._cached = (feeds, clock.monotonic())
         return feeds
 
@@ -289,8 +292,9 @@ class FeedsConfig:
         change). Two ``GetItem`` s the first time. :class:`InvalidArgument` if it does not
         exist."""
         domain.integer(version, "configuration version", minimum=1, maximum=10**12 - 1)
-        if version in self._versions:
-            return self._versions[version]
+        known = self._versions.get(version)
+        if known is not None:
+            return known
         found = self._object.at(version)
         if found is None:
             raise InvalidArgument(
@@ -406,6 +410,8 @@ class FeedsConfig:
                     f"a feed's {fixed} never changes (its batches and dedupe records are its "
                     f"stream's): add a new feed and remove this one once drained"
                 )
+        if "paused" in changes:
+            raise InvalidArgument("pause and resume a feed with pause and resume, not update")
 
         def apply(current: FeedSet) -> tuple[dict[str, Feed], int | None]:
             old = _live(current, name)

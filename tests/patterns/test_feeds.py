@@ -303,6 +303,7 @@ def test_an_edit_from_a_version_shown_is_refused_once_another_landed(ddb_store: 
         ({"stream": "other"}, "never changes"),
         ({"name": "other"}, "never changes"),
         ({"lanes": 1}, "lanes only grow"),
+        ({"paused": True}, "with pause and resume"),
         ({"colour": "red"}, "unknown feed field"),
         ({"target": {"table": "bad table"}}, "not a valid Redshift identifier"),
         ({"thresholds": {"count": None, "bytes": None, "age": None}}, "at least one threshold"),
