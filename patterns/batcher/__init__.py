@@ -259,6 +259,12 @@ class Batcher:
             ):
                 yield batch_from_item(item)
 
+    def latest(self, lane: int = 0) -> Batch | None:
+        """The lane's newest batch, or None (one consistent ``Query`` of one item)."""
+        if isinstance(lane, bool) or not isinstance(lane, int) or not 0 <= lane < self.lanes:
+            raise InvalidArgument(f"lane must be an int from 0 to {self.lanes - 1}, got {lane!r}")
+        return self._membership.latest(lane)
+
     def pending(self) -> list[Batch]:
         """Batches waiting to be loaded (sealed, loading or awaiting a retry), oldest sealed
         first. One ``Query`` of the sparse index (eventually consistent, which a scheduled
