@@ -550,9 +550,9 @@ class FeedsConfig:
 
     def undrained(self, feed: Feed) -> list[str]:
         """What keeps ``feed`` from being drained: each lane's open batch, the batches waiting
-        to be loaded, the failed ones; empty when drained. One consistent ``Query`` of one item per lane
-        and two of the index (whose lag is covered by the lanes' consistent reads for what was
-        sealed last, and by the sweeper's lingering sweeps for the rest)."""
+        to be loaded, the failed ones; empty when drained. One consistent ``Query`` of one
+        item per lane and two of the index (whose lag is covered by the lanes' consistent reads
+        for what was sealed last, and by the sweeper's lingering sweeps for the rest)."""
         batcher = self.batcher(feed)
         left: list[str] = []
         newest_of_lanes: list[Batch] = []
