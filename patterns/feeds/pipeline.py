@@ -240,6 +240,7 @@ class S3Feeds:
 
     @property
     def s3(self) -> Any:
+        """The S3 client every feed shares (made on first use when none was given)."""
         if self._s3 is None:
             import boto3
 
@@ -264,7 +265,8 @@ class S3Feeds:
         again with ``fresh``), with one pipeline per feed, each batcher recording the version
         on its seals. A feed's pipeline is kept across versions unless its stream, thresholds
         or lanes changed, so a warm container keeps knowing its open batches. The declared
-        feeds, if any, are applied on the first call."""
+        feeds, if any, are applied on the first call (one ``GetItem``, and the version's write
+        once per revision, by the first container to get there)."""
         if self._declare_pending:
             assert self._declared_revision is not None
             self.config.declare(self._declared, revision=self._declared_revision)
