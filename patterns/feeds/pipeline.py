@@ -50,7 +50,7 @@ from stateless_state.retry import LambdaContext
 
 from ..batcher import Batcher, batch_id, parse_batch_id
 from ..batcher.manifest_keys import check_prefix
-from ..pipeline import HandleReport, LoadResult, S3ToRedshift
+from ..pipeline import HandleReport, LoadResult, S3ToRedshift, sweep_all
 from ..s3 import ParseResult, check_bucket, parse_s3_event
 from .config import (
     DEFAULT_CACHE_INTERVAL,
@@ -379,8 +379,10 @@ class S3Feeds:
         seal aged batches, load what waits, unless the feed is paused (sealed, not loaded).
         A removed feed's open batches are sealed whatever their age and loaded, and the feed
         is dropped from the configuration once drained, the cache interval and a whole
-        invocation after its removal. One feed failing (its warehouse down, say) is reported
-        under ``errors`` and does not stop the others."""
+        invocation after its removal. Loads into different targets run at once
+        (:func:`patterns.pipeline.sweep_all`): a failing target (its warehouse down, say) stops
+        only its own loads for this sweep (``deferred``, ``failing_targets``), and a feed whose
+        sealing fails is reported under ``errors`` without stopping the others."""
         feeds = self.prepare(fresh=True)
         out: dict[str, Any] = {
             "sealed": [],
@@ -392,6 +394,7 @@ class S3Feeds:
             "version": feeds.version,
         }
         linger = self.config.cache_interval + INVOCATION_MAX
+        active: list[S3ToRedshift] = []
         for name, (feed, pipeline) in sorted(self._pipelines.items()):
             try:
                 if feed.paused:
@@ -400,15 +403,24 @@ class S3Feeds:
                     continue
                 if feed.removed:
                     out["sealed"] += [b.id for b in pipeline.batcher.seal_due(age=0)]
-                swept = pipeline.sweep(context)
-                out["sealed"] += swept["sealed"]
-                out["loads"].update(swept["loads"])
-                out["skipped_for_time"] += swept["skipped_for_time"]
-                gone = feed.removed_at is not None and feed.removed_at + linger <= clock.now()
+                active.append(pipeline)
+            except Exception as e:  # reported; the other feeds are swept all the same
+                _log.exception("sweeping feed %s failed", name)
+                out["errors"][name] = f"{type(e).__name__}: {e}"
+        # Different targets load at once, and a failing one stops only its own loads.
+        swept = sweep_all(active, context)
+        out["sealed"] += swept["sealed"]
+        out["loads"].update(swept["loads"])
+        out["skipped_for_time"] += swept["skipped_for_time"]
+        out["deferred"] = swept["deferred"]
+        out["failing_targets"] = swept["failing_targets"]
+        for name, (feed, _) in sorted(self._pipelines.items()):
+            gone = feed.removed_at is not None and feed.removed_at + linger <= clock.now()
+            try:
                 if gone and self.config.drop_removed(name, linger=linger) is not None:
                     out["dropped"].append(name)
             except Exception as e:  # reported; the other feeds are swept all the same
-                _log.exception("sweeping feed %s failed", name)
+                _log.exception("dropping feed %s failed", name)
                 out["errors"][name] = f"{type(e).__name__}: {e}"
         return out
 
