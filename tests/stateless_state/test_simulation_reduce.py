@@ -87,7 +87,22 @@ S = {"S": "a"}
             {"RequestItems": {"t": {"Keys": [{"pk": S}]}}},
             {(("t", '{"S": "a"}'), False)},
         ),
-        ("DescribeTable", {"TableName": "t"}, {(("t", "#meta"), False)}),
+        # ItemCount moves with every write
+        ("DescribeTable", {"TableName": "t"}, {(("t", ANY), False)}),
+        # a number key by its value, a table by its ARN
+        (
+            "GetItem",
+            {"TableName": "t", "Key": {"pk": {"N": "1.0"}}},
+            {(("t", '{"N": "1"}'), False)},
+        ),
+        (
+            "DeleteItem",
+            {
+                "TableName": "arn:aws:dynamodb:us-east-1:123456789012:table/t",
+                "Key": {"pk": {"N": "10"}},
+            },
+            {(("t", '{"N": "1E+1"}'), True)},
+        ),
     ],
 )
 def test_dynamodb_footprints(operation: str, body: dict[str, Any], expected: set[Any]) -> None:
@@ -99,6 +114,8 @@ def test_control_plane_and_unreadable_requests_are_dependent_on_everything() -> 
     assert ddb("CreateTable", {"TableName": "t"}) is None
     assert request_footprint("dynamodb", "GetItem", DDB, b"not json", {}, keys) is None
     assert s3("CreateBucket", "https://sim-bucket.s3.amazonaws.com/") is None
+    # other services see DynamoDB's and S3's effects (streams, notifications) and one another's
+    assert request_footprint("sqs", "ReceiveMessage", "https://sqs/", b"{}", {}, keys) is None
     assert dependent(None, frozenset())
 
 

@@ -2,13 +2,14 @@
 
 A step's *footprint* is the set of resources it reads or writes: a DynamoDB partition (table and
 partition key value), an S3 object (bucket and key), a whole table or bucket (a ``Scan``, a
-``ListObjectsV2``), any other service as one resource, and whatever the scenario marks with
+``ListObjectsV2``), and whatever the scenario marks with
 :meth:`~stateless_state.testing.simulation.World.touch` (state the invocations share outside AWS,
 such as a local warehouse). Two steps of different invocations are *independent* when no
 resource is written by one and read or written by the other: run in either order they leave the
 same state and give the same answers. ``None`` is the footprint of a step whose effects are not
 known or not local (a sleep, which moves virtual time; a crash, whose redelivery adds an
-invocation; a table's creation): dependent on everything.
+invocation; a table's creation; a request to any service but DynamoDB and S3, since SQS, SNS or
+a table's stream see their effects): dependent on everything.
 
 Over-approximations are safe (they only make fewer steps independent): a partition stands for
 every item in it, a ``Query`` on an index for the whole table, a ``ConditionCheck`` for a write.
@@ -24,6 +25,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -75,21 +77,39 @@ def request_footprint(
     hash_key: Callable[[str], str | None],
 ) -> Footprint | None:
     """The footprint of one AWS request; ``hash_key(table)`` names a table's partition key
-    attribute (``None`` when the table is not known: the whole table stands in)."""
+    attribute (``None`` when the table is not known: the whole table stands in). Only DynamoDB
+    and S3 requests are told apart; any other service's is dependent on everything."""
     if service == "dynamodb":
         return _dynamodb(operation, body, hash_key)
     if service == "s3":
         return _s3(operation, url, headers)
-    return frozenset({((service, ANY, ""), True)})
+    # Other services see the effects of these two (an S3 notification on a queue, a table's
+    # stream), and one another's (SNS to SQS): each of their requests is ordered against all.
+    return None
 
 
 def _value(attribute: Any) -> str:
+    """One key value, as DynamoDB compares them: a number by its value (``1`` is ``1.0``)."""
+    if isinstance(attribute, dict) and set(attribute) == {"N"}:
+        try:
+            number = Decimal(str(attribute["N"]))
+        except ArithmeticError:
+            return json.dumps(attribute, sort_keys=True)
+        return json.dumps({"N": str(number.normalize()) if number else "0"})
     return json.dumps(attribute, sort_keys=True)
+
+
+def _table(name: str) -> str:
+    """A table's name, also where a request names it by its ARN (``arn:…:table/NAME``)."""
+    if name.startswith("arn:") and ":table/" in name:
+        return name.split(":table/", 1)[1].split("/", 1)[0]
+    return name
 
 
 def _partition(
     table: str, item: Mapping[str, Any] | None, hash_key: Callable[[str], str | None]
 ) -> Resource:
+    table = _table(table)
     name = hash_key(table)
     if name is None or item is None or name not in item:
         return ("dynamodb", table, ANY)
@@ -113,7 +133,7 @@ def _dynamodb(
     elif operation == "Query":
         touched.add((_query(request, hash_key), False))
     elif operation == "Scan":
-        touched.add((("dynamodb", request["TableName"], ANY), False))
+        touched.add((("dynamodb", _table(request["TableName"]), ANY), False))
     elif operation in ("BatchGetItem", "BatchWriteItem"):
         write = operation == "BatchWriteItem"
         for table, spec in request.get("RequestItems", {}).items():
@@ -125,8 +145,11 @@ def _dynamodb(
             for spec in action.values():
                 item = spec.get("Key", spec.get("Item"))
                 touched.add((_partition(spec["TableName"], item, hash_key), write))
+    elif operation in _DDB_META and "TableName" in request:
+        # DescribeTable's ItemCount and size move with every write (in moto at once)
+        touched.add((("dynamodb", _table(request["TableName"]), ANY), False))
     elif operation in _DDB_META:
-        touched.add((("dynamodb", request.get("TableName", ANY), "#meta"), False))
+        touched.add((("dynamodb", "#tables", ""), False))
     else:
         return None  # a table's creation, update or deletion: a step to order against all
     return frozenset(touched)
@@ -145,7 +168,7 @@ def _batch_keys(spec: Any, write: bool) -> Iterable[Mapping[str, Any] | None]:
 
 
 def _query(request: Mapping[str, Any], hash_key: Callable[[str], str | None]) -> Resource:
-    table = request["TableName"]
+    table = _table(request["TableName"])
     name = hash_key(table)
     if name is None or "IndexName" in request:
         return ("dynamodb", table, ANY)
