@@ -141,6 +141,10 @@ def _dynamodb(
                 touched.add((_partition(table, item, hash_key), write))
     elif operation in ("TransactWriteItems", "TransactGetItems"):
         write = operation == "TransactWriteItems"
+        token = request.get("ClientRequestToken")
+        if write and token is not None:
+            # the token is remembered across items: who uses it first decides the other's answer
+            touched.add((("dynamodb", "#token", str(token)), True))
         for action in request.get("TransactItems", []):
             for spec in action.values():
                 item = spec.get("Key", spec.get("Item"))
@@ -198,11 +202,16 @@ def _s3(operation: str, url: str, headers: Mapping[str, str]) -> Footprint | Non
     return None  # a bucket's creation or configuration, multipart uploads: order against all
 
 
+_VIRTUAL_HOST = re.compile(r"^(.+)\.s3[.-]")
+"""``<bucket>.s3.<region>.amazonaws.com`` and the like; the last ``.s3`` ends the bucket's name
+(which may hold dots, and begin with ``s3-``)."""
+
+
 def _bucket_and_key(url: str) -> tuple[str | None, str]:
     parts = urlsplit(url)
-    host = parts.hostname or ""
     path = unquote(parts.path)
-    if host.startswith("s3.") or host.startswith("s3-") or ".s3" not in host:
+    virtual = _VIRTUAL_HOST.match(parts.hostname or "")
+    if virtual is None:  # path style: s3.amazonaws.com/<bucket>/<key>
         bucket, _, key = path.lstrip("/").partition("/")
         return (bucket or None), key
-    return host.split(".s3", 1)[0], path[1:]
+    return virtual.group(1), path[1:]

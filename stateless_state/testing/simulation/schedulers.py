@@ -201,10 +201,14 @@ class Exhaustive:
 
     ``reduce`` also leaves out a crash at a step that only reads (and does not end the
     invocation): crashing there leaves the state that crashing at the invocation's next step
-    does, which is explored, with no more preemptions. It assumes the invocations share state
-    only through AWS requests and what they mark with
-    :meth:`~stateless_state.testing.simulation.World.touch`; ``pruned`` counts the schedules
-    stopped as repeats."""
+    does, which is explored, with no more preemptions.
+
+    Both assume the invocations share state only through DynamoDB and S3 requests (any other
+    service's are ordered against everything) and what they mark with
+    :meth:`~stateless_state.testing.simulation.World.touch`. Unmarked Python state that a check
+    reads is safe only where the check is a property of each record it holds (a log of what
+    callers were told, as :class:`patterns.testing.BatchHistory` keeps): reordered, or with a
+    record more, it fails no less. ``pruned`` counts the schedules stopped as repeats."""
 
     preemptions: int | None = 2
     max_schedules: int | None = None

@@ -295,7 +295,8 @@ class _Task:
         pending = self.pending
         if pending is not None and pending.kind == "start":
             self.start()
-        elif pending is not None and pending.kind == "sleep":
+        elif pending is not None and pending.kind == "sleep" and not self.killed:
+            # a sleep that ends wakes at its time; one killed in its sleep moves no clock
             self.run.now = max(self.run.now, pending.wake)
         self.action = action
         self._go.release()
@@ -662,7 +663,10 @@ class Engine:
         raw = body_bytes(request)
         footprint = None
         if self._ran is not None:
-            headers = {k.lower(): str(v) for k, v in request.headers.items()}
+            headers = {
+                k.lower(): v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+                for k, v in request.headers.items()
+            }
             footprint = request_footprint(
                 service, operation, request.url, raw, headers, self._clients.hash_key
             )
