@@ -37,7 +37,7 @@ from .batcher.batches import batch_id as _batch_id
 from .batcher.manifest_keys import check_prefix
 from .hooks import crash_point
 from .s3 import ParseResult, check_bucket, parse_s3_event
-from .sweeper import DueLoad, LoadResult, load_due
+from .sweeper import DueLoad, LoadResult, load_due, remaining
 
 if TYPE_CHECKING:
     from .batcher.load_ticket import LoadTicket
@@ -85,12 +85,6 @@ class SweepReport:
         }
 
 
-def _time_left(context: LambdaContext | None) -> float:
-    if context is None:
-        return float("inf")
-    return context.get_remaining_time_in_millis() / 1000.0
-
-
 def sweep_all(
     pipelines: Sequence[S3ToRedshift],
     context: LambdaContext | None = None,
@@ -109,7 +103,7 @@ def sweep_all(
     for pipeline in pipelines:
         report.sealed += [b.id for b in pipeline.batcher.seal_due()]
         due += pipeline.due_loads(context)
-    loads = load_due(due, time_left=partial(_time_left, context), max_parallel=max_parallel)
+    loads = load_due(due, time_left=partial(remaining, context), max_parallel=max_parallel)
     report.loads = loads.loads
     report.skipped_for_time = loads.skipped_for_time
     report.deferred = loads.deferred
@@ -275,7 +269,7 @@ class S3ToRedshift:
                 report.sealed.append(result.sealed.id)
         crash_point("after-add")
         for batch_id in report.sealed:
-            if _time_left(context) >= self.min_load_time:
+            if remaining(context) >= self.min_load_time:
                 report.loads[batch_id] = self.load(batch_id, context)
         if first_error is not None:
             raise first_error
@@ -290,7 +284,7 @@ class S3ToRedshift:
         this call). ``loaded`` whenever this call committed rows, even if its lease ran out
         before it could mark the batch: an outcome never hides a commit."""
         crash_point("after-seal")
-        lease = min(self.batcher.load_lease, max(1.0, _time_left(context)))
+        lease = min(self.batcher.load_lease, max(1.0, remaining(context)))
         try:
             ticket = self.batcher.claim_load(batch_id, lease=lease)
         except LeaseUnavailable:

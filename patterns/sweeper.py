@@ -37,8 +37,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from stateless_state import InvalidArgument
+from stateless_state.retry import LambdaContext
 
-__all__ = ["DueLoad", "LoadResult", "LoadsReport", "load_due"]
+__all__ = ["DueLoad", "LoadResult", "LoadsReport", "load_due", "remaining"]
 
 LoadResult = Literal[
     "loaded",
@@ -110,6 +111,13 @@ def _run_target(jobs: Sequence[DueLoad], time_left: Callable[[], float]) -> _Tar
             run.loads[job.batch_id] = result
             run.failed = result in FAILED_LOADS
     return run
+
+
+def remaining(context: LambdaContext | None) -> float:
+    """The invocation's remaining seconds (unbounded without a Lambda context)."""
+    if context is None:
+        return float("inf")
+    return context.get_remaining_time_in_millis() / 1000.0
 
 
 def load_due(

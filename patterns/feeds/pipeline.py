@@ -43,6 +43,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from stateless_state import InvalidArgument, MalformedEvent, Store, clock, domain
@@ -50,8 +51,9 @@ from stateless_state.retry import LambdaContext
 
 from ..batcher import Batcher, batch_id, parse_batch_id
 from ..batcher.manifest_keys import check_prefix
-from ..pipeline import HandleReport, LoadResult, S3ToRedshift, sweep_all
+from ..pipeline import HandleReport, LoadResult, S3ToRedshift
 from ..s3 import ParseResult, check_bucket, parse_s3_event
+from ..sweeper import DueLoad, load_due, remaining
 from .config import (
     DEFAULT_CACHE_INTERVAL,
     DEFAULT_CONFIG_NAME,
@@ -380,9 +382,9 @@ class S3Feeds:
         A removed feed's open batches are sealed whatever their age and loaded, and the feed
         is dropped from the configuration once drained, the cache interval and a whole
         invocation after its removal. Loads into different targets run at once
-        (:func:`patterns.pipeline.sweep_all`): a failing target (its warehouse down, say) stops
+        (:func:`patterns.sweeper.load_due`): a failing target (its warehouse down, say) stops
         only its own loads for this sweep (``deferred``, ``failing_targets``), and a feed whose
-        sealing fails is reported under ``errors`` without stopping the others."""
+        sealing or listing fails is reported under ``errors`` without stopping the others."""
         feeds = self.prepare(fresh=True)
         out: dict[str, Any] = {
             "sealed": [],
@@ -394,26 +396,25 @@ class S3Feeds:
             "version": feeds.version,
         }
         linger = self.config.cache_interval + INVOCATION_MAX
-        active: list[S3ToRedshift] = []
+        due: list[DueLoad] = []
         for name, (feed, pipeline) in sorted(self._pipelines.items()):
             try:
                 if feed.paused:
                     out["sealed"] += [b.id for b in pipeline.batcher.seal_due()]
                     out["paused"].append(name)
                     continue
-                if feed.removed:
-                    out["sealed"] += [b.id for b in pipeline.batcher.seal_due(age=0)]
-                active.append(pipeline)
+                age = 0.0 if feed.removed else None
+                out["sealed"] += [b.id for b in pipeline.batcher.seal_due(age=age)]
+                due += pipeline.due_loads(context)
             except Exception as e:  # reported; the other feeds are swept all the same
                 _log.exception("sweeping feed %s failed", name)
                 out["errors"][name] = f"{type(e).__name__}: {e}"
         # Different targets load at once, and a failing one stops only its own loads.
-        swept = sweep_all(active, context)
-        out["sealed"] += swept["sealed"]
-        out["loads"].update(swept["loads"])
-        out["skipped_for_time"] += swept["skipped_for_time"]
-        out["deferred"] = swept["deferred"]
-        out["failing_targets"] = swept["failing_targets"]
+        loads = load_due(due, time_left=partial(remaining, context))
+        out["loads"].update(loads.loads)
+        out["skipped_for_time"] += loads.skipped_for_time
+        out["deferred"] = loads.deferred
+        out["failing_targets"] = loads.failing_targets
         for name, (feed, _) in sorted(self._pipelines.items()):
             gone = feed.removed_at is not None and feed.removed_at + linger <= clock.now()
             try:
