@@ -7,9 +7,11 @@ STAMP := $(VENV)/.stamp
 DDB_STAMP := .cache/dynamodb-local/.stamp
 export STATELESS_STATE_DYNAMODB_LOCAL_DIR := $(CURDIR)/.cache/dynamodb-local
 
-.PHONY: setup test lint demo bench torture simulate mutants races clean
+.PHONY: setup venv test lint demo bench torture simulate mutants races package layer clean
 
 setup: $(STAMP) $(DDB_STAMP)
+
+venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +35,7 @@ demo: setup
 	$(PY) -m examples.s3_redshift_batcher.demo $(ARGS)
 
 clean:
-	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .cache dist .mypy_cache .ruff_cache .pytest_cache .hypothesis
 
 bench: setup
 	$(PY) -m benchmarks.run
@@ -60,3 +62,13 @@ mutants: setup
 # simulation included.
 races: setup
 	$(VENV)/bin/pytest -q -m "race or faults or slow" $(ARGS)
+
+# The deployable artifacts, without boto3 and botocore (the Lambda runtime has them): the
+# example's function code, the same files `sam build` puts in each function's build folder, and
+# a Lambda layer of the library (tools/lambda_artifact.py; sizes in benchmarks/RESULTS.md).
+package: $(STAMP)
+	$(PY) -m tools.lambda_artifact function examples/s3_redshift_batcher/handler.py \
+		--zip dist/s3-redshift-batcher.zip
+
+layer: $(STAMP)
+	$(PY) -m tools.lambda_artifact layer --zip dist/stateless-state-layer.zip

@@ -69,7 +69,6 @@ from .batcher.batches import Thresholds, batch_id
 from .batcher.manifest_keys import check_prefix
 from .loaders.base import Loader
 from .loaders.redshift import RedshiftDataApiLoader
-from .loaders.sqlite import LocalWarehouseLoader
 from .s3 import check_bucket
 
 __all__ = ["MAX_LOAD_LEASE", "build_loader", "feeds_settings", "pipeline_settings"]
@@ -304,6 +303,10 @@ def build_loader(env: Mapping[str, str], s3: Any) -> Loader:
     none, or of one by halves are :class:`InvalidArgument` naming the variables. No request."""
     kind = _warehouse(env)
     if kind == "local":
+        # Imported here, as PostgreSQL's is: a function loading into Redshift never loads
+        # sqlite3 (tests/test_cold_start.py).
+        from .loaders.sqlite import LocalWarehouseLoader
+
         return LocalWarehouseLoader(env["LOCAL_WAREHOUSE"], s3)
     if kind == "postgres":
         return _postgres(env, s3)

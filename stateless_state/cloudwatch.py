@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -40,7 +41,7 @@ from . import clock
 from .errors import InvalidArgument
 from .metrics import Metrics
 
-__all__ = ["DEFAULT_NAMESPACE", "emf_documents", "publish_metrics"]
+__all__ = ["DEFAULT_NAMESPACE", "emf_documents", "emit", "metric_document", "publish_metrics"]
 
 DEFAULT_NAMESPACE = "StatelessState"
 
@@ -59,6 +60,50 @@ _FIGURES = (
 _RESERVED = frozenset({"_aws", "Operation"} | {name for name, _ in _FIGURES})
 
 
+def metric_document(
+    namespace: str,
+    values: Mapping[str, float],
+    *,
+    units: Mapping[str, str] | None = None,
+    dimensions: Mapping[str, str] | None = None,
+    timestamp: float | None = None,
+) -> dict[str, Any]:
+    """One EMF document: ``values`` as metrics (unit ``Count`` unless ``units`` names
+    another, e.g. ``Seconds``) under ``namespace``, with ``dimensions`` as its one dimension
+    set. Namespace and dimensions are checked against CloudWatch's rules (it would drop a
+    metric that breaks one without any error): :class:`InvalidArgument` names the one broken."""
+    dims = _dimensions(dimensions or {}, reserved=frozenset({"_aws", *values}), room=30)
+    units = units or {}
+    for name, value in values.items():
+        _text(name, "metric name", 255)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise InvalidArgument(f"metric {name!r} = {value!r}: give a finite number")
+        if units.get(name, "Count") not in _UNITS:
+            raise InvalidArgument(
+                f"unit {units[name]!r} of metric {name!r} is not a CloudWatch unit: use one of "
+                f"{sorted(_UNITS)}"
+            )
+    at = int((clock.now() if timestamp is None else timestamp) * 1000)
+    return {
+        "_aws": {
+            "Timestamp": at,
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": _namespace(namespace),
+                    "Dimensions": [list(dims)],
+                    "Metrics": [{"Name": n, "Unit": units.get(n, "Count")} for n in values],
+                }
+            ],
+        },
+        **dims,
+        **values,
+    }
+
+
 def emf_documents(
     metrics: Metrics,
     *,
@@ -69,28 +114,16 @@ def emf_documents(
     """``metrics`` (typically the difference of two snapshots) as EMF documents, one per
     operation, each with ``Operation`` and ``dimensions`` as its dimension set."""
     dims = _dimensions(dimensions or {})
-    namespace = _namespace(namespace)
-    at = int((clock.now() if timestamp is None else timestamp) * 1000)
-    docs = []
-    for operation, stats in sorted(metrics.by_operation.items()):
-        doc: dict[str, Any] = {
-            "_aws": {
-                "Timestamp": at,
-                "CloudWatchMetrics": [
-                    {
-                        "Namespace": namespace,
-                        "Dimensions": [[*dims, "Operation"]],
-                        "Metrics": [{"Name": name, "Unit": "Count"} for name, _ in _FIGURES],
-                    }
-                ],
-            },
-            **dims,
-            "Operation": operation,
-        }
-        for name, attribute in _FIGURES:
-            doc[name] = getattr(stats, attribute)
-        docs.append(doc)
-    return docs
+    at = clock.now() if timestamp is None else timestamp
+    return [
+        metric_document(
+            namespace,
+            {name: getattr(stats, attribute) for name, attribute in _FIGURES},
+            dimensions={**dims, "Operation": operation},
+            timestamp=at,
+        )
+        for operation, stats in sorted(metrics.by_operation.items())
+    ]
 
 
 # CloudWatch's documented rules (API Dimension, Metric): ASCII without control characters, at
@@ -98,6 +131,18 @@ def emf_documents(
 # 1-1,024; namespaces 1-255, not starting with ':' and not 'AWS/' (reserved). CloudWatch drops a
 # metric that breaks one without any error, so each is refused here, when configured.
 _PRINTABLE = re.compile(r"[\x20-\x7e]*[\x21-\x7e][\x20-\x7e]*", re.ASCII)
+# CloudWatch's StandardUnit values: EMF rejects a document whose unit is not one of them.
+_UNITS = frozenset(
+    {
+        *(f"{p}{u}" for u in ("Bytes", "Bits") for p in ("", "Kilo", "Mega", "Giga", "Tera")),
+        *(
+            f"{p}{u}/Second"
+            for u in ("Bytes", "Bits")
+            for p in ("", "Kilo", "Mega", "Giga", "Tera")
+        ),
+        *("Seconds", "Microseconds", "Milliseconds", "Percent", "Count", "Count/Second", "None"),
+    }
+)
 
 
 def _text(value: object, what: str, limit: int) -> str:
@@ -118,16 +163,21 @@ def _namespace(value: object) -> str:
     return namespace
 
 
-def _dimensions(dimensions: Mapping[str, Any]) -> dict[str, str]:
-    if len(dimensions) > 29:
+def _dimensions(
+    dimensions: Mapping[str, Any], *, reserved: frozenset[str] = _RESERVED, room: int = 29
+) -> dict[str, str]:
+    """The dimensions checked: at most ``room`` (EMF allows 30 per set; the cost documents
+    keep one for ``Operation``), none named like a ``reserved`` key."""
+    if len(dimensions) > room:
         raise InvalidArgument(
-            f"{len(dimensions)} dimensions given; EMF allows 30 per set and one is Operation"
+            f"{len(dimensions)} dimensions given; EMF allows 30 per set"
+            + (", and one is Operation" if room < 30 else "")
         )
     out = {}
     for name, value in dimensions.items():
-        if name in _RESERVED or not isinstance(name, str) or not name:
+        if name in reserved or not isinstance(name, str) or not name:
             raise InvalidArgument(
-                f"{name!r} cannot be a dimension name here (reserved: {sorted(_RESERVED)})"
+                f"{name!r} cannot be a dimension name here (reserved: {sorted(reserved)})"
             )
         _text(name, "dimension name", 255)
         if name.startswith(":"):
@@ -174,7 +224,7 @@ class publish_metrics(contextlib.ContextDecorator):
         dims.update(dimensions or {})
         self._namespace = _namespace(namespace or DEFAULT_NAMESPACE)
         self._dimensions = _dimensions(dims)
-        self._emit = emit or _print
+        self._emit = emit or _emit_line
         self._before: list[Metrics] = []
 
     def __enter__(self) -> publish_metrics:
@@ -187,6 +237,12 @@ class publish_metrics(contextlib.ContextDecorator):
             self._emit(json.dumps(doc, separators=(",", ":")))
 
 
-def _print(line: str) -> None:
+def emit(document: Mapping[str, Any]) -> None:
+    """Print ``document`` as one line of JSON on standard output, which Lambda sends to
+    CloudWatch Logs, where an EMF document becomes metrics."""
+    _emit_line(json.dumps(document, separators=(",", ":")))
+
+
+def _emit_line(line: str) -> None:
     sys.stdout.write(line + "\n")
     sys.stdout.flush()

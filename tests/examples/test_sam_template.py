@@ -1,27 +1,36 @@
-"""The SAM template: valid (cfn-lint), and its IAM grants exactly what the functions call.
+"""The SAM templates (the batcher's and the Quick start's): valid (cfn-lint with its
+informational checks), their IAM grants exactly what the functions call, and their operations:
+alarms on metrics the code publishes, log retention, retain policies, the staged copies' expiry.
 
-What the functions call is observed, not listed by hand: the real handler and sweeper run against
-DynamoDB Local and the local S3 with a recorder on every client (recovery paths provoked with
-injected ambiguous writes), and the Data API through a recording fake.
+What the functions call is observed, not listed by hand: the real handlers and sweeper run
+against DynamoDB Local and the local S3 with a recorder on every client (recovery paths provoked
+with injected ambiguous writes), and the Data API through a recording fake.
 """
 
 from __future__ import annotations
 
+import importlib
+import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cfnlint.api import lint_file
+from cfnlint.api import ManualArgs, lint_file
 from cfnlint.decode import decode
 
 from patterns import S3ToRedshift, Thresholds
 from patterns.loaders.redshift import RedshiftDataApiLoader
 from patterns.testing import LocalS3, direct, put_object, sqs
 from stateless_state import Store
-from stateless_state.testing import DynamoDBLocal, FaultInjector
+from stateless_state.testing import DynamoDBLocal, FakeLambdaContext, FaultInjector
+from tools.lambda_artifact import RUNTIME
 
-TEMPLATE = Path(__file__).parents[2] / "examples" / "s3_redshift_batcher" / "template.yaml"
+EXAMPLES = Path(__file__).parents[2] / "examples"
+TEMPLATE = EXAMPLES / "s3_redshift_batcher" / "template.yaml"
+QUICK_START = EXAMPLES / "quickstart" / "template.yaml"
+TEMPLATES = [TEMPLATE, QUICK_START]
 # Called by the platform with the function's role, not by our code: the Data API reads the
 # secret with the caller's permissions, and Lambda sends the sweeper's failed (asynchronous)
 # invocations to the dead-letter queue. The loader's failed messages SQS itself redrives.
@@ -37,14 +46,20 @@ TRANSACT_ACTIONS = {
 }
 
 
-def test_template_passes_cfn_lint() -> None:
-    problems = lint_file(TEMPLATE)
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.parent.name)
+def test_template_passes_cfn_lint_with_its_informational_checks(path: Path) -> None:
+    problems = lint_file(path, ManualArgs(include_checks=["I"]))
     assert problems == [], "\n".join(str(p) for p in problems)
 
 
-def granted(function: str) -> set[str]:
-    template, problems = decode(str(TEMPLATE))
-    assert not problems
+def load(path: Path) -> dict[str, Any]:
+    template, problems = decode(str(path))
+    assert not problems and template is not None
+    return dict(template)
+
+
+def granted(function: str, path: Path = TEMPLATE) -> set[str]:
+    template = load(path)
     actions: set[str] = set()
     for policy in template["Resources"][function]["Properties"]["Policies"]:
         for statement in policy["Statement"]:
@@ -57,17 +72,22 @@ def granted(function: str) -> set[str]:
 class Recorder:
     def __init__(self) -> None:
         self.actions: set[str] = set()
+        self.copied_to: list[str] = []
 
     def attach(self, client: Any, prefix: str) -> None:
         def record(model: Any, params: dict[str, Any], **_: Any) -> None:
             if model.name == "TransactWriteItems":
                 for item in params["TransactItems"]:
                     self.actions.update(TRANSACT_ACTIONS[k] for k in item)
-            elif model.name == "HeadObject":  # authorized as a read of the object
-                self.actions.add("s3:GetObjectVersion" if "VersionId" in params else "s3:GetObject")
+            elif model.name == "HeadObject":
+                # Authorized as a read of the object; and only with s3:ListBucket does S3
+                # answer 404 for a missing key (403 without), which the pins must tell apart.
+                read = "s3:GetObjectVersion" if "VersionId" in params else "s3:GetObject"
+                self.actions.update({read, "s3:ListBucket"})
             elif model.name == "CopyObject":  # a read of the source, a write of the copy
                 read = "GetObjectVersion" if "VersionId" in params["CopySource"] else "GetObject"
                 self.actions.update({f"s3:{read}", "s3:PutObject"})
+                self.copied_to.append(params["Key"])
             else:
                 self.actions.add(f"{prefix}:{model.name}")
 
@@ -90,6 +110,15 @@ class FakeDataApi:
     def describe_statement(self, **_: Any) -> dict[str, Any]:
         self.recorder.actions.add("redshift-data:DescribeStatement")
         return {"Id": "stmt", "Status": "FINISHED", "SubStatements": []}
+
+
+def lambda_env(monkeypatch: pytest.MonkeyPatch, variables: dict[str, str]) -> None:
+    """The environment a function gets: the template's variables, Lambda's region and
+    credentials (here the local services' endpoints too, by boto3's conventions)."""
+    region = {"AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"}
+    credentials = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+    for name, value in {**region, **credentials, **variables}.items():
+        monkeypatch.setenv(name, value)
 
 
 def pipeline(store: Store, s3: Any, bucket: str, recorder: Recorder) -> S3ToRedshift:
@@ -151,6 +180,163 @@ def test_iam_grants_exactly_what_the_functions_call(
 
     assert granted("LoaderFunction") == handler_calls.actions | PLATFORM["LoaderFunction"]
     assert granted("SweeperFunction") == sweeper_calls.actions | PLATFORM["SweeperFunction"]
+    # The staged copies are where the template's lifecycle rule expires them, and nothing else
+    # the functions copy is (a manifest must outlive its batch's load).
+    (rule,) = load(TEMPLATE)["Resources"]["DataBucket"]["Properties"]["LifecycleConfiguration"][
+        "Rules"
+    ]
+    prefix = str(rule["Prefix"]["Fn::Sub"]).replace("${ManifestPrefix}", "manifests/")
+    copies = handler_calls.copied_to + sweeper_calls.copied_to
+    assert len(copies) == 2 and all(key.startswith(prefix) for key in copies), copies
+
+
+@pytest.mark.race
+def test_the_quick_start_grants_exactly_what_its_handler_calls(
+    ddb_store: Store, dynamodb_local: DynamoDBLocal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Quick start's handler, imported as Lambda would with the template's environment,
+    counting created objects with duplicates and ambiguous writes; its function's grants are
+    exactly the calls (and the table is the template's: no call makes or describes it)."""
+    lambda_env(
+        monkeypatch,
+        {
+            "STATELESS_STATE_TABLE": ddb_store.table_name,
+            "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_local.endpoint_url,
+        },
+    )
+    sys.modules.pop("examples.quickstart.handler", None)
+    module = importlib.import_module("examples.quickstart.handler")
+    calls = Recorder()
+    calls.attach(module.store.client, "dynamodb")
+
+    def created(key: str, sequencer: str) -> dict[str, Any]:
+        return {"s3": {"object": {"key": key, "sequencer": sequencer}}}
+
+    events = [
+        {"Records": [created(f"in/{i}.csv", f"0A{i}") for i in range(j, j + 3)]}
+        for j in range(0, 30, 3)
+    ]
+    with FaultInjector(module.store.client, seed=3) as faults:
+        faults.add("ambiguous", rate=0.4, operations=["TransactWriteItems"])
+        for event in [*events, events[0], events[-1]]:  # two redeliveries
+            module.handler(event, FakeLambdaContext(30_000))
+        assert faults.injected["ambiguous"] > 2
+    assert granted("CounterFunction", QUICK_START) == calls.actions
+    assert module.store.counter("files-today").get() == 30  # each object once
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.parent.name)
+def test_the_functions_build_with_the_makefile_for_the_runtime_on_arm64(path: Path) -> None:
+    """Each function is built by the Makefile beside its template (a target named after it:
+    ``sam build`` calls ``make build-<LogicalId>``), for the runtime the artifact is built for,
+    on Graviton (pure Python: nothing to compile for it)."""
+    template = load(path)
+    functions = {
+        name: r
+        for name, r in template["Resources"].items()
+        if r["Type"] == "AWS::Serverless::Function"
+    }
+    makefile = (path.parent / "Makefile").read_text()
+    defaults = template.get("Globals", {}).get("Function", {})
+    for name, resource in functions.items():
+        props = {**defaults, **resource["Properties"]}
+        assert resource["Metadata"] == {"BuildMethod": "makefile"}, name
+        assert f"build-{name}" in makefile, name
+        assert props["Runtime"] == RUNTIME and props["Architectures"] == ["arm64"], name
+        assert props["CodeUri"] == "." and props["Handler"].startswith("handler."), name
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.parent.name)
+def test_logs_are_kept_for_the_retention_given_and_state_outlives_the_stack(path: Path) -> None:
+    template = load(path)
+    resources = template["Resources"]
+    functions = [r for r in resources.values() if r["Type"] == "AWS::Serverless::Function"]
+    for function in functions:
+        group = function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        assert resources[group]["Type"] == "AWS::Logs::LogGroup"
+        assert resources[group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    stateful = {"AWS::DynamoDB::Table", "AWS::SQS::Queue"}
+    kept = [r for r in resources.values() if r["Type"] in stateful]
+    assert kept, "no table or queue found"
+    for resource in kept:
+        assert resource["DeletionPolicy"] == "Retain"
+        assert resource["UpdateReplacePolicy"] == "Retain"
+
+
+def test_the_dead_letter_queue_has_an_alarm_on_its_depth() -> None:
+    resources = load(TEMPLATE)["Resources"]
+    (alarm,) = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"]["Namespace"] == "AWS/SQS"
+    ]
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert _plain(alarm["Dimensions"]) == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}
+    ]
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold" and int(alarm["Threshold"]) == 0
+    assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+@pytest.mark.race
+def test_the_stuck_batch_alarms_read_metrics_the_sweeper_publishes(
+    dynamodb_local: DynamoDBLocal,
+    ddb_store: Store,
+    s3_bucket: tuple[Any, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The example's sweeper, configured as the template configures it, prints documents that
+    carry every metric the template's own-namespace alarms read, under the same namespace and
+    exactly the dimensions (and values) the alarms name; a batch that cannot load shows."""
+    s3, bucket = s3_bucket
+    stream = "orders #1"
+    lambda_env(
+        monkeypatch,
+        {
+            "STATELESS_STATE_TABLE": ddb_store.table_name,
+            "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_local.endpoint_url,
+            "AWS_ENDPOINT_URL_S3": s3.meta.endpoint_url,
+            "MANIFEST_BUCKET": bucket,
+            "LOCAL_WAREHOUSE": str(tmp_path / "warehouse.db"),
+            "STREAM": stream,
+            "THRESHOLD_COUNT": "2",
+        },
+    )
+    sys.modules.pop("examples.s3_redshift_batcher.handler", None)
+    module = importlib.import_module("examples.s3_redshift_batcher.handler")
+    records = [put_object(s3, bucket, f"in/{i}.json", b'{"id": 1}\n') for i in range(2)]
+    no_time = FakeLambdaContext(0)  # nothing loads: the sealed batch waits
+    assert module.handler(direct(*records), no_time)["sealed"]
+    time.sleep(1.1)
+    capsys.readouterr()
+    assert module.sweeper({}, no_time)["skipped_for_time"] == 1
+    published: dict[tuple[str, str, frozenset[tuple[str, str]]], float] = {}
+    for line in capsys.readouterr().out.splitlines():
+        doc = json.loads(line)
+        for directive in doc["_aws"]["CloudWatchMetrics"]:
+            for dimensions in directive["Dimensions"]:
+                dims = frozenset((d, doc[d]) for d in dimensions)
+                for metric in directive["Metrics"]:
+                    key = (directive["Namespace"], metric["Name"], dims)
+                    published[key] = doc[metric["Name"]]
+    refs = {"StateTable": ddb_store.table_name, "Stream": stream}
+    health = frozenset({("Table", ddb_store.table_name), ("Stream", stream)})
+    alarms = [
+        r["Properties"]
+        for r in load(TEMPLATE)["Resources"].values()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+        and not r["Properties"]["Namespace"].startswith("AWS/")
+    ]
+    assert {a["MetricName"] for a in alarms} == {"OldestWaitingBatchAge", "FailedBatches"}
+    for alarm in alarms:
+        dims = frozenset((d["Name"], refs[d["Value"]["Ref"]]) for d in alarm["Dimensions"])
+        key = (alarm["Namespace"], alarm["MetricName"], dims)
+        assert key in published, (key, sorted(published))
+    assert 1 <= published[("S3ToRedshift", "OldestWaitingBatchAge", health)] < 60
+    assert published[("S3ToRedshift", "WaitingBatches", health)] == 1
+    assert published[("S3ToRedshift", "FailedBatches", health)] == 0
 
 
 def test_the_production_topology_is_s3_to_sqs_to_lambda() -> None:
@@ -184,15 +370,15 @@ def test_the_production_topology_is_s3_to_sqs_to_lambda() -> None:
     assert "IngestQueuePolicy" in _plain(resources["DataBucket"].get("DependsOn", []))
 
 
-def test_the_template_declares_the_table_create_table_makes() -> None:
-    """One table definition: the SAM template's StateTable is ``table_schema()`` with TTL on
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.parent.name)
+def test_the_template_declares_the_table_create_table_makes(path: Path) -> None:
+    """One table definition: each SAM template's StateTable is ``table_schema()`` with TTL on
     (and point-in-time recovery, which only a deployed table needs); the CLI's CloudFormation
     is the same."""
     from patterns.cli import cloudformation
     from stateless_state.store import TTL_ATTRIBUTE, table_schema
 
-    template, errors = decode(str(TEMPLATE))
-    assert not errors
+    template = load(path)
     declared = dict(template["Resources"]["StateTable"]["Properties"])
     declared.pop("PointInTimeRecoverySpecification")
     expected = {
