@@ -1,11 +1,20 @@
 """What a handler's import loads: only what it uses (a structural check; the time is measured by
-``make bench``, not asserted here)."""
+``make bench``, not asserted here). The shipped handlers are imported as Lambda imports them:
+from their built artifact, on the runtime's path, configured by the template's environment,
+with every AWS request recorded (a cold start makes none: the table is the template's)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.lambda_runtime import run_as_lambda, runtime_packages
+from tools.lambda_artifact import ROOT, function
 
 NEVER_FOR_THE_PIPELINE = [
     "sqlite3",
@@ -100,3 +109,97 @@ def test_every_public_name_resolves() -> None:
     for package in (patterns, stateless_state):
         for name in package.__all__:
             assert getattr(package, name) is not None, name
+
+
+# The template's environment for the batcher's functions (Redshift Serverless, a secret).
+REDSHIFT_ENV = {
+    "STATELESS_STATE_TABLE": "stack-StateTable-1A2B3C",
+    "STREAM": "events",
+    "MANIFEST_BUCKET": "stack-123456789012-data",
+    "MANIFEST_PREFIX": "manifests/",
+    "THRESHOLD_COUNT": "1000",
+    "THRESHOLD_BYTES": "536870912",
+    "THRESHOLD_AGE": "300",
+    "REDSHIFT_WORKGROUP": "analytics",
+    "REDSHIFT_DATABASE": "dev",
+    "REDSHIFT_TABLE": "analytics.events",
+    "REDSHIFT_IAM_ROLE": "arn:aws:iam::123456789012:role/copy",
+    "REDSHIFT_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf",
+}
+LAMBDA_ENV = {
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "ASIAEXAMPLE",
+    "AWS_SECRET_ACCESS_KEY": "example",
+    "AWS_SESSION_TOKEN": "example",
+    "AWS_LAMBDA_FUNCTION_NAME": "LoaderFunction",
+}
+# Every request a client would send is recorded and refused (no network is reached).
+COLD_START = """
+import json, sys
+import botocore.client
+
+calls = []
+
+def refuse(client, operation, params):
+    calls.append(f"{client.meta.service_model.service_name}:{operation}")
+    raise RuntimeError(f"{operation} at cold start")
+
+botocore.client.BaseClient._make_api_call = refuse
+import handler
+files = {name: getattr(m, "__file__", None) for name, m in list(sys.modules.items())}
+print(json.dumps({"modules": files, "calls": calls, "loader": type(handler.%s).__name__}))
+"""
+NEVER_AT_COLD_START = sorted(
+    {*NEVER_FOR_THE_PIPELINE, "_sqlite3", "moto", "boto3_stubs"}
+    - {"patterns.config", "stateless_state.cloudwatch"}  # the handler's configuration and EMF
+)
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return runtime_packages(tmp_path_factory.mktemp("var") / "runtime")
+
+
+def cold_start(
+    example: str, attribute: str, env: dict[str, str], scratch: Path, runtime: Path
+) -> tuple[dict[str, Any], set[str]]:
+    """Build the example's artifact, import its handler as Lambda would, and return what the
+    import printed (its modules, the requests it made, the type of ``handler.<attribute>``)
+    and the names of the modules it loaded, after checking ours came from the artifact."""
+    task = scratch / "task"
+    function(ROOT / "examples" / example / "handler.py").write_tree(task)
+    found = run_as_lambda(task, runtime, COLD_START % attribute, {**LAMBDA_ENV, **env})
+    ours = {
+        name: path
+        for name, path in found["modules"].items()
+        if name.split(".")[0] in {"stateless_state", "patterns", "handler", "tenacity"}
+    }
+    assert ours and all(path and path.startswith(f"{task}/") for path in ours.values()), ours
+    return found, set(found["modules"])
+
+
+def test_the_batcher_handler_cold_starts_with_no_request_and_nothing_it_does_not_use(
+    tmp_path: Path, runtime: Path
+) -> None:
+    """The shipped handler's real cold start: its imports and ``S3ToRedshift.from_env()``,
+    from the artifact ``sam build`` deploys, configured for Redshift: no AWS request (no
+    ``CreateTable``, no ``DescribeTable``), no sqlite3, no CLI, no other loader."""
+    found, loaded = cold_start(
+        "s3_redshift_batcher", "pipeline.loader", REDSHIFT_ENV, tmp_path, runtime
+    )
+    assert found["calls"] == []
+    assert found["loader"] == "RedshiftDataApiLoader"
+    assert {"patterns.pipeline", "patterns.config", "patterns.loaders.redshift"} <= loaded
+    assert {"patterns.health", "stateless_state.cloudwatch"} <= loaded
+    assert not loaded & set(NEVER_AT_COLD_START), sorted(loaded & set(NEVER_AT_COLD_START))
+
+
+def test_the_quick_start_handler_cold_starts_with_no_request(tmp_path: Path, runtime: Path) -> None:
+    """The Quick start's handler: ``Store.from_env()`` at import, no request (its table is the
+    template's), nothing of the patterns, no retry machinery."""
+    env = {"STATELESS_STATE_TABLE": "stack-StateTable-1A2B3C"}
+    found, loaded = cold_start("quickstart", "store", env, tmp_path, runtime)
+    assert found["calls"] == [] and found["loader"] == "Store"
+    assert "stateless_state.store" in loaded
+    assert not {m for m in loaded if m.split(".")[0] in {"patterns", "tenacity", "sqlite3"}}

@@ -106,7 +106,8 @@ def _project(root: Path) -> dict[str, object]:
     return project
 
 
-def _requirement_name(requirement: str) -> str:
+def requirement_name(requirement: str) -> str:
+    """The normalized distribution name a requirement (``"boto3>=1.34"``) names."""
     match = _NAME.match(requirement.strip())
     if match is None:
         raise ArtifactError(f"cannot read the requirement {requirement!r} of pyproject.toml")
@@ -117,7 +118,7 @@ def bundled_dependencies(root: Path = ROOT) -> list[str]:
     """The project's dependencies that the artifact carries: all of them but the runtime's."""
     requirements = _project(root)["dependencies"]
     assert isinstance(requirements, list)
-    names = [_requirement_name(r) for r in requirements]
+    names = [requirement_name(r) for r in requirements]
     return sorted(n for n in names if n not in RUNTIME_PROVIDED)
 
 
