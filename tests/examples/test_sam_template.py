@@ -21,6 +21,7 @@ from cfnlint.api import ManualArgs, lint_file
 from cfnlint.decode import decode
 
 from patterns import S3ToRedshift, Thresholds
+from patterns.health import publish_health
 from patterns.loaders.redshift import RedshiftDataApiLoader
 from patterns.testing import LocalS3, direct, put_object, sqs
 from stateless_state import Store
@@ -177,6 +178,7 @@ def test_iam_grants_exactly_what_the_functions_call(
     sweeper_calls = Recorder()
     sweeper = pipeline(sweeper_store, sweeper_s3, bucket, sweeper_calls)
     sweeper.sweep()
+    publish_health(sweeper.batcher, namespace="S3ToRedshift")  # as the deployed sweeper does
 
     assert granted("LoaderFunction") == handler_calls.actions | PLATFORM["LoaderFunction"]
     assert granted("SweeperFunction") == sweeper_calls.actions | PLATFORM["SweeperFunction"]
