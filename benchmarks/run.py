@@ -164,8 +164,9 @@ IMPORTS = {
     "a handler: S3ToRedshift and RedshiftDataApiLoader": (
         "from patterns import RedshiftDataApiLoader, S3ToRedshift"
     ),
-    "the example handler's: the above and publish_metrics (EMF)": (
+    "the example handler's: the above, publish_metrics and publish_health (EMF)": (
         "from patterns import RedshiftDataApiLoader, S3ToRedshift; "
+        "from patterns.health import publish_health; "
         "from stateless_state.cloudwatch import publish_metrics"
     ),
     "an idempotent handler: idempotent, commit_with_completion": (
