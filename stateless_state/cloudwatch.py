@@ -74,6 +74,8 @@ def metric_document(
     metric that breaks one without any error): :class:`InvalidArgument` names the one broken."""
     dims = _dimensions(dimensions or {}, reserved=frozenset({"_aws", *values}), room=30)
     units = units or {}
+    if not 0 < len(values) <= 100:
+        raise InvalidArgument(f"{len(values)} metrics given: an EMF document holds 1 to 100")
     for name, value in values.items():
         _text(name, "metric name", 255)
         if (

@@ -12,7 +12,7 @@ from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from stateless_state import InvalidArgument, Store
-from stateless_state.cloudwatch import emf_documents, publish_metrics
+from stateless_state.cloudwatch import emf_documents, metric_document, publish_metrics
 from stateless_state.testing import FakeLambdaContext
 from tests.support.emf import check_emf
 
@@ -146,3 +146,45 @@ def test_limits_themselves_are_accepted(moto_store: Store) -> None:
     publish_metrics(
         moto_store, namespace="N" * 255, dimensions={"d" * 255: "v" * 1024, "a:b #/": "x y"}
     )
+
+
+def test_a_metric_document_carries_its_values_units_and_dimensions() -> None:
+    doc = metric_document(
+        "Shop",
+        {"Age": 1.5, "Waiting": 2},
+        units={"Age": "Seconds"},
+        dimensions={"Table": "t", "Stream": "s #1"},
+        timestamp=1_700_000_000.25,
+    )
+    check_emf(doc)
+    (directive,) = doc["_aws"]["CloudWatchMetrics"]
+    assert directive == {
+        "Namespace": "Shop",
+        "Dimensions": [["Table", "Stream"]],
+        "Metrics": [{"Name": "Age", "Unit": "Seconds"}, {"Name": "Waiting", "Unit": "Count"}],
+    }
+    assert doc["_aws"]["Timestamp"] == 1_700_000_000_250
+    assert (doc["Age"], doc["Waiting"], doc["Table"], doc["Stream"]) == (1.5, 2, "t", "s #1")
+
+
+@pytest.mark.parametrize(
+    ("values", "units", "dimensions", "named"),
+    [
+        ({"Age": float("nan")}, None, None, "finite"),
+        ({"Age": True}, None, None, "finite"),
+        ({"Age": 1}, {"Age": "Hours"}, None, "Hours"),
+        ({"Âge": 1}, None, None, "metric name"),
+        ({}, None, None, "1 to 100"),
+        ({f"m{i}": i for i in range(101)}, None, None, "1 to 100"),
+        ({"Age": 1}, None, {"Age": "x"}, "Age"),
+        ({"Age": 1}, None, {"Stream": "événements"}, "Stream"),
+    ],
+)
+def test_a_metric_cloudwatch_would_drop_is_refused(
+    values: dict[str, float],
+    units: dict[str, str] | None,
+    dimensions: dict[str, str] | None,
+    named: str,
+) -> None:
+    with pytest.raises(InvalidArgument, match=named):
+        metric_document("Shop", values, units=units, dimensions=dimensions)
