@@ -68,6 +68,7 @@ from .batcher.arrivals import MAX_ARRIVAL_SIZE
 from .batcher.batches import Thresholds, batch_id
 from .batcher.manifest_keys import check_prefix
 from .loaders.base import Loader
+from .loaders.ledger import same_table
 from .loaders.redshift import RedshiftDataApiLoader
 from .s3 import check_bucket
 
@@ -210,16 +211,6 @@ def _exclusive(env: Mapping[str, str], a: str, b: str, why: str) -> None:
         )
 
 
-def _same_table(a: str, b: str, *, fold_case: bool) -> bool:
-    """Whether two ``[schema.]table`` names name one table (no schema taken as ``public``)."""
-
-    def parts(name: str) -> tuple[str, ...]:
-        split = tuple(name.lower().split(".") if fold_case else name.split("."))
-        return split if len(split) == 2 else ("public", *split)
-
-    return parts(a) == parts(b)
-
-
 def _postgres(env: Mapping[str, str], s3: Any) -> Loader:
     from .loaders.postgres import PostgresLoader
 
@@ -234,7 +225,7 @@ def _postgres(env: Mapping[str, str], s3: Any) -> Loader:
         ledger,
         lambda: PostgresLoader(dsn, "t", s3, ledger_table=ledger),
     )
-    if _same_table(table, ledger, fold_case=False):
+    if same_table(table, ledger, fold_case=False):
         raise InvalidArgument(
             f"POSTGRES_TABLE={table!r} and the ledger (POSTGRES_LEDGER_TABLE={ledger!r}) are "
             "one table: every load would write its rows into the ledger; give them apart"
@@ -280,7 +271,7 @@ def _redshift(env: Mapping[str, str]) -> Loader:
         for name, field in _REDSHIFT_FIELDS.items():
             _redshift_field(name, field, fields[field])
         raise
-    if _same_table(loader.table, loader.ledger_table, fold_case=True):
+    if same_table(loader.table, loader.ledger_table, fold_case=True):
         raise InvalidArgument(
             f"REDSHIFT_TABLE={loader.table!r} is the loader's ledger table "
             f"(REDSHIFT_LEDGER_TABLE={loader.ledger_table!r}): every load would write its rows "

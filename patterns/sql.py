@@ -29,6 +29,8 @@ import re
 from stateless_state import InvalidArgument
 
 __all__ = [
+    "POSTGRES_MAX_NAME_BYTES",
+    "REDSHIFT_MAX_NAME_BYTES",
     "postgres_identifier",
     "postgres_name",
     "redshift_identifier",
@@ -36,9 +38,15 @@ __all__ = [
     "sqlite_field",
 ]
 
+REDSHIFT_MAX_NAME_BYTES = 127
+"""Bytes of one part (schema or table) of a Redshift identifier."""
+
+POSTGRES_MAX_NAME_BYTES = 63
+"""Bytes of one part of a PostgreSQL identifier (``NAMEDATALEN - 1``: PostgreSQL truncates
+longer names silently)."""
+
 # Explicit ASCII classes: \w or str.isalnum would let in letters and digits of any script.
-_REDSHIFT_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,126}", re.ASCII)
-_POSTGRES_MAX_BYTES = 63  # NAMEDATALEN - 1: PostgreSQL truncates longer names silently.
+_REDSHIFT_PART = re.compile(rf"[A-Za-z_][A-Za-z0-9_$]{{0,{REDSHIFT_MAX_NAME_BYTES - 1}}}", re.ASCII)
 
 
 def redshift_identifier(name: object, *, what: str = "identifier") -> str:
@@ -92,10 +100,10 @@ def _postgres_part(part: str, what: str) -> None:
         size = len(part.encode("utf-8"))
     except UnicodeEncodeError:
         raise InvalidArgument(f"{what} {part!r} is not valid Unicode (a lone surrogate)") from None
-    if size > _POSTGRES_MAX_BYTES:
+    if size > POSTGRES_MAX_NAME_BYTES:
         raise InvalidArgument(
             f"{what} {part!r} is {size} bytes; PostgreSQL would truncate it to "
-            f"{_POSTGRES_MAX_BYTES} (two names could become one table): use a shorter name"
+            f"{POSTGRES_MAX_NAME_BYTES} (two names could become one table): use a shorter name"
         )
 
 

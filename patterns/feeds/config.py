@@ -58,7 +58,8 @@ from stateless_state import InvalidArgument, StateConflict, Store, VersionConfli
 from stateless_state.codec import to_json
 
 from ..batcher import Batcher, BatchState
-from .feed import Feed, LocalTarget, feed_from_json, same_table
+from ..loaders.ledger import same_table
+from .feed import Feed, LocalTarget, feed_from_json
 from .routing import Router
 
 if TYPE_CHECKING:

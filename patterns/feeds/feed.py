@@ -15,9 +15,10 @@ Targets, one class each:
 * :class:`LocalTarget`: the embedded SQLite warehouse, for local runs.
 
 Each target's **ledger** (the table whose row per batch keeps a batch from committing twice,
-:mod:`patterns.loaders.base`) is its own by default: ``<table>_ledger`` beside the target table
-(:func:`default_ledger`), so loads into different tables never take one lock. Two feeds loading
-into one table share its ledger, as they share the table.
+:mod:`patterns.loaders.base`) is its own by default, named by the loaders' one rule
+(:mod:`patterns.loaders.ledger`: ``<schema>.stateless_state_ledger_<table>``), so loads into
+different tables never take one lock. Two feeds loading into one table share its ledger, as they
+share the table.
 
 Stored as JSON (:meth:`Feed.to_json`, :func:`feed_from_json`); the JSON form is also how a
 feed is declared in an environment variable or a SAM template (:mod:`patterns.feeds.config`).
@@ -25,7 +26,6 @@ feed is declared in an environment variable or a SAM template (:mod:`patterns.fe
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -35,6 +35,7 @@ from urllib.parse import parse_qs, urlsplit
 from stateless_state import InvalidArgument, domain
 
 from ..batcher.batches import Thresholds
+from ..loaders.ledger import postgres_ledger, redshift_ledger, same_table
 from ..s3 import check_bucket
 
 if TYPE_CHECKING:
@@ -48,9 +49,7 @@ __all__ = [
     "PostgresTarget",
     "RedshiftTarget",
     "Target",
-    "default_ledger",
     "feed_from_json",
-    "same_table",
     "target_from_json",
 ]
 
@@ -66,21 +65,7 @@ COPY_FORMATS = {
 """A Redshift target's ``format``, and the COPY clause each one is
 (:class:`patterns.loaders.redshift.CopyFormat`)."""
 
-_LEDGER_SUFFIX = "_ledger"
-_REDSHIFT_MAX_NAME = 127  # bytes of one part of a Redshift identifier
-_POSTGRES_MAX_NAME = 63  # bytes of one part of a PostgreSQL identifier (NAMEDATALEN - 1)
 _PASSWORD = re.compile(r"(^|\s)password\s*=", re.IGNORECASE)
-
-
-def default_ledger(table: str, *, max_bytes: int) -> str:
-    """The ledger of ``[schema.]table`` when none is given: ``[schema.]table_ledger``, in the
-    same schema, or ``[schema.]ledger_<24 hex of sha256(table)>`` when that name would be over
-    ``max_bytes`` (the dialect's limit). Deterministic: every container derives the same name."""
-    schema, dot, name = table.rpartition(".")
-    derived = name + _LEDGER_SUFFIX
-    if len(derived.encode("utf-8")) > max_bytes:
-        derived = "ledger_" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:24]
-    return f"{schema}{dot}{derived}"
 
 
 def _text(value: Any, what: str) -> str:
@@ -93,16 +78,6 @@ def _optional_text(value: Any, what: str) -> str | None:
     return None if value is None else _text(value, what)
 
 
-def same_table(a: str, b: str, *, fold_case: bool) -> bool:
-    """Whether two ``[schema.]table`` names name one table (no schema taken as ``public``)."""
-
-    def parts(name: str) -> tuple[str, ...]:
-        split = tuple((name.lower() if fold_case else name).split("."))
-        return split if len(split) == 2 else ("public", *split)
-
-    return parts(a) == parts(b)
-
-
 @dataclass(frozen=True)
 class RedshiftTarget:
     """A Redshift table, loaded with COPY of a manifest through the Data API
@@ -110,7 +85,7 @@ class RedshiftTarget:
     ``workgroup_name`` or a provisioned ``cluster_identifier``, authenticated by ``secret_arn``
     or as ``db_user`` (provisioned only) or by the function's IAM identity; ``iam_role`` is the
     role COPY assumes to read S3. ``format`` is a key of :data:`COPY_FORMATS`. ``ledger_table``
-    defaults to :func:`default_ledger` of ``table``."""
+    defaults to :func:`~patterns.loaders.ledger.redshift_ledger` of ``table``."""
 
     table: str
     iam_role: str
@@ -153,8 +128,9 @@ class RedshiftTarget:
 
     @property
     def ledger(self) -> str:
-        """The ledger table: ``ledger_table``, or :func:`default_ledger` of ``table``."""
-        return self.ledger_table or default_ledger(self.table, max_bytes=_REDSHIFT_MAX_NAME)
+        """The ledger table: ``ledger_table``, or :func:`~patterns.loaders.ledger.redshift_ledger`
+        of ``table``."""
+        return self.ledger_table or redshift_ledger(self.table)
 
     @property
     def warehouse(self) -> tuple[str, ...]:
@@ -227,7 +203,7 @@ class PostgresTarget:
     at ``dsn``, a libpq connection string **without a password**: the configuration is stored
     in the state table and shown by the CLI, so the password comes from the function's
     environment (``PGPASSWORD``, ``PGPASSFILE``), which libpq reads. ``ledger_table`` defaults
-    to :func:`default_ledger` of ``table``."""
+    to :func:`~patterns.loaders.ledger.postgres_ledger` of ``table``."""
 
     dsn: str
     table: str
@@ -248,8 +224,9 @@ class PostgresTarget:
 
     @property
     def ledger(self) -> str:
-        """The ledger table: ``ledger_table``, or :func:`default_ledger` of ``table``."""
-        return self.ledger_table or default_ledger(self.table, max_bytes=_POSTGRES_MAX_NAME)
+        """The ledger table: ``ledger_table``, or :func:`~patterns.loaders.ledger.postgres_ledger`
+        of ``table``."""
+        return self.ledger_table or postgres_ledger(self.table)
 
     @property
     def warehouse(self) -> tuple[str, ...]:

@@ -50,7 +50,11 @@ __all__ = ["PostgresLoader"]
 class PostgresLoader:
     """Loads batches into ``table`` (``[schema.]table``) of the PostgreSQL database at ``dsn``,
     reading objects with ``s3`` (a boto3 S3 client). The ledger table must exist: run
-    :meth:`ledger_ddl` once (its primary key is what keeps a batch from committing twice). Every
+    :meth:`ledger_ddl` once (its primary key is what keeps a batch from committing twice). It
+    is ``stateless_state_ledger``, shared by every target, unless ``ledger_table`` names
+    another: its row claims take no table lock, so sharing it costs no wait, and a deployment
+    keeps judging its batches by the ledger it judged them by. A feed's target takes its own,
+    by the loaders' one rule (:func:`~patterns.loaders.ledger.postgres_ledger`). Every
     load and abandon is one transaction at ``isolation`` (any level is safe: the ledger claim
     does not depend on it), on a connection of its own, so one loader may serve many threads."""
 

@@ -6,11 +6,12 @@ target **only if the ledger has no row for this batch**, and inserts that ledger
 racing on one batch (a zombie past its lease and its successor) serialize on the lock; the second
 finds the ledger row and inserts nothing. Redshift enforces no unique key, so the lock is what
 decides, and it is a table lock: each target table has **its own ledger** by default
-(``<schema>.stateless_state_ledger_<table>``), so the loads of different targets never wait for
-each other; only loads into one target take turns at its commit. An operator's abandon writes a
-ledger row too (``status 'abandoned'``), under the same lock, so no loader commits the batch
-afterwards, and a last statement, which touches the ledger row only when it is such a
-tombstone, tells from its row count an abandoned batch from one another load committed.
+(``<schema>.stateless_state_ledger_<table>``, :func:`~.ledger.redshift_ledger`), so the loads
+of different targets never wait for each other; only loads into one target take turns at its
+commit. An operator's abandon writes a ledger row too (``status 'abandoned'``), under the same
+lock, so no loader commits the batch afterwards, and a last statement, which touches the ledger
+row only when it is such a tombstone, tells from its row count an abandoned batch from one
+another load committed.
 
 Each object version at most once: COPY reads each key's *current* content, which may have been
 rewritten since the members were pinned (:mod:`patterns.batcher.object_pins`). When the manifest
@@ -50,6 +51,7 @@ from stateless_state import InvalidArgument, LeaseLost, StatelessStateError, clo
 from ..batcher.manifest_keys import MAX_REVISION
 from ..sql import redshift_identifier, redshift_literal
 from .base import AbandonOutcome, LoadOutcome, Ticket
+from .ledger import redshift_ledger
 
 if TYPE_CHECKING:
     from ..batcher.manifest import Manifest, Recheck
@@ -64,7 +66,6 @@ _SECRET = re.compile(
     r"arn:aws[a-z\-]*:secretsmanager:[a-z0-9\-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@\-]+", re.ASCII
 )
 _BATCH_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,200}/[0-9]{1,3}/[0-9]{12}", re.ASCII)
-_LEDGER_PREFIX = "stateless_state_ledger_"
 _STREAM_NAMES = "stream names loaded into Redshift may use only letters, digits, '_', '.', ':', '-'"
 # The key part up to S3's 1,024-byte key limit (ASCII here, so characters are bytes): the pipeline
 # accepts manifest prefixes up to that limit, and a shorter cap would fail every load of them.
@@ -106,22 +107,6 @@ class CopyFormat(StrEnum):
     PARQUET = "FORMAT AS PARQUET"
 
 
-def _ledger_for(table: str) -> str:
-    """The default ledger of ``table`` (a valid Redshift name): its own, in its schema. Raises
-    :class:`InvalidArgument` when the derived name is longer than a Redshift name may be."""
-    schema, _, name = table.rpartition(".")
-    ledger = f"{schema}.{_LEDGER_PREFIX}{name}" if schema else f"{_LEDGER_PREFIX}{name}"
-    try:
-        redshift_identifier(ledger)
-    except InvalidArgument:
-        raise InvalidArgument(
-            f"the ledger derived from table {table!r} ({ledger!r}) is longer than a Redshift "
-            "name may be (127 bytes): give ledger_table (REDSHIFT_LEDGER_TABLE in the "
-            "environment)"
-        ) from None
-    return ledger
-
-
 def _check(pattern: re.Pattern[str], value: Any, what: str, hint: str) -> str:
     if not isinstance(value, str) or not pattern.fullmatch(value):
         raise InvalidArgument(f"invalid {what} {value!r}: {hint}")
@@ -139,12 +124,12 @@ class RedshiftDataApiLoader:
     ``IGNOREHEADER n``, ``MAXERROR n``, ``REGION 'xx-xxxx-n'``, ``TRUNCATECOLUMNS``...).
 
     The ledger table (``ledger_table``) must exist: run :meth:`ledger_ddl` once. By default
-    (empty) it is the target's own, ``stateless_state_ledger_<table>`` in the target's schema
-    (``analytics.clicks`` → ``analytics.stateless_state_ledger_clicks``): the commit locks it, so
-    loads into other targets never wait on this one. Name a ledger to share it between targets
-    (their commits then take turns), e.g. the single ``stateless_state_ledger`` of earlier
-    versions. A batch must always be judged by one ledger: change a target's ledger only when
-    none of its batches is loading.
+    (empty) it is the target's own, :func:`~patterns.loaders.ledger.redshift_ledger` of
+    ``table`` (``analytics.clicks`` → ``analytics.stateless_state_ledger_clicks``, shortened
+    with a hash when too long): the commit locks it, so loads into other targets never wait on
+    this one. Name a ledger to share it between targets (their commits then take turns), e.g.
+    the single ``stateless_state_ledger`` of earlier versions. A batch must always be judged by
+    one ledger: change a target's ledger only when none of its batches is loading.
 
     ``session_keep_alive`` (seconds, 1..86400) is how long the Data API keeps a load's session
     after each of its calls: it must cover the recheck between COPY and commit (one
@@ -176,7 +161,7 @@ class RedshiftDataApiLoader:
     def __post_init__(self) -> None:
         self._table = redshift_identifier(self.table)
         if not self.ledger_table:
-            self.ledger_table = _ledger_for(self.table)
+            self.ledger_table = redshift_ledger(self.table)
         self._ledger = redshift_identifier(self.ledger_table, what="ledger_table")
         _check(_ROLE, self.iam_role, "IAM role ARN", "expected arn:aws:iam::<account>:role/<name>")
         _check(_IDENT, self.database, "database name", "letters, digits, '_' and '$'")

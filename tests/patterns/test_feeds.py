@@ -23,7 +23,7 @@ from patterns.feeds import (
     S3Feeds,
     feed_from_json,
 )
-from patterns.feeds.feed import default_ledger
+from patterns.loaders import postgres_ledger, redshift_ledger
 from patterns.s3 import s3_arrivals
 from patterns.testing import direct, s3_record
 from stateless_state import InvalidArgument, StateConflict, Store, VersionConflict
@@ -225,11 +225,16 @@ def test_an_undecidable_overlap_a_shared_stream_or_a_ledger_as_table_is_refused(
 ) -> None:
     config = FeedsConfig(ddb_store)
     config.add(feed("a", "in/"), who="op", why="first")
+    ledger_a = redshift_ledger("s.a")
     refusals = [
         (feed("b", "in/"), "cannot choose between them"),
         (feed("c", "other/", stream="a"), "stream 'a', which is feed 'a'"),
         (
-            Feed(name="d", bucket="landing", prefix="d/", target=redshift("s.a_ledger")),
+            Feed(name="d", bucket="landing", prefix="d/", target=redshift(ledger_a)),
+            "the ledger table of feed 'a'",
+        ),
+        (  # Redshift folds case: the same table
+            Feed(name="e", bucket="landing", prefix="e/", target=redshift(ledger_a.upper())),
             "the ledger table of feed 'a'",
         ),
     ]
@@ -244,17 +249,19 @@ def test_an_undecidable_overlap_a_shared_stream_or_a_ledger_as_table_is_refused(
     assert sorted(config.read().feeds) == ["a", "b"]
 
 
-def test_each_target_has_its_own_ledger_by_default() -> None:
-    assert redshift("s.events").ledger == "s.events_ledger"
-    assert redshift("events").ledger == "events_ledger"
-    assert PostgresTarget("host=db", "s.events").ledger == "s.events_ledger"
+def test_each_target_has_its_own_ledger_by_default_named_by_the_loaders_rule() -> None:
+    assert redshift("s.events").ledger == "s.stateless_state_ledger_events"
+    assert redshift("events").ledger == "stateless_state_ledger_events"
+    assert PostgresTarget("host=db", "s.events").ledger == "s.stateless_state_ledger_events"
     long = "t" * 60
-    derived = PostgresTarget("host=db", long).ledger
-    assert derived.startswith("ledger_") and len(derived) <= 63
-    assert derived == default_ledger(long, max_bytes=63), "deterministic"
+    assert PostgresTarget("host=db", long).ledger == postgres_ledger(long), "the loaders' rule"
+    assert redshift("s." + "t" * 120).ledger == redshift_ledger("s." + "t" * 120)
     assert redshift("s.t", ledger_table="s.shared").ledger == "s.shared"
     a, b = redshift("s.a").loader(), redshift("s.b").loader()
     assert a.ledger_table != b.ledger_table  # type: ignore[attr-defined]
+    assert a.ledger_table == redshift("s.a").ledger  # type: ignore[attr-defined]
+    pg = PostgresTarget("host=db", "s.a")
+    assert pg.loader().ledger_table == pg.ledger  # type: ignore[attr-defined]
 
 
 # the configuration as a versioned object

@@ -125,11 +125,12 @@ def test_each_batch_loads_as_the_version_it_was_sealed_under_says(
         ]
         copies = [s for s in sqls if s.startswith("COPY ")]
         assert copies and all(s.endswith(f"MANIFEST {copy_format}") for s in copies), batch_id
-        inserts = [s for s in sqls if s.startswith("INSERT INTO ") and "_ledger" not in s[:40]]
+        ledger_row = f'INSERT INTO "{schema}"."stateless_state_ledger_'
+        inserts = [s for s in sqls if s.startswith("INSERT INTO ") and not s.startswith(ledger_row)]
         assert inserts == [
             f'INSERT INTO "{schema}"."{table}" SELECT * FROM "stage_orders_0_{seq:012d}" '
-            f'WHERE NOT EXISTS (SELECT 1 FROM "{schema}"."{table}_ledger" WHERE batch_id = '
-            f"'{batch_id}')"
+            f'WHERE NOT EXISTS (SELECT 1 FROM "{schema}"."stateless_state_ledger_{table}" '
+            f"WHERE batch_id = '{batch_id}')"
         ], batch_id
     with psycopg.connect(postgres, autocommit=True) as conn:
         loaded: Counter[tuple[str, int]] = Counter()
@@ -139,7 +140,9 @@ def test_each_batch_loads_as_the_version_it_was_sealed_under_says(
                 row = json.loads(payload)
                 loaded[(row["o"], row["v"])] += 1
                 by_table.setdefault(table, set()).add(row["o"])
-            ledger = conn.execute(f"SELECT batch_id FROM {schema}.{table}_ledger").fetchall()
+            ledger = conn.execute(
+                f"SELECT batch_id FROM {schema}.stateless_state_ledger_{table}"
+            ).fetchall()
             assert sorted(r[0] for r in ledger) == [
                 f"orders/0/{s:012d}" for s, (t, _) in expected.items() if t == table
             ]

@@ -51,7 +51,8 @@ def test_add_list_show_update_pause_and_history(ddb_store: Store, tmp_path: Path
         "redshift:sales.orders (json)",
     )
     r = run("feeds", "show", "orders")
-    assert 'CREATE TABLE IF NOT EXISTS "sales"."orders_ledger"' in r.stdout, "its own ledger"
+    ddl = 'CREATE TABLE IF NOT EXISTS "sales"."stateless_state_ledger_orders"'
+    assert ddl in r.stdout, "its own ledger"
     changes = '{"target": {"table": "sales.orders_v2", "format": "csv"}}'
     r = run("feeds", "update", "orders", changes, "--why", "v2", "--who", "bo", "--yes")
     assert r.returncode == 0, r.stderr

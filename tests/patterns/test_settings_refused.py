@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from patterns.batcher.abandon import abandon_batch
 from patterns.batcher.batches import batch_id, parse_batch_id
 from patterns.config import pipeline_settings
+from patterns.loaders import redshift_ledger
 from patterns.loaders.sqlite import LocalWarehouseLoader
 from patterns.pipeline import S3ToRedshift
 from stateless_state import InvalidArgument, Store
@@ -263,7 +264,7 @@ def test_conflicting_or_half_given_warehouse_settings_name_both_variables(
             "REDSHIFT_LEDGER_TABLE",
         ),
         (
-            {"LOCAL_WAREHOUSE": None, **REDSHIFT, "REDSHIFT_TABLE": "s." + "t" * 110},
+            {"LOCAL_WAREHOUSE": None, **REDSHIFT, "REDSHIFT_TABLE": "s." + "t" * 128},
             "REDSHIFT_TABLE",
         ),
         (
@@ -313,6 +314,9 @@ def test_a_complete_redshift_environment_builds(build: Any) -> None:
         None,
         "loader",
     ), "empty is unset: a template passes every parameter"
+    long = {**REDSHIFT, "REDSHIFT_TABLE": "s." + "t" * 110}  # its ledger's name is shortened
+    loader = build({"LOCAL_WAREHOUSE": None, **long})["loader"]
+    assert loader.ledger_table == redshift_ledger("s." + "t" * 110)
 
 
 @pytest.mark.parametrize(
