@@ -19,6 +19,12 @@ credentials or a table are broken), and:
 * checks the invocation's remaining time before each load (``min_load_time``), as a sweep
   always did: what does not fit is ``skipped_for_time`` and stays due.
 
+Each target's loads run in a copy of the caller's :mod:`contextvars` context, taken when the
+sweep starts (one copy per target, as a context runs in one thread at a time): the clock in
+force (:func:`stateless_state.clock.using`, a virtual one under a test) and anything else bound
+to the context is what every load sees, in whichever thread; what a load sets in its context
+stays in its target's copy.
+
 Exactly once does not depend on any of this: every load goes through its batch's fenced claim
 and the warehouse ledger, whatever runs beside it. With a single target nothing runs in another
 thread (the deterministic simulation runs sweeps in one thread of control). An unexpected error
@@ -31,6 +37,7 @@ target loaded at once.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -141,8 +148,17 @@ def load_due(
     else:
         from concurrent.futures import ThreadPoolExecutor
 
+        # Copied here, in the caller's thread: a pool's thread starts with an empty context,
+        # where clock.current() would be the system clock whatever the caller is using.
+        contexts = [contextvars.copy_context() for _ in groups]
         with ThreadPoolExecutor(min(max_parallel, len(groups)), "sweep-load") as pool:
-            runs = list(pool.map(lambda jobs: _run_target(jobs, time_left), groups))
+            runs = list(
+                pool.map(
+                    lambda context, jobs: context.run(_run_target, jobs, time_left),
+                    contexts,
+                    groups,
+                )
+            )
     report = LoadsReport()
     results: dict[str, LoadResult] = {}
     for target, run in zip(by_target, runs, strict=True):

@@ -8,6 +8,8 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from contextvars import ContextVar
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -18,8 +20,12 @@ from patterns.batcher import BatchState
 from patterns.pipeline import S3ToRedshift, sweep_all
 from patterns.sweeper import DueLoad, LoadResult, load_due
 from patterns.testing import direct, put_object
-from stateless_state import InvalidArgument, Store
-from tests.support.pipelines import NO_TIME, count_pipeline
+from stateless_state import InvalidArgument, Store, clock
+from stateless_state.testing import FakeLambdaContext
+from tests.support.clocks import ManualClock
+from tests.support.pipelines import count_pipeline
+
+CALLER: ContextVar[str] = ContextVar("caller", default="unset")
 
 
 class Loads:
@@ -205,7 +211,9 @@ def seal(pipeline: S3ToRedshift, s3: Any, bucket: str, n: int) -> list[str]:
         put_object(s3, bucket, f"{pipeline.batcher.stream}/{i}.jsonl", f'{{"id": {i}}}\n'.encode())
         for i in range(n)
     ]
-    sealed: list[str] = pipeline.handle(direct(*records), NO_TIME)["sealed"]
+    # Too little time left to load, so handle() only adds; made now, on the clock in force.
+    no_time = FakeLambdaContext(1000)
+    sealed: list[str] = pipeline.handle(direct(*records), no_time)["sealed"]
     assert len(sealed) == n
     return sorted(sealed)
 
@@ -213,50 +221,92 @@ def seal(pipeline: S3ToRedshift, s3: Any, bucket: str, n: int) -> list[str]:
 def test_a_broken_target_among_several_fails_alone_and_backs_off_to_its_limit(
     ddb_store: Store, s3_bucket: tuple[Any, str], postgres: str
 ) -> None:
+    # Time moves only when the test moves it (the loads run in the sweep's threads, which see
+    # the caller's clock): every backoff is checked to the exact instant, however slow the
+    # machine is.
     s3, bucket = s3_bucket
     names = ["clicks", "views", "orders", "missing"]
-    pipelines = postgres_pipelines(ddb_store, s3, bucket, postgres, names, broken="missing")
-    sealed = {name: seal(p, s3, bucket, 2) for name, p in pipelines.items()}
-    broken = pipelines["missing"]
+    # Whole seconds and steps of 2**-10 s: sums of them are exact in floating point, so "a step
+    # before the backoff ends" and "the instant it ends" are exactly that.
+    manual, step = ManualClock(float(int(time.time()))), 2**-10
+    with clock.using(manual):
+        pipelines = postgres_pipelines(ddb_store, s3, bucket, postgres, names, broken="missing")
+        sealed = {name: seal(p, s3, bucket, 2) for name, p in pipelines.items()}
+        broken = pipelines["missing"]
 
-    report = sweep_all(list(pipelines.values()))
-    good = [b for name in names[:3] for b in sealed[name]]
-    first, second = sealed["missing"]
-    assert {b: report["loads"][b] for b in good} == dict.fromkeys(good, "loaded")
-    assert report["loads"][first] == "retry-later"
-    assert report["deferred"] == [second], "the broken target's other batch waits"
-    assert report["failing_targets"] == [broken.target]
-    failed = broken.batcher.batch(first)
-    assert failed is not None and failed.state == BatchState.SEALED and failed.attempts == 1
-    assert "does not exist" in (failed.error or "")
-    untouched = broken.batcher.batch(second)
-    assert untouched is not None and untouched.attempts == 0, "deferred: never claimed"
+        def sweep() -> dict[str, Any]:
+            return sweep_all(list(pipelines.values()))
 
-    # The next sweep, within the first batch's backoff: it tries the other batch (never tried)
-    # and leaves the one backing off alone.
-    assert time.time() < (failed.next_attempt_at or 0), "the test's premise: within the backoff"
-    report = sweep_all(list(pipelines.values()))
-    assert report["loads"] == {second: "retry-later"} and report["deferred"] == []
+        t0 = manual.time()
+        report = sweep()
+        good = [b for name in names[:3] for b in sealed[name]]
+        first, second = sealed["missing"]
+        assert {b: report["loads"][b] for b in good} == dict.fromkeys(good, "loaded")
+        assert report["loads"][first] == "retry-later"
+        assert report["deferred"] == [second], "the broken target's other batch waits"
+        assert report["failing_targets"] == [broken.target]
+        failed = broken.batcher.batch(first)
+        assert failed is not None and failed.state == BatchState.SEALED and failed.attempts == 1
+        assert "does not exist" in (failed.error or "")
+        assert failed.next_attempt_at == t0 + 1.0, "1 s of backoff, on the caller's clock"
+        untouched = broken.batcher.batch(second)
+        assert untouched is not None and untouched.attempts == 0, "deferred: never claimed"
+        for name in names[:3]:
+            assert {b.state for b in pipelines[name].batcher.batches()} == {BatchState.LOADED}
 
-    # Sweeps until both batches used up their attempts: each one retried only once its backoff
-    # (1 s, then 2 s) had passed, then left failed for an operator.
-    tried: dict[str, list[float]] = {first: [], second: []}
-    deadline = time.monotonic() + 30
-    while any(len(t) < 2 for t in tried.values()):
-        assert time.monotonic() < deadline, tried
-        now = time.time()
-        for batch_id, result in sweep_all(list(pipelines.values()))["loads"].items():
-            tried[batch_id].append(now)
-            assert result in {"retry-later", "failed"}
-        time.sleep(0.05)
-    for batch_id in (first, second):
-        batch = broken.batcher.batch(batch_id)
-        assert batch is not None and batch.state == BatchState.FAILED and batch.attempts == 3
-    assert tried[first][1] - tried[first][0] >= 2 - 0.1, "the second backoff doubled"
-    assert {b.id for b in broken.batcher.failed()} == {first, second}
-    assert sweep_all(list(pipelines.values()))["loads"] == {}, "failed batches wait for an operator"
-    for name in names[:3]:
-        assert {b.state for b in pipelines[name].batcher.batches()} == {BatchState.LOADED}
+        # No time has passed: the next sweep tries the other batch (never tried) and leaves the
+        # one backing off alone.
+        assert sweep()["loads"] == {second: "retry-later"}
+
+        # Each backoff to the instant (1 s, then doubled to 2 s): nothing is due a step before
+        # it ends; at its end the oldest batch is tried and, failing, defers the other to
+        # the next sweep. The third attempt is the last: then both are left failed.
+        for backoff, result in ((1.0, "retry-later"), (2.0, "failed")):
+            manual.advance(backoff - step)
+            assert sweep()["loads"] == {}, f"within the {backoff} s backoff"
+            manual.advance(step)
+            report = sweep()
+            assert (report["loads"], report["deferred"]) == ({first: result}, [second])
+            assert sweep()["loads"] == {second: result}
+        for batch_id in (first, second):
+            batch = broken.batcher.batch(batch_id)
+            assert batch is not None and batch.state == BatchState.FAILED and batch.attempts == 3
+        assert {b.id for b in broken.batcher.failed()} == {first, second}
+        manual.advance(86_400)
+        assert sweep()["loads"] == {}, "failed batches wait for an operator"
+        assert manual.time() == t0 + 3.0 + 86_400, "nothing slept: time moved only by hand"
+
+
+def test_the_worker_threads_see_the_clock_and_context_of_the_caller() -> None:
+    # Four targets, each in a thread of its own (the barrier lets no load finish before all
+    # four started), under a clock set in the caller: each load reads that clock, and the
+    # value of a context variable set in the caller; what a load sets stays in its target.
+    seen: dict[str, tuple[clock.Clock, float, str]] = {}
+    together = threading.Barrier(4, timeout=10)
+    loads = Loads()
+
+    def look(batch_id: str, wait: bool) -> None:
+        if wait:
+            together.wait()
+        seen[batch_id] = (clock.current(), clock.now(), CALLER.get())
+        CALLER.set(f"set by {batch_id}")
+
+    due = [loads.job(f"{t}1", t, before=partial(look, f"{t}1", True)) for t in "ABCD"]
+    due.append(loads.job("A2", "A", before=partial(look, "A2", False)))
+    manual = ManualClock(1_000_000.0)
+    token = CALLER.set("the caller's")
+    try:
+        with clock.using(manual):
+            report = load_due(due, max_parallel=4)
+    finally:
+        CALLER.reset(token)
+    assert list(report.loads) == ["A1", "B1", "C1", "D1", "A2"]
+    threads = {loads.threads[b] for b in ("A1", "B1", "C1", "D1")}
+    assert len(threads) == 4 and threading.current_thread() not in threads
+    for batch_id in ("A1", "B1", "C1", "D1"):
+        assert seen[batch_id] == (manual, 1_000_000.0, "the caller's"), batch_id
+    assert seen["A2"] == (manual, 1_000_000.0, "set by A1"), "one context per target"
+    assert CALLER.get() == "unset" and clock.current() is clock.SYSTEM, "the caller's own kept"
 
 
 def test_sweepers_racing_over_many_targets_load_every_batch_exactly_once(
