@@ -17,7 +17,8 @@ the problem and the fix) or comes back as exactly one token of its dialect.
   silently truncate, making two distinct names one table.
 * **SQLite** (the local warehouse): every value is a bound parameter, field names included (as
   the key a ``json_each`` join matches): :func:`sqlite_field` only refuses what SQLite cannot
-  bind as text.
+  bind as text. A table's name cannot be bound: :func:`sqlite_identifier` quotes it (``"``
+  doubled), refusing NUL, lone surrogates, and the ``sqlite_`` names SQLite keeps for itself.
 
 All are pure string functions (no connection, no I/O): their cost is linear in the name.
 """
@@ -36,6 +37,7 @@ __all__ = [
     "redshift_identifier",
     "redshift_literal",
     "sqlite_field",
+    "sqlite_identifier",
 ]
 
 REDSHIFT_MAX_NAME_BYTES = 127
@@ -129,3 +131,23 @@ def sqlite_field(field: object) -> str:
     except UnicodeEncodeError:
         raise InvalidArgument(f"field {field!r} is not valid Unicode (a lone surrogate)") from None
     return field
+
+
+def sqlite_identifier(name: object, *, what: str = "table name") -> str:
+    """``name`` as one quoted SQLite identifier (``"a""b"``): any non-empty text but NUL and
+    lone surrogates, and not starting with ``sqlite_`` in any case (SQLite refuses to create
+    such tables: they are its own). Raises :class:`InvalidArgument` naming ``what``."""
+    if not isinstance(name, str) or not name:
+        raise InvalidArgument(f"{what} must be a non-empty str, got {name!r}")
+    if "\x00" in name:
+        raise InvalidArgument(f"{what} {name!r} contains NUL, which SQLite cannot store")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidArgument(f"{what} {name!r} is not valid Unicode (a lone surrogate)") from None
+    if name[:7].lower() == "sqlite_":
+        raise InvalidArgument(
+            f"{what} {name!r} starts with 'sqlite_', which SQLite keeps for its own tables: "
+            "give another name"
+        )
+    return '"' + name.replace('"', '""') + '"'

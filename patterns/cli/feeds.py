@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from stateless_state import InvalidArgument, StateConflict, VersionConflict, clock
 
 from ..feeds.config import DEFAULT_CONFIG_NAME, FeedsConfig, FeedSet
-from ..feeds.feed import Feed, feed_from_json
+from ..feeds.feed import Feed, LocalTarget, feed_from_json
 from ..feeds.pipeline import FeedLoader
 from ..feeds.unrouted import list_unrouted
 from .terminal import (
@@ -80,7 +80,7 @@ def _json_argument(text: str, what: str) -> Any:
 
 def _target_text(feed: Feed) -> str:
     target = feed.target
-    where = getattr(target, "table", None) or getattr(target, "path", "")
+    where = f"{target.path}:{target.table}" if isinstance(target, LocalTarget) else target.table
     extra = f" ({target.format})" if target.kind == "redshift" else ""  # type: ignore[union-attr]
     return f"{target.kind}:{where}{extra}"
 

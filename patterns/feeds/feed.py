@@ -12,7 +12,7 @@ Targets, one class each:
   (``json``, ``json-ignorecase``, ``csv``, ``parquet``), ``gzip`` and COPY options;
 * :class:`PostgresTarget`: a PostgreSQL table (records read by version, mapped by name onto its
   columns; JSON lines or CSV by the key's suffix);
-* :class:`LocalTarget`: the embedded SQLite warehouse, for local runs.
+* :class:`LocalTarget`: a table of the embedded SQLite warehouse, for local runs.
 
 Each target's **ledger** (the table whose row per batch keeps a batch from committing twice,
 :mod:`patterns.loaders.base`) is its own by default, named by the loaders' one rule
@@ -263,11 +263,13 @@ class PostgresTarget:
 
 @dataclass(frozen=True)
 class LocalTarget:
-    """The embedded SQLite warehouse at ``path`` (:class:`~patterns.loaders.sqlite.
-    LocalWarehouseLoader`): one ``rows`` table and one ledger per file, so feeds loading into
-    one file share its lock, as SQLite's one writer at a time makes them anyway."""
+    """The table ``table`` (default ``rows``) of the embedded SQLite warehouse at ``path``
+    (:class:`~patterns.loaders.sqlite.LocalWarehouseLoader`): a table per feed if you like, and
+    one ledger per file, so feeds loading into one file share its lock, as SQLite's one writer
+    at a time makes them anyway."""
 
     path: str
+    table: str = "rows"
 
     kind = "local"
 
@@ -275,9 +277,11 @@ class LocalTarget:
         _text(self.path, "local target path")
         if "\x00" in self.path:
             raise InvalidArgument("the local target path contains NUL: give a file path")
+        _text(self.table, "local target table")
 
     @property
     def ledger(self) -> str:
+        """The file's one ledger table."""
         return "ledger"
 
     @property
@@ -286,16 +290,21 @@ class LocalTarget:
 
     @property
     def fold_case(self) -> bool:
-        return False
+        """SQLite folds ASCII case in names, quoted or not: ``T`` and ``t`` are one table."""
+        return True
 
     def loader(self, *, s3: Any = None, redshift_client: Any = None) -> Loader:
-        """The loader of this target (it creates the file's tables if they are missing)."""
+        """The loader of this target (it creates the file and its tables if they are missing)."""
         from ..loaders.sqlite import LocalWarehouseLoader
 
-        return LocalWarehouseLoader(self.path, s3)
+        return LocalWarehouseLoader(self.path, s3, table=self.table)
 
     def check(self, stream: str) -> None:
-        """Nothing more to check without touching the file."""
+        """The table's name as SQLite takes it, and not the file's ledger. Without touching the
+        file."""
+        from ..loaders.sqlite import table_identifier
+
+        table_identifier(self.table)
 
     def ledger_ddl(self) -> str:
         return "-- the local warehouse creates its ledger itself"

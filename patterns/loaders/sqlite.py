@@ -10,6 +10,11 @@ then in **one** ``BEGIN IMMEDIATE`` transaction checks the ledger for the batch,
 rows, and inserts the ledger row. Two loaders on one batch serialize on the write lock; the
 second sees the ledger row and inserts nothing, so every row is committed once. An abandoned
 batch has a ledger row too (``status = 'abandoned'``), so no loader commits it afterwards.
+
+One file holds any number of tables (``table``, default ``rows``: one per feed, say), each with
+the same columns, and **one** ledger, ``ledger``, for all of them: SQLite lets one writer at a
+time into a file whatever the table, so a ledger per table would let no load run sooner, and a
+batch id (its stream's) names one batch whatever table it loads into.
 """
 
 from __future__ import annotations
@@ -24,19 +29,18 @@ from typing import Any
 from stateless_state import InvalidArgument, clock
 
 from ..batcher.manifest import Manifest
-from ..sql import sqlite_field
+from ..sql import sqlite_field, sqlite_identifier
 from .base import AbandonOutcome, LoadOutcome, Ticket, read_records
 
-__all__ = ["LocalWarehouseLoader"]
+__all__ = ["DEFAULT_TABLE", "LEDGER", "LocalWarehouseLoader", "table_identifier"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS rows (
-    batch_id TEXT NOT NULL,
-    object_url TEXT NOT NULL,
-    line_no INTEGER NOT NULL,
-    payload TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS rows_by_object ON rows (object_url);
+DEFAULT_TABLE = "rows"
+"""The table a loader loads into when none is named."""
+
+LEDGER = "ledger"
+"""The file's one ledger table, shared by every table of the file."""
+
+_LEDGER_DDL = """
 CREATE TABLE IF NOT EXISTS ledger (
     batch_id TEXT PRIMARY KEY,
     fence INTEGER NOT NULL,
@@ -47,19 +51,39 @@ CREATE TABLE IF NOT EXISTS ledger (
 """
 
 
+def table_identifier(table: str) -> str:
+    """``table`` quoted for SQL (:func:`patterns.sql.sqlite_identifier`), or
+    :class:`~stateless_state.InvalidArgument` when SQLite would refuse it or it is the file's
+    ledger (SQLite folds ASCII case: ``LEDGER`` is the ledger too). No I/O."""
+    quoted = sqlite_identifier(table, what="local warehouse table")
+    if table.encode("utf-8").lower() == LEDGER.encode():
+        raise InvalidArgument(
+            f"local warehouse table {table!r} is the file's ledger table: every load would "
+            "write its rows into the ledger; give another table name"
+        )
+    return quoted
+
+
 @dataclass
 class LocalWarehouseLoader:
-    """Loads batches into a SQLite file at ``path``, reading objects with ``s3`` (a boto3 S3
-    client). ``rows`` holds every loaded record with its object URL and line number; ``ledger``
-    one row per committed batch."""
+    """Loads batches into ``table`` of a SQLite file at ``path`` (both created if missing),
+    reading objects with ``s3`` (a boto3 S3 client). ``table`` holds every loaded record with
+    its object URL and line number; ``ledger`` one row per committed batch of the file."""
 
     path: str | Path
     s3: Any
     timeout: float = 60.0
+    table: str = DEFAULT_TABLE
 
     def __post_init__(self) -> None:
+        self._table = table_identifier(self.table)
+        index = sqlite_identifier(f"{self.table}_by_object", what="local warehouse index")
         with contextlib.closing(self._connect()) as conn:
-            conn.executescript(_SCHEMA)
+            conn.executescript(
+                f"CREATE TABLE IF NOT EXISTS {self._table} (batch_id TEXT NOT NULL, "
+                "object_url TEXT NOT NULL, line_no INTEGER NOT NULL, payload TEXT NOT NULL);"
+                f"CREATE INDEX IF NOT EXISTS {index} ON {self._table} (object_url);" + _LEDGER_DDL
+            )
 
     @property
     def target(self) -> str:
@@ -86,7 +110,7 @@ class LocalWarehouseLoader:
             if done:
                 abandoned = done[0] == "abandoned"
                 return LoadOutcome(manifest.batch_id, False, None, 0, abandoned=abandoned)
-            conn.executemany("INSERT INTO rows VALUES (?, ?, ?, ?)", rows)
+            conn.executemany(f"INSERT INTO {self._table} VALUES (?, ?, ?, ?)", rows)
             conn.execute(
                 "INSERT INTO ledger VALUES (?, ?, ?, ?, 'loaded')",
                 (manifest.batch_id, ticket.fence, len(rows), clock.now()),
@@ -137,15 +161,15 @@ class LocalWarehouseLoader:
             conn.close()
 
     def counts_by_object(self) -> dict[str, int]:
-        """Rows per object URL, for checking that every object was loaded exactly once."""
+        """Rows of the table per object URL, for checking that every object was loaded exactly
+        once."""
+        query = f"SELECT object_url, COUNT(*) FROM {self._table} GROUP BY object_url"
         with contextlib.closing(self._connect()) as conn:
-            return dict(
-                conn.execute("SELECT object_url, COUNT(*) FROM rows GROUP BY object_url").fetchall()
-            )
+            return dict(conn.execute(query).fetchall())
 
     def counts_by(self, *fields: str) -> dict[tuple[str, ...], int]:
-        """Rows per value of these fields of the loaded records (as text: CSV fields are text),
-        for checking that every object version was loaded exactly once."""
+        """Rows of the table per value of these fields of the loaded records (as text: CSV
+        fields are text), for checking that every object version was loaded exactly once."""
         if not fields:
             raise InvalidArgument("counts_by needs at least one field")
         keys = [sqlite_field(f) for f in fields]
@@ -153,16 +177,18 @@ class LocalWarehouseLoader:
         # ever SQL or JSON-path text, so any key ('#', quotes, '.', emoji) counts as itself.
         n = range(len(keys))
         values = ", ".join(f"CAST(j{i}.value AS TEXT)" for i in n)
-        joins = " ".join(f"LEFT JOIN json_each(rows.payload) AS j{i} ON j{i}.key = ?" for i in n)
+        joins = " ".join(f"LEFT JOIN json_each(t.payload) AS j{i} ON j{i}.key = ?" for i in n)
         groups = ", ".join(str(i + 1) for i in n)
         with contextlib.closing(self._connect()) as conn:
             rows = conn.execute(
-                f"SELECT {values}, COUNT(*) FROM rows {joins} GROUP BY {groups}", keys
+                f"SELECT {values}, COUNT(*) FROM {self._table} AS t {joins} GROUP BY {groups}",
+                keys,
             )
             return {tuple(r[:-1]): int(r[-1]) for r in rows.fetchall()}
 
     def ledger(self) -> dict[str, int]:
-        """Committed batches and their row counts (abandoned batches are not listed)."""
+        """Committed batches of the file, whatever their table, and their row counts
+        (abandoned batches are not listed)."""
         with contextlib.closing(self._connect()) as conn:
             rows = conn.execute("SELECT batch_id, rows FROM ledger WHERE status = 'loaded'")
             return dict(rows.fetchall())

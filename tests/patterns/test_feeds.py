@@ -194,7 +194,8 @@ def test_a_target_its_loader_would_refuse_is_refused_when_added(
         ({"kind": "postgres", "dsn": "host=db password=x", "table": "t"}, "password"),
         ({"kind": "local"}, "path"),
         ({"kind": "snowflake"}, "not one of"),
-        ({"kind": "local", "path": "w.db", "table": "t"}, "unknown local target field"),
+        ({"kind": "local", "path": "w.db", "ledger_table": "l"}, "unknown local target field"),
+        ({"kind": "local", "path": "w.db", "table": ""}, "local target table"),
     ],
 )
 def test_missing_or_bad_warehouse_settings_are_refused(data: dict[str, Any], problem: str) -> None:
@@ -291,7 +292,7 @@ def test_every_change_is_a_version_with_who_and_why(ddb_store: Store) -> None:
         "csv",
         RS["iam_role"],
     ), "the target merged field by field"
-    assert config.at(1).feed("orders").target.table == "s.orders"  # type: ignore[union-attr]
+    assert config.at(1).feed("orders").target.table == "s.orders"
     assert config.at(3).feed("orders").paused and not config.read().feed("orders").paused
 
 
