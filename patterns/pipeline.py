@@ -227,13 +227,16 @@ class S3ToRedshift:
             **parsed.sqs_response(),
         }
 
-    def add_parsed(self, parsed: ParseResult, context: LambdaContext | None) -> HandleReport:
+    def add_parsed(
+        self, parsed: ParseResult, context: LambdaContext | None, *, load: bool = True
+    ) -> HandleReport:
         """Add every good arrival of a parsed event in as few requests as the batcher can (any
-        left over by a failed request one at a time), then load what the adds sealed while
-        time allows. An arrival that could not be added fails its SQS message
+        left over by a failed request one at a time), then (with ``load``) load what the adds
+        sealed while time allows. An arrival that could not be added fails its SQS message
         (``parsed.fail_message``); outside SQS the first such error is raised after the rest
         were added and loaded. :meth:`handle` is this after :func:`parse_s3_event`, and
-        :class:`patterns.feeds.S3Feeds` calls it with each feed's share of an event."""
+        :class:`patterns.feeds.S3Feeds` calls it with each feed's share of an event, without
+        loading, so that every feed's arrivals are added before any load takes the time."""
         report = HandleReport()
         try:
             results: list[AddResult | None] = list(
@@ -268,7 +271,7 @@ class S3ToRedshift:
             if result.sealed is not None:
                 report.sealed.append(result.sealed.id)
         crash_point("after-add")
-        for batch_id in report.sealed:
+        for batch_id in report.sealed if load else ():
             if remaining(context) >= self.min_load_time:
                 report.loads[batch_id] = self.load(batch_id, context)
         if first_error is not None:

@@ -337,11 +337,22 @@ class S3Feeds:
         reports: dict[str, HandleReport] = {}
         for name, share in shares.items():
             try:
-                reports[name] = self._pipelines[name][1].add_parsed(share, context)
+                reports[name] = self._pipelines[name][1].add_parsed(share, context, load=False)
             except Exception as e:  # the others' arrivals are added all the same
                 first_error = first_error or e
             for message_id in share.failed_message_ids:
                 parsed.fail_message(message_id)
+        # Every feed's arrivals are in before any load: one slow warehouse delays no other
+        # feed's adds, nor loses them to a timeout.
+        for name, report in reports.items():
+            pipeline = self._pipelines[name][1]
+            for sealed in report.sealed:
+                if remaining(context) < pipeline.min_load_time:
+                    break
+                try:
+                    report.loads[sealed] = pipeline.load(sealed, context)
+                except Exception as e:  # left for the sweeper; the other loads go on
+                    first_error = first_error or e
         if unrouted:
             # Only an invocation that meets one needs it: not every handler's cold start.
             from .unrouted import record_unrouted
