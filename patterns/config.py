@@ -44,7 +44,7 @@ their meaning, and :func:`feeds_settings` reads these:
 
 =============================  ================================================================
 ``FEEDS_CONFIG``               the configuration's name (default ``feeds``)
-``FEEDS_CACHE_INTERVAL``       seconds a container keeps it, 0 to 3600 (default 60)
+``FEEDS_CACHE_INTERVAL``       seconds a container keeps it, 0 to 900 (default 60)
 ``FEEDS``                      feeds declared in the deployment, as JSON:
                                ``{"revision": 3, "feeds": [{"name": ..., "bucket": ...,
                                "target": {"kind": "redshift", ...}}, ...]}`` (optional)
@@ -396,7 +396,7 @@ def feeds_settings(
     interval = (
         0.0
         if env.get("FEEDS_CACHE_INTERVAL") == "0"
-        else _seconds(env, "FEEDS_CACHE_INTERVAL", 60, minimum=0, maximum=3600)
+        else _seconds(env, "FEEDS_CACHE_INTERVAL", 60, minimum=0, maximum=900)
     )
     lease = _seconds(env, "LOAD_LEASE", 300, minimum=1, maximum=MAX_LOAD_LEASE)
     bucket = _require(env, "MANIFEST_BUCKET")

@@ -27,8 +27,9 @@ are :class:`~stateless_state.StateConflict`; bad input is
 **Removing** a feed is refused until it is drained (no open, sealed, loading or failed batch;
 :meth:`FeedsConfig.seal_open` seals its open batches now). A removed feed stays in the
 configuration, routing nothing, until the sweeper drops it: a container may route with a
-configuration up to its cache interval old, for the length of an invocation, so the sweeper
-keeps sealing and loading the feed's stream for that long (:data:`INVOCATION_MAX`) after the
+configuration up to its cache interval old (at most :data:`MAX_CACHE_INTERVAL`), for the length
+of an invocation, so the sweeper keeps sealing and loading the feed's stream for that long
+(:data:`MAX_CACHE_INTERVAL` plus :data:`INVOCATION_MAX`, whatever its own interval) after the
 removal, and drops it once that has passed and the stream is drained.
 
 **Where an object goes changes with the configuration**, not retroactively: a new feed with a
@@ -72,6 +73,7 @@ __all__ = [
     "DEFAULT_CACHE_INTERVAL",
     "DEFAULT_CONFIG_NAME",
     "INVOCATION_MAX",
+    "MAX_CACHE_INTERVAL",
     "MAX_CONFIG_BYTES",
     "Action",
     "Change",
@@ -88,6 +90,11 @@ DEFAULT_CONFIG_NAME = "feeds"
 
 DEFAULT_CACHE_INTERVAL = 60.0
 """Seconds a container keeps the configuration it read before it reads it again."""
+
+MAX_CACHE_INTERVAL = 900.0
+"""The longest cache interval a container may keep: the sweeper keeps a removed feed's stream
+for this plus :data:`INVOCATION_MAX` (whatever its own interval), so that no container, the
+handlers' own included, can still route to it once it is dropped."""
 
 INVOCATION_MAX = 900.0
 """Lambda's longest invocation, in seconds: a container routes an event with the configuration
@@ -243,6 +250,13 @@ class FeedsConfig:
         self.store = store
         self.name = domain.name("feeds configuration name", name)
         self.cache_interval = domain.duration(cache_interval, "cache_interval", allow_zero=True)
+        if self.cache_interval > MAX_CACHE_INTERVAL:
+            raise InvalidArgument(
+                f"cache_interval {self.cache_interval:g} s is over {MAX_CACHE_INTERVAL:g} s: the "
+                "sweeper drops a removed feed that long after its removal (plus an invocation), "
+                "and a container caching longer could still route to it; give at most "
+                f"{MAX_CACHE_INTERVAL:g}"
+            )
         # (the configuration, when it was read on the monotonic clock)
         self._cached: tuple[FeedSet, float] | None = None
         self._versions: dict[int, FeedSet] = {}

@@ -58,6 +58,7 @@ from .config import (
     DEFAULT_CACHE_INTERVAL,
     DEFAULT_CONFIG_NAME,
     INVOCATION_MAX,
+    MAX_CACHE_INTERVAL,
     FeedsConfig,
     FeedSet,
 )
@@ -406,7 +407,8 @@ class S3Feeds:
             "errors": {},
             "version": feeds.version,
         }
-        linger = self.config.cache_interval + INVOCATION_MAX
+        # the handlers' cache interval may be longer than this sweeper's: wait out the longest
+        linger = MAX_CACHE_INTERVAL + INVOCATION_MAX
         due: list[DueLoad] = []
         for name, (feed, pipeline) in sorted(self._pipelines.items()):
             try:

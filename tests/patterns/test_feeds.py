@@ -352,7 +352,7 @@ def test_a_configuration_larger_than_an_item_holds_is_refused(ddb_store: Store) 
 def test_the_cache_reads_at_most_once_per_interval(ddb_store: Store) -> None:
     writer = FeedsConfig(ddb_store)
     writer.add(feed("orders", "orders/"), who="ana", why="new")
-    reader = FeedsConfig(ddb_store, cache_interval=3600)
+    reader = FeedsConfig(ddb_store, cache_interval=900)
     assert reader.current().version == 1
     before = ddb_store.metrics.snapshot()
     writer.pause("orders", who="ana", why="x")
@@ -440,3 +440,15 @@ def test_a_bad_deployment_setting_is_refused_naming_it(more: dict[str, str], pro
 
     with pytest.raises(InvalidArgument, match=re.escape(problem)):
         feeds_settings({**BASE_ENV, **more}, store=SETTINGS_STORE, s3=object())
+
+
+def test_a_cache_interval_longer_than_the_sweepers_wait_is_refused(ddb_store: Store) -> None:
+    """The sweeper drops a removed feed MAX_CACHE_INTERVAL plus an invocation after its removal,
+    whatever its own interval: a handler caching longer could route to a dropped feed (its
+    arrival then stranded in a batch no sweeper seals), so it is refused. Found by the
+    adversary with a handler at 3,600 s and a sweeper at 60 s."""
+    from patterns.feeds.config import MAX_CACHE_INTERVAL
+
+    FeedsConfig(ddb_store, cache_interval=MAX_CACHE_INTERVAL)
+    with pytest.raises(InvalidArgument, match="cache_interval 3600 s is over 900 s"):
+        FeedsConfig(ddb_store, cache_interval=3600)

@@ -121,7 +121,7 @@ def test_a_paused_feed_seals_but_does_not_load_and_resuming_loses_nothing(
     db = tmp_path / "o.db"
     config = FeedsConfig(ddb_store)
     config.add(local_feed("orders", "orders/", bucket, db), who="op", why="t")
-    feeds = deployment(ddb_store, s3, bucket, cache_interval=3600)
+    feeds = deployment(ddb_store, s3, bucket, cache_interval=900)
     first = objects(s3, bucket, "orders/", 3, "a")
     feeds.handle(direct(*first), no_time())  # sealed, not loaded (no time left)
     # Paused by an operator; this container's cache still says "running" (an hour's interval),
@@ -150,7 +150,7 @@ def test_a_removal_is_refused_until_drained_and_stragglers_are_still_loaded(
     db = tmp_path / "o.db"
     config = FeedsConfig(ddb_store)
     config.add(local_feed("orders", "orders/", bucket, db), who="op", why="t")
-    stale = deployment(ddb_store, s3, bucket, cache_interval=3600)
+    stale = deployment(ddb_store, s3, bucket, cache_interval=900)
     stale.handle(direct(*objects(s3, bucket, "orders/", 2, "a")), no_time())  # open, 2 files
     with pytest.raises(StateConflict, match=r"not drained: batch orders/0/000000000000 is open"):
         config.remove("orders", who="op", why="retired")
@@ -218,7 +218,7 @@ def test_the_hot_path_costs_per_arrival_what_one_stream_costs(
             who="op",
             why="t",
         )
-    feeds = deployment(ddb_store, s3, bucket, cache_interval=3600)
+    feeds = deployment(ddb_store, s3, bucket, cache_interval=900)
     single = S3ToRedshift(
         ddb_store,
         stream="single",
