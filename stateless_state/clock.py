@@ -15,12 +15,15 @@ variable read per call.
 
 from __future__ import annotations
 
+import math
 import random
 import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Final, Protocol
 
 __all__ = [
@@ -28,10 +31,13 @@ __all__ = [
     "Clock",
     "SystemClock",
     "current",
+    "describe",
     "identity",
+    "iso8601",
     "monotonic",
     "now",
     "randrange",
+    "relative",
     "sleep",
     "token_hex",
     "uniform",
@@ -153,3 +159,51 @@ def identity() -> str:
     """Who is running, from the current clock: ``host:pid`` in production, the invocation's name
     under a simulation (so that owner names, and the requests carrying them, replay the same)."""
     return _current.get().identity()
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def iso8601(t: float | int | Decimal) -> str:
+    """Epoch seconds as ISO 8601 in UTC: ``2025-06-01T12:00:00Z``, with milliseconds when ``t``
+    has a fraction (``...T12:00:00.250Z``). Any instant from year 1 to 9999 (the input domain's
+    range, before 1970 included); outside it, or not finite, the number as given."""
+    seconds = float(t)
+    if not math.isfinite(seconds):
+        return repr(seconds)
+    try:
+        # Added to the epoch, not fromtimestamp(): that refuses instants before 1970 on some
+        # platforms.
+        moment = _EPOCH + timedelta(seconds=seconds)
+    except OverflowError:
+        return repr(seconds)
+    spec = "seconds" if seconds == int(seconds) else "milliseconds"
+    return moment.isoformat(timespec=spec).removesuffix("+00:00") + "Z"
+
+
+# (unit, its seconds, up to how many of it are shown before the next unit is used)
+_UNITS: Final = (("s", 1, 90), ("min", 60, 90), ("h", 3600, 48), ("days", 86400, 730))
+
+
+def relative(t: float | int | Decimal, now: float | None = None) -> str:
+    """How far ``t`` is from ``now`` (default: the current clock's time), in one rounded unit:
+    ``"in 3 min"``, ``"2 h ago"``, ``"now"`` (less than a second either way)."""
+    delta = float(t) - (_current.get().time() if now is None else now)
+    if not math.isfinite(delta):
+        return "never" if delta > 0 else "long ago"
+    size = abs(delta)
+    if size < 1:
+        return "now"
+    unit, seconds = next(
+        ((u, per) for u, per, most in _UNITS if size < per * most), ("years", 365.25 * 86400)
+    )
+    amount = f"{round(size / seconds)} {unit}"
+    return f"in {amount}" if delta > 0 else f"{amount} ago"
+
+
+def describe(t: float | int | Decimal | None, now: float | None = None) -> str:
+    """An instant as people read it, in messages and the CLI: ISO 8601 with how far it is from
+    now, ``2025-06-01T12:00:00Z (in 3 min)``; ``"never"`` for None. Never a raw epoch."""
+    if t is None:
+        return "never"
+    return f"{iso8601(t)} ({relative(t, now)})"

@@ -29,6 +29,7 @@ from collections.abc import Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from . import clock
 from .errors import InvalidArgument
 
 __all__ = [
@@ -110,9 +111,29 @@ def instant(value: object, what: str) -> float:
     if not math.isfinite(value) or not MIN_INSTANT <= value <= MAX_INSTANT:
         raise InvalidArgument(
             f"{what} {value!r} is not an instant: epoch seconds must be finite and between "
-            f"{MIN_INSTANT:.0f} (0001-01-01) and {MAX_INSTANT:.0f} (9999-12-31)"
+            f"{MIN_INSTANT:.0f} (0001-01-01) and {MAX_INSTANT:.0f} (9999-12-31){_unit_hint(value)}"
         )
     return float(value)
+
+
+def _unit_hint(value: float) -> str:
+    """For a number past year 9999 that is an instant in a finer unit (JavaScript's
+    ``Date.now()``, Java's ``currentTimeMillis()``, ``time.time_ns()``): which unit, and the
+    instant it would be in seconds."""
+    if not math.isfinite(value) or value <= MAX_INSTANT:
+        return ""
+    for unit, per_second in (
+        ("milliseconds", 10**3),
+        ("microseconds", 10**6),
+        ("nanoseconds", 10**9),
+    ):
+        seconds = value / per_second
+        if seconds <= MAX_INSTANT:
+            return (
+                f"; did you pass {unit}? Divide by {per_second:,}: {value!r} {unit} are "
+                f"{clock.iso8601(seconds)}"
+            )
+    return ""
 
 
 def duration(value: object, what: str, *, allow_zero: bool = False) -> float:

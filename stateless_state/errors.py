@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from . import clock
+
 __all__ = [
     "AccessDenied",
     "AlreadyInProgress",
@@ -126,7 +128,8 @@ class LeaseUnavailable(StatelessStateError):
 
     def __init__(self, name: str, owner: str | None, expires_at: float | None) -> None:
         super().__init__(
-            f"lease {name!r} is held by {owner!r} until {expires_at}; try again after it expires."
+            f"lease {name!r} is held by {owner!r} until {clock.describe(expires_at)}; try again "
+            "after it expires."
         )
         self.name = name
         self.owner = owner

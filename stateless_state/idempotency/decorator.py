@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import inspect
 import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack
@@ -155,6 +156,49 @@ def _unkeyed(
     return result
 
 
+_USAGE = (
+    "@idempotent(store, key=...) above the function, with store a stateless_state.Store, e.g. "
+    '@idempotent(Store.from_env(), key="requestContext.requestId")'
+)
+
+
+def _check_store(store: Any) -> None:
+    """Refuse, when decorating, a ``store`` that is not a Store: above all the function itself,
+    which a bare ``@idempotent`` (no parentheses) passes, and which would otherwise turn the
+    handler into the decorator and fail only when invoked."""
+    # Duck-typed so this primitive does not import the Store that builds it.
+    if callable(getattr(store, "idempotency", None)):
+        return
+    if callable(store):
+        name = getattr(store, "__qualname__", repr(store))
+        raise InvalidArgument(
+            f"@idempotent was used without arguments on {name}: it needs the store and, "
+            f"usually, the key. Write {_USAGE}"
+        )
+    raise InvalidArgument(
+        f"idempotent(store, ...) needs a stateless_state.Store, got {type(store).__name__}. "
+        f"Write {_USAGE}"
+    )
+
+
+def _check_sync(fn: Callable[..., Any]) -> None:
+    """Refuse an ``async def`` function (or generator, or an object whose ``__call__`` is one)
+    when decorating: its call returns a coroutine before the body has run, so the claim would
+    end before the body began, and the body would run unguarded when awaited, or never."""
+    if any(
+        inspect.iscoroutinefunction(f) or inspect.isasyncgenfunction(f)
+        for f in (fn, type(fn).__call__)
+    ):
+        name = getattr(fn, "__qualname__", repr(fn))
+        raise InvalidArgument(
+            f"@idempotent cannot guard {name}: it is an async def function, and the claim, the "
+            "body and the completion must run in one synchronous call (the library's AWS calls "
+            "are boto3's, which block). Decorate a plain def function instead: call your "
+            "coroutine in it with asyncio.run(...), and from async code call the decorated "
+            "function with await asyncio.to_thread(f, ...)"
+        )
+
+
 def idempotent(
     store: Any,
     *,
@@ -202,10 +246,10 @@ def idempotent(
     per key, even when an invocation outlives its lease and a retry takes over.
     """
 
+    _check_store(store)
+
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
-        # Duck-typed so this primitive does not import the Store that builds it.
-        if not callable(getattr(store, "idempotency", None)):
-            raise InvalidArgument("idempotent(store, ...) needs a stateless_state.Store")
+        _check_sync(fn)
         records: Idempotency = store.idempotency(
             namespace or f"{fn.__module__}.{fn.__qualname__}", **options
         )

@@ -282,5 +282,6 @@ class Idempotency:
             return Claim.replayed(key, result, int(old.get("fence", 0)))
         raise AlreadyInProgress(
             f"idempotency key {key!r} is being processed by another invocation (claim "
-            f"{old.get('fence')}, lease until {old.get('lease_until')}); retry later"
+            f"{old.get('fence')}, lease until {clock.describe(old.get('lease_until'))}); retry "
+            "later"
         )
