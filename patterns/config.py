@@ -27,14 +27,16 @@ Lambda, in the local demo and against real AWS (``S3ToRedshift.from_env()``).
 
 Every variable is checked when the pipeline is built, before any arrival is stored: a value
 that would make every later load fail is :class:`~stateless_state.InvalidArgument` naming the
-variable, its value and what is accepted. Numbers are ASCII digits only (seconds may have a
-decimal part): ``int()`` would also take other scripts' digits (Arabic-Indic ``"١٢"``),
-full-width ones, ``"1_000"`` and ``" 12 "``, and ``float()`` ``"nan"`` and ``"inf"``. Zero is
-never a default in disguise: ``LANES=0`` is refused, not read as 1. An empty variable is unset,
-so that a template can pass every parameter, except where empty has a meaning (a threshold's:
-off) or none (``STREAM``, ``LANES``, ``LOAD_LEASE``: refused). Exactly one warehouse: the local
-one, PostgreSQL or Redshift; settings of two, or of one by halves, are refused naming the
-variables on both sides.
+variable, its value and what is accepted. Every problem is reported at once
+(:class:`SettingsRefused`, one line, each problem numbered), so a first deployment is not a
+loop of fixing one variable, redeploying and meeting the next. Numbers are ASCII digits only
+(seconds may have a decimal part): ``int()`` would also take other scripts' digits
+(Arabic-Indic ``"١٢"``), full-width ones, ``"1_000"`` and ``" 12 "``, and ``float()``
+``"nan"`` and ``"inf"``. Zero is never a default in disguise: ``LANES=0`` is refused, not
+read as 1. An empty variable is unset, so that a template can pass every parameter, except
+where empty has a meaning (a threshold's: off) or none (``STREAM``, ``LANES``,
+``LOAD_LEASE``: refused). Exactly one warehouse: the local one, PostgreSQL or Redshift;
+settings of two, or of one by halves, are refused naming the variables on both sides.
 
 **Many feeds** (``S3Feeds.from_env()``, :mod:`patterns.feeds`): each feed's stream, target,
 thresholds and lanes live in the feeds' configuration, so the stream, threshold, lane and
@@ -58,7 +60,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
@@ -72,7 +74,13 @@ from .loaders.ledger import same_table
 from .loaders.redshift import RedshiftDataApiLoader
 from .s3 import check_bucket
 
-__all__ = ["MAX_LOAD_LEASE", "build_loader", "feeds_settings", "pipeline_settings"]
+__all__ = [
+    "MAX_LOAD_LEASE",
+    "SettingsRefused",
+    "build_loader",
+    "feeds_settings",
+    "pipeline_settings",
+]
 
 T = TypeVar("T")
 
@@ -111,6 +119,44 @@ _VALID_REDSHIFT: dict[str, Any] = {
     "database": "dev",
     "workgroup_name": "w",
 }
+
+
+class SettingsRefused(InvalidArgument):
+    """More than one environment variable is missing, refused or in conflict: ``problems``
+    holds one message per problem, each naming its variables; the message numbers them all.
+    (A single problem is a plain :class:`~stateless_state.InvalidArgument`.)"""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        listed = "; ".join(f"({i}) {p}" for i, p in enumerate(problems, 1))
+        super().__init__(f"{len(problems)} problems with the pipeline's settings: {listed}")
+        self.problems = tuple(problems)
+
+
+class _Problems:
+    """The problems found so far; :meth:`check` runs one check and keeps its refusal, so that
+    the checks after it still run."""
+
+    def __init__(self) -> None:
+        self.found: list[str] = []
+
+    def check(self, check: Callable[[], T]) -> T | None:
+        """``check()``, or None when it refused (its problems kept)."""
+        try:
+            return check()
+        except SettingsRefused as e:
+            self.found.extend(e.problems)
+        except InvalidArgument as e:
+            self.found.append(str(e))
+        return None
+
+    def add(self, problem: InvalidArgument) -> None:
+        self.found.append(str(problem))
+
+    def raise_any(self) -> None:
+        if len(self.found) == 1:
+            raise InvalidArgument(self.found[0])
+        if self.found:
+            raise SettingsRefused(self.found)
 
 
 def _refused(name: str, raw: str, accepted: str) -> InvalidArgument:
@@ -234,43 +280,41 @@ def _postgres(env: Mapping[str, str], s3: Any) -> Loader:
 
 
 def _redshift(env: Mapping[str, str]) -> Loader:
+    problems = _Problems()
     missing = _missing(env, "REDSHIFT_TABLE", "REDSHIFT_IAM_ROLE", "REDSHIFT_DATABASE")
     if not (_given(env, "REDSHIFT_WORKGROUP") or _given(env, "REDSHIFT_CLUSTER")):
         missing.append("REDSHIFT_WORKGROUP (Serverless) or REDSHIFT_CLUSTER (provisioned)")
-    _incomplete(env, missing, "Redshift")
-    _exclusive(
-        env, "REDSHIFT_WORKGROUP", "REDSHIFT_CLUSTER", "a load goes to one workgroup or cluster"
-    )
-    _exclusive(
-        env,
-        "REDSHIFT_SECRET_ARN",
-        "REDSHIFT_DB_USER",
-        "a load authenticates with the secret or as the database user, not both",
-    )
-    _exclusive(
-        env,
-        "REDSHIFT_WORKGROUP",
-        "REDSHIFT_DB_USER",
-        "the Data API takes a database user for a provisioned cluster only (Redshift "
-        "Serverless derives it from the IAM identity)",
-    )
+    problems.check(lambda: _incomplete(env, missing, "Redshift"))
+    for a, b, why in (
+        ("REDSHIFT_WORKGROUP", "REDSHIFT_CLUSTER", "a load goes to one workgroup or cluster"),
+        (
+            "REDSHIFT_SECRET_ARN",
+            "REDSHIFT_DB_USER",
+            "a load authenticates with the secret or as the database user, not both",
+        ),
+        (
+            "REDSHIFT_WORKGROUP",
+            "REDSHIFT_DB_USER",
+            "the Data API takes a database user for a provisioned cluster only (Redshift "
+            "Serverless derives it from the IAM identity)",
+        ),
+    ):
+        problems.check(partial(_exclusive, env, a, b, why))
     for name, pattern, accepted in (
         ("REDSHIFT_CLUSTER", _CLUSTER, "a cluster identifier: a-z 0-9 and single '-'"),
         ("REDSHIFT_WORKGROUP", _WORKGROUP, "a workgroup name (3 to 63 of a-z 0-9 -) or ARN"),
     ):
         raw = _given(env, name)
         if raw is not None and not (pattern.fullmatch(raw) and len(raw) <= 128):
-            raise _refused(name, raw, f"give {accepted}, as the Data API requires")
+            problems.add(_refused(name, raw, f"give {accepted}, as the Data API requires"))
     gzip = env.get("REDSHIFT_GZIP") or "0"
     if gzip not in {"0", "1"}:
-        raise _refused("REDSHIFT_GZIP", gzip, "give 1 (the files are gzipped) or 0")
+        problems.add(_refused("REDSHIFT_GZIP", gzip, "give 1 (the files are gzipped) or 0"))
     fields: dict[str, Any] = {f: _given(env, n) for n, f in _REDSHIFT_FIELDS.items()}
-    try:
-        loader = RedshiftDataApiLoader(**fields, gzip=gzip == "1")
-    except InvalidArgument:
-        for name, field in _REDSHIFT_FIELDS.items():
-            _redshift_field(name, field, fields[field])
-        raise
+    for name, field in _REDSHIFT_FIELDS.items():
+        problems.check(partial(_redshift_field, name, field, fields[field]))
+    problems.raise_any()
+    loader = RedshiftDataApiLoader(**fields, gzip=gzip == "1")
     if same_table(loader.table, loader.ledger_table, fold_case=True):
         raise InvalidArgument(
             f"REDSHIFT_TABLE={loader.table!r} is the loader's ledger table "
@@ -311,27 +355,40 @@ def pipeline_settings(
     (default: ``os.environ``); ``S3ToRedshift.from_env()`` builds the pipeline from them.
     Every variable is checked here (see the module docstring): no request is made."""
     env = os.environ if env is None else env
+    problems = _Problems()
     if store is None:
-        table = _require(env, "STATELESS_STATE_TABLE")
-        store = _named("STATELESS_STATE_TABLE", table, lambda: Store(table))
-    stream = env.get("STREAM", "events")
-    _named("STREAM", stream, lambda: domain.name("stream", stream))
-    lanes = _integer(env, "LANES", 1, maximum=256)
-    thresholds = _thresholds(env)
-    lease = _seconds(env, "LOAD_LEASE", 300, minimum=1, maximum=MAX_LOAD_LEASE)
-    bucket = _require(env, "MANIFEST_BUCKET")
-    _named("MANIFEST_BUCKET", bucket, lambda: check_bucket(bucket))
+        table = problems.check(lambda: _require(env, "STATELESS_STATE_TABLE"))
+        if table is not None:
+            store = problems.check(
+                lambda: _named("STATELESS_STATE_TABLE", table, lambda: Store(table))
+            )
+    raw_stream = env.get("STREAM", "events")
+    stream = problems.check(
+        lambda: _named("STREAM", raw_stream, lambda: domain.name("stream", raw_stream))
+    )
+    lanes = problems.check(lambda: _integer(env, "LANES", 1, maximum=256))
+    thresholds = _thresholds(env, problems)
+    lease = problems.check(
+        lambda: _seconds(env, "LOAD_LEASE", 300, minimum=1, maximum=MAX_LOAD_LEASE)
+    )
+    bucket = problems.check(lambda: _require(env, "MANIFEST_BUCKET"))
+    if bucket is not None:
+        problems.check(lambda: _named("MANIFEST_BUCKET", bucket, lambda: check_bucket(bucket)))
     prefix = env.get("MANIFEST_PREFIX", "manifests/")
-    longest = batch_id(stream, lanes - 1, 10**12 - 1)
-    _named("MANIFEST_PREFIX", prefix, lambda: check_prefix(prefix, longest))
+    if stream is not None and lanes is not None:
+        longest = batch_id(stream, lanes - 1, 10**12 - 1)
+        problems.check(
+            lambda: _named("MANIFEST_PREFIX", prefix, lambda: check_prefix(prefix, longest))
+        )
     if s3 is None:
         import boto3
 
         s3 = boto3.client("s3")
-    loader = build_loader(env, s3)
+    loader = problems.check(lambda: build_loader(env, s3))
     check_stream = getattr(loader, "check_stream", None)
-    if callable(check_stream):
-        _named("STREAM", stream, lambda: check_stream(stream))
+    if callable(check_stream) and stream is not None:
+        problems.check(lambda: _named("STREAM", stream, lambda: check_stream(stream)))
+    problems.raise_any()
     return {
         "store": store,
         "stream": stream,
@@ -345,24 +402,38 @@ def pipeline_settings(
     }
 
 
-def _thresholds(env: Mapping[str, str]) -> Thresholds:
+def _thresholds(env: Mapping[str, str], problems: _Problems) -> Thresholds | None:
     # Empty turns a threshold off (documented); anything else must be a valid number.
     def off(name: str) -> bool:
         return env.get(name) == ""
 
     big = MAX_ARRIVAL_SIZE
-    count = None if off("THRESHOLD_COUNT") else _integer(env, "THRESHOLD_COUNT", 1000, maximum=big)
-    size = None if off("THRESHOLD_BYTES") else _integer(env, "THRESHOLD_BYTES", 2**29, maximum=big)
+    before = len(problems.found)
+    count = (
+        None
+        if off("THRESHOLD_COUNT")
+        else problems.check(lambda: _integer(env, "THRESHOLD_COUNT", 1000, maximum=big))
+    )
+    size = (
+        None
+        if off("THRESHOLD_BYTES")
+        else problems.check(lambda: _integer(env, "THRESHOLD_BYTES", 2**29, maximum=big))
+    )
     age = (
         None
         if off("THRESHOLD_AGE")
-        else _seconds(env, "THRESHOLD_AGE", 300, minimum=0, maximum=1e12)
+        else problems.check(lambda: _seconds(env, "THRESHOLD_AGE", 300, minimum=0, maximum=1e12))
     )
+    if len(problems.found) > before:
+        return None
     if count is None and size is None and age is None:
-        raise InvalidArgument(
-            "THRESHOLD_COUNT, THRESHOLD_BYTES and THRESHOLD_AGE are all empty: no batch would "
-            "ever seal; set at least one"
+        problems.add(
+            InvalidArgument(
+                "THRESHOLD_COUNT, THRESHOLD_BYTES and THRESHOLD_AGE are all empty: no batch "
+                "would ever seal; set at least one"
+            )
         )
+        return None
     return Thresholds(count=count, bytes=size, age=age)
 
 
