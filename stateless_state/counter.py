@@ -341,6 +341,11 @@ class Counter:
         """The current value (0 if never added to). One ``GetItem``: 1 RCU consistent, 0.5 not."""
         return _value(self._t.get(self._key, consistent=consistent)) or 0
 
+    def get_or_none(self, *, consistent: bool = True) -> int | None:
+        """The current value, or None when the counter was never added to nor reset (where
+        :meth:`get` says 0). One ``GetItem``: 1 RCU consistent, 0.5 not."""
+        return _value(self._t.get(self._key, consistent=consistent))
+
     def reset(self, value: int = 0) -> None:
         """Set the value (default 0). One unconditional ``PutItem``, 1 WCU.
 

@@ -52,9 +52,11 @@ class TableNotFound(StatelessStateError):
     def __init__(self, table_name: str, endpoint: str | None = None) -> None:
         where = f" at {endpoint}" if endpoint else ""
         super().__init__(
-            f"DynamoDB table {table_name!r} does not exist{where}. Create it with "
-            f"Store({table_name!r}).create_table() or deploy the SAM template, and check that "
-            "AWS_REGION / AWS_ENDPOINT_URL_DYNAMODB point where you expect."
+            f"DynamoDB table {table_name!r} does not exist{where}. Create it once, outside your "
+            f"handlers: `stateless-state init --table {table_name}` (or, with "
+            "--print-cloudformation, a resource for your template), the SAM template, or "
+            f"Store({table_name!r}).create_table() in a setup script. And check that AWS_REGION "
+            "/ AWS_ENDPOINT_URL_DYNAMODB point where you expect."
         )
         self.table_name = table_name
 

@@ -31,9 +31,9 @@ from stateless_state import (
     TableNotFound,
     clock,
 )
-from stateless_state.store import TABLE_ENV, TTL_ATTRIBUTE, table_schema
+from stateless_state.store import TTL_ATTRIBUTE, table_schema
 
-from ..batcher import Batch, Batcher, BatchState, parse_batch_id
+from ..batcher import MAX_LANES, Batch, Batcher, BatchState, parse_batch_id
 from .feeds import add_feed_commands, feed_loader
 from .primitives import add_primitive_commands
 from .terminal import (
@@ -45,16 +45,23 @@ from .terminal import (
     EXIT_TABLE,
     EXIT_USAGE,
     CliError,
+    common_options,
     confirm,
     cost_file,
     emit,
     open_store,
     print_table,
     record_cost,
+    shown,
     who,
 )
 
-__all__ = ["main"]
+__all__ = ["EXIT_CODES", "main", "parser"]
+
+EXIT_CODES = (
+    "exit codes: 0 done, 1 failed, 2 bad usage, 3 not found, 4 wrong state (nothing changed), "
+    "5 table missing, 6 no credentials, 7 not confirmed"
+)
 
 
 def _batch_row(b: Batch) -> dict[str, Any]:
@@ -66,11 +73,24 @@ def _batch_row(b: Batch) -> dict[str, Any]:
     return row
 
 
-BATCH_COLUMNS = ("id", "state", "count", "bytes", "age_s", "seal_reason", "attempts", "error")
+BATCH_COLUMNS = ("id", "state", "count", "bytes", "opened_at", "seal_reason", "attempts", "error")
 
 
 def _batcher(args: argparse.Namespace, stream: str) -> Batcher:
-    return Batcher(open_store(args), stream, lanes=args.lanes)
+    return Batcher(open_store(args), stream)
+
+
+def _lanes(args: argparse.Namespace, b: Batcher) -> list[int]:
+    """The lanes ``batches list`` shows: ``--lane``'s, ``--lanes``', or every lane in use."""
+    if args.lane is not None:
+        if not 0 <= args.lane < MAX_LANES:
+            raise CliError(f"--lane {args.lane}: lanes count from 0 to {MAX_LANES - 1}", EXIT_USAGE)
+        return [args.lane]
+    if args.lanes is not None:
+        if not 1 <= args.lanes <= MAX_LANES:
+            raise CliError(f"--lanes {args.lanes}: give 1 to {MAX_LANES}", EXIT_USAGE)
+        return list(range(args.lanes))
+    return b.lanes_in_use()
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -97,14 +117,18 @@ def cloudformation(table_name: str) -> dict[str, Any]:
 
 def cmd_batches_list(args: argparse.Namespace) -> int:
     b = _batcher(args, args.stream)
-    rows = [
-        _batch_row(x)
-        for x in b.batches()
+    lanes = _lanes(args, b)
+    found = [
+        x
+        for lane in lanes
+        for x in b.batches(lane=lane)
         if (args.state is None or x.state == args.state)
         and (args.min_age is None or clock.now() - x.opened_at >= args.min_age)
     ]
+    found.sort(key=lambda x: (-x.opened_at, x.lane, -x.seq))
     record_cost(b.store)
-    emit(args, rows, BATCH_COLUMNS, f"batches of {args.stream}")
+    where = f"lane {lanes[0]}" if len(lanes) == 1 else f"{len(lanes)} lanes"
+    emit(args, [_batch_row(x) for x in found], BATCH_COLUMNS, f"batches of {args.stream} ({where})")
     return EXIT_OK
 
 
@@ -165,7 +189,7 @@ def _operator(
         raise CliError(str(e), EXIT_STATE) from None
     record_cost(b.store)
     if args.json:
-        print(json.dumps(_batch_row(after), default=str, sort_keys=True))
+        print(json.dumps(shown(_batch_row(after), json_out=True), default=str, sort_keys=True))
     else:
         print(f"batch {after.id}: {batch.state} -> {after.state}")
     return EXIT_OK
@@ -214,7 +238,7 @@ def cmd_abandon(args: argparse.Namespace) -> int:
     after = b.batch(batch.id)
     assert after is not None
     if args.json:
-        print(json.dumps(_batch_row(after), default=str, sort_keys=True))
+        print(json.dumps(shown(_batch_row(after), json_out=True), default=str, sort_keys=True))
     elif found == "loaded":
         print(f"batch {after.id}: a load had committed it before the abandon; marked loaded")
     else:
@@ -230,7 +254,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
         )
     data = json.loads(path.read_text())
     if args.json:
-        print(json.dumps(data, indent=2, sort_keys=True))
+        print(json.dumps(shown(data, json_out=True), indent=2, sort_keys=True))
         return EXIT_OK
     rows = [{"operation": op, **stats} for op, stats in data["by_operation"].items()]
     print_table(
@@ -241,45 +265,79 @@ def cmd_cost(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="stateless-state", description=__doc__.splitlines()[0])
-    p.add_argument("--table", help=f"the DynamoDB table (default: ${TABLE_ENV})")
-    p.add_argument("--endpoint-url", help="DynamoDB endpoint (default: boto3's conventions)")
-    p.add_argument("--region", help="AWS region (default: boto3's conventions)")
-    p.add_argument("--json", action="store_true", help="JSON output")
-    p.add_argument("--lanes", type=int, default=1, help="the stream's lanes (default 1)")
-    sub = p.add_subparsers(dest="command", required=True)
+def parser() -> argparse.ArgumentParser:
+    """The command line: every subcommand, and every argument with its help. The options of
+    :func:`~patterns.cli.terminal.common_options` (``--json``, ``--version``, ``--table``, ...)
+    are taken before or after a subcommand's name."""
+    common = common_options()
+    p = argparse.ArgumentParser(
+        prog="stateless-state",
+        description=__doc__.splitlines()[0].replace("``", ""),
+        epilog=EXIT_CODES,
+        parents=[common_options(main=True)],
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("init", help="create the table, or print its CloudFormation")
-    s.add_argument("--print-cloudformation", action="store_true")
+    s = sub.add_parser(
+        "init", help="create the table, or print its CloudFormation", parents=[common]
+    )
+    s.add_argument(
+        "--print-cloudformation",
+        action="store_true",
+        help="print the table as a CloudFormation resource (JSON) instead of creating it",
+    )
     s.set_defaults(fn=cmd_init)
 
-    batches = sub.add_parser("batches", help="list or show batches").add_subparsers(
-        dest="what", required=True
+    batches = sub.add_parser(
+        "batches", help="list or show a stream's batches", parents=[common]
+    ).add_subparsers(dest="what", required=True, metavar="ACTION")
+    s = batches.add_parser(
+        "list", help="the batches of a stream, every lane's, newest first", parents=[common]
     )
-    s = batches.add_parser("list", help="batches of a stream")
-    s.add_argument("stream")
-    s.add_argument("--state", choices=[str(state) for state in BatchState])
-    s.add_argument("--min-age", type=float, help="only batches opened at least this many s ago")
+    s.add_argument("stream", help="the stream's name (the pipeline's STREAM)")
+    s.add_argument(
+        "--state",
+        choices=[str(state) for state in BatchState],
+        help="only batches in this state",
+    )
+    s.add_argument(
+        "--min-age",
+        type=float,
+        metavar="SECONDS",
+        help="only batches opened at least this long ago",
+    )
+    lanes = s.add_mutually_exclusive_group()
+    lanes.add_argument(
+        "--lane", type=int, metavar="N", help="only this lane's batches (lanes count from 0)"
+    )
+    lanes.add_argument(
+        "--lanes",
+        type=int,
+        metavar="N",
+        help=(
+            "only lanes 0 to N-1 (the pipeline's LANES; default: every lane that holds "
+            f"batches, of the {MAX_LANES} a stream can have)"
+        ),
+    )
     s.set_defaults(fn=cmd_batches_list)
-    s = batches.add_parser("show", help="one batch, its members and its history")
-    s.add_argument("batch")
+    s = batches.add_parser("show", help="one batch, its members and its history", parents=[common])
+    s.add_argument("batch", help="the batch id, <stream>/<lane>/<seq> (e.g. clicks/0/000000000042)")
     s.set_defaults(fn=cmd_batches_show)
 
     for name, fn, text in (
         ("retry", cmd_retry, "load a failed or stuck batch again"),
-        ("abandon", cmd_abandon, "stop loading a batch (e.g. a poison file)"),
+        ("abandon", cmd_abandon, "stop loading a batch for good (e.g. a poison file)"),
     ):
-        s = sub.add_parser(name, help=text)
-        s.add_argument("batch")
+        s = sub.add_parser(name, help=text, parents=[common])
+        s.add_argument("batch", help="the batch id, <stream>/<lane>/<seq>")
         s.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-        s.add_argument("--why", required=True, help="recorded on the batch")
-        s.add_argument("--who", help="recorded on the batch (default: user@host)")
+        s.add_argument("--why", required=True, help="why, recorded on the batch")
+        s.add_argument("--who", help="who, recorded on the batch (default: user@host)")
         s.set_defaults(fn=fn)
 
-    add_primitive_commands(sub)
+    add_primitive_commands(sub, common)
     add_feed_commands(sub)
-    s = sub.add_parser("cost", help="consumed units of the last command")
+    s = sub.add_parser("cost", help="the units the last command consumed", parents=[common])
     s.set_defaults(fn=cmd_cost)
     return p
 
@@ -288,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (errors are one line on stderr, never a traceback)."""
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     fn: Callable[[argparse.Namespace], int] = args.fn
     try:
         return fn(args)

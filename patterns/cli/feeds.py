@@ -35,6 +35,7 @@ from .terminal import (
     EXIT_STATE,
     EXIT_USAGE,
     CliError,
+    common_options,
     confirm,
     emit,
     open_store,
@@ -281,16 +282,27 @@ def cmd_unrouted(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# The positional arguments of the feeds commands, and their help.
+_ARGUMENTS = {
+    "name": "the feed's name",
+    "feed": "the feed as JSON (as `feeds show --json` prints one), inline or @file",
+    "changes": "the fields to change, as JSON, inline or @file",
+}
+
+
 def add_feed_commands(sub: Any) -> None:
-    """The ``feeds`` subcommands."""
-    feeds = sub.add_parser("feeds", help="the feeds' configuration").add_subparsers(
-        dest="what", required=True
-    )
+    """The ``feeds`` subcommands, each taking the options of every command
+    (:func:`~patterns.cli.terminal.common_options`); ``feeds show`` has a ``--version`` of its
+    own (a configuration version), so not the tool's."""
+    feeds = sub.add_parser(
+        "feeds", help="the feeds' configuration", parents=[common_options()]
+    ).add_subparsers(dest="what", required=True, metavar="ACTION")
 
     def command(name: str, fn: Any, text: str, *arguments: str, edit: bool = False) -> Any:
-        s = feeds.add_parser(name, help=text)
+        common = common_options(version=name != "show")
+        s = feeds.add_parser(name, help=text, parents=[common])
         for argument in arguments:
-            s.add_argument(argument)
+            s.add_argument(argument, help=_ARGUMENTS[argument])
         s.add_argument(
             "--config", help="the configuration's name (default: $FEEDS_CONFIG or 'feeds')"
         )
@@ -318,5 +330,5 @@ def add_feed_commands(sub: Any) -> None:
         "name", nargs="?", help="only the changes of this feed"
     )
     command("unrouted", cmd_unrouted, "arrivals no feed took").add_argument(
-        "--limit", type=int, default=100
+        "--limit", type=int, default=100, help="show at most this many (default 100)"
     )
