@@ -91,16 +91,42 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _port_free(port: int) -> bool:
+    """Whether nothing listens on ``port`` (connections of a stopped engine that linger in
+    TIME_WAIT do not count: the engine binds with SO_REUSEADDR too)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 class DynamoDBLocal(LocalService):
-    """One DynamoDB Local process, in memory, on a free loopback port.
+    """One DynamoDB Local process, in memory (or in ``data_dir``), on a free (or given)
+    loopback port.
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`. :meth:`client` returns a
     boto3 client with dummy credentials bound to it.
     """
 
-    def __init__(self, *, port: int | None = None, jar: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        jar: Path | None = None,
+        data_dir: Path | None = None,
+        shared: bool = False,
+    ) -> None:
+        """``port``: a fixed port (default: a free one). ``data_dir``: keep the tables in this
+        directory across restarts (default: in memory, gone at :meth:`stop`). ``shared``: one
+        database for every access key and region (DynamoDB Local's ``-sharedDb``; by default
+        each credential and region sees tables of its own)."""
         self._port = port
         self._jar = jar
+        self._data_dir = data_dir
+        self._shared = shared
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -120,15 +146,26 @@ class DynamoDBLocal(LocalService):
                 "Install it (Debian: apt-get install openjdk-17-jre-headless)."
             )
         jar = self._jar or install()
+        fixed = self._port
+        if fixed is not None and not _port_free(fixed):
+            raise DynamoDBLocalError(
+                f"port {fixed} is in use (another DynamoDB Local?): stop what listens there, or "
+                "choose another port"
+            )
+        storage = ["-inMemory"]
+        if self._data_dir is not None:
+            self._data_dir.mkdir(parents=True, exist_ok=True)
+            storage = ["-dbPath", str(self._data_dir.resolve())]
         for _ in range(5):
-            port = self._port or _free_port()
+            port = fixed or _free_port()
             self._proc = subprocess.Popen(
                 [
                     java,
                     f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}",
                     "-jar",
                     str(jar),
-                    "-inMemory",
+                    *storage,
+                    *(["-sharedDb"] if self._shared else []),
                     "-port",
                     str(port),
                 ],
@@ -169,6 +206,10 @@ class DynamoDBLocal(LocalService):
             **{"retries": {"mode": "standard", "max_attempts": 5}, "max_pool_connections": 64}
             | config,
         )
+
+    def wait(self) -> int | None:
+        """Block until the engine exits by itself; its exit code (None if not started)."""
+        return None if self._proc is None else self._proc.wait()
 
     def stop(self) -> None:
         """Stop the engine and free its port. Idempotent."""
