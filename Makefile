@@ -7,7 +7,7 @@ STAMP := $(VENV)/.stamp
 DDB_STAMP := .cache/dynamodb-local/.stamp
 export STATELESS_STATE_DYNAMODB_LOCAL_DIR := $(CURDIR)/.cache/dynamodb-local
 
-.PHONY: setup venv test lint demo bench torture simulate mutants races package layer clean
+.PHONY: setup venv test lint demo bench torture simulate mutants races package layer clean check-dist
 
 setup: $(STAMP) $(DDB_STAMP)
 
@@ -30,6 +30,12 @@ lint: $(STAMP)
 
 test: setup lint
 	$(VENV)/bin/pytest -q
+
+# The distribution as a user gets it (tools/check_dist.py): the sdist and the wheel built and
+# checked by twine --strict, the wheel with its testing extra in a clean virtual env, the shipped
+# handler and a user's tests with the pytest plugin run from it. About a minute; CI runs it.
+check-dist: setup
+	$(PY) -m tools.check_dist
 
 demo: setup
 	$(PY) -m examples.s3_redshift_batcher.demo $(ARGS)
