@@ -23,8 +23,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
+
+if TYPE_CHECKING:
+    # Only named in annotations: DynamoDB's numbers as boto3 decodes them. Importing decimal
+    # would cost every cold start for a type float() takes anyway.
+    from decimal import Decimal
 
 __all__ = [
     "SYSTEM",
