@@ -18,16 +18,32 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
+
 from patterns.batcher import Arrival, Batcher, Thresholds
+from patterns.feeds import Feed, FeedsConfig, LocalTarget, S3Feeds
+from patterns.testing import direct, put_object
 from stateless_state import Store, idempotent
 from stateless_state.testing import FakeLambdaContext
 
 GOLDEN = Path(__file__).with_name("item_layout.json")
 # The names the scenario gives (letters only, so that digit runs are the library's own).
-NAMES = ("files", "hot", "nightly", "orders", "config", "clicks", "minutes", "userA", "events")
+NAMES = (
+    "files",
+    "hot",
+    "nightly",
+    "orders",
+    "config",
+    "clicks",
+    "minutes",
+    "userA",
+    "events",
+    "feeds",
+    "landing",
+)
 
 
-def scenario(store: Store) -> Iterator[None]:
+def scenario(store: Store, warehouse: Path) -> Iterator[None]:
     """Every kind of item the library writes, in each state it can be stored in: the test reads
     the table at each ``yield``."""
     store.counter("files").add(1)
@@ -65,6 +81,26 @@ def scenario(store: Store) -> Iterator[None]:
     batcher.claim_load(sealed[1].id).failed("COPY failed")
     batcher.claim_load(sealed[2].id)
     yield
+    # Feeds: the configuration (a versioned object), a feed's batches, an unrouted arrival.
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="landing")
+    feeds_config = FeedsConfig(store)
+    feed = Feed(
+        name="orders",
+        bucket="landing",
+        prefix="orders/",
+        target=LocalTarget(str(warehouse)),
+        thresholds=Thresholds(count=2, bytes=None, age=None),
+    )
+    feeds_config.add(feed, who="operator", why="layout")
+    feeds = S3Feeds(store, manifest_bucket="landing", s3_client=s3, min_load_time=0)
+    records = [
+        put_object(s3, "landing", f"{p}key{x}", b'{"a": 1}\n')
+        for p in ("orders/", "misc/")
+        for x in "ab"
+    ]
+    feeds.handle(direct(*records), FakeLambdaContext(60_000))
+    yield
 
 
 def pattern(value: str) -> str:
@@ -91,8 +127,9 @@ def shapes(store: Store) -> Iterator[str]:
         yield " ".join(f"{k}={v}" for k, v in keys.items()) + f" | {attributes}"
 
 
-def test_the_item_layout_is_the_one_recorded(moto_store: Store) -> None:
-    found = sorted({shape for _ in scenario(moto_store) for shape in shapes(moto_store)})
+def test_the_item_layout_is_the_one_recorded(moto_store: Store, tmp_path: Path) -> None:
+    steps = scenario(moto_store, tmp_path / "warehouse.db")
+    found = sorted({shape for _ in steps for shape in shapes(moto_store)})
     if os.environ.get("STATELESS_STATE_WRITE_LAYOUT"):
         GOLDEN.write_text(json.dumps(found, indent=1, ensure_ascii=False) + "\n")
     recorded = json.loads(GOLDEN.read_text())
