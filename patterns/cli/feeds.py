@@ -278,7 +278,7 @@ def cmd_unrouted(args: argparse.Namespace) -> int:
     ]
     emit(args, rows, ("at", "bucket", "key", "size", "recorded_at"), "arrivals no feed took")
     if not args.json and not rows:
-        print(f"none in the last retention period (as of {clock.now():.0f})")
+        print(f"none in the last retention period (as of {clock.iso8601(clock.now())})")
     return EXIT_OK
 
 

@@ -57,6 +57,7 @@ INSTANTS = frozenset(
         "loaded_at",
         "next_attempt_at",
         "opened_at",
+        "recorded_at",
         "sealed_at",
         "start",
     }
