@@ -106,6 +106,19 @@ def _project(root: Path) -> dict[str, object]:
     return project
 
 
+def _version(root: Path, project: dict[str, object]) -> str:
+    """The distribution's version: pyproject's own, or (``dynamic``) the ``__version__`` of
+    ``stateless_state/__init__.py`` that ``[tool.setuptools.dynamic]`` names."""
+    if "version" in project:
+        return str(project["version"])
+    found = re.search(
+        r'^__version__ = "([^"]+)"$', (root / "stateless_state" / "__init__.py").read_text(), re.M
+    )
+    if found is None:
+        raise ArtifactError('stateless_state/__init__.py sets no __version__ = "..."')
+    return found.group(1)
+
+
 def requirement_name(requirement: str) -> str:
     """The normalized distribution name a requirement (``"boto3>=1.34"``) names."""
     match = _NAME.match(requirement.strip())
@@ -148,7 +161,7 @@ def library_files(root: Path = ROOT) -> dict[str, bytes]:
             if "__pycache__" not in name and not _left_out(name):
                 files[name] = path.read_bytes()
     project = _project(root)
-    name, version = str(project["name"]), str(project["version"])
+    name, version = str(project["name"]), _version(root, project)
     requirements = project["dependencies"]
     assert isinstance(requirements, list)
     metadata = [

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 from cfnlint.decode import decode
 
+import stateless_state
 from patterns.testing import direct, put_object
 from stateless_state import Store
 from stateless_state.testing import DynamoDBLocal, fresh_table_name
@@ -156,7 +157,7 @@ def test_no_module_the_artifact_carries_imports_one_it_leaves_out() -> None:
 
 def test_the_metadata_says_which_version_is_deployed() -> None:
     files = function(HANDLER).files
-    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    version = stateless_state.__version__  # what pyproject.toml's dynamic version reads
     dist_info = f"stateless_state-{version}.dist-info"
     metadata = files[f"{dist_info}/METADATA"].decode()
     assert "Name: stateless-state\n" in metadata and f"Version: {version}\n" in metadata
