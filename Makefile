@@ -28,7 +28,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: setup lint
+test: setup lint check-dist
 	$(VENV)/bin/pytest -q
 
 # The distribution as a user gets it (tools/check_dist.py): the sdist and the wheel built and
