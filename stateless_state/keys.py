@@ -45,6 +45,7 @@ __all__ = [
     "session_token",
     "shard",
     "shard_token",
+    "stream_owner",
     "unrouted",
     "unrouted_partition",
     "versioned_head",
@@ -172,6 +173,11 @@ def index_partition(word: str, *parts: str) -> str:
 def batch_index(word: str, stream: str, at: float, batch_id: str) -> Key:
     """The index entry of a batch waiting to be loaded or failed (its :meth:`Key.index_item`)."""
     return Key(index_partition(word, stream), f"{at:017.6f}#{escape(batch_id)}")
+
+
+def stream_owner(stream: str) -> Key:
+    """The claim on a batch stream by the one feeds configuration whose feed batches it."""
+    return Key(join("streamowner", stream), "owner")
 
 
 def unrouted_partition(config: str) -> str:

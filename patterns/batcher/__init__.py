@@ -310,6 +310,29 @@ class Batcher:
             self._t, self._batch_key(lane, seq), batch_id_, lease=seconds, retry=retry
         )
 
+    def record_config_version(self, batch_id_: str, version: int, config_name: str) -> Batch:
+        """Record on a sealed batch that records no configuration version (sealed outside
+        feeds) the version ``version`` of the feeds' configuration ``config_name`` it will be
+        loaded under, and return the batch as stored after it. The write is conditional on the
+        batch still recording none (what the caller read): of loaders racing here, one
+        records, and every one returns the version recorded, so each later load of the batch
+        uses the same target. One conditional ``UpdateItem`` (1 WCU per KB of the batch);
+        :class:`InvalidArgument` when there is no such batch."""
+        stream, lane, seq = parse_batch_id(batch_id_)
+        if stream != self.stream:
+            raise InvalidArgument(f"batch {batch_id_!r} is not in stream {self.stream!r}")
+        domain.integer(version, "config_version", minimum=1, maximum=10**12 - 1)
+        domain.name("feeds configuration name", config_name)
+        update = Update().set_all({"config_version": version, "config_name": config_name})
+        unrecorded = Attr("pk").exists() & Attr("config_version").not_exists()
+        try:
+            item = self._update(lane, seq, update, unrecorded)
+        except ConditionFailed as e:
+            if e.old is None:
+                raise InvalidArgument(f"no batch {batch_id_}") from None
+            item = e.old  # another loader recorded first: its version is the batch's
+        return batch_from_item(item)
+
     def _update(self, lane: int, seq: int, update: Update, condition: Condition) -> dict[str, Any]:
         """One conditional ``UpdateItem`` of a batch; returns the batch after it (ALL_NEW)."""
         item = self._t.update_item(

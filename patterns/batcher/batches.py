@@ -101,7 +101,12 @@ class Batch:
     superseded_count: int = 0
     config_version: int | None = None
     """The version of the feeds' configuration (:mod:`patterns.feeds`) the batch was sealed
-    under, written by the seal itself; None outside feeds (and while the batch is open)."""
+    under, written by the seal itself; None outside feeds (and while the batch is open). A
+    batch sealed outside feeds gets one when a feed's loader first takes it
+    (:meth:`patterns.batcher.Batcher.record_config_version`)."""
+    config_name: str | None = None
+    """The feeds' configuration whose version ``config_version`` is, when recorded with it (a
+    batch sealed outside feeds, taken by a feed's loader); None otherwise."""
 
     @property
     def id(self) -> str:
@@ -170,4 +175,5 @@ def batch_from_item(item: Mapping[str, Any]) -> Batch:
         superseded=tuple(item.get("superseded", ())),
         superseded_count=int(item.get("superseded_count", len(item.get("superseded", ())))),
         config_version=None if item.get("config_version") is None else int(item["config_version"]),
+        config_name=opt("config_name"),
     )

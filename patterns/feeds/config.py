@@ -43,7 +43,13 @@ before loaded it: move a location when its producers have moved, not under a liv
 (default :data:`DEFAULT_CACHE_INTERVAL`, 60 s), and none in between: the hot path's cost per
 arrival is the batcher's alone. Versions are immutable, so :meth:`FeedsConfig.at` caches them for
 good. An edit costs a ``GetItem`` and a two-item ``TransactWriteItems`` (2 WCU per item per
-started KB of the configuration) per attempt.
+started KB of the configuration) per attempt, and one ``PutItem`` (1 WCU) per stream it adds.
+
+**A stream belongs to one configuration.** Two configurations in one state table (two
+deployments, ``config_name``) never batch one stream: the first to add a feed on it claims it
+(an item per stream, written conditionally before the version naming it), and the other's add is
+:class:`~stateless_state.StateConflict` naming the owner. A loader refuses a batch that records
+another configuration's name (:class:`patterns.feeds.FeedLoader`).
 """
 
 from __future__ import annotations
@@ -55,8 +61,18 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
-from stateless_state import InvalidArgument, StateConflict, Store, VersionConflict, clock, domain
+from stateless_state import (
+    InvalidArgument,
+    StateConflict,
+    Store,
+    VersionConflict,
+    clock,
+    domain,
+    keys,
+)
 from stateless_state.codec import to_json
+from stateless_state.errors import ConditionFailed
+from stateless_state.expressions import Attr
 
 from ..batcher import Batcher, BatchState
 from ..loaders.ledger import same_table
@@ -354,6 +370,7 @@ class FeedsConfig:
                     f"{MAX_CONFIG_BYTES:,} one version holds: remove feeds, or split them over "
                     "two configurations (config_name) and two deployments; nothing changed"
                 )
+            self._claim_streams(current, feeds)
             written = self._object.put(value, expected=current.version or None)
             stored = replace(new, version=written.number, created_at=written.created_at)
             self._cached = (self._remember(stored), clock.monotonic())
@@ -369,6 +386,32 @@ class FeedsConfig:
             attempts=_EDIT_ATTEMPTS,
             operation="feeds.edit",
         )
+
+    def _claim_streams(self, current: FeedSet, feeds: Mapping[str, Feed]) -> None:
+        """Claim for this configuration each stream ``feeds`` batch that ``current`` does not:
+        one ``PutItem`` per new stream (1 WCU), conditional on the stream being unclaimed or
+        this configuration's, written before the version that names it (the versioned object
+        writes its version alone). A version whose write then fails leaves the claim, still
+        this configuration's own, which its next add of the stream takes again. Raises
+        :class:`StateConflict` naming the owner when another configuration holds the stream:
+        its batches and dedupe records are the stream's, and batches of two configurations in
+        one stream would load as the other's versions say. Claims are never released: a
+        dropped feed's dedupe records stay its stream's."""
+        known = {f.stream for f in current.feeds.values()}
+        for stream in sorted({f.stream for f in feeds.values()} - known):
+            key = keys.stream_owner(stream)
+            mine = Attr("pk").not_exists() | Attr("config").eq(self.name)
+            try:
+                self.store.table.put(
+                    {**key.item(), "config": self.name, "claimed_at": clock.now()}, condition=mine
+                )
+            except ConditionFailed as e:
+                owner = (e.old or {}).get("config")
+                raise StateConflict(
+                    f"stream {stream!r} belongs to feeds configuration {owner!r} of this table, "
+                    f"not {self.name!r}: a stream is batched by one configuration; give the "
+                    "feed another stream (or name); nothing changed"
+                ) from None
 
     @staticmethod
     def _change(action: Action, names: Iterable[str], who: str, why: str) -> Callable[[], Change]:

@@ -80,9 +80,21 @@ LoaderFactory = Callable[[Target], "Loader"]
 
 class FeedLoader:
     """The loader of one feed's batches: for each batch, the loader of the target that the
-    configuration version the batch was sealed under gives the feed (the current version for
-    a batch sealed outside feeds, which records none). ``loader_for`` builds (and may cache)
-    a target's loader."""
+    configuration version the batch was sealed under gives the feed. ``loader_for`` builds
+    (and may cache) a target's loader.
+
+    A batch sealed outside feeds records no version (a stream a one-stream
+    :class:`~patterns.pipeline.S3ToRedshift` served before it became a feed): the first time a
+    loader takes it, the current version is recorded on the batch, with the configuration's
+    name, by a write conditional on the batch still recording none
+    (:meth:`~patterns.batcher.Batcher.record_config_version`), before anything is loaded; every
+    later load of it, a takeover after a crash and a change of the feed's target included,
+    uses the recorded version, so the batch is committed into one target only. That costs
+    one conditional ``UpdateItem`` per such batch and container; a batch sealed under a
+    version costs nothing more.
+
+    A batch recording another configuration's name is refused (:class:`InvalidArgument`,
+    nothing loaded): its version numbers another configuration's history."""
 
     def __init__(
         self, store: Store, config: FeedsConfig, name: str, loader_for: LoaderFactory
@@ -91,12 +103,40 @@ class FeedLoader:
         self._config = config
         self.name = name
         self._loader_for = loader_for
+        # Versions this container recorded on unversioned batches (they never change).
+        self._recorded: dict[str, Batch] = {}
+
+    def _versioned(self, batch: Batch) -> Batch:
+        """``batch`` with the version it loads under: its own, or recorded now."""
+        if batch.config_version is not None:
+            return batch
+        known = self._recorded.get(batch.id)
+        if known is not None:
+            return known
+        version = self._config.current().version
+        if not version:
+            raise InvalidArgument(
+                f"batch {batch.id}: feeds configuration {self._config.name!r} has no version "
+                "to load it under; add its feed first"
+            )
+        recorded = Batcher(self._store, batch.stream).record_config_version(
+            batch.id, version, self._config.name
+        )
+        self._recorded[batch.id] = recorded
+        return recorded
 
     def target(self, batch: Batch) -> Target:
-        """The target ``batch`` loads into: its sealed version's, exactly."""
-        version = batch.config_version
-        feeds = self._config.current() if version is None else self._config.at(version)
-        return feeds.feed(self.name).target
+        """The target ``batch`` loads into: its sealed (or recorded) version's, exactly."""
+        batch = self._versioned(batch)
+        owner = batch.config_name
+        if owner is not None and owner != self._config.name:
+            raise InvalidArgument(
+                f"batch {batch.id} was sealed under version {batch.config_version} of feeds "
+                f"configuration {owner!r}, not {self._config.name!r}: a stream belongs to one "
+                f"configuration; load it with the deployment of {owner!r}; nothing loaded"
+            )
+        assert batch.config_version is not None
+        return self._config.at(batch.config_version).feed(self.name).target
 
     def load(self, ticket: Ticket, manifest: Manifest) -> LoadOutcome:
         return self._loader_for(self.target(ticket.batch)).load(ticket, manifest)
