@@ -40,6 +40,7 @@ from .s3 import ParseResult, check_bucket, parse_s3_event
 from .sweeper import DueLoad, LoadResult, load_due, remaining
 
 if TYPE_CHECKING:
+    from .batcher.batches import Batch
     from .batcher.load_ticket import LoadTicket
     from .batcher.manifest import Manifest
     from .loaders.base import Loader
@@ -389,6 +390,8 @@ class S3ToRedshift:
         now = clock.now()
         due: list[DueLoad] = []
         for batch in self.batcher.pending():
+            if not self.takes(batch):
+                continue
             if (
                 batch.state == BatchState.SEALED
                 and (batch.next_attempt_at is None or batch.next_attempt_at <= now)
@@ -403,6 +406,11 @@ class S3ToRedshift:
                     )
                 )
         return due
+
+    def takes(self, batch: Batch) -> bool:
+        """Whether :meth:`due_loads` offers ``batch`` (every batch of the stream, here; a
+        feed's pipeline leaves out another configuration's). No request."""
+        return True
 
     def sweep(self, context: LambdaContext | None = None) -> dict[str, Any]:
         """The scheduled handler: seal aged batches, then load whatever waits, oldest first

@@ -146,6 +146,19 @@ class Batcher:
             domain.integer(version, "config_version", minimum=1, maximum=10**12 - 1)
         self._membership.config_version = version
 
+    @property
+    def config_name(self) -> str | None:
+        """The feeds' configuration whose :attr:`config_version` the seals record, recorded
+        with it (so a loader of another configuration refuses the batch); None outside feeds.
+        Set it between requests, as :attr:`config_version`."""
+        return self._membership.config_name
+
+    @config_name.setter
+    def config_name(self, name: str | None) -> None:
+        if name is not None:
+            domain.name("feeds configuration name", name)
+        self._membership.config_name = name
+
     def __repr__(self) -> str:
         return f"Batcher({self.stream!r}, {self.thresholds}, lanes={self.lanes})"
 
@@ -230,6 +243,7 @@ class Batcher:
             age=seconds,
             now=now,
             config_version=self.config_version,
+            config_name=self.config_name,
         )
 
     # reading

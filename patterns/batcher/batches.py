@@ -105,8 +105,8 @@ class Batch:
     batch sealed outside feeds gets one when a feed's loader first takes it
     (:meth:`patterns.batcher.Batcher.record_config_version`)."""
     config_name: str | None = None
-    """The feeds' configuration whose version ``config_version`` is, when recorded with it (a
-    batch sealed outside feeds, taken by a feed's loader); None otherwise."""
+    """The feeds' configuration whose version ``config_version`` is, recorded with it by the
+    seal (or by a feed's loader taking a batch sealed outside feeds); None otherwise."""
 
     @property
     def id(self) -> str:

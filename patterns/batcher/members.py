@@ -121,8 +121,9 @@ class Membership:
     added before it. Threads may share it: the plans are hints, and a thread never moves a
     lane's plan back behind a batch another thread has reached.
 
-    ``config_version`` (feeds: :mod:`patterns.feeds`) is written on a batch by the request that
-    seals it, as one more attribute of that request's batch update: no extra request."""
+    ``config_version`` and ``config_name`` (feeds: :mod:`patterns.feeds`) are written on a
+    batch by the request that seals it, as more attributes of that request's batch update: no
+    extra request."""
 
     def __init__(
         self,
@@ -137,6 +138,7 @@ class Membership:
         self.thresholds = thresholds
         self.lanes = lanes
         self.config_version = config_version
+        self.config_name: str | None = None
         self._plans: dict[int, _Plan] = {}
 
     def batch_key(self, lane: int, seq: int) -> dict[str, str]:
@@ -315,6 +317,7 @@ class Membership:
             thresholds=self.thresholds,
             now=now,
             config_version=self.config_version,
+            config_name=self.config_name,
         )
 
     def _batch_write(
@@ -350,7 +353,7 @@ class Membership:
                 "sealed_at": now,
                 "seal_reason": sealed.seal_reason,
                 **self.index("pending", now, sealed.id),
-                **seal_tag(sealed.config_version),
+                **seal_tag(sealed.config_version, sealed.config_name),
             }
         )
         if not plan.exists:

@@ -13,6 +13,7 @@ is loaded, so the sweeper finds every batch waiting to be loaded with one Query,
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from stateless_state import keys
 from stateless_state.expressions import Attr, Update
@@ -28,10 +29,13 @@ def pending_index(stream: str, at: float, batch_id: str) -> dict[str, str]:
     return keys.batch_index("pending", stream, at, batch_id).index_item()
 
 
-def seal_tag(config_version: int | None) -> dict[str, int]:
+def seal_tag(config_version: int | None, config_name: str | None = None) -> dict[str, Any]:
     """The attributes a seal writes beside its state: the feeds' configuration version it was
-    sealed under (:mod:`patterns.feeds`), none outside feeds."""
-    return {} if config_version is None else {"config_version": config_version}
+    sealed under and that configuration's name (:mod:`patterns.feeds`), none outside feeds."""
+    if config_version is None:
+        return {}
+    named = {} if config_name is None else {"config_name": config_name}
+    return {"config_version": config_version, **named}
 
 
 def sealed_batch(
@@ -45,6 +49,7 @@ def sealed_batch(
     thresholds: Thresholds,
     now: float,
     config_version: int | None = None,
+    config_name: str | None = None,
 ) -> Batch:
     """The batch an add seals at ``count`` members and ``total`` bytes, as the add reports it;
     the reason is ``count`` when the count threshold is reached, else ``bytes``. No I/O."""
@@ -60,6 +65,7 @@ def sealed_batch(
         sealed_at=now,
         seal_reason=reason,
         config_version=config_version,
+        config_name=None if config_version is None else config_name,
     )
 
 
@@ -72,6 +78,7 @@ def seal_by_age(
     age: float,
     now: float,
     config_version: int | None = None,
+    config_name: str | None = None,
 ) -> list[Batch]:
     """Seal each lane's open batch (``latest(lane)``, the lane's newest batch) opened at least
     ``age`` seconds before ``now``; return those this call sealed. The seal is conditional on the
@@ -79,7 +86,8 @@ def seal_by_age(
     returned by exactly one caller, and an add that races with it lands in this batch (its
     condition saw it open) or the next.
 
-    ``config_version`` (feeds) is recorded on each batch by its seal, in the same write.
+    ``config_version`` and ``config_name`` (feeds) are recorded on each batch by its seal, in
+    the same write.
 
     Cost: what ``latest`` costs per lane (one ``Query``), plus one conditional ``UpdateItem``
     per batch sealed."""
@@ -94,7 +102,7 @@ def seal_by_age(
                 "sealed_at": now,
                 "seal_reason": "age",
                 **pending_index(stream, now, batch.id),
-                **seal_tag(config_version),
+                **seal_tag(config_version, config_name),
             }
         )
         try:

@@ -641,6 +641,7 @@ class FeedsConfig:
         feed = current.feed(name)
         batcher = self.batcher(feed)
         batcher.config_version = current.version or None
+        batcher.config_name = self.name
         return batcher.seal_due(age=timedelta(0))
 
 

@@ -185,6 +185,20 @@ class FeedPipeline(S3ToRedshift):
         """The S3 client every feed of the deployment shares."""
         return self._shared_s3()
 
+    def takes(self, batch: Batch) -> bool:
+        """Whether this feed's sweeper loads ``batch``: not when another configuration sealed
+        it (a stream two configurations shared before streams were claimed), so it keeps its
+        attempts for that configuration's sweeper. No request."""
+        theirs = batch.config_name is not None and batch.config_name != self.config.name
+        if theirs:
+            _log.warning(
+                "feed %s: batch %s was sealed under configuration %s; left to it",
+                self.feed_name,
+                batch.id,
+                batch.config_name,
+            )
+        return not theirs
+
     def load(self, batch_id: str, context: LambdaContext | None = None) -> LoadResult:
         """:meth:`S3ToRedshift.load`, unless the feed is paused now (``paused``: nothing
         claimed, the batch waits, untouched, for the resume)."""
@@ -327,6 +341,7 @@ class S3Feeds:
                     self.store, self.config, feed, self.loader, lambda: self.s3, **self._settings
                 )
             pipeline.batcher.config_version = feeds.version or None
+            pipeline.batcher.config_name = self.config.name
             pipelines[feed.name] = (feed, pipeline)
         self._pipelines = pipelines
         self._prepared = feeds.version

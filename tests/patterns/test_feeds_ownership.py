@@ -20,7 +20,7 @@ from patterns.feeds import Feed, FeedsConfig, LocalTarget, S3Feeds
 from patterns.loaders.sqlite import LocalWarehouseLoader
 from patterns.pipeline import S3ToRedshift
 from patterns.testing import direct, put_object
-from stateless_state import StateConflict, Store
+from stateless_state import StateConflict, Store, keys
 from stateless_state.testing import FakeLambdaContext
 
 ONE = Thresholds(count=1, bytes=None, age=None)
@@ -177,3 +177,38 @@ def test_a_loader_refuses_a_batch_of_another_configuration(
     assert stored.error is not None and "configuration 'feeds-b', not 'feeds-a'" in stored.error
     in_a = LocalWarehouseLoader(a_db, None).counts_by_object() if a_db.exists() else {}
     assert in_a == {}
+
+
+def test_a_sweeper_leaves_another_configurations_batch_untouched(
+    ddb_store: Store, s3_bucket: tuple[Any, str], local_s3: Any, tmp_path: Any
+) -> None:
+    """Two configurations that both batch stream ``orders`` (as before streams were claimed:
+    the claim is deleted to get there): B's seal records B's name with its version, so A's
+    sweeper does not claim B's batch (its attempts stay 0) and nothing reaches A's warehouse;
+    B's sweeper then loads it into B's."""
+    s3, bucket = s3_bucket
+    other = f"{bucket}-b"
+    s3.create_bucket(Bucket=other)
+    a_db, b_db = tmp_path / "a.db", tmp_path / "b.db"
+    FeedsConfig(ddb_store, "feeds-a").add(
+        Feed("orders", bucket, LocalTarget(str(a_db)), thresholds=ONE), who="op", why="t"
+    )
+    ddb_store.table.delete(keys.stream_owner("orders").item())
+    FeedsConfig(ddb_store, "feeds-b").add(
+        Feed("orders", other, LocalTarget(str(b_db)), thresholds=ONE), who="op", why="t"
+    )
+    a = S3Feeds(ddb_store, manifest_bucket=bucket, config_name="feeds-a", s3_client=s3)
+    b = S3Feeds(ddb_store, manifest_bucket=other, config_name="feeds-b", s3_client=s3)
+    body = b'{"o": "b-file"}\n'
+    r = b.handle(direct(put_object(s3, other, "x.jsonl", body)), FakeLambdaContext(5000))
+    [batch_id] = r["sealed"]
+    sealed = Batcher(ddb_store, "orders").batch(batch_id)
+    assert sealed is not None and sealed.config_name == "feeds-b"
+    assert a.sweep()["loads"] == {}
+    untouched = Batcher(ddb_store, "orders").batch(batch_id)
+    assert untouched is not None
+    assert (untouched.state, untouched.attempts) == (BatchState.SEALED, 0)
+    assert b.sweep()["loads"] == {batch_id: "loaded"}
+    in_a = LocalWarehouseLoader(a_db, None).counts_by_object() if a_db.exists() else {}
+    assert in_a == {}
+    assert LocalWarehouseLoader(b_db, None).counts_by_object() == {f"s3://{other}/x.jsonl": 1}
