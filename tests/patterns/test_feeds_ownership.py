@@ -10,6 +10,7 @@ a batch recording another configuration's name.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Any
 
@@ -212,3 +213,41 @@ def test_a_sweeper_leaves_another_configurations_batch_untouched(
     in_a = LocalWarehouseLoader(a_db, None).counts_by_object() if a_db.exists() else {}
     assert in_a == {}
     assert LocalWarehouseLoader(b_db, None).counts_by_object() == {f"s3://{other}/x.jsonl": 1}
+
+
+def test_loaders_racing_to_record_a_version_all_get_the_one_recorded(
+    ddb_store: Store, s3_bucket: tuple[Any, str]
+) -> None:
+    """Eight threads record versions 1 to 8 on one unversioned batch at once (released
+    together by a barrier): exactly one version is stored, and every thread was told that one,
+    so every load of the batch uses one target."""
+    s3, bucket = s3_bucket
+    pipeline = S3ToRedshift(
+        ddb_store,
+        stream="race",
+        loader=LocalWarehouseLoader(":memory:", s3),
+        manifest_bucket=bucket,
+        thresholds=ONE,
+        s3_client=s3,
+        min_load_time=10,
+    )
+    r = pipeline.handle(
+        direct(put_object(s3, bucket, "r/1.jsonl", b'{"o": 1}\n')), FakeLambdaContext(5000)
+    )
+    [batch_id] = r["sealed"]
+    barrier = threading.Barrier(8)
+    told: list[int | None] = []
+
+    def record(version: int) -> None:
+        batcher = Batcher(ddb_store, "race")
+        barrier.wait()
+        told.append(batcher.record_config_version(batch_id, version, "feeds").config_version)
+
+    threads = [threading.Thread(target=record, args=(v,)) for v in range(1, 9)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stored = Batcher(ddb_store, "race").batch(batch_id)
+    assert stored is not None and stored.config_version in range(1, 9)
+    assert told == [stored.config_version] * 8
