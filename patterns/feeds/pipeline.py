@@ -23,7 +23,9 @@ Every batch records the configuration version it was sealed under, in the seal's
 gives the feed (:class:`FeedLoader`): a feed's table, format or options changed while its
 batches were open or sealed changes nothing for the batches already sealed. A container seals
 with the version it last read, at most the cache interval old; the batch is loaded as *that*
-version says.
+version says. The seal records the configuration's name with the version: a stream belongs to
+one configuration (:class:`~patterns.feeds.FeedsConfig` claims it), and a batch another
+configuration sealed is neither offered by this sweeper nor loaded by this loader.
 
 **Pause** is checked when a load begins: every load reads the configuration again (one
 ``GetItem``) before it claims its batch, and a paused feed's batch is not claimed (``paused``).
@@ -34,8 +36,10 @@ Paused feeds still add and seal; the sweeper loads what they sealed once they ar
 Cost: on the hot path, what the batcher costs per arrival and nothing more within the cache
 interval (:data:`~patterns.feeds.config.DEFAULT_CACHE_INTERVAL`); one ``GetItem`` per container
 and interval; per load, one ``GetItem`` of the configuration, and two the first time a container
-loads under an older version. The sweeper: per feed what ``S3ToRedshift.sweep`` costs (a
-``Query`` per lane and one of the pending index), after one ``GetItem`` of the configuration.
+loads under an older version (and, for a batch sealed outside feeds, one conditional
+``UpdateItem`` recording the version it loads under, once per batch and container). The
+sweeper: per feed what ``S3ToRedshift.sweep`` costs (a ``Query`` per lane and one of the
+pending index), after one ``GetItem`` of the configuration.
 """
 
 from __future__ import annotations
