@@ -87,8 +87,9 @@ def test_a_batch_sealed_outside_feeds_is_committed_once_across_a_table_change(
 
 
 def test_the_version_recorded_first_wins(ddb_store: Store, s3_bucket: tuple[Any, str]) -> None:
-    """Recording is conditional on the batch recording none: a second recording (another
-    loader, a later version) returns the first one's version and writes nothing."""
+    """Recording is conditional on the batch recording none, and costs one ``UpdateItem`` (1
+    WCU per KB of the batch item): a second recording (another loader, a later version)
+    returns the first one's version and writes nothing."""
     s3, bucket = s3_bucket
     pipeline = S3ToRedshift(
         ddb_store,
@@ -103,7 +104,11 @@ def test_the_version_recorded_first_wins(ddb_store: Store, s3_bucket: tuple[Any,
     r = pipeline.handle(direct(put_object(s3, bucket, "p/1.jsonl", body)), FakeLambdaContext(5000))
     [batch_id] = r["sealed"]
     batcher = Batcher(ddb_store, "plain")
+    before = ddb_store.metrics.snapshot()
     assert batcher.record_config_version(batch_id, 3, "feeds").config_version == 3
+    spent = (ddb_store.metrics.snapshot() - before).total
+    assert spent.requests == 1  # one conditional UpdateItem of the batch item
+    assert spent.wcu <= 2.0  # the batch item's size: under 2 KB
     again = batcher.record_config_version(batch_id, 7, "other")
     assert (again.config_version, again.config_name) == (3, "feeds")
     stored = batcher.batch(batch_id)
