@@ -245,9 +245,13 @@ class PostgresTarget:
         return PostgresLoader(self.dsn, self.table, s3, ledger_table=self.ledger)
 
     def check(self, stream: str) -> None:
-        """The loader's checks of the table and ledger names, and the ledger being the target
-        table. No connection."""
-        self.loader()
+        """The loader's checks of the table and ledger names and of the stream (its batch ids
+        must fit the ledger), and the ledger being the target table. No connection."""
+        from ..loaders.postgres import PostgresLoader
+
+        loader = self.loader()
+        assert isinstance(loader, PostgresLoader)
+        loader.check_stream(stream)
         if same_table(self.table, self.ledger, fold_case=False):
             raise InvalidArgument(
                 f"PostgreSQL target table {self.table!r} is its own ledger table: every load "

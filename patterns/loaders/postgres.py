@@ -43,7 +43,14 @@ from .base import AbandonOutcome, LoadOutcome, Ticket, read_records
 if TYPE_CHECKING:
     from ..batcher.manifest import Manifest
 
-__all__ = ["PostgresLoader"]
+__all__ = ["MAX_BATCH_ID", "PostgresLoader"]
+
+MAX_BATCH_ID = 256
+"""The characters of the ledger's ``batch_id VARCHAR(256)`` (:meth:`PostgresLoader.ledger_ddl`)."""
+
+# A batch id is ``<stream>/<lane>/<seq:012d>``: its longest suffix is lane 255's (lanes reach
+# 256, and only grow) with 12 digits, whatever the feed's lanes today.
+_LONGEST_SUFFIX = len("/255/") + 12
 
 
 @dataclass
@@ -99,6 +106,19 @@ class PostgresLoader:
         # psycopg reads every '%' of a query run with parameters as a placeholder, those in a
         # quoted name too: there it must be '%%' (and stay '%' where nothing is bound).
         return sql.SQL(quoted.replace("%", "%%") if parameterised else quoted)
+
+    def check_stream(self, stream: str) -> None:
+        """Raise :class:`InvalidArgument` unless every batch id of ``stream`` fits the ledger's
+        ``batch_id VARCHAR(256)``: a longer one could never be claimed, so every load of the
+        stream would fail, forever. The pipeline calls it when it is built; no connection."""
+        longest = len(stream) + _LONGEST_SUFFIX
+        if longest > MAX_BATCH_ID:
+            raise InvalidArgument(
+                f"stream {stream[:40]!r}... ({len(stream)} characters) makes batch ids of up to "
+                f"{longest} characters, over the {MAX_BATCH_ID} of the PostgreSQL ledger's "
+                f"batch_id column: give a stream of at most {MAX_BATCH_ID - _LONGEST_SUFFIX} "
+                "characters"
+            )
 
     def ledger_ddl(self) -> str:
         """The one-time DDL for the ledger table (the same columns as the Redshift ledger's),
