@@ -65,6 +65,7 @@ from .config import (
     MAX_CACHE_INTERVAL,
     FeedsConfig,
     FeedSet,
+    check_feeds,
 )
 from .feed import Feed, Target
 
@@ -267,6 +268,7 @@ class S3Feeds:
                 "declared feeds need a declared_revision (an int you raise with every change "
                 "of the declaration), so that an older deployment never undoes a newer one's"
             )
+        self._check_declared()
         self._declared_revision = declared_revision
         self._declare_pending = bool(self._declared)
         self._s3 = s3_client
@@ -288,6 +290,30 @@ class S3Feeds:
         domain.duration(min_load_time, "min_load_time", allow_zero=True)
         self._pipelines: dict[str, tuple[Feed, FeedPipeline]] = {}
         self._prepared: int | None = None
+
+    def _check_declared(self) -> None:
+        """Refuse now, when the deployment is built (its cold start, so its deploy), a declared
+        feed that :meth:`FeedsConfig.declare` would refuse on the first :meth:`prepare`: the
+        revision would then be retried, and refused, by every invocation, and no feed's
+        arrival added. The feed's own checks and those of the declared set together
+        (:func:`check_feeds`); the stored configuration is not read (no request), so a clash
+        with a stored feed is still found only by the first :meth:`prepare`."""
+        named: dict[str, Feed] = {}
+        for feed in self._declared:
+            if not isinstance(feed, Feed):
+                raise InvalidArgument(f"expected Feeds, got a {type(feed).__name__}")
+            if feed.name in named:
+                raise InvalidArgument(f"feed {feed.name!r} is declared twice: declare it once")
+            named[feed.name] = feed
+        try:
+            for feed in named.values():
+                feed.check()
+            check_feeds(named)
+        except InvalidArgument as e:
+            raise InvalidArgument(
+                f"declared feeds (FEEDS, or declared=) refused, nothing stored: {e}; fix the "
+                "declaration and deploy again"
+            ) from None
 
     @classmethod
     def from_env(

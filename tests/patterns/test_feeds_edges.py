@@ -14,8 +14,8 @@ import psycopg
 import pytest
 
 from patterns.batcher import Thresholds
-from patterns.feeds import Feed, FeedsConfig, PostgresTarget, S3Feeds
-from patterns.testing import direct, put_object
+from patterns.feeds import Feed, FeedsConfig, LocalTarget, PostgresTarget, RedshiftTarget, S3Feeds
+from patterns.testing import direct, put_object, s3_record
 from stateless_state import InvalidArgument, Store
 
 ONE = Thresholds(count=1, bytes=None, age=None)
@@ -83,3 +83,52 @@ def test_a_postgres_stream_at_the_limit_loads_on_its_highest_lane(
             f"INSERT INTO {table} (batch_id, fence, loaded_at) VALUES (%s, 1, now())", (longest,)
         )
         assert conn.execute(f"SELECT o FROM {schema}.events").fetchall() == [("x",)]
+
+
+# B10: a declared feed that fails its checks
+
+
+def test_a_bad_declared_feed_is_refused_when_the_deployment_is_built(
+    ddb_store: Store, s3_bucket: tuple[Any, str], tmp_path: Any
+) -> None:
+    """A declared feed its loader would refuse (a Redshift table name with '-') fails the
+    deployment's construction, naming the feed and the fix, with nothing stored: before, the
+    deployment built and every handle() raised, so no feed's arrival was added. Two declared
+    feeds on one stream are refused the same way; the stored feed keeps being served by a
+    deployment whose declaration is good."""
+    s3, bucket = s3_bucket
+    config = FeedsConfig(ddb_store)
+    good = Feed("good", bucket, LocalTarget(str(tmp_path / "g.db")), prefix="g/")
+    stored = config.add(good, who="op", why="test").version
+    rs = RedshiftTarget(
+        "s.bad-name", "arn:aws:iam::123456789012:role/c", "dev", workgroup_name="wg"
+    )
+    bad = Feed("bad", bucket, rs, prefix="b/")
+    with pytest.raises(InvalidArgument, match=r"nothing stored: feed 'bad'.*fix the declaration"):
+        S3Feeds(
+            ddb_store, manifest_bucket=bucket, s3_client=s3, declared=[bad], declared_revision=1
+        )
+    one = Feed("one", bucket, LocalTarget(str(tmp_path / "o.db")), prefix="o/", stream="x")
+    two = Feed("two", bucket, LocalTarget(str(tmp_path / "t.db")), prefix="t/", stream="x")
+    with pytest.raises(InvalidArgument, match=r"feed 'two' batches stream 'x'.*fix the declar"):
+        S3Feeds(
+            ddb_store,
+            manifest_bucket=bucket,
+            s3_client=s3,
+            declared=[one, two],
+            declared_revision=1,
+        )
+    with pytest.raises(InvalidArgument, match="declared twice"):
+        S3Feeds(
+            ddb_store,
+            manifest_bucket=bucket,
+            s3_client=s3,
+            declared=[one, one],
+            declared_revision=1,
+        )
+    assert config.read().version == stored
+    feeds = S3Feeds(
+        ddb_store, manifest_bucket=bucket, s3_client=s3, declared=[one], declared_revision=1
+    )
+    assert feeds.handle(direct(s3_record(bucket, "g/1.jsonl", 10)))["by_feed"] == {"good": 1}
+    assert sorted(config.read().feeds) == ["good", "one"]
