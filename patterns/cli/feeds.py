@@ -13,6 +13,11 @@ Every edit shows the version it read and what it will write, asks for confirmati
 skips it), and writes only from that version: another operator's edit in between refuses it
 (exit 4, nothing changed; show it again and decide again). Bad input exits 2 and a state that
 refuses the edit (not drained, already paused) exits 4, each with the reason and the fix.
+
+The CLI cannot know a deployment's manifest location (its ``manifest_bucket`` and
+``manifest_prefix`` are the deployment's settings, not the configuration's), so it accepts a
+feed located there; the deployment logs it as an error and records its files as unrouted
+(:mod:`patterns.feeds.pipeline`): keep feeds out of the manifest prefix.
 """
 
 from __future__ import annotations

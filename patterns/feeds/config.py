@@ -18,7 +18,9 @@ other writer wrote: two operators' edits both land, neither overwrites the other
 location (the routing rule could not decide, :mod:`patterns.feeds.routing`), two feeds on one
 stream, a target table that is another target's ledger, a stream or a lane count changed (a
 stream's open batches would be stranded, and lanes only grow for the same reason), a set larger
-than one item holds.
+than one item holds. Not a feed inside a deployment's manifest location: the configuration (and
+so the CLI) cannot know where a deployment writes its manifests; the deployment refuses such a
+feed itself (:class:`~patterns.feeds.S3Feeds`).
 
 Refusals because of the state (the feed exists, is removed, is already paused, is not drained)
 are :class:`~stateless_state.StateConflict`; bad input is

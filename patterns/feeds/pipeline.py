@@ -16,7 +16,12 @@
 each its own ``S3ToRedshift``); an arrival no feed takes is recorded and counted
 (:mod:`patterns.feeds.unrouted`) and acknowledged. The pipeline's own manifests and staged copies
 (``manifest_bucket``, under ``manifest_prefix``) are never routed, even where a feed's location
-covers them: they would be loaded a second time.
+covers them: they would be loaded a second time. A feed whose whole location lies there (its
+bucket the manifest bucket, its prefix starting with ``manifest_prefix``) could never receive a
+file of its own: a declared one is refused when the deployment is built, and a stored one (the
+configuration and the CLI cannot know the deployment's manifest location, so they accept it)
+is logged as an error naming it and the fix whenever a container reads its version, and every
+object at its location is recorded and counted as unrouted, never taken for an own object.
 
 Every batch records the configuration version it was sealed under, in the seal's own write
 (:attr:`patterns.batcher.Batcher.config_version`), and its loader is the target that version
@@ -290,6 +295,9 @@ class S3Feeds:
         domain.duration(min_load_time, "min_load_time", allow_zero=True)
         self._pipelines: dict[str, tuple[Feed, FeedPipeline]] = {}
         self._prepared: int | None = None
+        # The live feeds of the served version inside the manifest location, each with its
+        # refusal: their objects are recorded unrouted (module docstring).
+        self._hidden: dict[str, str] = {}
 
     def _check_declared(self) -> None:
         """Refuse now, when the deployment is built (its cold start, so its deploy), a declared
@@ -308,12 +316,28 @@ class S3Feeds:
         try:
             for feed in named.values():
                 feed.check()
+                inside = self._inside_manifests(feed)
+                if inside is not None:
+                    raise InvalidArgument(inside)
             check_feeds(named)
         except InvalidArgument as e:
             raise InvalidArgument(
                 f"declared feeds (FEEDS, or declared=) refused, nothing stored: {e}; fix the "
                 "declaration and deploy again"
             ) from None
+
+    def _inside_manifests(self, feed: Feed) -> str | None:
+        """The refusal of ``feed`` if its whole location lies under the manifest location
+        (every object there is taken for one of the pipeline's own), else None."""
+        if feed.bucket != self.manifest_bucket or not feed.prefix.startswith(self.manifest_prefix):
+            return None
+        return (
+            f"feed {feed.name!r} is located at s3://{feed.bucket}/{feed.prefix}, inside this "
+            f"deployment's manifest location s3://{self.manifest_bucket}/{self.manifest_prefix}, "
+            "where the pipeline writes its own manifests and staged copies: its files cannot be "
+            "told from them and would never load; give it a prefix outside "
+            f"{self.manifest_prefix!r} or another bucket"
+        )
 
     @classmethod
     def from_env(
@@ -375,6 +399,14 @@ class S3Feeds:
             pipelines[feed.name] = (feed, pipeline)
         self._pipelines = pipelines
         self._prepared = feeds.version
+        hidden = {
+            feed.name: refusal
+            for feed in feeds.feeds.values()
+            if not feed.removed and (refusal := self._inside_manifests(feed)) is not None
+        }
+        for refusal in hidden.values():
+            _log.error("%s (its objects are recorded as unrouted)", refusal)
+        self._hidden = hidden
         return feeds
 
     def pipeline(self, name: str) -> FeedPipeline:
@@ -408,11 +440,17 @@ class S3Feeds:
         shares: dict[str, ParseResult] = {}
         unrouted: list[tuple[Arrival, str | None]] = []
         own = 0
+        hidden_met: set[str] = set()
         for arrival, message_id in zip(parsed.arrivals, parsed.message_ids, strict=True):
-            if self._own(arrival):
-                own += 1
-                continue
             feed = feeds.router.route(arrival.data["bucket"], arrival.data["key"])
+            if self._own(arrival):
+                if feed is None or feed.name not in self._hidden:
+                    own += 1
+                    continue
+                # At a feed inside the manifest location: it cannot be told from an own
+                # object, so it is seen, as unrouted, rather than acknowledged unseen.
+                hidden_met.add(feed.name)
+                feed = None
             if feed is None:
                 unrouted.append((arrival, message_id))
                 continue
@@ -452,6 +490,8 @@ class S3Feeds:
                     first_error = first_error or e
                 else:
                     parsed.fail_message(message_id)
+        for name in sorted(hidden_met):
+            _log.error("%s (its objects are recorded as unrouted)", self._hidden[name])
         if unrouted:
             _log.warning(
                 "%d arrivals matched no feed (first: %s): `stateless-state feeds unrouted`",

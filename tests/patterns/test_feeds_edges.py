@@ -132,3 +132,71 @@ def test_a_bad_declared_feed_is_refused_when_the_deployment_is_built(
     )
     assert feeds.handle(direct(s3_record(bucket, "g/1.jsonl", 10)))["by_feed"] == {"good": 1}
     assert sorted(config.read().feeds) == ["good", "one"]
+
+
+# B5: a feed inside the deployment's manifest location
+
+
+def test_a_declared_feed_inside_the_manifest_prefix_is_refused_when_built(
+    ddb_store: Store, s3_bucket: tuple[Any, str], tmp_path: Any
+) -> None:
+    """Declared at ``manifests/inbox/`` of the manifest bucket, a feed could never receive a
+    file of its own (each is taken for a manifest): the deployment refuses to build, naming
+    the feed and the fix, nothing stored. The same prefix in another bucket, or a feed whose
+    location merely covers the manifest prefix, is accepted."""
+    s3, bucket = s3_bucket
+    target = LocalTarget(str(tmp_path / "w.db"))
+    inside = Feed("inbox", bucket, target, prefix="manifests/inbox/", thresholds=ONE)
+    with pytest.raises(
+        InvalidArgument, match=r"feed 'inbox'.*inside this deployment's manifest location"
+    ):
+        S3Feeds(
+            ddb_store, manifest_bucket=bucket, s3_client=s3, declared=[inside], declared_revision=1
+        )
+    assert FeedsConfig(ddb_store).read().version == 0
+    elsewhere = Feed("inbox", "other-bucket", target, prefix="manifests/inbox/")
+    covering = Feed("all", bucket, target, prefix="", stream="all")
+    S3Feeds(
+        ddb_store,
+        manifest_bucket=bucket,
+        s3_client=s3,
+        declared=[elsewhere, covering],
+        declared_revision=1,
+    )
+
+
+def test_a_stored_feed_inside_the_manifest_prefix_has_its_files_recorded_unrouted(
+    ddb_store: Store,
+    s3_bucket: tuple[Any, str],
+    tmp_path: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The configuration cannot know the manifest location, so a stored feed inside it is
+    accepted; the deployment then logs an error naming it and the fix, and records and counts
+    each of its files as unrouted (listed, under ``feeds.unrouted``) instead of taking them
+    for its own objects. An object under the manifest prefix that no such feed covers is
+    still one of its own."""
+    s3, bucket = s3_bucket
+    feed = Feed(
+        "inbox",
+        bucket,
+        LocalTarget(str(tmp_path / "w.db")),
+        prefix="manifests/inbox/",
+        thresholds=ONE,
+    )
+    FeedsConfig(ddb_store).add(feed, who="op", why="test")
+    deployment = S3Feeds(ddb_store, manifest_bucket=bucket, s3_client=s3, min_load_time=0)
+    body = (json.dumps({"o": "x"}) + "\n").encode()
+    before = ddb_store.metrics.snapshot()
+    with caplog.at_level("ERROR", logger="patterns.feeds"):
+        report = deployment.handle(direct(put_object(s3, bucket, "manifests/inbox/x.jsonl", body)))
+    assert (report["arrivals"], report["unrouted"], report["own_objects"]) == (0, 1, 0)
+    assert [u.key for u in deployment.unrouted()] == ["manifests/inbox/x.jsonl"]
+    assert any(
+        "feed 'inbox'" in r.getMessage() and "prefix outside" in r.getMessage()
+        for r in caplog.records
+    )
+    counted = (ddb_store.metrics.snapshot() - before).by_operation["feeds.unrouted"]
+    assert counted.calls == 1
+    own = deployment.handle(direct(s3_record(bucket, "manifests/s/0/000000000001.0.manifest", 9)))
+    assert (own["unrouted"], own["own_objects"]) == (0, 1)
