@@ -227,7 +227,9 @@ def check_feeds(feeds: Mapping[str, Feed]) -> None:
     """Refuse a set of feeds the pipeline could not serve exactly: two live feeds at one
     location (the routing rule could not decide), two feeds on one stream, or a target table
     that is the ledger of another target in the same warehouse (every load into one would
-    write rows into the other's ledger). Raises :class:`InvalidArgument` naming both feeds."""
+    write rows into the other's ledger; PostgreSQL databases compared by host, port and
+    dbname, :func:`~patterns.feeds.feed.postgres_database`, whatever the dsn's spelling).
+    Raises :class:`InvalidArgument` naming both feeds."""
     Router(feeds.values())
     streams: dict[str, Feed] = {}
     for feed in feeds.values():
@@ -244,9 +246,12 @@ def check_feeds(feeds: Mapping[str, Feed]) -> None:
             continue
         for other in feeds.values():
             theirs = other.target
-            if isinstance(theirs, LocalTarget) or theirs.warehouse != target.warehouse:
+            if isinstance(theirs, LocalTarget):
                 continue
-            if same_table(target.table, theirs.ledger, fold_case=target.fold_case):
+            # The names first: only a clash needs the warehouses (a PostgreSQL dsn is parsed).
+            if not same_table(target.table, theirs.ledger, fold_case=target.fold_case):
+                continue
+            if theirs.warehouse == target.warehouse:
                 raise InvalidArgument(
                     f"feed {feed.name!r} loads into {target.table!r}, the ledger table of "
                     f"feed {other.name!r}'s target: its rows would land in that ledger; load "

@@ -50,6 +50,7 @@ __all__ = [
     "RedshiftTarget",
     "Target",
     "feed_from_json",
+    "postgres_database",
     "target_from_json",
 ]
 
@@ -230,8 +231,10 @@ class PostgresTarget:
 
     @property
     def warehouse(self) -> tuple[str, ...]:
-        """Which database the table is in."""
-        return ("postgres", self.dsn)
+        """Which database the table is in: ``dsn`` parsed (key=value or URI), so that every
+        spelling of one database is one warehouse (:func:`postgres_database`). Imports
+        psycopg: for the configuration's checks, never the hot path."""
+        return ("postgres", *postgres_database(self.dsn))
 
     @property
     def fold_case(self) -> bool:
@@ -322,6 +325,39 @@ _TARGETS: dict[str, type[RedshiftTarget] | type[PostgresTarget] | type[LocalTarg
     "postgres": PostgresTarget,
     "local": LocalTarget,
 }
+
+
+# Where libpq connects without a host, or through the local socket: one server, as the checks
+# take it (a refusal of one table name, never a load, rests on it).
+_LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}
+
+
+def postgres_database(dsn: str) -> tuple[str, str, str]:
+    """The database a libpq connection string reaches, as host, port and dbname with libpq's
+    defaults: host lowercased, none or a Unix socket directory taken as ``localhost``; port
+    5432; dbname the user (``""`` when neither is given: the environment's, the same for
+    both). ``PG*`` environment variables and ``service`` files are not read: two spellings
+    that differ only through them are taken for two databases. :class:`InvalidArgument` if
+    the string is not a connection string or psycopg is not installed (the check cannot tell
+    then)."""
+    try:
+        from psycopg import Error
+        from psycopg.conninfo import conninfo_to_dict
+    except ImportError:
+        raise InvalidArgument(
+            "comparing PostgreSQL targets' databases needs psycopg: pip install "
+            "'psycopg[binary]' where the configuration is edited"
+        ) from None
+    try:
+        params = conninfo_to_dict(dsn)
+    except Error as e:
+        raise InvalidArgument(f"the PostgreSQL target's dsn is not a connection string: {e}") from e
+    host = str(params.get("host") or "").lower()
+    if host in _LOCAL_HOSTS or host.startswith(("/", "@")):
+        host = "localhost"
+    port = str(params.get("port") or "5432")
+    dbname = str(params.get("dbname") or params.get("user") or "")
+    return host, port, dbname
 
 
 def _has_password(dsn: str) -> bool:

@@ -15,6 +15,8 @@ import pytest
 
 from patterns.batcher import Thresholds
 from patterns.feeds import Feed, FeedsConfig, LocalTarget, PostgresTarget, RedshiftTarget, S3Feeds
+from patterns.feeds.config import check_feeds
+from patterns.loaders import postgres_ledger
 from patterns.testing import direct, put_object, s3_record
 from stateless_state import InvalidArgument, Store
 
@@ -200,3 +202,71 @@ def test_a_stored_feed_inside_the_manifest_prefix_has_its_files_recorded_unroute
     assert counted.calls == 1
     own = deployment.handle(direct(s3_record(bucket, "manifests/s/0/000000000001.0.manifest", 9)))
     assert (own["unrouted"], own["own_objects"]) == (0, 1)
+
+
+# B2: one PostgreSQL database behind two spellings of its dsn
+
+
+def ledger_clash(dsn_a: str, dsn_b: str) -> dict[str, Feed]:
+    """Feed b loading into feed a's ledger table (its default one,
+    ``s.stateless_state_ledger_a``), each target with its own dsn."""
+    a = Feed("a", "bkt", PostgresTarget(dsn_a, "s.a"), prefix="a/", thresholds=ONE)
+    ledger = postgres_ledger("s.a")
+    b = Feed("b", "bkt", PostgresTarget(dsn_b, ledger), prefix="b/", thresholds=ONE)
+    return {"a": a, "b": b}
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        "host=db dbname=w",
+        "dbname=w host=db",
+        "host=db  dbname=w",
+        "postgresql://db/w",
+        "postgresql://db:5432/w",
+        "host=DB dbname=w port=5432",
+        "postgresql:///w?host=db",
+    ],
+)
+def test_another_targets_ledger_is_refused_whatever_the_dsn_spelling(other: str) -> None:
+    """Before, only the exact same string was taken for one database, so feed b could load
+    into feed a's ledger (a forged row there makes a's batch ``already-loaded`` and its files
+    are never loaded)."""
+    with pytest.raises(InvalidArgument, match="the ledger table of feed 'a'"):
+        check_feeds(ledger_clash("host=db dbname=w", other))
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("dbname=w", "host=localhost port=5432 dbname=w"),
+        ("host=/run/postgresql dbname=w", "postgresql://localhost/w"),
+        ("host=db user=w", "host=db dbname=w"),
+    ],
+)
+def test_libpq_defaults_are_one_database(a: str, b: str) -> None:
+    """No host is the local server (socket or localhost), no port 5432, no dbname the user."""
+    with pytest.raises(InvalidArgument, match="ledger table"):
+        check_feeds(ledger_clash(a, b))
+
+
+@pytest.mark.parametrize(
+    "other", ["host=db dbname=x", "host=db port=5433 dbname=w", "host=db2 dbname=w"]
+)
+def test_other_databases_may_hold_a_table_of_the_ledgers_name(other: str) -> None:
+    check_feeds(ledger_clash("host=db dbname=w", other))
+
+
+def test_a_dsn_that_is_no_connection_string_is_refused_when_compared() -> None:
+    with pytest.raises(InvalidArgument, match="not a connection string"):
+        check_feeds(ledger_clash("host=db dbname=w", "host=db dbname"))
+
+
+def test_a_reordered_dsn_onto_anothers_ledger_is_refused_when_added(ddb_store: Store) -> None:
+    """The edit runs the check: nothing stored but feed a."""
+    feeds = ledger_clash("host=db user=u dbname=w", "dbname=w user=u host=db")
+    config = FeedsConfig(ddb_store)
+    config.add(feeds["a"], who="op", why="test")
+    with pytest.raises(InvalidArgument, match="the ledger table of feed 'a'"):
+        config.add(feeds["b"], who="op", why="test")
+    assert sorted(config.read().feeds) == ["a"]
