@@ -68,7 +68,7 @@ def test_each_batch_loads_as_the_version_it_was_sealed_under_says(
             min_load_time=10,
         )
 
-    fresh, stale = container(0), container(3600)
+    fresh, stale = container(0), container(900)
     written: Counter[tuple[str, int]] = Counter()
 
     def arrive(who: S3Feeds, name: str, version: int) -> None:
