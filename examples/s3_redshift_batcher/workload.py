@@ -29,15 +29,86 @@ from patterns import Batch, Member
 from patterns.batcher.object_pins import S3_KEY_LIMIT
 from patterns.testing import put_object, s3_record
 
-__all__ = ["Bucket", "Check", "Deletions", "Version", "check_versions", "version_ids"]
-
-KEY_SHAPES = [
-    "demo-input/plain/{i:05d}.jsonl",
-    "demo-input/with space & plus+{i:05d}.jsonl.gz",
-    "demo-input/ünïcødé/データ-{i:05d}.jsonl",
-    "demo-input/percent%2B{i:05d}.csv",
-    "demo-input/nested/a=b/c=d/{i:05d}.csv.gz",
+__all__ = [
+    "FEEDS",
+    "ONE_STREAM",
+    "UNROUTED",
+    "Bucket",
+    "Check",
+    "Deletions",
+    "Place",
+    "Version",
+    "check_versions",
+    "version_ids",
 ]
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where some of the demo's objects are written: a feed's location (``prefix``), the key
+    shapes under it (``{i}`` the object's number) and the extensions of its long keys."""
+
+    name: str
+    prefix: str
+    shapes: tuple[str, ...]
+    extensions: tuple[str, ...]
+    what: str = ""
+
+
+ONE_STREAM = (
+    Place(
+        "events",
+        "demo-input/",
+        (
+            "plain/{i:05d}.jsonl",
+            "with space & plus+{i:05d}.jsonl.gz",
+            "ünïcødé/データ-{i:05d}.jsonl",
+            "percent%2B{i:05d}.csv",
+            "nested/a=b/c=d/{i:05d}.csv.gz",
+        ),
+        (".jsonl", ".csv.gz", ".jsonl.gz", ".csv"),
+        "JSON lines and CSV, some gzipped",
+    ),
+)
+"""One stream: every object in one place, of every format (the local warehouses read each
+file by its extension)."""
+
+# Each feed's files are of one format, as one COPY (FORMAT, GZIP) reads a whole manifest.
+FEEDS = (
+    Place(
+        "orders",
+        "demo-input/orders/",
+        (
+            "plain/{i:05d}.csv.gz",
+            "percent%2B{i:05d}.csv.gz",
+            "nested/a=b/c=d/{i:05d}.csv.gz",
+            "with space & plus+{i:05d}.csv.gz",
+        ),
+        (".csv.gz",),
+        "gzipped CSV with a header",
+    ),
+    Place(
+        "events",
+        "demo-input/events/",
+        ("plain/{i:05d}.jsonl", "ünïcødé/データ-{i:05d}.jsonl", "with space+{i:05d}.jsonl"),
+        (".jsonl",),
+        "JSON lines",
+    ),
+    Place(
+        "catalog",
+        "demo-input/catalog/",
+        ("items/{i:05d}.jsonl", "ünïcødé/品目 {i:05d}.jsonl"),
+        (".jsonl",),
+        "JSON lines, every key rewritten in 4 rounds",
+    ),
+)
+"""Three feeds: CSV (gzipped, with a header), JSON lines, and JSON lines whose keys are
+rewritten again and again (the demo's ``catalog`` rounds)."""
+
+UNROUTED = Place(
+    "unrouted", "demo-input/elsewhere/", ("{i:05d}.jsonl",), (".jsonl",), "at no feed's location"
+)
+"""Where no feed is: these objects are recorded unrouted, never batched."""
 
 _LOOK_ALIKE = "Café Ångström"
 LOOK_ALIKES = (
@@ -48,7 +119,6 @@ LOOK_ALIKES = (
 """Three keys' worth of one visible text: distinct strings, distinct UTF-8 bytes."""
 
 _PIECES = ["データ", " ", "%", "%2B", "+", "ünï", "😀", "#", "?", "&x=1", "€", "'", "~", "a b"]
-_EXTENSIONS = [".jsonl", ".csv.gz", ".jsonl.gz", ".csv"]
 
 
 def _pad(rng: random.Random, size: int, *, deep: bool) -> str:
@@ -66,15 +136,16 @@ def _pad(rng: random.Random, size: int, *, deep: bool) -> str:
     return "".join(out) + "x" * (size - used)
 
 
-def long_key(family: int, variant: int, rng: random.Random) -> str:
-    """Object key ``variant`` (0-2, see :data:`LOOK_ALIKES`) of look-alike ``family``: between
-    1,000 and 1,024 UTF-8 bytes for the family's longest variant, the same padding for all
-    three. ``rng`` must be the family's own, so its three keys share everything else."""
-    ext = _EXTENSIONS[family % len(_EXTENSIONS)]
+def long_key(family: int, variant: int, rng: random.Random, place: Place = ONE_STREAM[0]) -> str:
+    """Object key ``variant`` (0-2, see :data:`LOOK_ALIKES`) of look-alike ``family`` at
+    ``place``: between 1,000 and 1,024 UTF-8 bytes for the family's longest variant, the same
+    padding for all three. ``rng`` must be the family's own, so its three keys share everything
+    else."""
+    ext = place.extensions[family % len(place.extensions)]
     deep = family % 2 == 1  # a long file name, or a long path of short directories
 
     def around(word: str) -> tuple[str, str]:
-        return f"demo-input/long/{word}/", f" {word}-{family:05d}{ext}"
+        return f"{place.prefix}long/{word}/", f" {word}-{family:05d}{ext}"
 
     fixed = max(len("".join(around(w)).encode()) for w in LOOK_ALIKES)
     pad = _pad(rng, rng.randint(1000, S3_KEY_LIMIT) - fixed, deep=deep)
@@ -104,21 +175,52 @@ class Version:
 
 
 class Bucket:
-    """The demo's objects in one versioned bucket: their keys and every version written."""
+    """The demo's objects in one versioned bucket: their keys and every version written.
+
+    The objects are spread over ``places`` in turn (one per feed, or one for the single
+    stream); ``unrouted``, a share of them, go where no feed is (:data:`UNROUTED`)."""
 
     def __init__(
-        self, s3: Any, bucket: str, n: int, *, long_keys: float, rng: random.Random, seed: int
+        self,
+        s3: Any,
+        bucket: str,
+        n: int,
+        *,
+        long_keys: float,
+        rng: random.Random,
+        seed: int,
+        places: tuple[Place, ...] = ONE_STREAM,
+        unrouted: float = 0.0,
     ) -> None:
         self.s3, self.name, self._rng = s3, bucket, rng
-        self.keys = [KEY_SHAPES[i % len(KEY_SHAPES)].format(i=i) for i in range(n)]
-        chosen = sorted(rng.sample(range(n), int(n * long_keys)))
-        for j, i in enumerate(chosen):
-            family, variant = divmod(j, len(LOOK_ALIKES))
-            self.keys[i] = long_key(family, variant, random.Random(f"{seed}/{family}"))
-        self.long_keys = len(chosen)
+        stray = set(rng.sample(range(n), max(1, round(n * unrouted)))) if unrouted else set()
+        self.place = [UNROUTED] * n
+        at: dict[Place, list[int]] = defaultdict(list)
+        for j, i in enumerate(i for i in range(n) if i not in stray):
+            self.place[i] = places[j % len(places)]
+        for i in range(n):
+            at[self.place[i]].append(i)
+        self.keys = [""] * n
+        for place, indices in at.items():
+            for j, i in enumerate(indices):
+                self.keys[i] = place.prefix + place.shapes[j % len(place.shapes)].format(i=i)
+        # Look-alike families of three keys, each family at one place.
+        self.long_keys = families = 0
+        for place in places:
+            indices = at.get(place, [])
+            chosen = sorted(rng.sample(indices, int(len(indices) * long_keys)))
+            for j, i in enumerate(chosen):
+                family, variant = families + j // len(LOOK_ALIKES), j % len(LOOK_ALIKES)
+                self.keys[i] = long_key(family, variant, random.Random(f"{seed}/{family}"), place)
+            families += -(-len(chosen) // len(LOOK_ALIKES))
+            self.long_keys += len(chosen)
         self.versions: dict[str, Version] = {}
         self.latest: dict[int, Version] = {}
         self.removals = 0
+
+    def versions_at(self, place: Place) -> dict[str, Version]:
+        """The versions written at ``place`` (its feed's, or those no feed takes)."""
+        return {vid: v for vid, v in self.versions.items() if self.place[v.obj] == place}
 
     def write(self, i: int) -> dict[str, Any]:
         """Write object ``i``'s next version (rows tagged with object and version number);
@@ -243,14 +345,17 @@ class _Batches:
 
 
 def _read_batches(
-    bucket: Bucket, batches: list[Batch], members: Mapping[str, list[Member]], c: Check
+    versions: Mapping[str, Version],
+    batches: list[Batch],
+    members: Mapping[str, list[Member]],
+    c: Check,
 ) -> _Batches:
     seen = _Batches()
     for b in batches:
         by_id = {m.id: m for m in members[b.id]}
         for m in by_id.values():
             vid = m.data.get("version_id")
-            if vid not in bucket.versions:
+            if not isinstance(vid, str) or vid not in versions:
                 c.failures.append(f"batch {b.id} has a member no version names: {m.id[:120]}")
                 continue
             seen.home[vid].append(b)
@@ -271,23 +376,24 @@ def _phase(v: Version, b: Batch) -> str:
 
 
 def check_versions(
-    bucket: Bucket,
+    versions: Mapping[str, Version],
     batches: list[Batch],
     members: Mapping[str, list[Member]],
     counts: Mapping[tuple[str, ...], int],
 ) -> Check:
-    """Every version written is a member of exactly one batch, and either loaded exactly once
-    (all its rows, once) or reported superseded on its batch, never both; superseded only if
+    """Every version of ``versions`` (those written at one place) is a member of exactly one
+    batch, and either loaded exactly once (all its rows, once) or reported superseded on its
+    batch, never both; superseded only if
     the version was purged (a version that still exists must load); no rows of anything else.
     A batch that keeps only the count of its superseded members (too many ids for the item)
     must account for exactly that many purged, unloaded members."""
     c = Check(rows_loaded=sum(counts.values()))
-    seen = _read_batches(bucket, batches, members, c)
+    seen = _read_batches(versions, batches, members, c)
     wrong: dict[str, list[str]] = defaultdict(list)
-    written = {(str(v.obj), str(v.number)) for v in bucket.versions.values()}
+    written = {(str(v.obj), str(v.number)) for v in versions.values()}
     for extra in set(counts) - written:
         wrong["rows of no version written"].append(repr(extra))
-    for vid, v in bucket.versions.items():
+    for vid, v in versions.items():
         name = f"object {v.obj} v{v.number}"
         loaded = counts.get((str(v.obj), str(v.number)), 0)
         c.rows_expected += v.rows
