@@ -65,6 +65,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from stateless_state import InvalidArgument, Store, domain
+from stateless_state.clients import aws_client
 
 from .batcher.arrivals import MAX_ARRIVAL_SIZE
 from .batcher.batches import Thresholds, batch_id
@@ -381,9 +382,7 @@ def pipeline_settings(
             lambda: _named("MANIFEST_PREFIX", prefix, lambda: check_prefix(prefix, longest))
         )
     if s3 is None:
-        import boto3
-
-        s3 = boto3.client("s3")
+        s3 = aws_client("s3")
     loader = problems.check(lambda: build_loader(env, s3))
     check_stream = getattr(loader, "check_stream", None)
     if callable(check_stream) and stream is not None:
@@ -503,9 +502,7 @@ def feeds_settings(
             _named(where, feed.name, feed.check)
             declared.append(feed)
     if s3 is None:
-        import boto3
-
-        s3 = boto3.client("s3")
+        s3 = aws_client("s3")
     return {
         "store": store,
         "manifest_bucket": bucket,

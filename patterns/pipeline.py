@@ -30,6 +30,7 @@ from stateless_state import (
     clock,
     domain,
 )
+from stateless_state.clients import aws_client
 from stateless_state.retry import LambdaContext
 
 from .batcher import AddResult, Batcher, BatchState, IncompleteAdd, Thresholds
@@ -184,11 +185,9 @@ class S3ToRedshift:
     @property
     def s3(self) -> Any:
         if self._s3 is None:
-            import boto3
-
             with _CLIENT_BUILD:
                 if self._s3 is None:
-                    self._s3 = boto3.client("s3")
+                    self._s3 = aws_client("s3")
         return self._s3
 
     @property

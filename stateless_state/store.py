@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Unpack
 
+from .clients import aws_client
 from .errors import InvalidArgument, TableNotFound
 from .metrics import Metrics
 from .table import INDEX_NAME, INDEX_PK, INDEX_SK, Table
@@ -65,13 +66,14 @@ def _default_client(session: Any, endpoint_url: str | None, region_name: str | N
     from botocore.config import Config
 
     # Standard mode: botocore owns throttling and 5xx retries; the library never adds a second
-    # layer on top of them (attempts would multiply).
-    config = Config(retries={"mode": "standard", "max_attempts": 5})
-    session = session or boto3.session.Session()
-    # Lambda sets AWS_REGION; botocore itself reads only AWS_DEFAULT_REGION and the profile.
-    region_name = region_name or session.region_name or os.environ.get("AWS_REGION")
-    return session.client(
-        "dynamodb", endpoint_url=endpoint_url, region_name=region_name, config=config
+    # layer on top of them (attempts would multiply). A session of its own: boto3's default one
+    # is not safe to build clients of from several threads.
+    return aws_client(
+        "dynamodb",
+        session=session or boto3.session.Session(),
+        endpoint_url=endpoint_url,
+        region_name=region_name,
+        config=Config(retries={"mode": "standard", "max_attempts": 5}),
     )
 
 

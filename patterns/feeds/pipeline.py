@@ -56,6 +56,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from stateless_state import InvalidArgument, MalformedEvent, Store, clock, domain
+from stateless_state.clients import aws_client
 from stateless_state.retry import LambdaContext
 
 from ..batcher import Batcher, batch_id, parse_batch_id
@@ -353,9 +354,7 @@ class S3Feeds:
     def s3(self) -> Any:
         """The S3 client every feed shares (made on first use when none was given)."""
         if self._s3 is None:
-            import boto3
-
-            self._s3 = boto3.client("s3")
+            self._s3 = aws_client("s3")
         return self._s3
 
     def loader(self, target: Target) -> Loader:

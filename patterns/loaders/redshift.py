@@ -47,6 +47,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from stateless_state import InvalidArgument, LeaseLost, StatelessStateError, clock
+from stateless_state.clients import aws_client
 
 from ..batcher.manifest_keys import MAX_REVISION
 from ..sql import redshift_identifier, redshift_literal
@@ -341,13 +342,11 @@ class RedshiftDataApiLoader:
 
     def _client(self) -> Any:
         if self.client is None:
-            import boto3
-
             # boto3's default session is not thread-safe while it builds a client, and a sweep
             # of many targets loads in threads.
             with _CLIENT_BUILD:
                 if self.client is None:
-                    self.client = boto3.client("redshift-data")
+                    self.client = aws_client("redshift-data")
         return self.client
 
     def load(self, ticket: Ticket, manifest: Manifest) -> LoadOutcome:
