@@ -169,6 +169,12 @@ IMPORTS = {
         "from patterns.health import publish_health; "
         "from stateless_state.cloudwatch import publish_metrics"
     ),
+    "the feeds example's handler: S3Feeds, a declared Redshift feed, health and EMF": (
+        "from patterns.feeds import S3Feeds; "
+        "from patterns.health import publish_health; "
+        "from stateless_state.cloudwatch import publish_metrics; "
+        "import patterns.loaders.redshift"
+    ),
     "an idempotent handler: idempotent, commit_with_completion": (
         "from stateless_state import commit_with_completion, idempotent; "
         "idempotent.__name__, commit_with_completion.__name__"

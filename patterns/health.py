@@ -13,9 +13,10 @@ one Embedded Metric Format document per call (CloudWatch Logs turns it into metr
 =========================  =======  ===========================================================
 
 Dimensions ``Table`` (the state table's name, unique in an account and region, so two
-deployments' alarms never read each other's batches) and ``Stream``. The example's template
-alarms on the first with missing data as breaching (a sweeper that stopped reporting is a
-stuck pipeline too) and on the third.
+deployments' alarms never read each other's batches) and ``Stream``; with ``rollup`` (a
+deployment of many feeds, whose alarms cannot be one per stream) also ``Table`` alone. The
+example's template alarms on the first with missing data as breaching (a sweeper that stopped
+reporting is a stuck pipeline too) and on the third.
 """
 
 from __future__ import annotations
@@ -75,12 +76,19 @@ def batch_health(batcher: Batcher, now: float | None = None) -> BatchHealth:
 
 
 def health_document(
-    health: BatchHealth, *, namespace: str, timestamp: float | None = None
+    health: BatchHealth,
+    *,
+    namespace: str,
+    timestamp: float | None = None,
+    rollup: bool = False,
 ) -> dict[str, Any]:
     """``health`` as one EMF document under ``namespace``, dimensions ``Table`` and
-    ``Stream``. Raises :class:`~stateless_state.InvalidArgument` for a stream name CloudWatch
-    cannot take as a dimension value (1 to 1,024 printable ASCII characters)."""
-    return metric_document(
+    ``Stream``; with ``rollup``, under ``Table`` alone too (a second dimension set of the same
+    values), so that one alarm with the ``Maximum`` statistic watches every stream of a table:
+    each stream's document is one data point of that series. Raises
+    :class:`~stateless_state.InvalidArgument` for a stream name CloudWatch cannot take as a
+    dimension value (1 to 1,024 printable ASCII characters)."""
+    document = metric_document(
         namespace,
         {
             OLDEST_WAITING: round(health.oldest_waiting, 3),
@@ -91,11 +99,15 @@ def health_document(
         dimensions={"Table": health.table, "Stream": health.stream},
         timestamp=timestamp,
     )
+    if rollup:
+        document["_aws"]["CloudWatchMetrics"][0]["Dimensions"].append(["Table"])
+    return document
 
 
-def publish_health(batcher: Batcher, *, namespace: str) -> BatchHealth:
+def publish_health(batcher: Batcher, *, namespace: str, rollup: bool = False) -> BatchHealth:
     """Measure the stream's health (:func:`batch_health`) and print it as an EMF document on
-    standard output, which Lambda sends to CloudWatch Logs. Returns what it measured."""
+    standard output, which Lambda sends to CloudWatch Logs (``rollup``: see
+    :func:`health_document`). Returns what it measured."""
     health = batch_health(batcher)
-    emit(health_document(health, namespace=namespace))
+    emit(health_document(health, namespace=namespace, rollup=rollup))
     return health

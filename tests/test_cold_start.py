@@ -203,3 +203,46 @@ def test_the_quick_start_handler_cold_starts_with_no_request(tmp_path: Path, run
     assert found["calls"] == [] and found["loader"] == "Store"
     assert "stateless_state.store" in loaded
     assert not {m for m in loaded if m.split(".")[0] in {"patterns", "tenacity", "sqlite3"}}
+
+
+FEEDS_ENV = {
+    "STATELESS_STATE_TABLE": "stack-StateTable-1A2B3C",
+    "MANIFEST_BUCKET": "stack-123456789012-manifests",
+    "MANIFEST_PREFIX": "manifests/",
+    "FEEDS": json.dumps(
+        {
+            "revision": 1,
+            "feeds": [
+                {
+                    "name": "orders",
+                    "bucket": "my-feeds-bucket",
+                    "prefix": "orders/",
+                    "target": {
+                        "kind": "redshift",
+                        "table": "analytics.orders",
+                        "iam_role": "arn:aws:iam::123456789012:role/copy",
+                        "database": "dev",
+                        "workgroup_name": "analytics",
+                        "format": "csv",
+                    },
+                }
+            ],
+        }
+    ),
+}
+
+
+def test_the_feeds_handler_cold_starts_with_no_request_and_no_loader(
+    tmp_path: Path, runtime: Path
+) -> None:
+    """The many-feeds example's handler (``examples/s3_feeds``) from its artifact, with a
+    declared Redshift feed: ``S3Feeds.from_env()`` makes no request (the declaration is
+    applied by the first invocation), and no sqlite3, CLI or loader other than the declared
+    feed's (imported to check the declaration at cold start, so a bad one fails the deploy)."""
+    found, loaded = cold_start("s3_feeds", "feeds", FEEDS_ENV, tmp_path, runtime)
+    assert found["calls"] == []
+    assert found["loader"] == "S3Feeds"
+    assert {"patterns.feeds.pipeline", "patterns.health", "stateless_state.cloudwatch"} <= loaded
+    assert "patterns.loaders.redshift" in loaded
+    never = set(NEVER_AT_COLD_START) | {"patterns.feeds.unrouted"}
+    assert not loaded & never, sorted(loaded & never)

@@ -85,7 +85,7 @@ def tree(folder: Path) -> dict[str, bytes]:
     }
 
 
-@pytest.mark.parametrize("example", ["s3_redshift_batcher", "quickstart"])
+@pytest.mark.parametrize("example", ["s3_redshift_batcher", "s3_feeds", "quickstart"])
 def test_sam_build_builds_every_function_from_a_clone(example: str, tmp_path: Path) -> None:
     """Each function's build folder holds exactly the artifact: its handler module at the top,
     where ``Handler: handler.<function>`` finds it, beside the library and tenacity."""

@@ -1,0 +1,408 @@
+"""The many-feeds SAM template (``examples/s3_feeds``): valid (cfn-lint with its informational
+checks), and its IAM scoped to the configured feed buckets and locations **at the resource
+level**: every (action, resource) the real handler and sweeper send is granted by a statement
+of their function, every granted action and resource is used, and nothing outside the feeds'
+locations is readable (an object there is recorded unrouted, never read).
+
+The template is resolved for the parameters a deployment gives (a small resolver of ``Ref``,
+``Fn::Sub``, ``Fn::Join``, ``Fn::Split`` and ``Fn::GetAtt``); the functions run against
+DynamoDB Local and the local S3 with a recorder on every client (recovery paths provoked with
+injected ambiguous writes), and the Data API through a recording fake.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.api import ManualArgs, lint_file
+from cfnlint.decode import decode
+
+from patterns.config import feeds_settings
+from patterns.feeds import S3Feeds
+from patterns.health import publish_health
+from patterns.testing import LocalS3, direct, put_object, s3_record, sqs
+from stateless_state import Store
+from stateless_state.testing import DynamoDBLocal, FakeLambdaContext, FaultInjector
+
+TEMPLATE = Path(__file__).parents[2] / "examples" / "s3_feeds" / "template.yaml"
+ACCOUNT, REGION, STACK = "123456789012", "us-east-1", "feeds"
+WORKGROUP_ARN = f"arn:aws:redshift-serverless:{REGION}:{ACCOUNT}:workgroup/wg"
+SECRET_ARN = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:warehouse"
+DLQ_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{STACK}-DeadLetterQueue"
+TRANSACT_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+}
+
+
+def test_template_passes_cfn_lint_with_its_informational_checks() -> None:
+    problems = lint_file(TEMPLATE, ManualArgs(include_checks=["I"]))
+    assert problems == [], "\n".join(str(p) for p in problems)
+
+
+def load() -> dict[str, Any]:
+    template, problems = decode(str(TEMPLATE))
+    assert not problems and template is not None
+    return dict(template)
+
+
+class Resolved:
+    """The template's values for ``parameters`` (the rest at their defaults) in a stack
+    ``STACK`` of account ``ACCOUNT``, with the state table named ``table``."""
+
+    def __init__(self, parameters: dict[str, Any], table: str) -> None:
+        self.template = load()
+        self.values: dict[str, Any] = {
+            name: spec.get("Default") for name, spec in self.template["Parameters"].items()
+        }
+        for name, spec in self.template["Parameters"].items():
+            if spec["Type"] == "CommaDelimitedList" and isinstance(self.values[name], str):
+                self.values[name] = str(self.values[name]).split(",")
+        self.values.update(parameters)
+        self.values.update(
+            {
+                "AWS::Partition": "aws",
+                "AWS::AccountId": ACCOUNT,
+                "AWS::Region": REGION,
+                "AWS::StackName": STACK,
+                "StateTable": table,
+                "StateTable.Arn": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table}",
+                "DeadLetterQueue.Arn": DLQ_ARN,
+                "DeadLetterQueue.QueueName": f"{STACK}-DeadLetterQueue",
+                "IngestQueue.Arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{STACK}-IngestQueue",
+                "AlarmTopic": f"arn:aws:sns:{REGION}:{ACCOUNT}:{STACK}-AlarmTopic",
+            }
+        )
+
+    def __call__(self, node: Any) -> Any:
+        if isinstance(node, list):
+            return [self(n) for n in node]
+        if not isinstance(node, dict):
+            return str(node) if not isinstance(node, bool | int) else node
+        if len(node) == 1:
+            ((fn, arg),) = node.items()
+            if fn == "Ref":
+                return self.values[str(arg)]
+            if fn == "Fn::GetAtt":
+                return self.values[".".join(map(str, arg))]
+            if fn == "Fn::Join":
+                return str(arg[0]).join(self(arg[1]))
+            if fn == "Fn::Split":
+                return self(arg[1]).split(str(arg[0]))
+            if fn == "Fn::Sub":
+                text, names = (arg, {}) if isinstance(arg, str) else (arg[0], self(arg[1]))
+                scope = {**self.values, **names}
+                return re.sub(r"\$\{([^}]+)\}", lambda m: str(scope[m.group(1)]), str(text))
+        return {str(k): self(v) for k, v in node.items()}
+
+    def environment(self) -> dict[str, str]:
+        variables = self.template["Globals"]["Function"]["Environment"]["Variables"]
+        return {str(k): str(self(v)) for k, v in variables.items()}
+
+    def granted(self, function: str) -> list[tuple[str, str]]:
+        """The function's (action, resource pattern) pairs."""
+        out = []
+        for policy in self.template["Resources"][function]["Properties"]["Policies"]:
+            for statement in self(policy["Statement"]):
+                assert statement["Effect"] == "Allow" and "Condition" not in statement
+                actions, resources = statement["Action"], statement["Resource"]
+                for action in [actions] if isinstance(actions, str) else actions:
+                    for resource in [resources] if isinstance(resources, str) else resources:
+                        out.append((action, resource))
+        return out
+
+
+def allows(pattern: str, arn: str) -> bool:
+    """IAM's resource match: ``*`` any run of characters, ``?`` any one, the rest literal."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, arn, re.DOTALL) is not None
+
+
+class Recorder:
+    """The (action, resource ARN) pairs a function's clients send, as IAM authorises them."""
+
+    def __init__(self) -> None:
+        self.calls: set[tuple[str, str]] = set()
+
+    def attach(self, client: Any, service: str) -> None:
+        def record(model: Any, params: dict[str, Any], **_: Any) -> None:
+            if service == "dynamodb":
+                self._dynamodb(model.name, params)
+            else:
+                self._s3(model.name, params)
+
+        client.meta.events.register("before-parameter-build.*.*", record)
+
+    def _dynamodb(self, operation: str, params: dict[str, Any]) -> None:
+        def table(name: str, index: str | None = None) -> str:
+            arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
+            return arn if index is None else f"{arn}/index/{index}"
+
+        if operation == "TransactWriteItems":
+            for item in params["TransactItems"]:
+                ((kind, action),) = item.items()
+                self.calls.add((f"dynamodb:{TRANSACT_ACTIONS[kind]}", table(action["TableName"])))
+        else:
+            arn = table(params["TableName"], params.get("IndexName"))
+            self.calls.add((f"dynamodb:{operation}", arn))
+
+    def _s3(self, operation: str, params: dict[str, Any]) -> None:
+        def obj(bucket: str, key: str) -> str:
+            return f"arn:aws:s3:::{bucket}/{key}"
+
+        def read(bucket: str, key: str, version: Any) -> None:
+            action = "s3:GetObjectVersion" if version else "s3:GetObject"
+            self.calls.add((action, obj(bucket, key)))
+
+        if operation == "HeadObject":
+            # Authorised as a read of the object; only with s3:ListBucket does S3 answer 404
+            # for a missing key (403 without), which the pins must tell apart.
+            read(params["Bucket"], params["Key"], params.get("VersionId"))
+            self.calls.add(("s3:ListBucket", f"arn:aws:s3:::{params['Bucket']}"))
+        elif operation == "GetObject":
+            read(params["Bucket"], params["Key"], params.get("VersionId"))
+        elif operation == "CopyObject":
+            source = params["CopySource"]
+            read(source["Bucket"], source["Key"], source.get("VersionId"))
+            self.calls.add(("s3:PutObject", obj(params["Bucket"], params["Key"])))
+        elif operation == "PutObject":
+            self.calls.add(("s3:PutObject", obj(params["Bucket"], params["Key"])))
+        else:
+            self.calls.add((f"s3:{operation}", f"arn:aws:s3:::{params.get('Bucket', '*')}"))
+
+
+class FakeDataApi:
+    """Answers like the Data API for a statement that finishes at once (in a new session when
+    the call asks for one); records the calls against the workgroup's ARN."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    def batch_execute_statement(self, **params: Any) -> dict[str, Any]:
+        # A call in a session names the session only; the first names workgroup and secret.
+        assert "SessionId" in params or (params["WorkgroupName"], params["SecretArn"]) == (
+            "wg",
+            SECRET_ARN,
+        )
+        self.recorder.calls.add(("redshift-data:BatchExecuteStatement", WORKGROUP_ARN))
+        self.recorder.calls.add(("secretsmanager:GetSecretValue", SECRET_ARN))  # the platform
+        if "SessionKeepAliveSeconds" in params:
+            return {"Id": "stmt", "SessionId": "0c8d3a1e-1b2c-4d5e-8f90-123456789abc"}
+        return {"Id": "stmt"}
+
+    def describe_statement(self, **_: Any) -> dict[str, Any]:
+        self.recorder.calls.add(("redshift-data:DescribeStatement", "*"))
+        return {"Id": "stmt", "Status": "FINISHED", "SubStatements": []}
+
+
+def declaration(bucket: str, target: dict[str, Any], revision: int = 1) -> str:
+    feeds = [
+        {
+            "name": name,
+            "bucket": bucket,
+            "prefix": f"{name}/",
+            "target": {**target, "table": f"analytics.{name}"},
+            "thresholds": {"count": 4, "bytes": None, "age": 0.2},
+        }
+        for name in ("orders", "events")
+    ]
+    return json.dumps({"revision": revision, "feeds": feeds})
+
+
+REDSHIFT = {
+    "kind": "redshift",
+    "iam_role": f"arn:aws:iam::{ACCOUNT}:role/copy",
+    "database": "dev",
+    "workgroup_name": "wg",
+    "secret_arn": SECRET_ARN,
+}
+
+
+def lambda_env(monkeypatch: pytest.MonkeyPatch, variables: dict[str, str]) -> None:
+    base = {
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+    }
+    for name, value in {**base, **variables}.items():
+        monkeypatch.setenv(name, value)
+
+
+def deployment(env: dict[str, str], store: Store, s3: Any, recorder: Recorder) -> S3Feeds:
+    """The function's S3Feeds as ``from_env`` builds it, with recorded clients."""
+    recorder.attach(store.client, "dynamodb")
+    recorder.attach(s3, "s3")
+    settings = feeds_settings(env, store=store, s3=s3)
+    return S3Feeds(
+        **settings, redshift_client=FakeDataApi(recorder), min_load_time=0, retry_backoff=0
+    )
+
+
+@pytest.mark.race
+def test_iam_grants_exactly_what_the_functions_send_at_the_feeds_locations(
+    ddb_store: Store,
+    s3_bucket: tuple[Any, str],
+    dynamodb_local: DynamoDBLocal,
+    local_s3: LocalS3,
+) -> None:
+    s3, bucket = s3_bucket
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    resolved = Resolved(
+        {
+            "FeedBuckets": [bucket],
+            "FeedLocations": [f"{bucket}/orders/", f"{bucket}/events/"],
+            "FeedsDeclaration": declaration(bucket, REDSHIFT),
+            "RedshiftWorkgroupArn": WORKGROUP_ARN,
+            "RedshiftSecretArn": SECRET_ARN,
+        },
+        ddb_store.table_name,
+    )
+    env = resolved.environment()
+    s3.create_bucket(Bucket=env["MANIFEST_BUCKET"])
+
+    orders = [put_object(s3, bucket, f"orders/{i}.json", b'{"x": 1}\n') for i in range(9)]
+    events = [put_object(s3, bucket, f"events/{i}.json", b'{"x": 1}\n') for i in range(5)]
+    stray = put_object(s3, bucket, "elsewhere/0.json", b'{"x": 1}\n')
+    # Rewritten before its batch loads: its notified version is staged, by version id.
+    s3.put_object(Bucket=bucket, Key="orders/0.json", Body=b'{"x": 2}\n')
+    # Deleted before its batch loads (the version itself): HeadObject answers 404.
+    s3.delete_object(
+        Bucket=bucket, Key="events/4.json", VersionId=events[4]["s3"]["object"]["versionId"]
+    )
+    notices = [sqs(*orders[i : i + 3]) for i in range(0, 9, 3)] + [sqs(*events, stray)]
+
+    handler_calls = Recorder()
+    handler = deployment(env, ddb_store, s3, handler_calls)
+    with FaultInjector(ddb_store.client, seed=5) as faults:
+        faults.add("ambiguous", rate=0.4, operations=["TransactWriteItems"])
+        for event in notices:
+            handler.handle(event)
+        assert faults.injected["ambiguous"] > 0
+    handler.handle(notices[0])  # a duplicate
+    assert [u.key for u in handler.unrouted()] == ["elsewhere/0.json"]
+
+    time.sleep(0.3)  # the open batches age
+    # A deployment raised the declaration's revision, and the sweeper is the first to run.
+    sweeper_env = {**env, "FEEDS": declaration(bucket, REDSHIFT, revision=2)}
+    sweeper_calls = Recorder()
+    sweeper_store = Store(ddb_store.table_name, client=dynamodb_local.client())
+    sweeper = deployment(sweeper_env, sweeper_store, local_s3.client(), sweeper_calls)
+    sweeper.sweep()
+    for name in ("orders", "events"):  # as the deployed sweeper does
+        publish_health(sweeper.pipeline(name).batcher, namespace="S3Feeds", rollup=True)
+    assert {
+        str(b.state) for n in ("orders", "events") for b in sweeper.pipeline(n).batcher.batches()
+    } == {"loaded"}
+
+    platform = {"SweeperFunction": {("sqs:SendMessage", DLQ_ARN)}}
+    for function, recorder in (
+        ("LoaderFunction", handler_calls),
+        ("SweeperFunction", sweeper_calls),
+    ):
+        granted = resolved.granted(function)
+        sent = recorder.calls | platform.get(function, set())
+        refused = sorted(
+            c for c in sent if not any(a == c[0] and allows(r, c[1]) for a, r in granted)
+        )
+        assert not refused, f"{function} sends what it is not granted: {refused}"
+        unused = sorted({a for a, _ in granted} - {a for a, _ in sent})
+        assert not unused, f"{function} is granted actions it never sends: {unused}"
+        idle = sorted({r for _, r in granted if not any(allows(r, c[1]) for c in sent)})
+        assert not idle, f"{function} is granted resources it never touches: {idle}"
+        assert not any("elsewhere/" in resource for _, resource in sent), "unrouted: never read"
+    # The grants name exactly the configured locations and buckets, nothing wider.
+    reads = {r for a, r in resolved.granted("LoaderFunction") if a == "s3:GetObjectVersion"}
+    assert reads == {f"arn:aws:s3:::{bucket}/orders/*", f"arn:aws:s3:::{bucket}/events/*"}
+    lists = {r for a, r in resolved.granted("LoaderFunction") if a == "s3:ListBucket"}
+    assert lists == {f"arn:aws:s3:::{bucket}"}
+
+
+def test_the_queue_takes_notifications_from_the_feed_buckets_only() -> None:
+    resolved = Resolved({"FeedBuckets": ["feeds-a", "feeds-b"]}, "state")
+    policy = resolved(load()["Resources"]["IngestQueuePolicy"]["Properties"]["PolicyDocument"])
+    (statement,) = policy["Statement"]
+    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == [
+        "arn:aws:s3:::feeds-a",
+        "arn:aws:s3:::feeds-b",
+    ]
+    assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == ACCOUNT
+
+
+def test_the_default_locations_lie_in_the_default_buckets() -> None:
+    """The defaults agree with each other: every location is in a listed bucket."""
+    resolved = Resolved({}, "state")
+    buckets = set(resolved.values["FeedBuckets"])
+    assert {loc.split("/", 1)[0] for loc in resolved.values["FeedLocations"]} == buckets
+
+
+@pytest.mark.race
+def test_the_alarms_read_metrics_the_sweeper_publishes(
+    dynamodb_local: DynamoDBLocal,
+    ddb_store: Store,
+    s3_bucket: tuple[Any, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The example's handler module, imported as Lambda imports it with the template's
+    environment: its handler's and sweeper's documents carry every metric the template's
+    own-namespace alarms read, under exactly the dimensions they name; one feed's waiting
+    batch shows in the table's rolled-up series, and an unrouted arrival is counted."""
+    s3, bucket = s3_bucket
+    local = {"kind": "local", "path": str(tmp_path / "warehouse.db")}
+    resolved = Resolved({"FeedsDeclaration": declaration(bucket, local)}, ddb_store.table_name)
+    env = resolved.environment()
+    s3.create_bucket(Bucket=env["MANIFEST_BUCKET"])
+    lambda_env(
+        monkeypatch,
+        {
+            **env,
+            "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_local.endpoint_url,
+            "AWS_ENDPOINT_URL_S3": s3.meta.endpoint_url,
+        },
+    )
+    sys.modules.pop("examples.s3_feeds.handler", None)
+    module = importlib.import_module("examples.s3_feeds.handler")
+    records = [put_object(s3, bucket, f"orders/{i}.json", b'{"id": 1}\n') for i in range(4)]
+    no_time = FakeLambdaContext(0)  # nothing loads: the sealed batch waits
+    stray = s3_record(bucket, "elsewhere/x.json", 10)
+    capsys.readouterr()
+    assert module.handler(direct(*records, stray), no_time)["sealed"]
+    time.sleep(1.1)
+    assert module.sweeper({}, no_time)["skipped_for_time"] == 1
+    published: dict[tuple[str, str, frozenset[tuple[str, str]]], float] = {}
+    for line in capsys.readouterr().out.splitlines():
+        doc = json.loads(line)
+        for directive in doc["_aws"]["CloudWatchMetrics"]:
+            for dimensions in directive["Dimensions"]:
+                dims = frozenset((d, doc[d]) for d in dimensions)
+                for metric in directive["Metrics"]:
+                    key = (directive["Namespace"], metric["Name"], dims)
+                    published[key] = max(published.get(key, 0), doc[metric["Name"]])
+    alarms = [
+        resolved(r["Properties"])
+        for r in load()["Resources"].values()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+        and not r["Properties"]["Namespace"].startswith("AWS/")
+    ]
+    assert {a["MetricName"] for a in alarms} == {"OldestWaitingBatchAge", "FailedBatches", "Calls"}
+    for alarm in alarms:
+        dims = frozenset((d["Name"], d["Value"]) for d in alarm["Dimensions"])
+        key = (alarm["Namespace"], alarm["MetricName"], dims)
+        assert key in published, (key, sorted(published))
+    table = frozenset({("Table", ddb_store.table_name)})
+    assert 1 <= published[("S3Feeds", "OldestWaitingBatchAge", table)] < 60
+    assert published[("S3Feeds", "WaitingBatches", table)] == 1
+    assert published[("S3Feeds", "FailedBatches", table)] == 0
+    assert published[("S3Feeds", "Calls", frozenset({("Operation", "feeds.unrouted")}))] == 1
