@@ -84,8 +84,10 @@ class Store:
         table_name: the table (3 to 255 characters of ``a-z A-Z 0-9 _ - .``).
         client: a boto3 DynamoDB client to use as is (its retry config is left alone).
         session: a boto3 Session to build the client from, when no client is given.
-        endpoint_url, region_name: passed to the client; when omitted boto3's own conventions
-            apply (``AWS_ENDPOINT_URL_DYNAMODB``, ``AWS_REGION``, the profile).
+        endpoint_url: passed to the client; when omitted boto3's own convention applies
+            (``AWS_ENDPOINT_URL_DYNAMODB``).
+        region_name: passed to the client; when omitted boto3's own conventions apply
+            (``AWS_REGION``, the profile).
 
     The table has a string partition key ``pk``, a string sort key ``sk``, TTL on ``ttl``, and one
     sparse global secondary index ``gsi1`` (``gsi1pk``, ``gsi1sk``).

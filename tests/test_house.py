@@ -4,8 +4,8 @@ importing another module's private name. A package may use its own private modul
 (``stateless_state.idempotency._jmespath``); it may not reach into another module's ``_name``.
 Time and chance go through ``stateless_state.clock``: outside it (and a few named exceptions) no
 module reads a clock, sleeps or draws a random number itself, so the simulation's virtual clock
-sees every one. And the README's picture of the house is the one ``tools/house.py`` computes from
-the code now."""
+sees every one. And the picture of the house in docs/architecture.md is the one ``tools/house.py``
+computes from the code now."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from tools.house import (
     modules,
 )
 
-README = ROOT / "README.md"
+PAGE = ROOT / "docs" / "architecture.md"
 
 
 def test_no_import_cycle_and_no_private_name_across_modules() -> None:
@@ -59,15 +59,15 @@ def test_floors_stand_on_what_they_import() -> None:
     assert floors(edges) == {"top": 2, "mid": 1, "ground": 0, "alone": 0}
 
 
-def test_the_readme_picture_is_the_code() -> None:
-    """Regenerate with ``python tools/house.py --write README.md``."""
-    assert block(README.read_text(), HOUSE) == house()
+def test_the_pictured_house_is_the_code() -> None:
+    """Regenerate with ``python tools/house.py --write docs/architecture.md``."""
+    assert block(PAGE.read_text(), HOUSE) == house()
 
 
-def test_the_readme_walks_cross_modules_that_exist() -> None:
+def test_the_pictured_walks_cross_modules_that_exist() -> None:
     """The walks run handlers, so only ``--write`` regenerates them; every module they name
     must still exist (a module moved or renamed since is a stale walk: regenerate it)."""
-    walks = block(README.read_text(), WALKS)
+    walks = block(PAGE.read_text(), WALKS)
     assert walks is not None
     named = set(MODULE_NAME.findall(walks))
     assert "patterns.pipeline" in named

@@ -1,7 +1,7 @@
 """A picture of the house, computed from the code: floors, rooms, and the walk of one arrival.
 
     python tools/house.py                    # print the picture and both walks
-    python tools/house.py --write README.md  # replace the README's generated blocks
+    python tools/house.py --write docs/architecture.md  # replace the page's generated blocks
 
 Floors come from the import graph of ``stateless_state/`` and ``patterns/`` (every import, also
 under ``TYPE_CHECKING`` and inside functions): a module that imports no other module of the two
@@ -30,9 +30,9 @@ from unittest import mock
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("stateless_state", "patterns")
 WALKED = (*PACKAGES, "examples")  # the modules a walk records: ours, not boto3's
-WIDTH = 100  # pyproject.toml's [tool.ruff] line-length, which the README keeps too
-HOUSE = ("<!-- house:begin (tools/house.py --write README.md) -->", "<!-- house:end -->")
-WALKS = ("<!-- walk:begin (tools/house.py --write README.md) -->", "<!-- walk:end -->")
+WIDTH = 100  # pyproject.toml's [tool.ruff] line-length, which the docs keep too
+HOUSE = ("<!-- house:begin (tools/house.py --write docs/architecture.md) -->", "<!-- house:end -->")
+WALKS = ("<!-- walk:begin (tools/house.py --write docs/architecture.md) -->", "<!-- walk:end -->")
 MODULE_NAME = re.compile(r"\b(?:stateless_state|patterns|examples)(?:\.\w+)*")
 
 
@@ -134,7 +134,7 @@ def room(path: Path) -> str:
 
 def house(root: Path = ROOT) -> str:
     """The floors, top first, each with its rooms: ``module  first docstring line``, every line
-    cut to the README's width."""
+    cut to the docs' width."""
     mods = modules(root, PACKAGES)
     edges, _ = imports(mods)
     level = floors(edges)
@@ -236,7 +236,7 @@ def walks(scratch: Path) -> dict[str, list[str]]:
 
 def render_walks(found: dict[str, list[str]], *, full: bool = False) -> str:
     """Each walk's counts, then its route (each module where the walk first enters it, with its
-    floor; ``full``: every step), joined by arrows and wrapped to the README's width."""
+    floor; ``full``: every step), joined by arrows and wrapped to the docs' width."""
     mods = modules(ROOT, PACKAGES)
     level = floors(imports(mods)[0])
     lines: list[str] = []
@@ -259,7 +259,7 @@ def render_walks(found: dict[str, list[str]], *, full: bool = False) -> str:
 
 
 def block(text: str, markers: tuple[str, str]) -> str | None:
-    """What the README has between two markers (its fenced block's content), if it has them."""
+    """What a page has between two markers (its fenced block's content), if it has them."""
     begin, end = text.find(markers[0]), text.find(markers[1])
     if begin < 0 or end < begin:
         return None
@@ -270,7 +270,7 @@ def block(text: str, markers: tuple[str, str]) -> str | None:
 def replace(text: str, markers: tuple[str, str], content: str) -> str:
     begin, end = text.find(markers[0]), text.find(markers[1])
     if begin < 0 or end < begin:
-        raise SystemExit(f"the README has no {markers[0]} ... {markers[1]} block")
+        raise SystemExit(f"the page has no {markers[0]} ... {markers[1]} block")
     fenced = f"{markers[0]}\n```text\n{content}\n```\n"
     return text[:begin] + fenced + text[end:]
 

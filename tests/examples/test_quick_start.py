@@ -1,6 +1,7 @@
 """The Quick start is a deployable handler, and no handler example makes its table.
 
-The README shows ``examples/quickstart/handler.py`` as it is (the template beside it deploys it;
+The README and the getting-started page (docs/getting-started.md) show
+``examples/quickstart/handler.py`` as it is (the template beside it deploys it;
 ``test_sam_template.py`` holds its grants to its calls). A table made at import would cost
 ``CreateTable``, ``DescribeTable`` and ``DescribeTimeToLive`` on every cold start and need
 permissions no function should have, so no code block of the documentation and no example
@@ -42,14 +43,14 @@ def module_level_calls(source: str, name: str) -> list[int]:
     return lines
 
 
-def test_the_readme_shows_the_quick_start_handler_as_it_is() -> None:
+def test_the_readme_and_the_docs_show_the_quick_start_handler_as_it_is() -> None:
     tree = ast.parse(QUICK_START.read_text())
     docstring = tree.body[0]
     assert isinstance(docstring, ast.Expr) and isinstance(docstring.value, ast.Constant)
     code = "\n".join(QUICK_START.read_text().splitlines()[docstring.end_lineno :]).strip()
     assert code.startswith("from __future__ import annotations")
-    blocks = PYTHON_BLOCK.findall((ROOT / "README.md").read_text())
-    assert code + "\n" in blocks
+    for page in ("README.md", "docs/getting-started.md"):
+        assert code + "\n" in PYTHON_BLOCK.findall((ROOT / page).read_text()), page
 
 
 def test_no_handler_example_creates_its_table_at_import() -> None:

@@ -1,4 +1,4 @@
-"""The README's "How it is built" example primitive, run as written."""
+"""The example primitive of "How it is built" (docs/architecture.md), run as written."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ from typing import Any
 
 from stateless_state import Store
 
-README = Path(__file__).parents[2] / "README.md"
+PAGE = Path(__file__).parents[2] / "docs" / "architecture.md"
 
 
 def example() -> Any:
-    section = README.read_text().split("## How it is built", 1)[1]
+    section = PAGE.read_text().split("# How it is built", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S)
     assert code is not None, "the section has its example"
     namespace: dict[str, Any] = {}
-    exec(compile(code.group(1), "README.md", "exec"), namespace)
+    exec(compile(code.group(1), "docs/architecture.md", "exec"), namespace)
     return namespace["FirstWins"]
 
 

@@ -1,4 +1,5 @@
-"""The README's PynamoDB example ("Your writes in the same transaction"), run as written against
+"""The PynamoDB example of docs/idempotency.md ("Your writes in the same transaction"), run as
+written against
 DynamoDB Local, configured the way a deployed function is: by the environment."""
 
 from __future__ import annotations
@@ -13,15 +14,15 @@ import pytest
 from stateless_state import TransactionCanceled
 from stateless_state.testing import DynamoDBLocal, FakeLambdaContext, fresh_table_name
 
-README = Path(__file__).parents[2] / "README.md"
+PAGE = Path(__file__).parents[2] / "docs" / "idempotency.md"
 
 
 def example() -> dict[str, Any]:
-    section = README.read_text().split("### Your writes in the same transaction", 1)[1]
+    section = PAGE.read_text().split("## Your writes in the same transaction", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S)
     assert code is not None, "the section has its example"
     namespace: dict[str, Any] = {}
-    exec(compile(code.group(1), "README.md", "exec"), namespace)
+    exec(compile(code.group(1), "docs/idempotency.md", "exec"), namespace)
     return namespace
 
 

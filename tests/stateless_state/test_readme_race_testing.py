@@ -1,4 +1,4 @@
-"""The example of the README's "Testing your handlers for races", run as written."""
+"""The example of "Testing your handlers for races" (docs/testing.md), run as written."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The README's "Every schedule, replayable: the simulation", run as written: both of its tests
+"""The testing page's "Every schedule, replayable: the simulation" (docs/testing.md), run as
+written: both of its tests
 pass, the count of schedules it states is the count explored, and the failure it shows is the
 one the racy handler gets (all but the wall time)."""
 
@@ -13,20 +14,20 @@ import pytest
 from stateless_state.testing import Simulation, SimulationFailed
 from stateless_state.testing.simulation import Exploration
 
-README = Path(__file__).parents[2] / "README.md"
-SECTION = "### Every schedule, replayable: the simulation"
+PAGE = Path(__file__).parents[2] / "docs" / "testing.md"
+SECTION = "## Every schedule, replayable: the simulation"
 
 
 def section() -> str:
-    text = README.read_text().split(SECTION, 1)[1]
-    return text.split("\n## ", 1)[0].split("\n### ", 1)[0]
+    text = PAGE.read_text().split(SECTION, 1)[1]
+    return text.split("\n# ", 1)[0].split("\n## ", 1)[0]
 
 
 def example() -> dict[str, Any]:
     code = re.search(r"```python\n(.*?)```", section(), re.S)
     assert code is not None, "the section has its example"
     namespace: dict[str, Any] = {}
-    exec(compile(code.group(1), "README.md", "exec"), namespace)
+    exec(compile(code.group(1), "docs/testing.md", "exec"), namespace)
     return namespace
 
 
@@ -51,16 +52,16 @@ class Recording(Simulation):
         return result
 
 
-def test_the_correct_handler_holds_in_as_many_schedules_as_the_readme_says() -> None:
+def test_the_correct_handler_holds_in_as_many_schedules_as_the_page_says() -> None:
     simulation = Recording()
-    example()["test_charged_once"](simulation)  # the README's own test, as pytest runs it
+    example()["test_charged_once"](simulation)  # the page's own test, as pytest runs it
     stated = re.search(r"The first holds in all (\d+) schedules", section())
     assert stated is not None
     [result] = simulation.results
     assert result.finished and result.schedules == int(stated.group(1)), str(result)
 
 
-def test_the_racy_handler_fails_as_the_readme_shows() -> None:
+def test_the_racy_handler_fails_as_the_page_shows() -> None:
     ns = example()
     simulation = Recording()
     ns["test_the_racy_handler_is_caught"](simulation)
