@@ -41,8 +41,11 @@ __all__ = [
 ]
 
 OLDEST_WAITING = "OldestWaitingBatchAge"
+"""The metric of the oldest batch waiting to load, in seconds."""
 WAITING = "WaitingBatches"
+"""The metric of the batches waiting to load."""
 FAILED = "FailedBatches"
+"""The metric of the batches ``failed`` for good, waiting for an operator."""
 _UNITS = {OLDEST_WAITING: "Seconds", WAITING: "Count", FAILED: "Count"}
 
 

@@ -23,6 +23,7 @@ __all__ = ["CRASH_POINTS", "CrashPoint", "crash_point", "set_crash_hook"]
 CrashPoint = Literal[
     "between-requests", "after-add", "after-seal", "after-claim", "mid-load", "after-commit"
 ]
+"""The name of a place in the pipeline where a harness may stop a worker."""
 CRASH_POINTS: tuple[CrashPoint, ...] = (
     "between-requests",
     "after-add",
@@ -31,6 +32,7 @@ CRASH_POINTS: tuple[CrashPoint, ...] = (
     "mid-load",
     "after-commit",
 )
+"""Every crash point, in the order an arrival meets them."""
 
 _hook: Callable[[CrashPoint], None] | None = None
 

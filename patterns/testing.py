@@ -171,6 +171,7 @@ def sqs(*records: dict[str, Any], via_sns: bool = False) -> dict[str, Any]:
 def eventbridge(
     bucket: str, key: str, size: int, *, etag: str = "e1", sequencer: str = "0A"
 ) -> dict[str, Any]:
+    """An EventBridge "Object Created" event of one object."""
     return {
         "version": "0",
         "detail-type": "Object Created",

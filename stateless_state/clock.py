@@ -111,6 +111,8 @@ class SystemClock:
 
 
 SYSTEM: Final[Clock] = SystemClock()
+"""The machine's clock and chance: the current :class:`Clock` wherever :func:`using` has not set
+another."""
 _current: ContextVar[Clock] = ContextVar("stateless_state.clock", default=SYSTEM)
 
 

@@ -44,6 +44,8 @@ from .metrics import Metrics
 __all__ = ["DEFAULT_NAMESPACE", "emf_documents", "emit", "metric_document", "publish_metrics"]
 
 DEFAULT_NAMESPACE = "StatelessState"
+"""The CloudWatch namespace of the metrics, unless ``namespace=`` (or Powertools' ``Metrics``) names
+another."""
 
 # Metric name in CloudWatch, field of OperationStats.
 _FIGURES = (

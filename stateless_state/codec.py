@@ -17,6 +17,8 @@ from .errors import InvalidArgument, NotSerializable
 __all__ = ["Item", "deserialize", "from_item", "serialize", "to_item", "to_json"]
 
 Item = dict[str, Any]
+"""An item as Python values (attribute name to value), before :func:`to_item` or after
+:func:`from_item`."""
 
 
 def to_json(value: Any, what: str) -> str:
@@ -87,10 +89,13 @@ def deserialize(av: Mapping[str, Any]) -> Any:
 
 
 def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Python values to a DynamoDB item in the low-level client's attribute-value form."""
     return {k: serialize(v) for k, v in values.items()}
 
 
 def from_item(item: Mapping[str, Any] | None) -> Item | None:
+    """A DynamoDB item in attribute-value form to Python values; ``None`` for no (or an empty)
+    item."""
     if not item:
         return None
     return {k: deserialize(v) for k, v in item.items()}

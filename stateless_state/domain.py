@@ -47,9 +47,13 @@ __all__ = [
 ]
 
 MAX_NAME_BYTES = 255
+"""The longest name, key or token, in bytes of UTF-8."""
 MIN_INSTANT = datetime(1, 1, 1, tzinfo=UTC).timestamp()
+"""The earliest instant accepted, in epoch seconds: 0001-01-01T00:00:00Z."""
 MAX_INSTANT = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+"""The latest instant accepted, in epoch seconds: 9999-12-31T23:59:59Z."""
 MAX_INTEGER = 10**38 - 1
+"""The largest integer DynamoDB stores exactly (38 digits): the bound of counters and sizes."""
 
 
 def name(kind: str, value: object) -> str:

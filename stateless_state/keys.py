@@ -53,8 +53,12 @@ __all__ = [
 ]
 
 SEP = "#"
-# The one sparse global secondary index of the single-table design, and its key attributes.
-INDEX_NAME, INDEX_PK, INDEX_SK = "gsi1", "gsi1pk", "gsi1sk"
+INDEX_NAME = "gsi1"
+"""The one sparse global secondary index of the single-table design."""
+INDEX_PK = "gsi1pk"
+"""The index's partition key attribute (a string), on the items it lists only."""
+INDEX_SK = "gsi1sk"
+"""The index's sort key attribute (a string)."""
 # 0001-01-01T00:00:00Z in epoch microseconds, negated: the origin of instant_part.
 _ORIGIN_US = 62_135_596_800_000_000
 
@@ -92,14 +96,17 @@ class Key:
 
 
 def counter(name: str) -> Key:
+    """A counter's item."""
     return Key(join("counter", name), "counter")
 
 
 def counter_token(name: str, token: str) -> Key:
+    """The record of one token counted by a counter, in the counter's partition."""
     return Key(join("counter", name), join("token", token))
 
 
 def shard(name: str, shard_number: int) -> Key:
+    """One shard of a sharded counter, a partition of its own."""
     return Key(join("shardcounter", name, shard_number), "counter")
 
 
@@ -109,6 +116,7 @@ def shard_token(digest: str) -> Key:
 
 
 def lease(name: str) -> Key:
+    """A lease's item (its holder, expiry and fence)."""
     return Key(join("lease", name), "lease")
 
 
@@ -119,10 +127,12 @@ def idempotency(digest: str) -> Key:
 
 
 def versioned_head(name: str) -> Key:
+    """A versioned object's head item: its latest version."""
     return Key(join("versioned", name), "head")
 
 
 def versioned_version(name: str, number: int) -> Key:
+    """One version of a versioned object, sorted by number in the object's partition."""
     return Key(join("versioned", name), f"v#{number:012d}")
 
 
@@ -143,6 +153,7 @@ def session_head(kind: str, name: str, key: str) -> Key:
 
 
 def session_token(kind: str, name: str, token: str) -> Key:
+    """The record of one token added to session or tumbling windows (``kind``)."""
     return Key(join(f"{kind}token", name, token), "token")
 
 
@@ -152,10 +163,13 @@ def session_due(kind: str, name: str, due: float, key: str, session_id: str) -> 
 
 
 def batch(stream: str, lane: int, seq: int) -> Key:
+    """A batch's item: one partition per stream and lane, the batch's sequence number its sort
+    key."""
     return Key(join("batch", stream, lane), f"{seq:012d}")
 
 
 def member_partition(stream: str, lane: int, seq: int) -> str:
+    """The partition of a batch's member chunks."""
     return join("member", stream, lane, f"{seq:012d}")
 
 

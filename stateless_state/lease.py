@@ -39,6 +39,8 @@ __all__ = [
 ]
 
 DEFAULT_DURATION = timedelta(minutes=1)
+"""How long a lease lasts when ``duration`` is not given (capped by the invocation's remaining
+time)."""
 
 
 def default_owner() -> str:

@@ -29,7 +29,9 @@ __all__ = [
 ]
 
 TABLE_ENV = "STATELESS_STATE_TABLE"
+"""The environment variable that names the table for :meth:`Store.from_env` (and the CLI)."""
 TTL_ATTRIBUTE = "ttl"
+"""The attribute DynamoDB's TTL reads: epoch seconds after which an item may be deleted."""
 
 
 def table_schema() -> dict[str, Any]:

@@ -45,9 +45,11 @@ from .table import Table, item_size
 __all__ = ["ACTION_KINDS", "MAX_ACTIONS", "Transaction", "check_actions", "own_write"]
 
 MAX_ACTIONS = 100
+"""DynamoDB's limit of actions in one ``TransactWriteItems``."""
 MAX_TRANSACTION_BYTES = 4 * 1024 * 1024
 MAX_ITEM_BYTES = 400 * 1024
 ACTION_KINDS = ("ConditionCheck", "Put", "Delete", "Update")
+"""The kinds of action a ``TransactWriteItems`` entry may hold (its one key)."""
 
 
 def check_actions(actions: Iterable[object]) -> list[dict[str, Any]]:

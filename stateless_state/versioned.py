@@ -41,6 +41,8 @@ from .transaction import Transaction, own_write
 __all__ = ["MISSING", "Version", "Versioned", "VersionedOptions", "VersionedSettings"]
 
 MISSING: Any = object()
+"""No value: ``update(fn)`` without ``create=`` refuses an object that has no version
+yet."""
 DEFAULT_INLINE_LIMIT = 64 * 1024
 MAX_INLINE_LIMIT = 350_000
 

@@ -32,7 +32,10 @@ __all__ = [
 ]
 
 Instant = datetime | float
+"""An instant of event time: an aware ``datetime`` or epoch seconds."""
 DEFAULT_RETENTION = timedelta(days=7)
+"""How long window items outlive their last write (plus the gap, lateness and ``max_duration``), and
+a closed session its close: wall-clock time, never event time."""
 DEFAULT_ALLOWED_LATENESS = 0.0
 
 

@@ -19,8 +19,11 @@ from stateless_state import InvalidArgument, domain
 __all__ = ["MAX_ARRIVAL_ID_BYTES", "MAX_ARRIVAL_SIZE", "MAX_DATA_BYTES", "Arrival", "Member"]
 
 MAX_ARRIVAL_ID_BYTES = 4096
+"""The longest arrival id, in bytes of UTF-8."""
 MAX_ARRIVAL_SIZE = 2**63 - 1
+"""The largest ``Arrival.size``, in bytes."""
 MAX_DATA_BYTES = 65_536
+"""The largest ``Arrival.data``, in bytes of JSON."""
 
 
 @dataclass(frozen=True)

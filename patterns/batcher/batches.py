@@ -125,6 +125,7 @@ class AddResult:
 
 
 def batch_id(stream: str, lane: int, seq: int) -> str:
+    """A batch's id, ``<stream>/<lane>/<seq, 12 digits>``, as the CLI shows and takes it."""
     return f"{stream}/{lane}/{seq:012d}"
 
 

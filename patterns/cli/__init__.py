@@ -62,6 +62,7 @@ EXIT_CODES = (
     "exit codes: 0 done, 1 failed, 2 bad usage, 3 not found, 4 wrong state (nothing changed), "
     "5 table missing, 6 no credentials, 7 not confirmed"
 )
+"""The exit codes, as ``--help`` prints them."""
 
 
 def _batch_row(b: Batch) -> dict[str, Any]:

@@ -40,10 +40,22 @@ __all__ = [
     "who",
 ]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_STATE, EXIT_TABLE, EXIT_CREDENTIALS = range(
-    7
-)
+EXIT_OK = 0
+"""Exit code 0: done."""
+EXIT_FAILED = 1
+"""Exit code 1: failed."""
+EXIT_USAGE = 2
+"""Exit code 2: bad usage."""
+EXIT_NOT_FOUND = 3
+"""Exit code 3: not found."""
+EXIT_STATE = 4
+"""Exit code 4: wrong state (nothing changed)."""
+EXIT_TABLE = 5
+"""Exit code 5: the table is missing."""
+EXIT_CREDENTIALS = 6
+"""Exit code 6: no credentials."""
 EXIT_NOT_CONFIRMED = 7
+"""Exit code 7: not confirmed (nothing changed)."""
 
 
 INSTANTS = frozenset(
@@ -75,15 +87,18 @@ class CliError(Exception):
 
 
 def cost_file() -> Path:
+    """Where the last command's cost is kept for ``stateless-state cost``."""
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     return base / "stateless-state" / "last-cost.json"
 
 
 def who(args: argparse.Namespace) -> str:
+    """Who acts, for the records a change leaves: ``--who``, or user@host."""
     return args.who or f"{getpass.getuser()}@{socket.gethostname()}"
 
 
 def open_store(args: argparse.Namespace) -> Store:
+    """The store the options name (``--table`` or the environment); bad usage without one."""
     table = args.table or os.environ.get(TABLE_ENV)
     if not table:
         raise CliError(f"no table: pass --table or set {TABLE_ENV}", EXIT_USAGE)
@@ -190,6 +205,7 @@ def emit(args: argparse.Namespace, data: Any, columns: Sequence[str], title: str
 
 
 def confirm(args: argparse.Namespace, what: str) -> None:
+    """Ask before a change (``--yes`` skips it); without a terminal, refuse."""
     if args.yes:
         return
     if not sys.stdin.isatty():
@@ -200,6 +216,7 @@ def confirm(args: argparse.Namespace, what: str) -> None:
 
 
 def record_cost(store: Store) -> None:
+    """Keep what the command consumed, for ``stateless-state cost``."""
     path = cost_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(

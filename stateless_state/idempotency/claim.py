@@ -30,8 +30,14 @@ if TYPE_CHECKING:
 __all__ = ["COMPLETED", "IN_PROGRESS", "MAX_RESULT_BYTES", "RELEASED", "Claim"]
 
 MAX_RESULT_BYTES = 350_000
+"""The largest result a record stores, in bytes of JSON (the record must fit DynamoDB's 400 KB)."""
 # A record's status: the item layout's words, part of the public contract.
-IN_PROGRESS, COMPLETED, RELEASED = "in_progress", "completed", "released"
+IN_PROGRESS = "in_progress"
+"""The status of a record whose body is running under a claim."""
+COMPLETED = "completed"
+"""The status of a record that holds the body's result, replayed to duplicates."""
+RELEASED = "released"
+"""The status of a record whose claim was released (the body raised): the next claim runs it."""
 
 
 class _Ownership:

@@ -48,7 +48,9 @@ __all__ = [
 ]
 
 DEFAULT_EXPIRES_AFTER = timedelta(hours=1)
+"""How long a completed record is replayed when ``expires_after`` is not given."""
 DEFAULT_IN_PROGRESS_TIMEOUT = timedelta(minutes=15)
+"""The in-progress claim's lease without a Lambda context (Lambda's longest timeout)."""
 
 
 class IdempotencyOptions(TypedDict, total=False):

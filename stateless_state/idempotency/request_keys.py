@@ -171,9 +171,9 @@ def _path(obj: Any, path: str) -> Any:
 
 # Compiled on first use (re caches it): only an expression that is not JMESPath needs it.
 _DOTTED = r"[^.\[\]]+(?:\.[^.\[\]]+)*"
-# A validate expression that selects nothing compares as this value (as Powertools hashes
-# null), distinct from every payload a JSON event can carry.
 SELECTED_NOTHING = "\x00nothing selected"
+"""What a ``validate`` expression that selects nothing compares as (as Powertools hashes
+null): distinct from every payload a JSON event can carry."""
 
 
 def selector(expression: str, what: str = "key") -> Callable[[Any], Any]:

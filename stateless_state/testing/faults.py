@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 FAULT_KINDS = ("throttle", "server_error", "conflict", "ambiguous")
+"""What :meth:`FaultInjector.add` can inject."""
 _WRITE_OPS = frozenset(
     {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 )

@@ -35,6 +35,8 @@ def schedules(
 # The alphabet real pipelines feed the library: the key separator and its escape character,
 # path and URL punctuation, spaces, control characters (NUL aside), non-ASCII letters, emoji.
 HOSTILE_CHARACTERS = "#%/ $~:|\\\t\n\x01\x1f\x7fé日🚀\u200b"
+"""Characters that break naive key layouts: separators, escapes, whitespace and control characters,
+non-ASCII."""
 
 
 def hostile_names(*, max_size: int = 12) -> st.SearchStrategy[str]:
