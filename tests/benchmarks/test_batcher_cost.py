@@ -1,6 +1,6 @@
 """The batcher's add-path cost per arrival, measured on DynamoDB Local: flat as the batch grows,
 and falling toward the 2-WCU floor (one transactional dedupe record) as events carry more records.
-The figures are the ones ``benchmarks/RESULTS.md`` and the README quote."""
+The figures are the ones ``benchmarks/RESULTS.md`` and docs/batcher.md quote."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Attacks on the Redshift window's closing (issue 23 item 3), each a claim held against a forced
 interleaving: a zombie's late manifest write, a takeover after a commit, a "null" version and a
 same-bytes version in one batch, a recheck longer than the session's keep-alive, a recorded
-commit the Data API forgot, a crash at each session call. The two blind spots the README states
+commit the Data API forgot, a crash at each session call. The two blind spots docs/batcher.md states
 (a version deleted to restore the one before it, an ETag-only key rewritten back to its old
 bytes, both inside the window) are strict xfails: they document the limit and fail loudly if it
 is ever lifted.
@@ -214,21 +214,21 @@ def test_null_version_and_same_bytes_version_in_one_batch_both_load(
     assert loaded_versions(postgres, loader, "x.jsonl") == Counter({1: 4})
 
 
-# --- 4. documented blind spots of the recheck (README), shown failing -------------------------
+# --- 4. documented blind spots of the recheck (docs/batcher.md), shown failing ----------------
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="documented (README): a recheck that sees the pinned version or ETag again cannot "
-    "tell that COPY read an intermediate content restored by a delete or a rewrite-back",
+    reason="documented (docs/batcher.md): a recheck that sees the pinned version or ETag again "
+    "cannot tell that COPY read an intermediate content restored by a delete or a rewrite-back",
 )
 @pytest.mark.parametrize("versioned", [True, False], ids=["restore-by-delete", "etag-aba"])
 def test_documented_blind_spot_aba(
     ddb_store: Store, s3_bucket: tuple[Any, str], postgres: str, versioned: bool
 ) -> None:
-    """README admits it: rewrite before COPY, then (versioned) delete the new version to restore
-    the old one, or (unversioned) rewrite the old bytes back, before the recheck. COPY read the
-    intermediate content; the recheck sees the pin's version/ETag and commits it."""
+    """docs/batcher.md admits it: rewrite before COPY, then (versioned) delete the new version to
+    restore the old one, or (unversioned) rewrite the old bytes back, before the recheck. COPY read
+    the intermediate content; the recheck sees the pin's version/ETag and commits it."""
     s3, bucket = s3_bucket
     if versioned:
         enable_versioning(s3, bucket)

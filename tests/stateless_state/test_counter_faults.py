@@ -83,7 +83,7 @@ def test_sharded_tokens_exact_under_ambiguous_writes(
 
 
 def test_cost_of_each_add(ddb_store: Store, dynamodb_local: DynamoDBLocal) -> None:
-    """The figures the README quotes, measured (DynamoDB Local reports ConsumedCapacity)."""
+    """The figures docs/counters.md quotes, measured (DynamoDB Local reports ConsumedCapacity)."""
 
     def cost(store: Store, fn: Callable[[], object]) -> OperationStats:
         before = store.metrics.snapshot()

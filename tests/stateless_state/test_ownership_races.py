@@ -175,7 +175,7 @@ def test_lease_acquire_under_ambiguous_writes(
 
 
 def test_cost_of_ownership_primitives(ddb_store: Store) -> None:
-    """The figures the README quotes, measured against DynamoDB Local."""
+    """The figures docs/leases.md quotes (What ownership costs), measured against DynamoDB Local."""
     m = ddb_store.metrics
     keys = ddb_store.idempotency("cost")
     before = m.snapshot()

@@ -109,7 +109,8 @@ def test_processes_in_lock_step_end_in_the_models_sessions(ddb_store: Store) -> 
 
 
 def test_cost_of_serializing_per_key(ddb_store: Store) -> None:
-    """What the head item costs, as the README quotes it (DynamoDB Local, AWS billing rule)."""
+    """What the head item costs, as docs/sessions.md quotes it (DynamoDB Local, AWS billing
+    rule)."""
     s = ddb_store.sessions("cost", gap=30, max_duration=3600)
     before = ddb_store.metrics.snapshot()
     s.add("u", 1000.0)

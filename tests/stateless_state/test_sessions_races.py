@@ -98,7 +98,7 @@ def test_faults_keep_every_event_once(ddb_store: Store, fault_injector: FaultInj
 
 
 def test_cost_per_event(ddb_store: Store) -> None:
-    """The figures the README quotes, measured against DynamoDB Local."""
+    """The figures docs/sessions.md quotes, measured against DynamoDB Local."""
     s = ddb_store.sessions("cost", gap=30, max_duration=3600)
     s.add("u", 1000.0, token="a")
     before = ddb_store.metrics.snapshot()

@@ -67,7 +67,7 @@ def test_ambiguous_writes_and_conflicts_neither_duplicate_nor_lose(
 
 
 def test_cost_of_versioned_operations(ddb_store: Store) -> None:
-    """The figures the README quotes, measured against DynamoDB Local."""
+    """The figures docs/versioned.md quotes, measured against DynamoDB Local."""
     v = ddb_store.versioned("cost")
     v.put({"n": 0}, expected=None)
     m = ddb_store.metrics
