@@ -227,6 +227,49 @@ def test_the_quick_start_grants_exactly_what_its_handler_calls(
     assert module.store.counter("files-today").get() == 30  # each object once
 
 
+@pytest.mark.race
+def test_the_quick_start_order_function_grants_exactly_what_its_handler_calls(
+    ddb_store: Store,
+    dynamodb_local: DynamoDBLocal,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The Quick start's idempotent handler, imported as Lambda would: EventBridge's orders,
+    each delivered up to three times, some changed in flight (refused: same id, other
+    payload), under ambiguous writes; each order confirmed once, and its function's grants
+    are exactly the calls."""
+    from stateless_state import PayloadMismatch
+
+    lambda_env(
+        monkeypatch,
+        {
+            "STATELESS_STATE_TABLE": ddb_store.table_name,
+            "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_local.endpoint_url,
+        },
+    )
+    sys.modules.pop("examples.quickstart.handler", None)
+    module = importlib.import_module("examples.quickstart.handler")
+    calls = Recorder()
+    calls.attach(module.store.client, "dynamodb")
+
+    def placed(order: int, total: int = 10) -> dict[str, Any]:
+        return {"detail-type": "OrderPlaced", "detail": {"order_id": f"o-{order}", "total": total}}
+
+    capsys.readouterr()
+    with FaultInjector(module.store.client, seed=4) as faults:
+        faults.add("ambiguous", rate=0.3)
+        for order in [*range(8), 0, 3, 7, 3]:
+            assert module.on_order(placed(order), FakeLambdaContext(30_000)) == {
+                "confirmed": f"o-{order}"
+            }
+        with pytest.raises(PayloadMismatch):
+            module.on_order(placed(5, total=99), FakeLambdaContext(30_000))
+        assert faults.injected["ambiguous"] > 1
+    printed = capsys.readouterr().out.splitlines()
+    assert sorted(printed) == sorted(f"order o-{i} confirmed" for i in range(8))
+    assert granted("OrderFunction", QUICK_START) == calls.actions
+
+
 @pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.parent.name)
 def test_the_functions_build_with_the_makefile_for_the_runtime_on_arm64(path: Path) -> None:
     """Each function is built by the Makefile beside its template (a target named after it:
