@@ -148,3 +148,29 @@ def test_the_check_sees_a_missing_docstring_and_a_name_left_out(tmp_path: Path) 
         "pkg.core.bare",
         "pkg.own",
     ]
+
+
+def test_the_reference_shows_the_docstrings_roles_as_code() -> None:
+    """The reST roles the docstrings use reach the site as inline code (tools/griffe_roles.py),
+    never as raw ``:class:`` text: every role form the library's docstrings use is rewritten."""
+    from tools.griffe_roles import ROLE, _code
+
+    text = (
+        ":class:`~patterns.feeds.S3Feeds` and :func:`patterns.health.publish_health`, "
+        ":meth:`Batcher.seal_due`, :mod:`.workload`, :attr:`x.y`, :data:`~a.B`, :exc:`E`"
+    )
+    assert ROLE.sub(_code, text) == (
+        "`S3Feeds` and `patterns.health.publish_health`, `Batcher.seal_due`, `.workload`, "
+        "`x.y`, `B`, `E`"
+    )
+    roles = re.compile(r":[a-z]+:`")
+    found = {
+        m.group(0)
+        for path in (ROOT / "stateless_state").rglob("*.py")
+        for m in roles.finditer(path.read_text())
+    } | {
+        m.group(0)
+        for path in (ROOT / "patterns").rglob("*.py")
+        for m in roles.finditer(path.read_text())
+    }
+    assert all(ROLE.match(role + "x`") for role in found), sorted(found)
