@@ -1,5 +1,10 @@
 """The demo's bucket and what happens to it, and the exact check of the warehouse against it.
 
+Objects are written at *places* (:class:`Place`): one per feed (:data:`FEEDS`: gzipped CSV,
+JSON lines, JSON lines rewritten in rounds), or one for the single stream (:data:`ONE_STREAM`),
+and a few where no feed is (:data:`UNROUTED`); the check runs per place, so a row in another
+feed's table is a row of no version written there.
+
 Objects get ordinary keys (spaces, ``+``, ``%2B``, unicode) or, with ``--long-keys``, hostile
 ones of 1,000 to 1,024 UTF-8 bytes (S3's limit), built of multi-byte characters, spaces, ``%``,
 ``+``, ``#``, ``?`` and unicode look-alikes: keys in threes that differ only in normalisation
