@@ -109,8 +109,14 @@ class PostgresLoader:
 
     def check_stream(self, stream: str) -> None:
         """Raise :class:`InvalidArgument` unless every batch id of ``stream`` fits the ledger's
-        ``batch_id VARCHAR(256)``: a longer one could never be claimed, so every load of the
-        stream would fail, forever. The pipeline calls it when it is built; no connection."""
+        ``batch_id VARCHAR(256)`` and PostgreSQL's text (which cannot hold NUL): such a batch id
+        could never be claimed, so every load of the stream would fail, forever. The pipeline
+        calls it when it is built; no connection."""
+        if "\x00" in stream:
+            raise InvalidArgument(
+                f"stream {stream[:40]!r} contains NUL, which PostgreSQL text (the ledger's "
+                "batch_id) cannot hold: no batch of it could ever load; give a stream without it"
+            )
         longest = len(stream) + _LONGEST_SUFFIX
         if longest > MAX_BATCH_ID:
             raise InvalidArgument(
