@@ -81,7 +81,12 @@ atexit.register(shutil.rmtree, _SCRATCH, ignore_errors=True)
 
 
 def warehouse_file() -> Path:
-    """A fresh path for one schedule's warehouse; :func:`discard` removes it."""
+    """A fresh path for one schedule's warehouse; :func:`discard` removes it. Every earlier
+    schedule's file goes first: a schedule the reducing search stops as a repeat, or one that
+    raised, never reaches the check that discards its own (one schedule runs at a time, and its
+    checks are done before the next one's scenario asks for its file)."""
+    for left in _SCRATCH.iterdir():
+        left.unlink(missing_ok=True)
     return _SCRATCH / f"{next(_FILES)}.db"
 
 

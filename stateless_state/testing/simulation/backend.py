@@ -109,9 +109,17 @@ class Backend:
     def reset(self, seed: int) -> None:
         """A fresh AWS for the next schedule: the state :meth:`snapshot` saved (else empty), its
         randomness seeded by ``seed``, every client's retry quota full again."""
+        from moto.core.model_instances import reset_model_data
         from moto.moto_api._internal import mock_random
         from moto.moto_api._internal.models import moto_api_backend
 
+        # moto keeps every model object it ever made (each table, item, bucket, key: a list per
+        # class, for its dashboard) until its own reset, and every deep copy a schedule's start,
+        # the memo's save and restore make is such an object: kept, they grow the heap by about
+        # 200 KB a schedule, and each of Python's full collections walks all of them (pauses of
+        # seconds after a few thousand schedules, and past the engine's WATCHDOG under load).
+        # The states in use are held by moto's backends and the memo, not by that list.
+        reset_model_data()
         if self._snapshot is None:
             moto_api_backend.reset()
             mock_random.seed(seed)

@@ -21,17 +21,20 @@ from __future__ import annotations
 import hashlib
 import inspect
 import random
+import sys
 import threading
+import time
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from ... import clock
 from ..faults import conflict_response, error_response
 from .footprint import Footprint, Resource, request_footprint
 from .memo import body_bytes
-from .schedule import FAULTS, Faults, Option
+from .schedule import FAULTS, Faults, Option, ReplayLine
 from .schedulers import Scheduler
 
 __all__ = ["EPOCH", "LATENCY", "Outcome", "SimulationError", "Step", "World"]
@@ -43,7 +46,13 @@ LATENCY = 0.001
 TOKEN_WINDOW = 600.0
 """How long DynamoDB remembers a ``ClientRequestToken``."""
 WATCHDOG = 60.0
-"""Wall seconds an invocation may run between two steps before the engine calls it stuck."""
+"""How long an invocation may run between two steps before the engine calls it stuck: blocked
+(it used next to no CPU for this many wall seconds: a lock, a database's busy wait, a real
+sleep) or busy (this many CPU seconds: a loop that neither sends a request nor sleeps). A slow
+step on a loaded machine (little CPU, but some, in every period) is waited for, up to
+``WATCHDOG_WALL``. Where a thread's CPU clock cannot be read, wall seconds alone."""
+WATCHDOG_WALL = 10 * WATCHDOG
+"""Wall seconds a step that keeps using CPU may take before the engine calls it stuck anyway."""
 MAX_DELIVERIES = 100
 """Deliveries (first ones, redeliveries and duplicates) one schedule may hold: more means a
 fault budget without practical end (``Faults(duplicate=...)``), refused rather than run."""
@@ -201,6 +210,30 @@ class _Context:
 _local = threading.local()
 
 
+def _own_cpu_clock() -> int | None:
+    """The calling thread's CPU clock (for :func:`_cpu_seconds` from another thread), or
+    ``None`` where the platform has none. Taken by the thread itself, while it surely lives."""
+    getter = getattr(time, "pthread_getcpuclockid", None)
+    if getter is None:
+        return None
+    try:
+        clock_id: int = getter(threading.get_ident())
+        time.clock_gettime(clock_id)
+    except OSError:
+        return None
+    return clock_id
+
+
+def _cpu_seconds(clock_id: int | None) -> float | None:
+    """CPU seconds the thread of ``clock_id`` has used; ``None`` when unknown (or it ended)."""
+    if clock_id is None:
+        return None
+    try:
+        return time.clock_gettime(clock_id)
+    except OSError:
+        return None
+
+
 def _running_task() -> _Task | None:
     task: _Task | None = getattr(_local, "task", None)
     return task
@@ -232,6 +265,10 @@ class _Task:
         self.killed: str | None = None
         self.done = False
         self.touched: set[tuple[Resource, bool]] = set()
+        self.stuck = False
+        self._cpu_clock: int | None = None
+        self._cpu_mark: float | None = 0.0
+        self._cpu_at_resume = 0.0
         self._go = threading.Semaphore(0)
         self._thread = threading.Thread(target=self._main, name=f"sim:{outcome.name}", daemon=True)
 
@@ -241,6 +278,7 @@ class _Task:
 
     def _main(self) -> None:
         _local.task = self
+        self._cpu_clock = _own_cpu_clock()
         self._go.acquire()
         try:
             if self.killed:
@@ -293,6 +331,9 @@ class _Task:
 
     def resume(self, action: str) -> None:
         pending = self.pending
+        # where its CPU clock stood (a thread not started yet has used none)
+        self._cpu_mark = _cpu_seconds(self._cpu_clock) if self._thread.ident else 0.0
+        self._cpu_at_resume = self._cpu_mark or 0.0
         if pending is not None and pending.kind == "start":
             self.start()
         elif pending is not None and pending.kind == "sleep" and not self.killed:
@@ -300,12 +341,50 @@ class _Task:
             self.run.now = max(self.run.now, pending.wake)
         self.action = action
         self._go.release()
-        if not self.run.back.acquire(timeout=WATCHDOG):
-            raise SimulationError(
-                f"invocation {self.name!r} ran {WATCHDOG:.0f} s of wall time without reaching a "
-                "step: is it waiting on a lock another simulated invocation holds, or calling "
-                "AWS through a client the world did not make (world.client)?"
-            )
+        self._wait_for_step(pending)
+
+    def _wait_for_step(self, pending: _Pending | None) -> None:
+        """Wait until the invocation reaches its next step (or ends); :class:`SimulationError`
+        when it is stuck (:data:`WATCHDOG`)."""
+        waited = 0.0
+        while not self.run.back.acquire(timeout=WATCHDOG):
+            waited += WATCHDOG
+            before, now = self._cpu_mark, _cpu_seconds(self._cpu_clock)
+            if now is None or before is None:
+                self._stuck(pending, f"ran {waited:g} s of wall time")
+            self._cpu_mark = now
+            used = now - self._cpu_at_resume
+            if used >= WATCHDOG:
+                self._stuck(pending, f"is busy: {used:.1f} s of CPU", busy=True)
+            if now - before < 0.01 * WATCHDOG:
+                self._stuck(
+                    pending,
+                    f"is blocked: {now - before:.2f} s of CPU in the last {WATCHDOG:g} s of "
+                    "wall time",
+                )
+            if waited >= WATCHDOG_WALL:
+                self._stuck(pending, f"ran {waited:g} s of wall time ({used:.1f} s of CPU)")
+
+    def _stuck(self, pending: _Pending | None, how: str, *, busy: bool = False) -> NoReturn:
+        self.stuck = True
+        frames = sys._current_frames().get(self._thread.ident or -1)
+        stack = "".join(traceback.format_stack(frames)[-8:]) if frames is not None else ""
+        was = "its start" if pending is None or pending.kind == "start" else pending.operation
+        run = self.run
+        line = ReplayLine(run.seed, tuple(run.choices), run.scheduler.preemptions, run.faults)
+        cause = (
+            "a loop that neither sends a request nor sleeps on the clock (virtual time moves "
+            "only at steps, so a loop waiting for it never ends)?"
+            if busy
+            else "is it waiting on a lock another simulated invocation holds (one held across a "
+            "step), sleeping with time.sleep rather than the clock, or calling AWS through a "
+            "client the world did not make (world.client)?"
+        )
+        raise SimulationError(
+            f"invocation {self.name!r} {how} without reaching a step since {was}: {cause}\n"
+            f"  the schedule so far (simulation.replay reaches the same point): {line}\n"
+            f"  where it is now:\n{stack}"
+        )
 
 
 @dataclass
@@ -528,6 +607,8 @@ class Engine:
                     raise self.stop
         finally:
             for task in self.tasks:
+                if task.stuck:
+                    continue  # it never reached a step: nothing will wake it
                 if not task.done and task.pending is not None and task.pending.kind != "start":
                     task.killed = task.killed or "crashed"
                     task.resume("run")
