@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import copy
 import json
+import pickle
 import random
 import time
 import types
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ... import clock
@@ -29,6 +31,13 @@ __all__ = ["Backend"]
 
 _REGION = "us-east-1"
 _ACCOUNT = "123456789012"
+
+
+@dataclass(frozen=True)
+class _Pickled:
+    """A service state the memo saved as pickle bytes."""
+
+    blob: bytes
 
 
 class _BotocoreTime(types.SimpleNamespace):
@@ -160,12 +169,20 @@ class Backend:
         self._backends.append(backend)
 
     def _save(self, i: int) -> Any:
-        return copy.deepcopy(self._backends[i].__dict__)
+        """Service ``i``'s live state for the memo: pickled where pickle can carry it (bytes are
+        a fraction of the object graph's memory, and nothing the garbage collector walks: the
+        memo holds up to ``MAX_SAVED`` states), else a deep copy."""
+        state = self._backends[i].__dict__
+        try:
+            return _Pickled(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+        except Exception:  # something pickle cannot carry by reference (a local function)
+            return copy.deepcopy(state)
 
     def _restore(self, i: int, saved: Any) -> None:
         backend = self._backends[i]
+        fresh = pickle.loads(saved.blob) if isinstance(saved, _Pickled) else copy.deepcopy(saved)
         backend.__dict__.clear()
-        backend.__dict__.update(copy.deepcopy(saved))
+        backend.__dict__.update(fresh)
 
     def settle(self) -> None:
         """Bring moto's live state up to where the schedule is (answers from memory leave it
@@ -391,15 +408,17 @@ def _answer(response: Any) -> Answer:
 
 
 def _random_state() -> Any:
+    """moto's generator's state, pickled: every request moves it, so the memo keeps one per
+    node, and as bytes it is about 4 KB rather than 24 KB of ints."""
     from moto.moto_api._internal import mock_random
 
-    return mock_random.getstate()
+    return pickle.dumps(mock_random.getstate(), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _set_random_state(state: Any) -> None:
     from moto.moto_api._internal import mock_random
 
-    mock_random.setstate(state)
+    mock_random.setstate(pickle.loads(state))
 
 
 def _refill_retry_quota(client: Any) -> None:
