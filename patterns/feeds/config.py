@@ -32,7 +32,9 @@ configuration, routing nothing, until the sweeper drops it: a container may rout
 configuration up to its cache interval old (at most :data:`MAX_CACHE_INTERVAL`), for the length
 of an invocation, so the sweeper keeps sealing and loading the feed's stream for that long
 (:data:`MAX_CACHE_INTERVAL` plus :data:`INVOCATION_MAX`, whatever its own interval) after the
-removal, and drops it once that has passed and the stream is drained.
+removal, and drops it once that has passed and the stream is drained. That time is measured
+from when a sweeper first saw the removal, by the sweeper's clock
+(:meth:`FeedsConfig.removal_seen`), never from the remover's clock, which may be behind.
 
 **Where an object goes changes with the configuration**, not retroactively: a new feed with a
 longer prefix, or a feed's location changed, takes the arrivals routed after the change (by each
@@ -74,7 +76,7 @@ from stateless_state import (
 )
 from stateless_state.codec import to_json
 from stateless_state.errors import ConditionFailed
-from stateless_state.expressions import Attr
+from stateless_state.expressions import Attr, Update
 
 from ..batcher import Batcher, BatchState
 from ..loaders.ledger import same_table
@@ -283,6 +285,8 @@ class FeedsConfig:
         # (the configuration, when it was read on the monotonic clock)
         self._cached: tuple[FeedSet, float] | None = None
         self._versions: dict[int, FeedSet] = {}
+        # (stream, removed_at) -> when a sweeper first saw that removal (never changes)
+        self._seen: dict[tuple[str, float], float] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -539,18 +543,60 @@ class FeedsConfig:
 
         return self._edit(apply, self._change("remove", [name], who, why), expected)
 
+    def removal_seen(self, feed: Feed) -> float:
+        """When a sweeper first saw ``feed``'s removal, by its own clock (epoch seconds).
+
+        ``removed_at`` is the clock of whoever removed the feed (an operator's laptop may be an
+        hour behind), so the linger before a drop is not measured from it: the first sweeper to
+        see the removal stamps its own time on the stream's claim (one conditional
+        ``UpdateItem``, 1 WCU, per removal; the stamp is kept with the ``removed_at`` it is
+        for, so a feed removed, added again and removed again gets a new one), and every
+        sweeper measures the linger from that stamp. A removal is seen after it was written,
+        so the linger is at least as long as the sweeper's clock says, whatever the remover's.
+        Cached per container once stamped."""
+        if feed.removed_at is None:
+            raise InvalidArgument(f"feed {feed.name!r} is not removed")
+        known = self._seen.get((feed.stream, feed.removed_at))
+        if known is not None:
+            return known
+        now = clock.now()
+        update = Update().set_all(
+            {"config": self.name, "removal_of": feed.removed_at, "removal_seen": now}
+        )
+        mine = Attr("pk").not_exists() | Attr("config").eq(self.name)
+        unseen = Attr("removal_of").not_exists() | Attr("removal_of").ne(feed.removed_at)
+        try:
+            self.store.table.update_item(
+                keys.stream_owner(feed.stream).item(), update, condition=mine & unseen
+            )
+            seen = now
+        except ConditionFailed as e:
+            old = e.old or {}
+            if old.get("config") != self.name:
+                raise StateConflict(
+                    f"stream {feed.stream!r} belongs to feeds configuration "
+                    f"{old.get('config')!r}, not {self.name!r}: its removal is not this "
+                    "configuration's to drop"
+                ) from None
+            seen = float(old["removal_seen"])
+        self._seen[(feed.stream, feed.removed_at)] = seen
+        return seen
+
     def drop_removed(self, name: str, *, linger: float, who: str = "sweeper") -> FeedSet | None:
-        """Drop the removed feed ``name`` from the configuration when it was removed at least
-        ``linger`` seconds ago and is drained; returns the version written, or None (nothing
-        to drop yet). The read of "drained" and the write are safe apart: past ``linger`` no
-        container routes to the feed any more, so nothing can join its stream in between."""
+        """Drop the removed feed ``name`` from the configuration when a sweeper saw its
+        removal at least ``linger`` seconds ago (:meth:`removal_seen`) and it is drained;
+        returns the version written, or None (nothing to drop yet). The read of "drained" and
+        the write are safe apart: past ``linger`` no container routes to the feed any more, so
+        nothing can join its stream in between."""
         dropped = False
 
         def apply(current: FeedSet) -> tuple[dict[str, Feed], int | None] | None:
             nonlocal dropped
             dropped = False
             old = current.feeds.get(name)
-            if old is None or old.removed_at is None or old.removed_at + linger > clock.now():
+            if old is None or old.removed_at is None:
+                return None
+            if self.removal_seen(old) + linger > clock.now():
                 return None
             if self.undrained(old):
                 return None

@@ -517,10 +517,12 @@ class S3Feeds:
         seal aged batches, load what waits, unless the feed is paused (sealed, not loaded).
         A removed feed's open batches are sealed whatever their age and loaded, and the feed
         is dropped from the configuration once drained, the cache interval and a whole
-        invocation after its removal. Loads into different targets run at once
-        (:func:`patterns.sweeper.load_due`): a failing target (its warehouse down, say) stops
-        only its own loads for this sweep (``deferred``, ``failing_targets``), and a feed whose
-        sealing or listing fails is reported under ``errors`` without stopping the others."""
+        invocation after a sweeper first saw its removal (by the sweeper's clock:
+        :meth:`FeedsConfig.removal_seen`, one ``UpdateItem`` per removal). Loads into different
+        targets run at once (:func:`patterns.sweeper.load_due`): a failing target (its
+        warehouse down, say) stops only its own loads for this sweep (``deferred``,
+        ``failing_targets``), and a feed whose sealing or listing fails is reported under
+        ``errors`` without stopping the others."""
         feeds = self.prepare(fresh=True)
         out: dict[str, Any] = {
             "sealed": [],
@@ -553,8 +555,10 @@ class S3Feeds:
         out["deferred"] = loads.deferred
         out["failing_targets"] = loads.failing_targets
         for name, (feed, _) in sorted(self._pipelines.items()):
-            gone = feed.removed_at is not None and feed.removed_at + linger <= clock.now()
+            if feed.removed_at is None:
+                continue
             try:
+                gone = self.config.removal_seen(feed) + linger <= clock.now()
                 if gone and self.config.drop_removed(name, linger=linger) is not None:
                     out["dropped"].append(name)
             except Exception as e:  # reported; the other feeds are swept all the same

@@ -6,6 +6,7 @@ a removal refused until drained, and the hot path's cost per arrival unchanged b
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +14,14 @@ import pytest
 
 from patterns.batcher import BatchState, Thresholds
 from patterns.feeds import Feed, FeedsConfig, LocalTarget, S3Feeds
+from patterns.feeds.config import INVOCATION_MAX, MAX_CACHE_INTERVAL
 from patterns.loaders.sqlite import LocalWarehouseLoader
 from patterns.pipeline import S3ToRedshift
 from patterns.testing import direct, put_object, s3_record, sqs
-from stateless_state import InvalidArgument, StateConflict, Store
+from stateless_state import InvalidArgument, StateConflict, Store, clock
 from stateless_state.cloudwatch import emf_documents
 from stateless_state.testing import FakeLambdaContext
+from tests.support.clocks import ManualClock
 
 
 def no_time() -> FakeLambdaContext:
@@ -177,6 +180,58 @@ def test_a_removal_is_refused_until_drained_and_stragglers_are_still_loaded(
     dropped = config.drop_removed("orders", linger=0)
     assert dropped is not None and "orders" not in dropped.feeds
     assert [v.change.action for v in config.history() if v.change][-2:] == ["remove", "drop"]
+
+
+def test_the_linger_before_a_drop_is_the_sweepers_time_not_the_removers(
+    ddb_store: Store, s3_bucket: tuple[Any, str], tmp_path: Path
+) -> None:
+    """An operator whose clock is an hour behind removes a feed: a warm container still
+    routes to it for its cache interval, and the sweeper keeps the stream until the linger
+    has passed since it first saw the removal, by its own clock, so the straggler loads."""
+    s3, bucket = s3_bucket
+    db = tmp_path / "o.db"
+    now = ManualClock(time.time())
+    linger = MAX_CACHE_INTERVAL + INVOCATION_MAX
+    with clock.using(now):
+        config = FeedsConfig(ddb_store)
+        config.add(local_feed("orders", "orders/", bucket, db), who="op", why="t")
+        warm = deployment(ddb_store, s3, bucket, cache_interval=900)
+        warm.prepare()
+        with clock.using(ManualClock(now.time() - 3600)):
+            removed = config.remove("orders", who="op", why="retired")
+        assert removed.feed("orders").removed_at == pytest.approx(now.time() - 3600)
+        sweeper = deployment(ddb_store, s3, bucket, cache_interval=0, min_load_time=0)
+        assert sweeper.sweep()["dropped"] == [], "removed_at + linger is past, but not seen"
+        now.advance(899)
+        late = warm.handle(direct(*objects(s3, bucket, "orders/", 1, "late")), no_time())
+        assert late["by_feed"] == {"orders": 1}, "the warm container routes by its cache"
+        now.advance(linger - 900)
+        swept = sweeper.sweep()
+        assert list(swept["loads"].values()) == ["loaded"] and swept["dropped"] == []
+        assert FeedsConfig(ddb_store).removal_seen(removed.feed("orders")) == now.time() - (
+            linger - 1
+        ), "every container measures from the first sweeper's stamp"
+        now.advance(2)
+        assert sweeper.sweep()["dropped"] == ["orders"]
+    assert set(rows_by_object(db)) == {f"s3://{bucket}/orders/late-0.jsonl"}
+
+
+def test_a_feed_removed_again_lingers_again(ddb_store: Store, tmp_path: Path) -> None:
+    now = ManualClock(time.time())
+    with clock.using(now):
+        config = FeedsConfig(ddb_store)
+        feed = local_feed("orders", "orders/", "feeds-bucket", tmp_path / "o.db")
+        config.add(feed, who="op", why="t")
+        first = config.remove("orders", who="op", why="t").feed("orders")
+        seen = config.removal_seen(first)
+        now.advance(100)
+        config.add(feed, who="op", why="back")
+        now.advance(100)
+        second = config.remove("orders", who="op", why="t").feed("orders")
+        assert FeedsConfig(ddb_store).removal_seen(first) == seen
+        assert FeedsConfig(ddb_store).removal_seen(second) == seen + 200
+        with pytest.raises(InvalidArgument, match="not removed"):
+            config.removal_seen(feed)
 
 
 def test_declared_feeds_apply_once_per_revision(
