@@ -9,10 +9,16 @@ from urllib.parse import quote
 
 from stateless_state import InvalidArgument
 
-__all__ = ["MAX_FENCE", "MAX_REVISION", "check_prefix", "manifest_key"]
+__all__ = ["MAX_FENCE", "MAX_REVISION", "check_prefix", "is_own_key", "manifest_key"]
 
 _PREFIX = re.compile(r"[A-Za-z0-9_.=/\-]*", re.ASCII)
 _MAX_KEY_BYTES = 1024  # S3's limit on an object key, in UTF-8 bytes
+# What follows the prefix in the keys the pipeline writes: a manifest
+# (``<batch id, percent-encoded>.<fence>[.r<n>].manifest``) and a staged copy
+# (``staged/<batch id or its sha256>/<sha256 of the member id>/<file name>``).
+_BATCH = r".+/(0|[1-9][0-9]*)/[0-9]{12}"
+_OWN_MANIFEST = re.compile(_BATCH + r"\.(0|[1-9][0-9]*)(\.r[1-9])?\.manifest", re.S)
+_OWN_STAGED = re.compile(r"staged/(" + _BATCH + r"|[0-9a-f]{64})/[0-9a-f]{64}/[^/]+", re.S)
 # A staged copy's key past its prefix and batch id: "/<sha256 hex>/" and at least one byte.
 _STAGED_SUFFIX = 1 + 64 + 1 + 1
 
@@ -41,6 +47,17 @@ def manifest_key(prefix: str, batch_id: str, fence: int = 0, revision: int = 0) 
     # stream with '#', '?' or spaces still gives a plain S3 key.
     suffix = f".r{revision}" if revision else ""
     return f"{prefix}{quote(batch_id, safe='/:')}.{fence}{suffix}.manifest"
+
+
+def is_own_key(prefix: str, key: str) -> bool:
+    """Whether ``key`` (in the manifest bucket) is one the pipeline writes under ``prefix``: a
+    manifest (:func:`manifest_key`) or a staged copy
+    (:func:`patterns.batcher.object_pins.stage_key`), by their exact shapes, so that a
+    producer's file that happens to sit under the prefix is not taken for one of them."""
+    if not key.startswith(prefix):
+        return False
+    rest = key[len(prefix) :]
+    return bool(_OWN_MANIFEST.fullmatch(rest) or _OWN_STAGED.fullmatch(rest))
 
 
 def check_prefix(prefix: object, longest_batch_id: str) -> str:

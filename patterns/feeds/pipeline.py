@@ -15,13 +15,17 @@
 :class:`~patterns.pipeline.S3ToRedshift` adds one stream's (one :class:`FeedPipeline` per feed,
 each its own ``S3ToRedshift``); an arrival no feed takes is recorded and counted
 (:mod:`patterns.feeds.unrouted`) and acknowledged. The pipeline's own manifests and staged copies
-(``manifest_bucket``, under ``manifest_prefix``) are never routed, even where a feed's location
-covers them: they would be loaded a second time. A feed whose whole location lies there (its
-bucket the manifest bucket, its prefix starting with ``manifest_prefix``) could never receive a
-file of its own: a declared one is refused when the deployment is built, and a stored one (the
-configuration and the CLI cannot know the deployment's manifest location, so they accept it)
-is logged as an error naming it and the fix whenever a container reads its version, and every
-object at its location is recorded and counted as unrouted, never taken for an own object.
+(``manifest_bucket``, under ``manifest_prefix``, told by their keys' exact shapes,
+:func:`~patterns.batcher.manifest_keys.is_own_key`) are never routed, even where a feed's
+location covers them: they would be loaded a second time; a producer's file under the prefix
+that is not of those shapes is routed as any other. A feed whose whole location lies there (its
+bucket the manifest bucket, its prefix starting with ``manifest_prefix``) is refused: that
+location is the pipeline's, where its files would mix with the staged copies (which a
+deployment expires by a lifecycle rule on the prefix). A declared one is refused when the
+deployment is built, and a stored one (the configuration and the CLI cannot know the
+deployment's manifest location, so they accept it) is logged as an error naming it and the fix
+whenever a container reads its version, and every object at its location that is not one of
+the pipeline's own is recorded and counted as unrouted.
 
 Every batch records the configuration version it was sealed under, in the seal's own write
 (:attr:`patterns.batcher.Batcher.config_version`), and its loader is the target that version
@@ -60,7 +64,7 @@ from stateless_state.clients import aws_client
 from stateless_state.retry import LambdaContext
 
 from ..batcher import Batcher, batch_id, parse_batch_id
-from ..batcher.manifest_keys import check_prefix
+from ..batcher.manifest_keys import check_prefix, is_own_key
 from ..pipeline import HandleReport, LoadResult, S3ToRedshift
 from ..s3 import ParseResult, check_bucket, parse_s3_event
 from ..sweeper import DueLoad, load_due, remaining
@@ -335,8 +339,8 @@ class S3Feeds:
         return (
             f"feed {feed.name!r} is located at s3://{feed.bucket}/{feed.prefix}, inside this "
             f"deployment's manifest location s3://{self.manifest_bucket}/{self.manifest_prefix}, "
-            "where the pipeline writes its own manifests and staged copies: its files cannot be "
-            "told from them and would never load; give it a prefix outside "
+            "where the pipeline writes its own manifests and staged copies (and a lifecycle "
+            "rule may expire what is there): give it a prefix outside "
             f"{self.manifest_prefix!r} or another bucket"
         )
 
@@ -417,10 +421,11 @@ class S3Feeds:
         return found[1]
 
     def _own(self, arrival: Arrival) -> bool:
-        """Whether ``arrival`` is one of the pipeline's own manifests or staged copies."""
+        """Whether ``arrival`` is one of the pipeline's own manifests or staged copies (by
+        their keys' exact shapes: :func:`~patterns.batcher.manifest_keys.is_own_key`)."""
         data = arrival.data
-        return data.get("bucket") == self.manifest_bucket and str(data.get("key", "")).startswith(
-            self.manifest_prefix
+        return data.get("bucket") == self.manifest_bucket and is_own_key(
+            self.manifest_prefix, str(data.get("key", ""))
         )
 
     # the handlers
@@ -441,13 +446,13 @@ class S3Feeds:
         own = 0
         hidden_met: set[str] = set()
         for arrival, message_id in zip(parsed.arrivals, parsed.message_ids, strict=True):
-            feed = feeds.router.route(arrival.data["bucket"], arrival.data["key"])
             if self._own(arrival):
-                if feed is None or feed.name not in self._hidden:
-                    own += 1
-                    continue
-                # At a feed inside the manifest location: it cannot be told from an own
-                # object, so it is seen, as unrouted, rather than acknowledged unseen.
+                own += 1
+                continue
+            feed = feeds.router.route(arrival.data["bucket"], arrival.data["key"])
+            if feed is not None and feed.name in self._hidden:
+                # A feed inside the manifest location is refused: its objects are seen, as
+                # unrouted, rather than batched where the staged copies' expiry runs.
                 hidden_met.add(feed.name)
                 feed = None
             if feed is None:

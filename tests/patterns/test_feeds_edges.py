@@ -12,8 +12,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from patterns.batcher import Thresholds
+from patterns.batcher import Thresholds, batch_id
+from patterns.batcher.manifest_keys import MAX_FENCE, MAX_REVISION, is_own_key, manifest_key
+from patterns.batcher.object_pins import stage_key
 from patterns.feeds import Feed, FeedsConfig, LocalTarget, PostgresTarget, RedshiftTarget, S3Feeds
 from patterns.feeds.config import check_feeds
 from patterns.loaders import postgres_ledger
@@ -270,3 +274,46 @@ def test_a_reordered_dsn_onto_anothers_ledger_is_refused_when_added(ddb_store: S
     with pytest.raises(InvalidArgument, match="the ledger table of feed 'a'"):
         config.add(feeds["b"], who="op", why="test")
     assert sorted(config.read().feeds) == ["a"]
+
+
+# A feed over the manifest location: a producer's file there is its own, not the pipeline's
+
+
+def test_a_producers_file_under_the_manifest_prefix_goes_to_the_feed_over_it(
+    ddb_store: Store, s3_bucket: tuple[Any, str], tmp_path: Any
+) -> None:
+    s3, bucket = s3_bucket
+    feed = Feed("all", bucket, LocalTarget(str(tmp_path / "w.db")), prefix="", thresholds=ONE)
+    FeedsConfig(ddb_store).add(feed, who="op", why="test")
+    deployment = S3Feeds(ddb_store, manifest_bucket=bucket, s3_client=s3, min_load_time=0)
+    body = (json.dumps({"o": "x"}) + "\n").encode()
+    theirs = put_object(s3, bucket, "manifests/orders-2026.csv", body)
+    ours = s3_record(bucket, "manifests/all/0/000000000001.0.manifest", 9)
+    report = deployment.handle(direct(theirs, ours))
+    assert (report["by_feed"], report["own_objects"], report["unrouted"]) == ({"all": 1}, 1, 0)
+
+
+ids = st.tuples(
+    st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=40),
+    st.integers(0, 99),
+    st.integers(0, 10**12 - 1),
+).map(lambda t: batch_id(*t))
+
+
+@given(
+    batch=ids,
+    fence=st.integers(0, MAX_FENCE),
+    revision=st.integers(0, MAX_REVISION),
+    member=st.text(max_size=30),
+    key=st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=80),
+)
+def test_every_key_the_pipeline_writes_is_its_own_and_a_producers_is_not(
+    batch: str, fence: int, revision: int, member: str, key: str
+) -> None:
+    prefix = "manifests/"
+    assert is_own_key(prefix, manifest_key(prefix, batch, fence, revision))
+    assert is_own_key(prefix, stage_key(f"{prefix}staged/", batch, member, key))
+    # A producer's file under the prefix: a data file's name, not a manifest's or a copy's.
+    assert not is_own_key(prefix, f"{prefix}{key}.csv")
+    assert not is_own_key(prefix, f"{prefix}staged/{key}.json.gz")
+    assert not is_own_key("other/", manifest_key(prefix, batch, fence, revision))
