@@ -58,6 +58,7 @@ another configuration's name (:class:`patterns.feeds.FeedLoader`).
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -100,6 +101,8 @@ __all__ = [
     "FeedSet",
     "FeedsConfig",
     "check_feeds",
+    "check_size",
+    "declaration_digest",
 ]
 
 CONFIG_FORMAT = 1
@@ -124,6 +127,9 @@ plus this long after its removal."""
 MAX_CONFIG_BYTES = 350_000
 """The largest configuration, in bytes of JSON: its versions are DynamoDB items (400 KB at most,
 the item's other attributes included). About 700 feeds of typical size."""
+
+_Declared = tuple[int | None, str | None]
+# (the revision of the declaration applied last, the digest of its feeds)
 
 _EDIT_ATTEMPTS = 50
 _MAX_WHY = 1000
@@ -159,13 +165,20 @@ class Change:
 class FeedSet:
     """One version of the configuration: ``feeds`` by name (removed ones included, until the
     sweeper drops them), the ``change`` that made it, and the revision of the declared feeds
-    applied last (:meth:`FeedsConfig.declare`). ``version`` 0: nothing stored yet."""
+    applied last with the digest of what it declared (:meth:`FeedsConfig.declare`).
+    ``version`` 0: nothing stored yet."""
 
     version: int
     feeds: Mapping[str, Feed]
     created_at: float = 0.0
     change: Change | None = None
     declared_revision: int | None = None
+    declared_digest: str | None = None
+
+    @property
+    def declared(self) -> _Declared:
+        """The declaration applied last: its revision and the digest of its feeds."""
+        return (self.declared_revision, self.declared_digest)
 
     @cached_property
     def router(self) -> Router:
@@ -191,6 +204,7 @@ class FeedSet:
             "format": CONFIG_FORMAT,
             "feeds": [self.feeds[n].to_json() for n in sorted(self.feeds)],
             "declared_revision": self.declared_revision,
+            "declared_digest": self.declared_digest,
             "change": change.to_json(),
         }
 
@@ -212,7 +226,16 @@ class FeedSet:
             created_at=version.created_at,
             change=None if change is None else _change_from_json(change),
             declared_revision=value.get("declared_revision"),
+            declared_digest=value.get("declared_digest"),
         )
+
+
+def declaration_digest(feeds: Iterable[Feed]) -> str:
+    """The sha256 of a declaration's feeds (in name order, as :meth:`Feed.to_json` writes
+    them): what a declared revision is recorded with, so the same revision declaring other
+    feeds is told apart."""
+    body = [f.to_json() for f in sorted(feeds, key=lambda f: f.name)]
+    return hashlib.sha256(to_json(body, "the declared feeds").encode()).hexdigest()
 
 
 def _change_from_json(data: Mapping[str, Any]) -> Change:
@@ -223,6 +246,20 @@ def _change_from_json(data: Mapping[str, Any]) -> Change:
         why=str(data.get("why", "")),
         at=float(data.get("at", 0.0)),
     )
+
+
+def check_size(feeds: FeedSet, change: Change) -> dict[str, Any]:
+    """``feeds`` as the version ``change`` would store, if it fits :data:`MAX_CONFIG_BYTES`;
+    :class:`InvalidArgument` with its size and the fix otherwise. No request."""
+    value = feeds.to_json(change)
+    size = len(to_json(value, "the feeds' configuration").encode())
+    if size > MAX_CONFIG_BYTES:
+        raise InvalidArgument(
+            f"the feeds' configuration would be {size:,} bytes, over the "
+            f"{MAX_CONFIG_BYTES:,} one version holds: remove feeds, or split them over "
+            "two configurations (config_name) and two deployments; nothing changed"
+        )
+    return value
 
 
 def check_feeds(feeds: Mapping[str, Feed]) -> None:
@@ -355,11 +392,11 @@ class FeedsConfig:
 
     def _edit(
         self,
-        apply: Callable[[FeedSet], tuple[dict[str, Feed], int | None] | None],
+        apply: Callable[[FeedSet], tuple[dict[str, Feed], _Declared] | None],
         change: Callable[[], Change],
         expected: int | None,
     ) -> FeedSet:
-        """Read, ``apply`` (the new feeds and declared revision, or None: nothing to write),
+        """Read, ``apply`` (the new feeds and declaration, or None: nothing to write),
         check, write from the version read; see the module docstring."""
 
         def attempt() -> FeedSet:
@@ -369,18 +406,11 @@ class FeedsConfig:
             outcome = apply(current)
             if outcome is None:
                 return current
-            feeds, revision = outcome
+            feeds, (revision, digest) = outcome
             check_feeds(feeds)
             made = change()
-            new = FeedSet(current.version + 1, dict(feeds), 0.0, made, revision)
-            value = new.to_json(made)
-            size = len(to_json(value, "the feeds' configuration").encode())
-            if size > MAX_CONFIG_BYTES:
-                raise InvalidArgument(
-                    f"the feeds' configuration would be {size:,} bytes, over the "
-                    f"{MAX_CONFIG_BYTES:,} one version holds: remove feeds, or split them over "
-                    "two configurations (config_name) and two deployments; nothing changed"
-                )
+            new = FeedSet(current.version + 1, dict(feeds), 0.0, made, revision, digest)
+            value = check_size(new, made)
             self._claim_streams(current, feeds)
             written = self._object.put(value, expected=current.version or None)
             stored = replace(new, version=written.number, created_at=written.created_at)
@@ -443,7 +473,7 @@ class FeedsConfig:
             raise InvalidArgument(f"expected a Feed, got {type(feed).__name__}")
         feed.check()
 
-        def apply(current: FeedSet) -> tuple[dict[str, Feed], int | None]:
+        def apply(current: FeedSet) -> tuple[dict[str, Feed], _Declared]:
             old = current.feeds.get(feed.name)
             if old is not None and not old.removed:
                 raise StateConflict(
@@ -454,7 +484,7 @@ class FeedsConfig:
                 _same_stream(old, feed)
                 _lanes_kept(old, feed)
             added = replace(feed, removed_at=None)
-            return {**current.feeds, feed.name: added}, current.declared_revision
+            return {**current.feeds, feed.name: added}, current.declared
 
         return self._edit(apply, self._change("add", [feed.name], who, why), expected)
 
@@ -482,12 +512,12 @@ class FeedsConfig:
         if "paused" in changes:
             raise InvalidArgument("pause and resume a feed with pause and resume, not update")
 
-        def apply(current: FeedSet) -> tuple[dict[str, Feed], int | None]:
+        def apply(current: FeedSet) -> tuple[dict[str, Feed], _Declared]:
             old = _live(current, name)
             new = old.with_changes(changes)
             _lanes_kept(old, new)
             new.check()
-            return {**current.feeds, name: new}, current.declared_revision
+            return {**current.feeds, name: new}, current.declared
 
         return self._edit(apply, self._change("update", [name], who, why), expected)
 
@@ -504,13 +534,13 @@ class FeedsConfig:
     ) -> FeedSet:
         action: Action = "pause" if paused else "resume"
 
-        def apply(current: FeedSet) -> tuple[dict[str, Feed], int | None]:
+        def apply(current: FeedSet) -> tuple[dict[str, Feed], _Declared]:
             old = _live(current, name)
             if old.paused == paused:
                 raise StateConflict(
                     f"feed {name!r} is already {'paused' if paused else 'running'}; nothing changed"
                 )
-            return {**current.feeds, name: replace(old, paused=paused)}, current.declared_revision
+            return {**current.feeds, name: replace(old, paused=paused)}, current.declared
 
         return self._edit(apply, self._change(action, [name], who, why), expected)
 
@@ -522,7 +552,7 @@ class FeedsConfig:
         feed in between, as one may from a container that has not yet seen the removal, and
         the sweeper's lingering sweeps seal and load both."""
 
-        def apply(current: FeedSet) -> tuple[dict[str, Feed], int | None]:
+        def apply(current: FeedSet) -> tuple[dict[str, Feed], _Declared]:
             old = _live(current, name)
             if old.paused:
                 raise StateConflict(
@@ -539,7 +569,7 @@ class FeedsConfig:
                     "it again; nothing changed"
                 )
             removed = replace(old, removed_at=clock.now())
-            return {**current.feeds, name: removed}, current.declared_revision
+            return {**current.feeds, name: removed}, current.declared
 
         return self._edit(apply, self._change("remove", [name], who, why), expected)
 
@@ -590,7 +620,7 @@ class FeedsConfig:
         nothing can join its stream in between."""
         dropped = False
 
-        def apply(current: FeedSet) -> tuple[dict[str, Feed], int | None] | None:
+        def apply(current: FeedSet) -> tuple[dict[str, Feed], _Declared] | None:
             nonlocal dropped
             dropped = False
             old = current.feeds.get(name)
@@ -602,7 +632,7 @@ class FeedsConfig:
                 return None
             dropped = True
             rest = {n: f for n, f in current.feeds.items() if n != name}
-            return rest, current.declared_revision
+            return rest, current.declared
 
         why = f"removed and drained for {linger:g} s"
         written = self._edit(apply, self._change("drop", [name], who, why), None)
@@ -617,7 +647,9 @@ class FeedsConfig:
         so while a deployment rolls out, containers of the old one never undo the new one's).
 
         Each declared feed is added, or replaces the feed of its name except for ``paused``
-        (the operator's), under the same checks as :meth:`add` and :meth:`update`. Feeds no
+        (the operator's), under the same checks as :meth:`add` and :meth:`update`. The same
+        revision declared again with other feeds is refused (:class:`InvalidArgument`): one
+        revision, one meaning, or two deployments would each take the other's for applied. Feeds no
         longer declared stay as they are (remove them once drained): dropping them here could
         strand their batches."""
         declared = list(feeds)
@@ -630,12 +662,21 @@ class FeedsConfig:
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
             raise InvalidArgument(f"feeds declared twice: {', '.join(twice)}; declare each once")
+        digest = declaration_digest(declared)
         applied = False
 
-        def apply(current: FeedSet) -> tuple[dict[str, Feed], int | None] | None:
+        def apply(current: FeedSet) -> tuple[dict[str, Feed], _Declared] | None:
             nonlocal applied
-            if current.declared_revision is not None and current.declared_revision >= revision:
-                applied = False
+            applied = False
+            stored, stored_digest = current.declared
+            if stored is not None and stored == revision and stored_digest not in (None, digest):
+                raise InvalidArgument(
+                    f"declared revision {revision} was applied with other feeds (configuration "
+                    f"version {current.version}): a changed declaration needs a higher revision, "
+                    "so that every deployment agrees on what it means; raise the revision; "
+                    "nothing changed"
+                )
+            if stored is not None and stored >= revision:
                 return None
             applied = True
             out = dict(current.feeds)
@@ -647,7 +688,7 @@ class FeedsConfig:
                     _lanes_kept(old, feed)
                     paused = feed.paused if old.removed else old.paused
                 out[feed.name] = replace(feed, paused=paused, removed_at=None)
-            return out, revision
+            return out, (revision, digest)
 
         change = self._change("declare", names, who, f"declared revision {revision}")
         written = self._edit(apply, change, None)

@@ -59,8 +59,9 @@ from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from stateless_state import InvalidArgument, MalformedEvent, Store, clock, domain
+from stateless_state import InvalidArgument, MalformedEvent, StateConflict, Store, clock, domain
 from stateless_state.clients import aws_client
+from stateless_state.errors import ConditionFailed, TransactionCanceled
 from stateless_state.retry import LambdaContext
 
 from ..batcher import Batcher, batch_id, parse_batch_id
@@ -73,9 +74,11 @@ from .config import (
     DEFAULT_CONFIG_NAME,
     INVOCATION_MAX,
     MAX_CACHE_INTERVAL,
+    Change,
     FeedsConfig,
     FeedSet,
     check_feeds,
+    check_size,
 )
 from .feed import Feed, Target
 
@@ -86,7 +89,11 @@ if TYPE_CHECKING:
     from ..loaders.base import AbandonOutcome, Loader, LoadOutcome, Ticket
     from .unrouted import UnroutedArrival
 
-__all__ = ["FeedLoader", "FeedPipeline", "S3Feeds"]
+__all__ = ["DECLARATION_REFUSED_OPERATION", "FeedLoader", "FeedPipeline", "S3Feeds"]
+
+DECLARATION_REFUSED_OPERATION = "feeds.declaration_refused"
+"""The ``store.metrics`` operation (and EMF ``Operation`` dimension) counting each container's
+refused declaration and, while it stays refused, each sweep."""
 
 _log = logging.getLogger("patterns.feeds")
 
@@ -303,14 +310,18 @@ class S3Feeds:
         # The live feeds of the served version inside the manifest location, each with its
         # refusal: their objects are recorded unrouted (module docstring).
         self._hidden: dict[str, str] = {}
+        self.declaration_refused: str | None = None
+        """Why the stored configuration refused this deployment's declared feeds, if it did
+        (:meth:`prepare`); reported by every :meth:`sweep` and :meth:`handle`."""
 
     def _check_declared(self) -> None:
         """Refuse now, when the deployment is built (its cold start, so its deploy), a declared
         feed that :meth:`FeedsConfig.declare` would refuse on the first :meth:`prepare`: the
-        revision would then be retried, and refused, by every invocation, and no feed's
-        arrival added. The feed's own checks and those of the declared set together
-        (:func:`check_feeds`); the stored configuration is not read (no request), so a clash
-        with a stored feed is still found only by the first :meth:`prepare`."""
+        revision would then be refused by every container. The feed's own checks, those of the
+        declared set together (:func:`check_feeds`) and its size alone
+        (:func:`~patterns.feeds.config.check_size`); the stored configuration is not read (no
+        request), so a clash with a stored feed is found by the first :meth:`prepare`, which
+        then serves the stored configuration (see :attr:`declaration_refused`)."""
         named: dict[str, Feed] = {}
         for feed in self._declared:
             if not isinstance(feed, Feed):
@@ -325,6 +336,10 @@ class S3Feeds:
                 if inside is not None:
                     raise InvalidArgument(inside)
             check_feeds(named)
+            # The declaration alone must fit one version (stored feeds only add to it).
+            names = tuple(sorted(named))
+            change = Change("declare", names, "declared", "declared revision", 0.0)
+            check_size(FeedSet(1, named, declared_revision=0, declared_digest="0" * 64), change)
         except InvalidArgument as e:
             raise InvalidArgument(
                 f"declared feeds (FEEDS, or declared=) refused, nothing stored: {e}; fix the "
@@ -380,10 +395,29 @@ class S3Feeds:
         on its seals. A feed's pipeline is kept across versions unless its stream, thresholds
         or lanes changed, so a warm container keeps knowing its open batches. The declared
         feeds, if any, are applied on the first call (one ``GetItem``, and the version's write
-        once per revision, by the first container to get there)."""
+        once per revision, by the first container to get there); a declaration the stored
+        configuration refuses is logged, counted (``store.metrics`` operation
+        :data:`DECLARATION_REFUSED_OPERATION`) and kept in :attr:`declaration_refused`, and the
+        stored configuration is served: the feeds it has keep working, and arrivals for the
+        refused declaration's new feeds are recorded unrouted."""
         if self._declare_pending:
             assert self._declared_revision is not None
-            self.config.declare(self._declared, revision=self._declared_revision)
+            try:
+                self.config.declare(self._declared, revision=self._declared_revision)
+            except (ConditionFailed, TransactionCanceled):
+                raise  # a write's race, not a refusal: the next invocation declares again
+            except (InvalidArgument, StateConflict) as e:
+                # Refused against what is stored (a stream changed, lanes shrunk, the set too
+                # large, the revision taken): every invocation failing would stop the feeds
+                # that work as well, so the stored configuration goes on being served.
+                self.declaration_refused = (
+                    f"declared revision {self._declared_revision} refused: {e}"
+                )
+                _log.error(
+                    "%s; serving the stored configuration until a fixed declaration is deployed",
+                    self.declaration_refused,
+                )
+                self.store.metrics.record(DECLARATION_REFUSED_OPERATION, requests=0)
             self._declare_pending = False
         feeds = self.config.current(fresh=fresh)
         if feeds.version == self._prepared:
@@ -514,6 +548,11 @@ class S3Feeds:
             "unrouted": len(unrouted),
             "own_objects": own,
             "by_feed": {name: r.arrivals for name, r in sorted(reports.items())},
+            **(
+                {"declaration_refused": self.declaration_refused}
+                if self.declaration_refused
+                else {}
+            ),
             **parsed.sqs_response(),
         }
 
@@ -537,7 +576,10 @@ class S3Feeds:
             "dropped": [],
             "errors": {},
             "version": feeds.version,
+            "declaration_refused": self.declaration_refused,
         }
+        if self.declaration_refused is not None:
+            self.store.metrics.record(DECLARATION_REFUSED_OPERATION, requests=0)
         # the handlers' cache interval may be longer than this sweeper's: wait out the longest
         linger = MAX_CACHE_INTERVAL + INVOCATION_MAX
         due: list[DueLoad] = []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,6 +21,7 @@ from patterns.batcher.manifest_keys import MAX_FENCE, MAX_REVISION, is_own_key, 
 from patterns.batcher.object_pins import stage_key
 from patterns.feeds import Feed, FeedsConfig, LocalTarget, PostgresTarget, RedshiftTarget, S3Feeds
 from patterns.feeds.config import check_feeds
+from patterns.feeds.pipeline import DECLARATION_REFUSED_OPERATION
 from patterns.loaders import postgres_ledger
 from patterns.testing import direct, put_object, s3_record
 from stateless_state import InvalidArgument, Store
@@ -138,6 +140,68 @@ def test_a_bad_declared_feed_is_refused_when_the_deployment_is_built(
     )
     assert feeds.handle(direct(s3_record(bucket, "g/1.jsonl", 10)))["by_feed"] == {"good": 1}
     assert sorted(config.read().feeds) == ["good", "one"]
+
+
+def test_an_oversized_declaration_is_refused_when_built(
+    ddb_store: Store, s3_bucket: tuple[Any, str], tmp_path: Any
+) -> None:
+    """The declaration alone over the size one version holds is refused by the constructor,
+    naming size and fix, before any request."""
+    s3, bucket = s3_bucket
+    db = str(tmp_path / "w.db")
+    big = [
+        Feed(f"f{i}", bucket, LocalTarget(db, f"t{i}"), prefix=f"p{i:04d}/" + "x" * 1000)
+        for i in range(400)
+    ]
+    with pytest.raises(InvalidArgument, match=r"over the 350,000 one version holds.*fix the decl"):
+        S3Feeds(ddb_store, manifest_bucket=bucket, s3_client=s3, declared=big, declared_revision=1)
+    assert FeedsConfig(ddb_store).read().version == 0
+    fits = S3Feeds(
+        ddb_store, manifest_bucket=bucket, s3_client=s3, declared=big[:250], declared_revision=1
+    )
+    assert len(fits.prepare().feeds) == 250
+
+
+def test_a_declaration_the_stored_configuration_refuses_leaves_the_stored_feeds_served(
+    ddb_store: Store, s3_bucket: tuple[Any, str], tmp_path: Any
+) -> None:
+    """Refused only against what is stored (here a stream changed, then the same revision with
+    other feeds): the stored feeds go on being served, the refusal is logged, counted and
+    reported by every sweep; no invocation fails for it."""
+    s3, bucket = s3_bucket
+    config = FeedsConfig(ddb_store)
+    good = Feed("good", bucket, LocalTarget(str(tmp_path / "g.db")), prefix="g/", thresholds=ONE)
+    config.add(good, who="op", why="test")
+    moved = replace(good, stream="elsewhere")
+    new = Feed("new", bucket, LocalTarget(str(tmp_path / "n.db")), prefix="n/", thresholds=ONE)
+    before = ddb_store.metrics.snapshot()
+    feeds = S3Feeds(
+        ddb_store, manifest_bucket=bucket, s3_client=s3, declared=[moved, new], declared_revision=1
+    )
+    report = feeds.handle(direct(s3_record(bucket, "g/1.jsonl", 10), s3_record(bucket, "n/1", 9)))
+    assert (report["by_feed"], report["unrouted"]) == ({"good": 1}, 1)
+    assert "declared revision 1 refused" in report["declaration_refused"]
+    assert "its stream never changes" in report["declaration_refused"]
+    swept = feeds.sweep()
+    assert swept["declaration_refused"] == report["declaration_refused"]
+    counted = (ddb_store.metrics.snapshot() - before).by_operation[DECLARATION_REFUSED_OPERATION]
+    assert counted.calls == 2 and counted.requests == 0
+    assert sorted(config.read().feeds) == ["good"]
+    # Revision 2 applied; the same revision declaring other feeds is refused, not ignored.
+    fixed = S3Feeds(
+        ddb_store, manifest_bucket=bucket, s3_client=s3, declared=[good, new], declared_revision=2
+    )
+    assert sorted(fixed.prepare().feeds) == ["good", "new"] and fixed.declaration_refused is None
+    other = replace(new, prefix="other/")
+    clash = S3Feeds(
+        ddb_store, manifest_bucket=bucket, s3_client=s3, declared=[good, other], declared_revision=2
+    )
+    assert clash.prepare().feed("new").prefix == "n/"
+    assert "revision 2 was applied with other feeds" in (clash.declaration_refused or "")
+    again = S3Feeds(
+        ddb_store, manifest_bucket=bucket, s3_client=s3, declared=[new, good], declared_revision=2
+    )
+    assert again.prepare().version == fixed.prepare().version and again.declaration_refused is None
 
 
 # B5: a feed inside the deployment's manifest location
