@@ -50,6 +50,12 @@ their meaning, and :func:`feeds_settings` reads these:
 ``FEEDS``                      feeds declared in the deployment, as JSON:
                                ``{"revision": 3, "feeds": [{"name": ..., "bucket": ...,
                                "target": {"kind": "redshift", ...}}, ...]}`` (optional)
+``FEEDS_FILE``                 or the path of a file holding that JSON, relative to the
+                               function's code (``LAMBDA_TASK_ROOT``) unless absolute: Lambda
+                               caps a function's environment at 4 KB, about 11 Redshift feeds
+``FEED_LOCATIONS``             ``bucket/prefix,...``: the locations the functions may read (the
+                               template's ``FeedLocations``); a declared feed outside them is
+                               refused, a stored one logged (optional)
 =============================  ================================================================
 
 DynamoDB and S3 endpoints follow boto3's conventions (``AWS_ENDPOINT_URL_DYNAMODB``,
@@ -439,70 +445,165 @@ def _thresholds(env: Mapping[str, str], problems: _Problems) -> Thresholds | Non
 _ONE_STREAM = ("STREAM", "LANES", "THRESHOLD_COUNT", "THRESHOLD_BYTES", "THRESHOLD_AGE")
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose every key appears once (``json`` keeps the last of two silently)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"the key {key!r} appears twice in one object")
+        out[key] = value
+    return out
+
+
+def _declaration(env: Mapping[str, str]) -> tuple[str, str] | None:
+    """Where the declared feeds come from and their JSON text: ``FEEDS``, or the file
+    ``FEEDS_FILE`` names (relative to ``LAMBDA_TASK_ROOT``, the function's code, unless
+    absolute); None when neither is set."""
+    _exclusive(env, "FEEDS", "FEEDS_FILE", "the feeds are declared in one of them")
+    raw = _given(env, "FEEDS")
+    if raw is not None:
+        return "FEEDS", raw
+    path = _given(env, "FEEDS_FILE")
+    if path is None:
+        return None
+    from pathlib import Path
+
+    full = Path(env.get("LAMBDA_TASK_ROOT") or Path.cwd()) / path
+    try:
+        return f"FEEDS_FILE ({full})", full.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise _refused(
+            "FEEDS_FILE",
+            path,
+            f"cannot read {full} ({type(e).__name__}: {e}): ship the file with the function's "
+            "code, or give its absolute path",
+        ) from None
+
+
+def _declared_feeds(name: str, raw: str, problems: _Problems) -> tuple[list[Any], int | None]:
+    """The feeds and revision a declaration's JSON gives; each problem kept in ``problems``."""
+    import json
+
+    from .feeds.feed import feed_from_json
+
+    shape = (
+        'give {"revision": <int raised with every change>, "feeds": [<feed>, ...]}, each '
+        "feed as `stateless-state feeds show --json` prints one"
+    )
+    try:
+        data = json.loads(raw, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as e:
+        problems.add(_refused(name, raw[:80], f"not JSON ({e.msg} at {e.pos}): {shape}"))
+        return [], None
+    except ValueError as e:
+        problems.add(_refused(name, raw[:80], f"{e}: {shape}"))
+        return [], None
+    if (
+        not isinstance(data, dict)
+        or set(data) != {"revision", "feeds"}
+        or not isinstance(data["feeds"], list)
+    ):
+        problems.add(_refused(name, raw[:80], shape))
+        return [], None
+    revision = data["revision"]
+    problems.check(
+        lambda: _named(
+            name,
+            raw[:80],
+            lambda: domain.integer(revision, f"{name} revision", minimum=1, maximum=10**12 - 1),
+        )
+    )
+    declared = []
+    for i, item in enumerate(data["feeds"]):
+        where = f"{name} feeds[{i}]"
+        before = len(problems.found)
+        feed = problems.check(
+            partial(_named, where, json.dumps(item)[:80], partial(feed_from_json, item))
+        )
+        if feed is not None:
+            problems.check(partial(_named, where, feed.name, feed.check))
+        if feed is not None and len(problems.found) == before:
+            declared.append(feed)
+    return declared, revision if isinstance(revision, int) else None
+
+
+def _locations(env: Mapping[str, str]) -> list[str] | None:
+    """``FEED_LOCATIONS``: the ``bucket/prefix`` entries the functions may read, or None."""
+    raw = _given(env, "FEED_LOCATIONS")
+    if raw is None:
+        return None
+    from .feeds.routing import check_location
+
+    return [_named("FEED_LOCATIONS", raw[:80], partial(check_location, e)) for e in raw.split(",")]
+
+
 def feeds_settings(
     env: Mapping[str, str] | None = None, *, store: Store | None = None, s3: Any = None
 ) -> dict[str, Any]:
     """The arguments of :class:`~patterns.feeds.S3Feeds` as configured by ``env`` (default:
     ``os.environ``); ``S3Feeds.from_env()`` builds the deployment from them. Every variable is
-    checked here, ``FEEDS`` down to each declared feed's target: no request is made."""
-    import json
-
-    from .feeds.feed import feed_from_json
-
+    checked here, ``FEEDS`` (or ``FEEDS_FILE``) down to each declared feed's target, and every
+    problem is reported at once (:class:`SettingsRefused`): no request is made."""
     env = os.environ if env is None else env
+    problems = _Problems()
     one_stream = [n for n in (*_ONE_STREAM, *_LOCAL, *_POSTGRES, *_REDSHIFT) if _given(env, n)]
     if one_stream:
-        raise InvalidArgument(
-            f"environment variables {', '.join(one_stream)} configure one stream, but a feeds "
-            "deployment takes each feed's stream, thresholds, lanes and target from the feeds' "
-            "configuration: unset them (and declare the feed in FEEDS, or add it with "
-            "`stateless-state feeds add`)"
+        problems.add(
+            InvalidArgument(
+                f"environment variables {', '.join(one_stream)} configure one stream, but a "
+                "feeds deployment takes each feed's stream, thresholds, lanes and target from "
+                "the feeds' configuration: unset them (and declare the feed in FEEDS, or add it "
+                "with `stateless-state feeds add`)"
+            )
         )
     if store is None:
-        table = _require(env, "STATELESS_STATE_TABLE")
-        store = _named("STATELESS_STATE_TABLE", table, lambda: Store(table))
+        table = problems.check(lambda: _require(env, "STATELESS_STATE_TABLE"))
+        if table is not None:
+            store = problems.check(
+                lambda: _named("STATELESS_STATE_TABLE", table, lambda: Store(table))
+            )
     name = env.get("FEEDS_CONFIG") or "feeds"
-    _named("FEEDS_CONFIG", name, lambda: domain.name("feeds configuration name", name))
-    interval = (
-        0.0
-        if env.get("FEEDS_CACHE_INTERVAL") == "0"
-        else _seconds(env, "FEEDS_CACHE_INTERVAL", 60, minimum=0, maximum=900)
+    problems.check(
+        lambda: _named("FEEDS_CONFIG", name, lambda: domain.name("feeds configuration name", name))
     )
-    lease = _seconds(env, "LOAD_LEASE", 300, minimum=1, maximum=MAX_LOAD_LEASE)
-    bucket = _require(env, "MANIFEST_BUCKET")
-    _named("MANIFEST_BUCKET", bucket, lambda: check_bucket(bucket))
+    interval = problems.check(
+        lambda: (
+            0.0
+            if env.get("FEEDS_CACHE_INTERVAL") == "0"
+            else _seconds(env, "FEEDS_CACHE_INTERVAL", 60, minimum=0, maximum=900)
+        )
+    )
+    lease = problems.check(
+        lambda: _seconds(env, "LOAD_LEASE", 300, minimum=1, maximum=MAX_LOAD_LEASE)
+    )
+    bucket = problems.check(lambda: _require(env, "MANIFEST_BUCKET"))
+    if bucket is not None:
+        problems.check(lambda: _named("MANIFEST_BUCKET", bucket, lambda: check_bucket(bucket)))
     prefix = env.get("MANIFEST_PREFIX", "manifests/")
     longest = batch_id("%" * 255, 255, 10**12 - 1)  # any feed's, percent-encoded
-    _named("MANIFEST_PREFIX", prefix, lambda: check_prefix(prefix, longest))
+    problems.check(lambda: _named("MANIFEST_PREFIX", prefix, lambda: check_prefix(prefix, longest)))
+    locations = problems.check(lambda: _locations(env))
     declared: list[Any] = []
     revision = None
-    raw = _given(env, "FEEDS")
-    if raw is not None:
-        shape = (
-            'give {"revision": <int raised with every change>, "feeds": [<feed>, ...]}, each '
-            "feed as `stateless-state feeds show --json` prints one"
-        )
-        try:
-            data = json.loads(raw)
-        except json.JSONDecodeError as e:
-            raise _refused("FEEDS", raw[:80], f"not JSON ({e.msg} at {e.pos}): {shape}") from None
-        if not isinstance(data, dict) or set(data) != {"revision", "feeds"}:
-            raise _refused("FEEDS", raw[:80], shape)
-        if not isinstance(data["feeds"], list):
-            raise _refused("FEEDS", raw[:80], shape)
-        revision = data["revision"]
-        _named(
-            "FEEDS",
-            raw[:80],
-            lambda: domain.integer(revision, "FEEDS revision", minimum=1, maximum=10**12 - 1),
-        )
-        for i, item in enumerate(data["feeds"]):
-            where = f"FEEDS feeds[{i}]"
-            feed = _named(where, json.dumps(item)[:80], partial(feed_from_json, item))
-            _named(where, feed.name, feed.check)
-            declared.append(feed)
+    source = problems.check(lambda: _declaration(env))
+    if source is not None:
+        declared, revision = _declared_feeds(*source, problems)
+    if locations is not None:
+        from .feeds.routing import outside
+
+        for feed in declared:
+            if outside(feed, locations):
+                problems.add(
+                    InvalidArgument(
+                        f"declared feed {feed.name!r} is at s3://{feed.bucket}/{feed.prefix}, "
+                        "outside FEED_LOCATIONS (the locations the functions may read): add "
+                        "its location to them (the template's FeedLocations) or move the feed"
+                    )
+                )
+    problems.raise_any()
     if s3 is None:
-        s3 = aws_client("s3")
+        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
+        s3 = aws_client("s3", region_name=region)
     return {
         "store": store,
         "manifest_bucket": bucket,
@@ -511,6 +612,7 @@ def feeds_settings(
         "cache_interval": interval,
         "declared": declared,
         "declared_revision": revision,
+        "locations": locations,
         "load_lease": lease,
         "s3_client": s3,
     }

@@ -81,6 +81,7 @@ from .config import (
     check_size,
 )
 from .feed import Feed, Target
+from .routing import check_location, outside
 
 if TYPE_CHECKING:
     from ..batcher.arrivals import Arrival
@@ -245,7 +246,11 @@ class S3Feeds:
     later one was applied already (:meth:`FeedsConfig.declare`). ``loader_factory`` builds a
     target's loader (default: :meth:`RedshiftTarget.loader` and the others', with
     ``s3_client`` and ``redshift_client``); each target's loader is built once per container.
-    The other settings are :class:`~patterns.pipeline.S3ToRedshift`'s, for every feed.
+    ``locations`` (``bucket/prefix`` entries, :func:`~patterns.feeds.routing.check_location`)
+    are where the deployment may read, as its IAM grants say: a declared feed outside them is
+    refused when the deployment is built, and a stored one is logged as an error naming it
+    whenever a container reads its version (its loads would be denied). The other settings
+    are :class:`~patterns.pipeline.S3ToRedshift`'s, for every feed.
     """
 
     def __init__(
@@ -267,8 +272,10 @@ class S3Feeds:
         retry_backoff: timedelta | float = timedelta(seconds=30),
         always_stage: bool = False,
         unrouted_retention: timedelta | float = timedelta(days=14),
+        locations: Iterable[str] | None = None,
     ) -> None:
         self.store = store
+        self.locations = None if locations is None else [check_location(e) for e in locations]
         self.config = FeedsConfig(store, config_name, cache_interval)
         self.manifest_bucket = check_bucket(manifest_bucket)
         # Checked for the longest batch id any feed can have (a 255-byte stream, each byte
@@ -335,6 +342,8 @@ class S3Feeds:
                 inside = self._inside_manifests(feed)
                 if inside is not None:
                     raise InvalidArgument(inside)
+                if self.locations is not None and outside(feed, self.locations):
+                    raise InvalidArgument(self._unreadable(feed))
             check_feeds(named)
             # The declaration alone must fit one version (stored feeds only add to it).
             names = tuple(sorted(named))
@@ -345,6 +354,13 @@ class S3Feeds:
                 f"declared feeds (FEEDS, or declared=) refused, nothing stored: {e}; fix the "
                 "declaration and deploy again"
             ) from None
+
+    def _unreadable(self, feed: Feed) -> str:
+        return (
+            f"feed {feed.name!r} is at s3://{feed.bucket}/{feed.prefix}, outside the locations "
+            f"this deployment may read ({', '.join(self.locations or ())}): its loads would be "
+            "denied; add its location to them (the template's FeedLocations) or move the feed"
+        )
 
     def _inside_manifests(self, feed: Feed) -> str | None:
         """The refusal of ``feed`` if its whole location lies under the manifest location
@@ -444,6 +460,10 @@ class S3Feeds:
         for refusal in hidden.values():
             _log.error("%s (its objects are recorded as unrouted)", refusal)
         self._hidden = hidden
+        if self.locations is not None:
+            for feed in feeds.feeds.values():
+                if not feed.removed and outside(feed, self.locations):
+                    _log.error("%s", self._unreadable(feed))
         return feeds
 
     def pipeline(self, name: str) -> FeedPipeline:

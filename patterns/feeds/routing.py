@@ -23,9 +23,10 @@ from collections.abc import Iterable
 
 from stateless_state import InvalidArgument
 
+from ..s3 import check_bucket
 from .feed import Feed
 
-__all__ = ["Router"]
+__all__ = ["Router", "check_location", "outside"]
 
 
 class Router:
@@ -65,4 +66,28 @@ def undecidable(feed: Feed, other: Feed) -> str:
         f"feed {feed.name!r} has the location of feed {other.name!r} ({where}: same bucket, "
         "prefix and suffix), so the routing rule (longest prefix, then longest suffix) cannot "
         "choose between them: give it another prefix or suffix, or update the other feed"
+    )
+
+
+def check_location(entry: str) -> str:
+    """``entry`` if it is a readable location as a deployment grants it, ``bucket/prefix``
+    (the whole bucket is ``bucket/``): the slash is required, since a grant on
+    ``arn:aws:s3:::bucket*`` would also cover every bucket whose name starts with ``bucket``.
+    :class:`InvalidArgument` naming the entry and the fix otherwise. No request."""
+    if not isinstance(entry, str) or "/" not in entry:
+        raise InvalidArgument(
+            f"location {entry!r} has no '/': write bucket/prefix (the whole bucket is "
+            "'bucket/'), so that it names one bucket and not every bucket starting so"
+        )
+    bucket, _, _ = entry.partition("/")
+    check_bucket(bucket)
+    return entry
+
+
+def outside(feed: Feed, locations: Iterable[str]) -> bool:
+    """Whether none of ``locations`` (``bucket/prefix``, as :func:`check_location` takes them)
+    covers every key ``feed`` can route: its bucket, and a prefix its own starts with."""
+    return not any(
+        feed.bucket == bucket and feed.prefix.startswith(prefix)
+        for bucket, _, prefix in (entry.partition("/") for entry in locations)
     )

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -433,6 +435,11 @@ def test_feeds_declared_in_the_deployment_are_read_from_one_json_setting() -> No
         ({"FEEDS_CACHE_INTERVAL": "nan"}, "FEEDS_CACHE_INTERVAL"),
         ({"FEEDS_CONFIG": "\ud800"}, "FEEDS_CONFIG"),
         ({"MANIFEST_PREFIX": "m/" * 120}, "MANIFEST_PREFIX"),
+        ({"FEEDS": '{"revision": 1, "revision": 2, "feeds": []}'}, "'revision' appears twice"),
+        ({"FEEDS": "{}", "FEEDS_FILE": "feeds.json"}, "FEEDS and FEEDS_FILE are both set"),
+        ({"FEEDS_FILE": "no-such-feeds.json"}, "cannot read"),
+        ({"FEED_LOCATIONS": "my-feeds-bucket"}, "has no '/'"),
+        ({"FEED_LOCATIONS": "Bad_Bucket/x/"}, "FEED_LOCATIONS"),
     ],
 )
 def test_a_bad_deployment_setting_is_refused_naming_it(more: dict[str, str], problem: str) -> None:
@@ -440,6 +447,71 @@ def test_a_bad_deployment_setting_is_refused_naming_it(more: dict[str, str], pro
 
     with pytest.raises(InvalidArgument, match=re.escape(problem)):
         feeds_settings({**BASE_ENV, **more}, store=SETTINGS_STORE, s3=object())
+
+
+def test_every_bad_deployment_setting_is_reported_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from patterns.config import SettingsRefused, feeds_settings
+
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    bad_feed = feed("a").to_json() | {"lanes": 0}
+    env = {
+        "STATELESS_STATE_TABLE": "state",
+        "LOAD_LEASE": "0",
+        "FEEDS_CACHE_INTERVAL": "x",
+        "FEEDS": json.dumps({"revision": 0, "feeds": [bad_feed, feed("ok").to_json()]}),
+    }
+    with pytest.raises(SettingsRefused) as refused:
+        feeds_settings(env, store=None, s3=object())
+    found = refused.value.problems
+    for name in ("MANIFEST_BUCKET", "LOAD_LEASE", "FEEDS_CACHE_INTERVAL", "FEEDS revision"):
+        assert sum(name in p for p in found) == 1, (name, found)
+    assert sum("FEEDS feeds[0]" in p for p in found) == 1 and len(found) == 5
+
+
+def test_declared_feeds_can_come_from_a_file_shipped_with_the_code(tmp_path: Path) -> None:
+    """Lambda caps a function's environment at 4 KB: fifty declared feeds need a file."""
+    from patterns.config import feeds_settings
+
+    many = [feed(f"f{i:02d}", f"f{i:02d}/").to_json() for i in range(50)]
+    (tmp_path / "feeds.json").write_text(json.dumps({"revision": 7, "feeds": many}))
+    env = {**BASE_ENV, "FEEDS_FILE": "feeds.json", "LAMBDA_TASK_ROOT": str(tmp_path)}
+    settings = feeds_settings(env, store=SETTINGS_STORE, s3=object())
+    assert settings["declared_revision"] == 7 and len(settings["declared"]) == 50
+    absolute = {**BASE_ENV, "FEEDS_FILE": str(tmp_path / "feeds.json")}
+    assert len(feeds_settings(absolute, store=SETTINGS_STORE, s3=object())["declared"]) == 50
+    (tmp_path / "bad.json").write_text('{"revision": 1, "feeds": [{"name": "x"}]}')
+    with pytest.raises(InvalidArgument, match=r"FEEDS_FILE \(.*bad.json\) feeds\[0\]"):
+        feeds_settings({**env, "FEEDS_FILE": "bad.json"}, store=SETTINGS_STORE, s3=object())
+
+
+def test_a_declared_feed_outside_the_readable_locations_is_refused_at_cold_start(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from patterns.config import feeds_settings
+
+    bucket = feed("x").bucket
+    inside, other = feed("orders", "orders/eu/"), replace(feed("hr", "hr/"), bucket="hr-bucket")
+    declared = {"revision": 1, "feeds": [inside.to_json(), other.to_json()]}
+    env = {**BASE_ENV, "FEEDS": json.dumps(declared), "FEED_LOCATIONS": f"{bucket}/orders/"}
+    with pytest.raises(InvalidArgument, match=r"declared feed 'hr' is at s3://hr-bucket/hr/"):
+        feeds_settings(env, store=SETTINGS_STORE, s3=object())
+    declared["feeds"] = [inside.to_json()]
+    env["FEEDS"] = json.dumps(declared)
+    settings = feeds_settings(env, store=SETTINGS_STORE, s3=object())
+    assert settings["locations"] == [f"{bucket}/orders/"]
+    # A prefix that only starts like the location's is outside it: orders/ is not order/.
+    narrow = S3Feeds(SETTINGS_STORE, manifest_bucket="m-bucket", locations=[f"{bucket}/order"])
+    assert narrow.locations == [f"{bucket}/order"]
+    with pytest.raises(InvalidArgument, match="outside the locations"):
+        S3Feeds(
+            SETTINGS_STORE,
+            manifest_bucket="m-bucket",
+            locations=[f"{bucket}/orders/us/"],
+            declared=[inside],
+            declared_revision=1,
+        )
 
 
 def test_a_cache_interval_longer_than_the_sweepers_wait_is_refused(ddb_store: Store) -> None:

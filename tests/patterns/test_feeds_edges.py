@@ -381,3 +381,23 @@ def test_every_key_the_pipeline_writes_is_its_own_and_a_producers_is_not(
     assert not is_own_key(prefix, f"{prefix}{key}.csv")
     assert not is_own_key(prefix, f"{prefix}staged/{key}.json.gz")
     assert not is_own_key("other/", manifest_key(prefix, batch, fence, revision))
+
+
+def test_a_stored_feed_outside_the_readable_locations_is_logged_when_read(
+    ddb_store: Store, s3_bucket: tuple[Any, str], tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The CLI cannot know the deployment's grants, so it stores the feed; every container
+    that reads its version names it and the fix."""
+    s3, bucket = s3_bucket
+    config = FeedsConfig(ddb_store)
+    config.add(
+        Feed("in", bucket, LocalTarget(str(tmp_path / "i.db")), prefix="in/"), who="o", why="t"
+    )
+    config.add(
+        Feed("hr", bucket, LocalTarget(str(tmp_path / "h.db")), prefix="hr/"), who="o", why="t"
+    )
+    feeds = S3Feeds(ddb_store, manifest_bucket=bucket, s3_client=s3, locations=[f"{bucket}/in/"])
+    with caplog.at_level("ERROR", logger="patterns.feeds"):
+        feeds.prepare()
+    logged = [r.getMessage() for r in caplog.records]
+    assert len(logged) == 1 and "feed 'hr' is at" in logged[0] and "FeedLocations" in logged[0]
