@@ -53,6 +53,7 @@ pending index), after one ``GetItem`` of the configuration.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
@@ -80,7 +81,7 @@ from .config import (
     check_feeds,
     check_size,
 )
-from .feed import Feed, Target
+from .feed import Feed, LocalTarget, RedshiftTarget, Target
 from .routing import check_location, outside
 
 if TYPE_CHECKING:
@@ -90,7 +91,13 @@ if TYPE_CHECKING:
     from ..loaders.base import AbandonOutcome, Loader, LoadOutcome, Ticket
     from .unrouted import UnroutedArrival
 
-__all__ = ["DECLARATION_REFUSED_OPERATION", "FeedLoader", "FeedPipeline", "S3Feeds"]
+__all__ = [
+    "DECLARATION_REFUSED_OPERATION",
+    "FeedLoader",
+    "FeedPipeline",
+    "S3Feeds",
+    "target_label",
+]
 
 DECLARATION_REFUSED_OPERATION = "feeds.declaration_refused"
 """The ``store.metrics`` operation (and EMF ``Operation`` dimension) counting each container's
@@ -208,6 +215,15 @@ class FeedPipeline(S3ToRedshift):
         """The S3 client every feed of the deployment shares."""
         return self._shared_s3()
 
+    @property
+    def target(self) -> str:
+        """What the feed loads into now, as the sweeper groups loads and reports a failing
+        target: :func:`target_label` of its current target, without building its loader (a
+        batch sealed under an older version may load elsewhere; the grouping only spreads
+        loads). No request within the cache interval."""
+        feed = self.config.current().feeds.get(self.feed_name)
+        return f"feed {self.feed_name}" if feed is None else target_label(feed.target)
+
     def takes(self, batch: Batch) -> bool:
         """Whether this feed's sweeper loads ``batch``: not when another configuration sealed
         it (a stream two configurations shared before streams were claimed), so it keeps its
@@ -229,6 +245,19 @@ class FeedPipeline(S3ToRedshift):
         if feed is not None and feed.paused:
             return "paused"
         return super().load(batch_id, context)
+
+
+def target_label(target: Target) -> str:
+    """The name the target's loader goes by (its ``target``: the key the sweeper groups loads
+    by), from the target alone: no loader built, no connection made."""
+    if isinstance(target, LocalTarget):
+        return f"sqlite:{target.path}"
+    if isinstance(target, RedshiftTarget):
+        where = target.workgroup_name or target.cluster_identifier
+        return f"redshift:{where}/{target.database}/{target.table}"
+    # The dsn may hold a password: only a digest of it is shown, as the loader does.
+    digest = hashlib.sha256(target.dsn.encode()).hexdigest()[:12]
+    return f"postgresql:{digest}/{target.table}"
 
 
 def _batching(feed: Feed) -> tuple[Any, ...]:

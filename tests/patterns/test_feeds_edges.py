@@ -21,7 +21,7 @@ from patterns.batcher.manifest_keys import MAX_FENCE, MAX_REVISION, is_own_key, 
 from patterns.batcher.object_pins import stage_key
 from patterns.feeds import Feed, FeedsConfig, LocalTarget, PostgresTarget, RedshiftTarget, S3Feeds
 from patterns.feeds.config import check_feeds
-from patterns.feeds.pipeline import DECLARATION_REFUSED_OPERATION
+from patterns.feeds.pipeline import DECLARATION_REFUSED_OPERATION, target_label
 from patterns.loaders import postgres_ledger
 from patterns.testing import direct, put_object, s3_record
 from stateless_state import InvalidArgument, Store
@@ -401,3 +401,14 @@ def test_a_stored_feed_outside_the_readable_locations_is_logged_when_read(
         feeds.prepare()
     logged = [r.getMessage() for r in caplog.records]
     assert len(logged) == 1 and "feed 'hr' is at" in logged[0] and "FeedLocations" in logged[0]
+
+
+def test_a_targets_label_is_its_loaders_name() -> None:
+    """The sweeper groups and reports loads by it, so it is computed without building the
+    loader (a factory that cannot build one must not stop the feed's sweep)."""
+    rs = RedshiftTarget("s.t", "arn:aws:iam::123456789012:role/c", "dev", workgroup_name="wg")
+    pg = PostgresTarget("host=db dbname=w user=secret", "public.t")
+    for target in (LocalTarget("/tmp/w.db", "t"), rs, pg):
+        loader = target.loader(s3=object(), redshift_client=object())
+        assert target_label(target) == getattr(loader, "target", None)
+    assert "secret" not in target_label(pg)

@@ -324,6 +324,7 @@ def test_one_feeds_broken_warehouse_does_not_stop_the_others(
         "broken/0/000000000000": "retry-later",
         "fine/0/000000000000": "loaded",
     }
+    assert swept["failing_targets"] == [f"sqlite:{tmp_path / 'b.db'}"], "named, not an id"
     [failed] = feeds.pipeline("broken").batcher.batches()
     assert failed.error == "ConnectionError: the warehouse is down"
     assert len(rows_by_object(tmp_path / "f.db")) == 3
