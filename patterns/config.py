@@ -202,14 +202,23 @@ def _integer(env: Mapping[str, str], name: str, default: int, *, maximum: int) -
 
 
 def _seconds(
-    env: Mapping[str, str], name: str, default: float, *, minimum: float, maximum: float
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    *,
+    minimum: float,
+    maximum: float,
+    allow_zero: bool = False,
 ) -> float:
     raw = env.get(name)
     if raw is None:
         return default
     value = float(raw) if _SECONDS.fullmatch(raw) else None
-    if value is None or value <= 0 or value < minimum or value > maximum:
-        low = f"at least {minimum:g}" if minimum > 0 else "more than 0"
+    zero = allow_zero and value == 0
+    if value is None or (value <= 0 and not zero) or value < minimum or value > maximum:
+        low = (
+            f"at least {minimum:g}" if minimum > 0 else "0 or more" if allow_zero else "more than 0"
+        )
         off = ", or empty to turn it off" if name.startswith("THRESHOLD_") else ""
         raise _refused(
             name,
@@ -567,11 +576,7 @@ def feeds_settings(
         lambda: _named("FEEDS_CONFIG", name, lambda: domain.name("feeds configuration name", name))
     )
     interval = problems.check(
-        lambda: (
-            0.0
-            if env.get("FEEDS_CACHE_INTERVAL") == "0"
-            else _seconds(env, "FEEDS_CACHE_INTERVAL", 60, minimum=0, maximum=900)
-        )
+        lambda: _seconds(env, "FEEDS_CACHE_INTERVAL", 60, minimum=0, maximum=900, allow_zero=True)
     )
     lease = problems.check(
         lambda: _seconds(env, "LOAD_LEASE", 300, minimum=1, maximum=MAX_LOAD_LEASE)

@@ -400,7 +400,7 @@ def test_feeds_declared_in_the_deployment_are_read_from_one_json_setting() -> No
     assert built.config.cache_interval == 30.0 and built.manifest_bucket == "manifests-bucket"
     assert (
         feeds_settings(
-            {**BASE_ENV, "FEEDS_CACHE_INTERVAL": "0"}, store=SETTINGS_STORE, s3=object()
+            {**BASE_ENV, "FEEDS_CACHE_INTERVAL": "0.0"}, store=SETTINGS_STORE, s3=object()
         )["cache_interval"]
         == 0.0
     )
@@ -433,6 +433,7 @@ def test_feeds_declared_in_the_deployment_are_read_from_one_json_setting() -> No
             "Redshift identifier",
         ),
         ({"FEEDS_CACHE_INTERVAL": "nan"}, "FEEDS_CACHE_INTERVAL"),
+        ({"FEEDS_CACHE_INTERVAL": "901"}, "give seconds, 0 or more and at most 900"),
         ({"FEEDS_CONFIG": "\ud800"}, "FEEDS_CONFIG"),
         ({"MANIFEST_PREFIX": "m/" * 120}, "MANIFEST_PREFIX"),
         ({"FEEDS": '{"revision": 1, "revision": 2, "feeds": []}'}, "'revision' appears twice"),
