@@ -30,18 +30,21 @@ from patterns.health import publish_health
 from patterns.testing import LocalS3, direct, put_object, s3_record, sqs
 from stateless_state import Store
 from stateless_state.testing import DynamoDBLocal, FakeLambdaContext, FaultInjector
+from tests.support.sam import (
+    ACCOUNT,
+    REGION,
+    FakeDataApi,
+    Recorder,
+    Warehouse,
+    lambda_env,
+    published_metrics,
+)
 
 TEMPLATE = Path(__file__).parents[2] / "examples" / "s3_feeds" / "template.yaml"
-ACCOUNT, REGION, STACK = "123456789012", "us-east-1", "feeds"
+STACK = "feeds"
 WORKGROUP_ARN = f"arn:aws:redshift-serverless:{REGION}:{ACCOUNT}:workgroup/wg"
 SECRET_ARN = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:warehouse"
 DLQ_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{STACK}-DeadLetterQueue"
-TRANSACT_ACTIONS = {
-    "Put": "PutItem",
-    "Update": "UpdateItem",
-    "Delete": "DeleteItem",
-    "ConditionCheck": "ConditionCheckItem",
-}
 
 
 def test_template_passes_cfn_lint_with_its_informational_checks() -> None:
@@ -127,83 +130,6 @@ def allows(pattern: str, arn: str) -> bool:
     return re.fullmatch(regex, arn, re.DOTALL) is not None
 
 
-class Recorder:
-    """The (action, resource ARN) pairs a function's clients send, as IAM authorises them."""
-
-    def __init__(self) -> None:
-        self.calls: set[tuple[str, str]] = set()
-
-    def attach(self, client: Any, service: str) -> None:
-        def record(model: Any, params: dict[str, Any], **_: Any) -> None:
-            if service == "dynamodb":
-                self._dynamodb(model.name, params)
-            else:
-                self._s3(model.name, params)
-
-        client.meta.events.register("before-parameter-build.*.*", record)
-
-    def _dynamodb(self, operation: str, params: dict[str, Any]) -> None:
-        def table(name: str, index: str | None = None) -> str:
-            arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
-            return arn if index is None else f"{arn}/index/{index}"
-
-        if operation == "TransactWriteItems":
-            for item in params["TransactItems"]:
-                ((kind, action),) = item.items()
-                self.calls.add((f"dynamodb:{TRANSACT_ACTIONS[kind]}", table(action["TableName"])))
-        else:
-            arn = table(params["TableName"], params.get("IndexName"))
-            self.calls.add((f"dynamodb:{operation}", arn))
-
-    def _s3(self, operation: str, params: dict[str, Any]) -> None:
-        def obj(bucket: str, key: str) -> str:
-            return f"arn:aws:s3:::{bucket}/{key}"
-
-        def read(bucket: str, key: str, version: Any) -> None:
-            action = "s3:GetObjectVersion" if version else "s3:GetObject"
-            self.calls.add((action, obj(bucket, key)))
-
-        if operation == "HeadObject":
-            # Authorised as a read of the object; only with s3:ListBucket does S3 answer 404
-            # for a missing key (403 without), which the pins must tell apart.
-            read(params["Bucket"], params["Key"], params.get("VersionId"))
-            self.calls.add(("s3:ListBucket", f"arn:aws:s3:::{params['Bucket']}"))
-        elif operation == "GetObject":
-            read(params["Bucket"], params["Key"], params.get("VersionId"))
-        elif operation == "CopyObject":
-            source = params["CopySource"]
-            read(source["Bucket"], source["Key"], source.get("VersionId"))
-            self.calls.add(("s3:PutObject", obj(params["Bucket"], params["Key"])))
-        elif operation == "PutObject":
-            self.calls.add(("s3:PutObject", obj(params["Bucket"], params["Key"])))
-        else:
-            self.calls.add((f"s3:{operation}", f"arn:aws:s3:::{params.get('Bucket', '*')}"))
-
-
-class FakeDataApi:
-    """Answers like the Data API for a statement that finishes at once (in a new session when
-    the call asks for one); records the calls against the workgroup's ARN."""
-
-    def __init__(self, recorder: Recorder) -> None:
-        self.recorder = recorder
-
-    def batch_execute_statement(self, **params: Any) -> dict[str, Any]:
-        # A call in a session names the session only; the first names workgroup and secret.
-        assert "SessionId" in params or (params["WorkgroupName"], params["SecretArn"]) == (
-            "wg",
-            SECRET_ARN,
-        )
-        self.recorder.calls.add(("redshift-data:BatchExecuteStatement", WORKGROUP_ARN))
-        self.recorder.calls.add(("secretsmanager:GetSecretValue", SECRET_ARN))  # the platform
-        if "SessionKeepAliveSeconds" in params:
-            return {"Id": "stmt", "SessionId": "0c8d3a1e-1b2c-4d5e-8f90-123456789abc"}
-        return {"Id": "stmt"}
-
-    def describe_statement(self, **_: Any) -> dict[str, Any]:
-        self.recorder.calls.add(("redshift-data:DescribeStatement", "*"))
-        return {"Id": "stmt", "Status": "FINISHED", "SubStatements": []}
-
-
 def declaration(bucket: str, target: dict[str, Any], revision: int = 1) -> str:
     feeds = [
         {
@@ -227,25 +153,15 @@ REDSHIFT = {
 }
 
 
-def lambda_env(monkeypatch: pytest.MonkeyPatch, variables: dict[str, str]) -> None:
-    base = {
-        "AWS_REGION": REGION,
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",
-    }
-    for name, value in {**base, **variables}.items():
-        monkeypatch.setenv(name, value)
-
-
-def deployment(env: dict[str, str], store: Store, s3: Any, recorder: Recorder) -> S3Feeds:
+def deployment(
+    env: dict[str, str], store: Store, s3: Any, recorder: Recorder, warehouse: Warehouse
+) -> S3Feeds:
     """The function's S3Feeds as ``from_env`` builds it, with recorded clients."""
     recorder.attach(store.client, "dynamodb")
     recorder.attach(s3, "s3")
     settings = feeds_settings(env, store=store, s3=s3)
-    return S3Feeds(
-        **settings, redshift_client=FakeDataApi(recorder), min_load_time=0, retry_backoff=0
-    )
+    api = FakeDataApi(recorder, warehouse, WORKGROUP_ARN)
+    return S3Feeds(**settings, redshift_client=api, min_load_time=0, retry_backoff=0)
 
 
 @pytest.mark.race
@@ -281,8 +197,9 @@ def test_iam_grants_exactly_what_the_functions_send_at_the_feeds_locations(
     )
     notices = [sqs(*orders[i : i + 3]) for i in range(0, 9, 3)] + [sqs(*events, stray)]
 
+    warehouse = Warehouse(local_s3.client())
     handler_calls = Recorder()
-    handler = deployment(env, ddb_store, s3, handler_calls)
+    handler = deployment(env, ddb_store, s3, handler_calls, warehouse)
     with FaultInjector(ddb_store.client, seed=5) as faults:
         faults.add("ambiguous", rate=0.4, operations=["TransactWriteItems"])
         for event in notices:
@@ -296,13 +213,15 @@ def test_iam_grants_exactly_what_the_functions_send_at_the_feeds_locations(
     sweeper_env = {**env, "FEEDS": declaration(bucket, REDSHIFT, revision=2)}
     sweeper_calls = Recorder()
     sweeper_store = Store(ddb_store.table_name, client=dynamodb_local.client())
-    sweeper = deployment(sweeper_env, sweeper_store, local_s3.client(), sweeper_calls)
+    sweeper = deployment(sweeper_env, sweeper_store, local_s3.client(), sweeper_calls, warehouse)
     sweeper.sweep()
     for name in ("orders", "events"):  # as the deployed sweeper does
         publish_health(sweeper.pipeline(name).batcher, namespace="S3Feeds", rollup=True)
     assert {
         str(b.state) for n in ("orders", "events") for b in sweeper.pipeline(n).batcher.batches()
     } == {"loaded"}
+    # Each live version once (the rewritten one as staged, the deleted one not at all).
+    assert warehouse.rows == {'"analytics"."orders"': 9, '"analytics"."events"': 4}
 
     platform = {"SweeperFunction": {("sqs:SendMessage", DLQ_ARN)}}
     for function, recorder in (
@@ -381,15 +300,7 @@ def test_the_alarms_read_metrics_the_sweeper_publishes(
     assert module.handler(direct(*records, stray), no_time)["sealed"]
     time.sleep(1.1)
     assert module.sweeper({}, no_time)["skipped_for_time"] == 1
-    published: dict[tuple[str, str, frozenset[tuple[str, str]]], float] = {}
-    for line in capsys.readouterr().out.splitlines():
-        doc = json.loads(line)
-        for directive in doc["_aws"]["CloudWatchMetrics"]:
-            for dimensions in directive["Dimensions"]:
-                dims = frozenset((d, doc[d]) for d in dimensions)
-                for metric in directive["Metrics"]:
-                    key = (directive["Namespace"], metric["Name"], dims)
-                    published[key] = max(published.get(key, 0), doc[metric["Name"]])
+    published = published_metrics(capsys.readouterr().out.splitlines())
     alarms = [
         resolved(r["Properties"])
         for r in load()["Resources"].values()

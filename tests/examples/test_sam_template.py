@@ -10,7 +10,6 @@ with injected ambiguous writes), and the Data API through a recording fake.
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from patterns.loaders.redshift import RedshiftDataApiLoader
 from patterns.testing import LocalS3, direct, put_object, sqs
 from stateless_state import Store
 from stateless_state.testing import DynamoDBLocal, FakeLambdaContext, FaultInjector
+from tests.support.sam import FakeDataApi, Recorder, Warehouse, lambda_env, published_metrics
 from tools.lambda_artifact import RUNTIME
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -39,12 +39,7 @@ PLATFORM = {
     "LoaderFunction": {"secretsmanager:GetSecretValue"},
     "SweeperFunction": {"secretsmanager:GetSecretValue", "sqs:SendMessage"},
 }
-TRANSACT_ACTIONS = {
-    "Put": "dynamodb:PutItem",
-    "Update": "dynamodb:UpdateItem",
-    "Delete": "dynamodb:DeleteItem",
-    "ConditionCheck": "dynamodb:ConditionCheckItem",
-}
+WORKGROUP_ARN = "arn:aws:redshift-serverless:us-east-1:123456789012:workgroup/wg"
 
 
 @pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.parent.name)
@@ -70,59 +65,9 @@ def granted(function: str, path: Path = TEMPLATE) -> set[str]:
     return actions
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.actions: set[str] = set()
-        self.copied_to: list[str] = []
-
-    def attach(self, client: Any, prefix: str) -> None:
-        def record(model: Any, params: dict[str, Any], **_: Any) -> None:
-            if model.name == "TransactWriteItems":
-                for item in params["TransactItems"]:
-                    self.actions.update(TRANSACT_ACTIONS[k] for k in item)
-            elif model.name == "HeadObject":
-                # Authorized as a read of the object; and only with s3:ListBucket does S3
-                # answer 404 for a missing key (403 without), which the pins must tell apart.
-                read = "s3:GetObjectVersion" if "VersionId" in params else "s3:GetObject"
-                self.actions.update({read, "s3:ListBucket"})
-            elif model.name == "CopyObject":  # a read of the source, a write of the copy
-                read = "GetObjectVersion" if "VersionId" in params["CopySource"] else "GetObject"
-                self.actions.update({f"s3:{read}", "s3:PutObject"})
-                self.copied_to.append(params["Key"])
-            else:
-                self.actions.add(f"{prefix}:{model.name}")
-
-        client.meta.events.register("before-parameter-build.*.*", record)
-
-
-class FakeDataApi:
-    """Answers like the Data API for a statement that finishes at once (in a new session when
-    the call asks for one); records the calls."""
-
-    def __init__(self, recorder: Recorder) -> None:
-        self.recorder = recorder
-
-    def batch_execute_statement(self, **params: Any) -> dict[str, Any]:
-        self.recorder.actions.add("redshift-data:BatchExecuteStatement")
-        if "SessionKeepAliveSeconds" in params:
-            return {"Id": "stmt", "SessionId": "0c8d3a1e-1b2c-4d5e-8f90-123456789abc"}
-        return {"Id": "stmt"}
-
-    def describe_statement(self, **_: Any) -> dict[str, Any]:
-        self.recorder.actions.add("redshift-data:DescribeStatement")
-        return {"Id": "stmt", "Status": "FINISHED", "SubStatements": []}
-
-
-def lambda_env(monkeypatch: pytest.MonkeyPatch, variables: dict[str, str]) -> None:
-    """The environment a function gets: the template's variables, Lambda's region and
-    credentials (here the local services' endpoints too, by boto3's conventions)."""
-    region = {"AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"}
-    credentials = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
-    for name, value in {**region, **credentials, **variables}.items():
-        monkeypatch.setenv(name, value)
-
-
-def pipeline(store: Store, s3: Any, bucket: str, recorder: Recorder) -> S3ToRedshift:
+def pipeline(
+    store: Store, s3: Any, bucket: str, recorder: Recorder, warehouse: Warehouse
+) -> S3ToRedshift:
     recorder.attach(store.client, "dynamodb")
     recorder.attach(s3, "s3")
     loader = RedshiftDataApiLoader(
@@ -130,7 +75,7 @@ def pipeline(store: Store, s3: Any, bucket: str, recorder: Recorder) -> S3ToReds
         iam_role="arn:aws:iam::123456789012:role/copy",
         database="dev",
         workgroup_name="wg",
-        client=FakeDataApi(recorder),
+        client=FakeDataApi(recorder, warehouse, WORKGROUP_ARN),
         poll_interval=0,
     )
     return S3ToRedshift(
@@ -163,8 +108,9 @@ def test_iam_grants_exactly_what_the_functions_call(
     # With batches of 4, the last 2 records stay open until the sweeper seals them by age.
     events = [sqs(*records[i : i + 5]) for i in range(0, 60, 5)] + [direct(*records[60:])]
 
+    warehouse = Warehouse(local_s3.client())
     handler_calls = Recorder()
-    handler = pipeline(ddb_store, s3, bucket, handler_calls)
+    handler = pipeline(ddb_store, s3, bucket, handler_calls, warehouse)
     with FaultInjector(ddb_store.client, seed=5) as faults:
         faults.add("ambiguous", rate=0.4, operations=["TransactWriteItems"])
         for event in events:
@@ -176,7 +122,7 @@ def test_iam_grants_exactly_what_the_functions_call(
     sweeper_store = Store(ddb_store.table_name, client=dynamodb_local.client())
     sweeper_s3 = local_s3.client()
     sweeper_calls = Recorder()
-    sweeper = pipeline(sweeper_store, sweeper_s3, bucket, sweeper_calls)
+    sweeper = pipeline(sweeper_store, sweeper_s3, bucket, sweeper_calls, warehouse)
     sweeper.sweep()
     publish_health(sweeper.batcher, namespace="S3ToRedshift")  # as the deployed sweeper does
 
@@ -190,15 +136,15 @@ def test_iam_grants_exactly_what_the_functions_call(
     prefix = str(rule["Prefix"]["Fn::Sub"]).replace("${ManifestPrefix}", "manifests/")
     copies = handler_calls.copied_to + sweeper_calls.copied_to
     assert len(copies) == 2 and all(key.startswith(prefix) for key in copies), copies
+    assert warehouse.rows == {'"analytics"."events"': 62}  # every object, once
 
 
-@pytest.mark.race
-def test_the_quick_start_grants_exactly_what_its_handler_calls(
+@pytest.fixture
+def quick_start(
     ddb_store: Store, dynamodb_local: DynamoDBLocal, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The Quick start's handler, imported as Lambda would with the template's environment,
-    counting created objects with duplicates and ambiguous writes; its function's grants are
-    exactly the calls (and the table is the template's: no call makes or describes it)."""
+) -> tuple[Any, Recorder]:
+    """The Quick start's handler module, imported as Lambda imports it with the template's
+    environment, and the recorder of what its store's client sends."""
     lambda_env(
         monkeypatch,
         {
@@ -210,6 +156,17 @@ def test_the_quick_start_grants_exactly_what_its_handler_calls(
     module = importlib.import_module("examples.quickstart.handler")
     calls = Recorder()
     calls.attach(module.store.client, "dynamodb")
+    return module, calls
+
+
+@pytest.mark.race
+def test_the_quick_start_grants_exactly_what_its_handler_calls(
+    quick_start: tuple[Any, Recorder],
+) -> None:
+    """The Quick start's handler, imported as Lambda would with the template's environment,
+    counting created objects with duplicates and ambiguous writes; its function's grants are
+    exactly the calls (and the table is the template's: no call makes or describes it)."""
+    module, calls = quick_start
 
     def created(key: str, sequencer: str) -> dict[str, Any]:
         return {"s3": {"object": {"key": key, "sequencer": sequencer}}}
@@ -229,10 +186,7 @@ def test_the_quick_start_grants_exactly_what_its_handler_calls(
 
 @pytest.mark.race
 def test_the_quick_start_order_function_grants_exactly_what_its_handler_calls(
-    ddb_store: Store,
-    dynamodb_local: DynamoDBLocal,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    quick_start: tuple[Any, Recorder], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The Quick start's idempotent handler, imported as Lambda would: EventBridge's orders,
     each delivered up to three times, some changed in flight (refused: same id, other
@@ -240,17 +194,7 @@ def test_the_quick_start_order_function_grants_exactly_what_its_handler_calls(
     are exactly the calls."""
     from stateless_state import PayloadMismatch
 
-    lambda_env(
-        monkeypatch,
-        {
-            "STATELESS_STATE_TABLE": ddb_store.table_name,
-            "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_local.endpoint_url,
-        },
-    )
-    sys.modules.pop("examples.quickstart.handler", None)
-    module = importlib.import_module("examples.quickstart.handler")
-    calls = Recorder()
-    calls.attach(module.store.client, "dynamodb")
+    module, calls = quick_start
 
     def placed(order: int, total: int = 10) -> dict[str, Any]:
         return {"detail-type": "OrderPlaced", "detail": {"order_id": f"o-{order}", "total": total}}
@@ -357,15 +301,7 @@ def test_the_stuck_batch_alarms_read_metrics_the_sweeper_publishes(
     time.sleep(1.1)
     capsys.readouterr()
     assert module.sweeper({}, no_time)["skipped_for_time"] == 1
-    published: dict[tuple[str, str, frozenset[tuple[str, str]]], float] = {}
-    for line in capsys.readouterr().out.splitlines():
-        doc = json.loads(line)
-        for directive in doc["_aws"]["CloudWatchMetrics"]:
-            for dimensions in directive["Dimensions"]:
-                dims = frozenset((d, doc[d]) for d in dimensions)
-                for metric in directive["Metrics"]:
-                    key = (directive["Namespace"], metric["Name"], dims)
-                    published[key] = doc[metric["Name"]]
+    published = published_metrics(capsys.readouterr().out.splitlines())
     refs = {"StateTable": ddb_store.table_name, "Stream": stream}
     health = frozenset({("Table", ddb_store.table_name), ("Stream", stream)})
     alarms = [
