@@ -12,6 +12,8 @@ injected ambiguous writes), and the Data API through a recording fake.
 
 from __future__ import annotations
 
+import copy
+import functools
 import importlib
 import json
 import re
@@ -52,10 +54,31 @@ def test_template_passes_cfn_lint_with_its_informational_checks() -> None:
     assert problems == [], "\n".join(str(p) for p in problems)
 
 
-def load() -> dict[str, Any]:
+@functools.cache
+def _decoded() -> Any:
     template, problems = decode(str(TEMPLATE))
     assert not problems and template is not None
-    return dict(template)
+    return template
+
+
+def load() -> dict[str, Any]:
+    # A copy each time: the property tests resolve the template hundreds of times.
+    return dict(copy.deepcopy(_decoded()))
+
+
+class Refused(ValueError):
+    """A parameter value CloudFormation refuses (its ``AllowedPattern``), so no stack has it."""
+
+
+def refusal(spec: dict[str, Any], value: Any) -> str | None:
+    """Why CloudFormation refuses ``value`` for the parameter ``spec``, or None. The pattern
+    must match the whole value, each value of a ``CommaDelimitedList``; these patterns mean
+    the same in Java's regular expressions, CloudFormation's, as in Python's."""
+    pattern = spec.get("AllowedPattern")
+    values = value if isinstance(value, list) else [value]
+    if pattern is None or all(re.fullmatch(str(pattern), str(v)) for v in values):
+        return None
+    return str(spec.get("ConstraintDescription", pattern))
 
 
 class Resolved:
@@ -71,6 +94,9 @@ class Resolved:
             if spec["Type"] == "CommaDelimitedList" and isinstance(self.values[name], str):
                 self.values[name] = str(self.values[name]).split(",")
         self.values.update(parameters)
+        for name, spec in self.template["Parameters"].items():
+            if (why := refusal(spec, self.values[name])) is not None:
+                raise Refused(f"{name}={self.values[name]!r}: {why}")
         self.values.update(
             {
                 "AWS::Partition": "aws",
@@ -125,9 +151,17 @@ class Resolved:
 
 
 def allows(pattern: str, arn: str) -> bool:
-    """IAM's resource match: ``*`` any run of characters, ``?`` any one, the rest literal."""
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, arn, re.DOTALL) is not None
+    """IAM's resource match: ``*`` any run of characters, ``?`` any one, ``${*}``, ``${?}``,
+    ``${$}`` the literal character, the rest literal. Any other ``${...}`` is a policy variable,
+    whose value depends on the request: no test may rely on what it matches."""
+    regex = []
+    for escaped, variable, char in re.findall(r"\$\{([*?$])\}|(\$\{)|(.)", pattern, re.DOTALL):
+        assert not variable, f"{pattern!r} holds a policy variable"
+        if escaped:
+            regex.append(re.escape(escaped))
+        else:
+            regex.append(".*" if char == "*" else "." if char == "?" else re.escape(char))
+    return re.fullmatch("".join(regex), arn, re.DOTALL) is not None
 
 
 def declaration(bucket: str, target: dict[str, Any], revision: int = 1) -> str:
