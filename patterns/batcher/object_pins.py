@@ -133,7 +133,9 @@ def _head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
         if denied := _denied(
             e,
             f"HeadObject on s3://{bucket}/{key}",
-            f"s3:GetObject on arn:aws:s3:::{bucket}/* and s3:ListBucket on arn:aws:s3:::{bucket}",
+            f"s3:GetObject on arn:aws:s3:::{bucket}/{key} (granted on the location it arrives "
+            f"at, such as a feed's arn:aws:s3:::{bucket}/<prefix>*), s3:ListBucket on "
+            f"arn:aws:s3:::{bucket}, and kms:Decrypt on the object's KMS key if it is SSE-KMS",
         ):
             raise denied from e
         if _status(e) != 404:

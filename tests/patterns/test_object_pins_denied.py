@@ -55,7 +55,8 @@ def test_a_forbidden_head_object_names_list_bucket_and_get_object(s3: Any) -> No
         pin(client, member("in/a.json", etag="abc"))
     message = str(denied.value)
     assert f"s3:ListBucket on arn:aws:s3:::{BUCKET}" in message
-    assert f"s3:GetObject on arn:aws:s3:::{BUCKET}/*" in message
+    assert f"s3:GetObject on arn:aws:s3:::{BUCKET}/in/a.json" in message
+    assert f"arn:aws:s3:::{BUCKET}/<prefix>*" in message and "kms:Decrypt" in message
     assert "in/a.json" in message and "superseded" in message  # "not marked superseded"
 
 
