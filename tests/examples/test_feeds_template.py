@@ -164,16 +164,24 @@ def allows(pattern: str, arn: str) -> bool:
     return re.fullmatch("".join(regex), arn, re.DOTALL) is not None
 
 
-def declaration(bucket: str, target: dict[str, Any], revision: int = 1) -> str:
+PLAIN = {"orders": "orders/", "events": "events/"}
+# Prefixes the template accepts, with what S3 events percent-encode and what IAM and ARNs do
+# not treat specially (spaces, +, =, &, %, non-ASCII, a colon).
+HOSTILE = {"orders": "orders 2026+Q1=&%/", "events": "évents:(1) ~'#/"}
+
+
+def declaration(
+    bucket: str, target: dict[str, Any], revision: int = 1, prefixes: dict[str, str] = PLAIN
+) -> str:
     feeds = [
         {
             "name": name,
             "bucket": bucket,
-            "prefix": f"{name}/",
+            "prefix": prefix,
             "target": {**target, "table": f"analytics.{name}"},
             "thresholds": {"count": 4, "bytes": None, "age": 0.2},
         }
-        for name in ("orders", "events")
+        for name, prefix in prefixes.items()
     ]
     return json.dumps({"revision": revision, "feeds": feeds})
 
@@ -199,7 +207,9 @@ def deployment(
 
 
 @pytest.mark.race
+@pytest.mark.parametrize("prefixes", [PLAIN, HOSTILE], ids=["plain", "hostile"])
 def test_iam_grants_exactly_what_the_functions_send_at_the_feeds_locations(
+    prefixes: dict[str, str],
     ddb_store: Store,
     s3_bucket: tuple[Any, str],
     dynamodb_local: DynamoDBLocal,
@@ -207,11 +217,12 @@ def test_iam_grants_exactly_what_the_functions_send_at_the_feeds_locations(
 ) -> None:
     s3, bucket = s3_bucket
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    at_orders, at_events = prefixes["orders"], prefixes["events"]
     resolved = Resolved(
         {
             "FeedBuckets": [bucket],
-            "FeedLocations": [f"{bucket}/orders/", f"{bucket}/events/"],
-            "FeedsDeclaration": declaration(bucket, REDSHIFT),
+            "FeedLocations": [f"{bucket}/{at_orders}", f"{bucket}/{at_events}"],
+            "FeedsDeclaration": declaration(bucket, REDSHIFT, prefixes=prefixes),
             "RedshiftWorkgroupArn": WORKGROUP_ARN,
             "RedshiftSecretArn": SECRET_ARN,
         },
@@ -220,14 +231,14 @@ def test_iam_grants_exactly_what_the_functions_send_at_the_feeds_locations(
     env = resolved.environment()
     s3.create_bucket(Bucket=env["MANIFEST_BUCKET"])
 
-    orders = [put_object(s3, bucket, f"orders/{i}.json", b'{"x": 1}\n') for i in range(9)]
-    events = [put_object(s3, bucket, f"events/{i}.json", b'{"x": 1}\n') for i in range(5)]
+    orders = [put_object(s3, bucket, f"{at_orders}{i}.json", b'{"x": 1}\n') for i in range(9)]
+    events = [put_object(s3, bucket, f"{at_events}{i}.json", b'{"x": 1}\n') for i in range(5)]
     stray = put_object(s3, bucket, "elsewhere/0.json", b'{"x": 1}\n')
     # Rewritten before its batch loads: its notified version is staged, by version id.
-    s3.put_object(Bucket=bucket, Key="orders/0.json", Body=b'{"x": 2}\n')
+    s3.put_object(Bucket=bucket, Key=f"{at_orders}0.json", Body=b'{"x": 2}\n')
     # Deleted before its batch loads (the version itself): HeadObject answers 404.
     s3.delete_object(
-        Bucket=bucket, Key="events/4.json", VersionId=events[4]["s3"]["object"]["versionId"]
+        Bucket=bucket, Key=f"{at_events}4.json", VersionId=events[4]["s3"]["object"]["versionId"]
     )
     notices = [sqs(*orders[i : i + 3]) for i in range(0, 9, 3)] + [sqs(*events, stray)]
 
@@ -244,7 +255,7 @@ def test_iam_grants_exactly_what_the_functions_send_at_the_feeds_locations(
 
     time.sleep(0.3)  # the open batches age
     # A deployment raised the declaration's revision, and the sweeper is the first to run.
-    sweeper_env = {**env, "FEEDS": declaration(bucket, REDSHIFT, revision=2)}
+    sweeper_env = {**env, "FEEDS": declaration(bucket, REDSHIFT, 2, prefixes)}
     sweeper_calls = Recorder()
     sweeper_store = Store(ddb_store.table_name, client=dynamodb_local.client())
     sweeper = deployment(sweeper_env, sweeper_store, local_s3.client(), sweeper_calls, warehouse)
@@ -275,7 +286,7 @@ def test_iam_grants_exactly_what_the_functions_send_at_the_feeds_locations(
         assert not any("elsewhere/" in resource for _, resource in sent), "unrouted: never read"
     # The grants name exactly the configured locations and buckets, nothing wider.
     reads = {r for a, r in resolved.granted("LoaderFunction") if a == "s3:GetObjectVersion"}
-    assert reads == {f"arn:aws:s3:::{bucket}/orders/*", f"arn:aws:s3:::{bucket}/events/*"}
+    assert reads == {f"arn:aws:s3:::{bucket}/{at_orders}*", f"arn:aws:s3:::{bucket}/{at_events}*"}
     lists = {r for a, r in resolved.granted("LoaderFunction") if a == "s3:ListBucket"}
     assert lists == {f"arn:aws:s3:::{bucket}"}
 
@@ -314,7 +325,14 @@ def test_the_alarms_read_metrics_the_sweeper_publishes(
     batch shows in the table's rolled-up series, and an unrouted arrival is counted."""
     s3, bucket = s3_bucket
     local = {"kind": "local", "path": str(tmp_path / "warehouse.db")}
-    resolved = Resolved({"FeedsDeclaration": declaration(bucket, local)}, ddb_store.table_name)
+    resolved = Resolved(
+        {
+            "FeedBuckets": [bucket],
+            "FeedLocations": [f"{bucket}/orders/", f"{bucket}/events/"],
+            "FeedsDeclaration": declaration(bucket, local),
+        },
+        ddb_store.table_name,
+    )
     env = resolved.environment()
     s3.create_bucket(Bucket=env["MANIFEST_BUCKET"])
     lambda_env(
