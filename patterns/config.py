@@ -52,7 +52,7 @@ their meaning, and :func:`feeds_settings` reads these:
                                "target": {"kind": "redshift", ...}}, ...]}`` (optional)
 ``FEEDS_FILE``                 or the path of a file holding that JSON, relative to the
                                function's code (``LAMBDA_TASK_ROOT``) unless absolute: Lambda
-                               caps a function's environment at 4 KB, about 11 Redshift feeds
+                               caps a function's environment at 4 KB, about 9 Redshift feeds
 ``FEED_LOCATIONS``             ``bucket/prefix,...``: the locations the functions may read (the
                                template's ``FeedLocations``); a declared feed outside them is
                                refused, a stored one logged (optional)

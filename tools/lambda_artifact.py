@@ -26,8 +26,6 @@ Python is the runtime's version (:data:`RUNTIME`), and source only otherwise.
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
 import importlib.metadata
 import io
 import py_compile
@@ -135,25 +133,14 @@ def bundled_dependencies(root: Path = ROOT) -> list[str]:
     return sorted(n for n in names if n not in RUNTIME_PROVIDED)
 
 
-def _record(dist_info: str, files: dict[str, bytes]) -> bytes:
-    """A distribution's ``RECORD``: every file with its sha256 and size (the record itself
-    has neither)."""
-    lines = []
-    for name, data in sorted(files.items()):
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        lines.append(f"{name},sha256={digest},{len(data)}")
-    lines.append(f"{dist_info}/RECORD,,")
-    return ("\n".join(lines) + "\n").encode()
-
-
 def _left_out(name: str) -> bool:
     return any(name == x or (x.endswith("/") and name.startswith(x)) for x in LEFT_OUT)
 
 
 def library_files(root: Path = ROOT) -> dict[str, bytes]:
     """The library's modules from the source tree at ``root``, less :data:`LEFT_OUT`, and an
-    installed distribution's metadata (so ``importlib.metadata.version("stateless-state")``
-    answers in the function too)."""
+    installed distribution's metadata, less the installer's ``RECORD`` (so
+    ``importlib.metadata.version("stateless-state")`` answers in the function too)."""
     files: dict[str, bytes] = {}
     for package in PACKAGES:
         for path in sorted((root / package).rglob("*.py")):
@@ -177,13 +164,14 @@ def library_files(root: Path = ROOT) -> dict[str, bytes]:
     files[f"{dist_info}/METADATA"] = ("\n".join(metadata) + "\n").encode()
     if (root / "LICENSE").is_file():
         files[f"{dist_info}/licenses/LICENSE"] = (root / "LICENSE").read_bytes()
-    files[f"{dist_info}/RECORD"] = _record(dist_info, files)
     return files
 
 
 def installed_files(distribution: str) -> dict[str, bytes]:
-    """An installed distribution's files (as listed in its ``RECORD``), without bytecode or
-    scripts, and a ``RECORD`` of what is kept."""
+    """An installed distribution's files (as listed in its ``RECORD``), without bytecode,
+    scripts or the installer's own records (``RECORD``, ``INSTALLER``): nothing in a function
+    reads them (``importlib.metadata.version`` reads ``METADATA``), and pip never manages a
+    function's code, so they would only take room in the zip (4 KB of its 250)."""
     try:
         dist = importlib.metadata.distribution(distribution)
     except importlib.metadata.PackageNotFoundError:
@@ -206,7 +194,6 @@ def installed_files(distribution: str) -> dict[str, bytes]:
         files[name] = Path(str(entry.locate())).read_bytes()
     if not dist_info:
         raise ArtifactError(f"{distribution} as installed has no dist-info: reinstall it")
-    files[f"{dist_info}/RECORD"] = _record(dist_info, files)
     return files
 
 
