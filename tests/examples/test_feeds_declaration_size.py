@@ -18,8 +18,16 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from patterns.config import feeds_settings
-from tests.examples.test_feeds_template import REDSHIFT, SECRET_ARN, WORKGROUP_ARN, Resolved
+from tests.examples.test_feeds_template import (
+    REDSHIFT,
+    SECRET_ARN,
+    WORKGROUP_ARN,
+    Refused,
+    Resolved,
+)
 from tools.lambda_artifact import ROOT, function
 
 EXAMPLE = ROOT / "examples" / "s3_feeds"
@@ -90,6 +98,17 @@ def test_fifty_feeds_declared_in_a_file_leave_the_environment_small() -> None:
     assert environment_bytes(template) <= LAMBDA_ENVIRONMENT_LIMIT
     readme = " ".join((EXAMPLE / "README.md").read_text().split())
     assert "FeedsDeclarationFile=feeds.json" in readme
+
+
+def test_a_declaration_in_both_parameters_is_refused_at_deploy() -> None:
+    both = {
+        "RedshiftWorkgroupArn": WORKGROUP_ARN,
+        "RedshiftSecretArn": SECRET_ARN,
+        "FeedsDeclaration": '{"revision": 1, "feeds": []}',
+    }
+    with pytest.raises(Refused, match="not both"):
+        Resolved({**both, "FeedsDeclarationFile": "feeds.json"}, TABLE)
+    assert Resolved(both, TABLE).environment()["FEEDS_FILE"] == ""
 
 
 def test_the_build_ships_feeds_json_beside_the_handler(tmp_path: Path) -> None:

@@ -97,6 +97,10 @@ class Resolved:
         for name, spec in self.template["Parameters"].items():
             if (why := refusal(spec, self.values[name])) is not None:
                 raise Refused(f"{name}={self.values[name]!r}: {why}")
+        for rule in self.template.get("Rules", {}).values():
+            for assertion in rule["Assertions"]:
+                if not self.holds(assertion["Assert"]):
+                    raise Refused(assertion["AssertDescription"])
         self.values.update(
             {
                 "AWS::Partition": "aws",
@@ -132,6 +136,20 @@ class Resolved:
                 scope = {**self.values, **names}
                 return re.sub(r"\$\{([^}]+)\}", lambda m: str(scope[m.group(1)]), str(text))
         return {str(k): self(v) for k, v in node.items()}
+
+    def holds(self, node: Any) -> bool:
+        """A rule's assertion (the condition functions the template uses), as CloudFormation
+        checks it before it creates anything."""
+        ((fn, arg),) = node.items()
+        if fn == "Fn::Or":
+            return any(self.holds(a) for a in arg)
+        if fn == "Fn::And":
+            return all(self.holds(a) for a in arg)
+        if fn == "Fn::Not":
+            return not self.holds(arg[0])
+        if fn == "Fn::Equals":
+            return bool(self(arg[0]) == self(arg[1]))
+        raise AssertionError(f"a rule function the test does not know: {fn}")
 
     def environment(self) -> dict[str, str]:
         variables = self.template["Globals"]["Function"]["Environment"]["Variables"]
