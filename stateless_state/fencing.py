@@ -127,6 +127,16 @@ class FencedClaim:
         otherwise. One conditional ``UpdateItem``, 1 WCU for a small item."""
         self.table.update_item(self.key, update, condition=self.held(nonce, condition))
 
+    def put_held(
+        self, nonce: str, item: Mapping[str, Any], *, condition: Condition | None = None
+    ) -> None:
+        """Write ``item`` whole over the item only while the claim ``nonce`` took holds it (and
+        ``condition`` holds): for a holder that knows the whole item, since nothing but the
+        holder writes a held item. Raises :class:`~stateless_state.errors.ConditionFailed`
+        (with the item as it is) otherwise. One conditional ``PutItem``, 1 WCU for a small
+        item (DynamoDB Local serves it faster than the ``UpdateItem`` of :meth:`update_held`)."""
+        self.table.put({**item, **self.key}, condition=self.held(nonce, condition))
+
     def update_held_in(
         self,
         tx: Transaction,

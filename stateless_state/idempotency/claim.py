@@ -44,7 +44,7 @@ class _Ownership:
     """What an owned claim holds: its record's fenced claim and its nonce, its payload's hash,
     and how its completion is kept. (A plain class, as :class:`Claim` is.)"""
 
-    __slots__ = ("cache", "digest", "expires_after", "nonce", "record")
+    __slots__ = ("cache", "digest", "expires_after", "item", "nonce", "record")
 
     def __init__(
         self,
@@ -56,6 +56,8 @@ class _Ownership:
     ) -> None:
         self.record, self.nonce, self.digest = record, nonce, digest
         self.expires_after, self.cache = expires_after, cache
+        # The record as this claim wrote it, once taken: the completion writes it whole.
+        self.item: dict[str, Any] | None = None
 
 
 class Claim:
@@ -129,6 +131,13 @@ class Claim:
         owned = _Ownership(record, nonce, digest, expires_after, cache)
         return cls(key, False, None, fence, lease_until, owned)
 
+    def _took(self, item: Mapping[str, Any]) -> None:
+        """Record the item the claim wrote (its first claim's ``PutItem``, or a takeover's
+        ``ALL_NEW``): the completion then writes the record whole."""
+        owned = self._require_owner()
+        owned.item = dict(item)
+        self.fence, self.lease_until = int(item["fence"]), float(item["lease_until"])
+
     def complete(self, result: Any, *, also: Sequence[Mapping[str, Any]] = ()) -> None:
         """Store ``result`` and mark the key completed; with ``also``, commit those writes in the
         same transaction, so they happen exactly once per key: if the claim was taken over, or
@@ -139,7 +148,9 @@ class Claim:
                 100-action limit less the completion), e.g. built from PynamoDB models by
                 :mod:`stateless_state.pynamodb`.
 
-        Cost: one conditional ``UpdateItem`` (1 WCU for small results); with ``also``, one
+        Cost: one conditional ``PutItem`` of the whole record, the claim's attributes with the
+        result (1 WCU for small results; conditional on the claim's nonce, like every write of a
+        held record, so a claim taken over writes nothing); with ``also``, one
         ``TransactWriteItems`` of ``1 + len(also)`` items (2 WCU per item per started KB).
 
         Raises :class:`NotSerializable` or :class:`ItemTooLarge` (the claim is released, nothing
@@ -256,19 +267,23 @@ class Claim:
                 with attempt:
                     write()
 
+    def _done_values(self, text: str) -> dict[str, Any]:
+        return {
+            "status": COMPLETED,
+            "result": text,
+            "ttl": math.ceil(clock.now() + self._require_owner().expires_after),
+        }
+
     def _done(self, text: str) -> Update:
-        return Update().set_all(
-            {
-                "status": COMPLETED,
-                "result": text,
-                "ttl": math.ceil(clock.now() + self._require_owner().expires_after),
-            }
-        )
+        return Update().set_all(self._done_values(text))
 
     def _complete(self, text: str) -> None:
+        owned = self._require_owner()
         try:
-            owned = self._require_owner()
-            owned.record.update_held(owned.nonce, self._done(text))
+            if owned.item is None:
+                owned.record.update_held(owned.nonce, self._done(text))
+            else:
+                owned.record.put_held(owned.nonce, {**owned.item, **self._done_values(text)})
         except ConditionFailed:
             raise self._lost() from None
 

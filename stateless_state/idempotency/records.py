@@ -133,10 +133,11 @@ class Idempotency:
     in-progress claim can be taken over only after its lease (the Lambda's remaining time, or
     ``in_progress_timeout``) ends, and the stale claimant can then no longer complete or release.
 
-    Cost: a first call is 2 writes (a conditional ``PutItem`` claim, an ``UpdateItem``
-    completion) of 1 WCU each for small results; a replay of a completed key is 1 request (the
-    failed conditional claim returns the record), or none from the optional in-process cache;
-    taking over a released or expired claim is one more ``UpdateItem``.
+    Cost: a first call is 2 writes (a conditional ``PutItem`` claim, and a ``PutItem`` of the
+    completed record conditional on the claim's nonce) of 1 WCU each for small results; a
+    replay of a completed key is 1 request (the failed conditional claim returns the record),
+    or none from the optional in-process cache; taking over a released or expired claim is
+    one more ``UpdateItem``.
     """
 
     def __init__(self, table: Table, namespace: str, **options: Unpack[IdempotencyOptions]) -> None:
@@ -228,7 +229,7 @@ class Idempotency:
                 mine.release()
             raise
         else:
-            mine.fence, mine.lease_until = int(item["fence"]), float(item["lease_until"])
+            mine._took(item)
             return mine
         return self._existing(key, digest, record, old)
 

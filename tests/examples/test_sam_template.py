@@ -190,8 +190,8 @@ def test_the_quick_start_order_function_grants_exactly_what_its_handler_calls(
 ) -> None:
     """The Quick start's idempotent handler, imported as Lambda would: EventBridge's orders,
     each delivered up to three times, some changed in flight (refused: same id, other
-    payload), under ambiguous writes; each order confirmed once, and its function's grants
-    are exactly the calls."""
+    payload), under ambiguous writes, and one taken over after a delivery died holding it; each
+    order confirmed once, and its function's grants are exactly the calls."""
     from stateless_state import PayloadMismatch
 
     module, calls = quick_start
@@ -209,8 +209,12 @@ def test_the_quick_start_order_function_grants_exactly_what_its_handler_calls(
         with pytest.raises(PayloadMismatch):
             module.on_order(placed(5, total=99), FakeLambdaContext(30_000))
         assert faults.injected["ambiguous"] > 1
+    # A delivery killed after its claim (its lease over at once): the next takes the key over.
+    namespace = f"{module.on_order.__module__}.{module.on_order.__qualname__}"
+    module.store.idempotency(namespace).claim("o-8", context=FakeLambdaContext(0))
+    assert module.on_order(placed(8), FakeLambdaContext(30_000)) == {"confirmed": "o-8"}
     printed = capsys.readouterr().out.splitlines()
-    assert sorted(printed) == sorted(f"order o-{i} confirmed" for i in range(8))
+    assert sorted(printed) == sorted(f"order o-{i} confirmed" for i in range(9))
     assert granted("OrderFunction", QUICK_START) == calls.actions
 
 

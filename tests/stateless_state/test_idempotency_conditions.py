@@ -34,8 +34,9 @@ def test_a_completion_that_landed_unseen_is_never_released(moto_store: Store) ->
     lost: list[str] = []
 
     def mark_completion(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        values = params.get("ExpressionAttributeValues", {}).values()
-        context["lose_response"] = {"S": "completed"} in values
+        values = [*params.get("ExpressionAttributeValues", {}).values(), params.get("Item", {})]
+        written = [v.get("status") for v in values if isinstance(v, dict)]
+        context["lose_response"] = {"S": "completed"} in values or {"S": "completed"} in written
 
     def lose_response(context: dict[str, Any], **_: Any) -> None:
         # Applied, then the answer never arrives: every attempt, botocore's and complete's own.
@@ -44,14 +45,14 @@ def test_a_completion_that_landed_unseen_is_never_released(moto_store: Store) ->
             raise ReadTimeoutError(endpoint_url="https://dynamodb.local")
 
     events = moto_store.client.meta.events
-    events.register("before-parameter-build.dynamodb.UpdateItem", mark_completion)
-    events.register("after-call.dynamodb.UpdateItem", lose_response)
+    events.register("before-parameter-build.dynamodb", mark_completion)
+    events.register("after-call.dynamodb", lose_response)
     try:
         with pytest.raises(ReadTimeoutError):
             claim.complete({"charged": 12})
     finally:
-        events.unregister("before-parameter-build.dynamodb.UpdateItem", mark_completion)
-        events.unregister("after-call.dynamodb.UpdateItem", lose_response)
+        events.unregister("before-parameter-build.dynamodb", mark_completion)
+        events.unregister("after-call.dynamodb", lose_response)
     assert len(lost) > 1, "complete retried the completion before giving up"
 
     record = claims.record("order-1")

@@ -31,7 +31,11 @@ def requests_by_operation(store: Store) -> dict[str, tuple[int, float]]:
     return {op: (m.calls, m.wcu) for op, m in store.metrics.by_operation.items() if m.calls}
 
 
-def test_a_first_call_is_a_put_and_an_update_of_one_wcu_each(ddb_store: Store) -> None:
+def test_a_first_call_is_two_puts_of_one_wcu_each(ddb_store: Store) -> None:
+    """The claim's conditional ``PutItem``, then the completion's: the whole record, written
+    only while the claim's nonce holds it (DynamoDB Local serves a ``PutItem`` faster than an
+    ``UpdateItem``; the fence is the same condition)."""
+
     @idempotent(ddb_store, key="id")
     def handler(event: dict[str, Any], context: Any) -> str:
         return "done"
@@ -40,13 +44,39 @@ def test_a_first_call_is_a_put_and_an_update_of_one_wcu_each(ddb_store: Store) -
     handler({"id": "warm"}, ctx)
     ddb_store.metrics.reset()
     assert handler({"id": "k"}, ctx) == "done"
-    assert requests_by_operation(ddb_store) == {"PutItem": (1, 1.0), "UpdateItem": (1, 1.0)}
+    assert requests_by_operation(ddb_store) == {"PutItem": (2, 2.0)}
     record = ddb_store.idempotency(f"{__name__}.{handler.__qualname__}").record("k")
     assert record is not None and record["fence"] == 1 and record["status"] == "completed"
     ddb_store.metrics.reset()
     assert handler({"id": "k"}, ctx) == "done"
     total = ddb_store.metrics.total
     assert (total.requests, total.condition_failures) == (1, 1), "a replay is one failed put"
+
+
+@pytest.mark.parametrize("taken_over", [False, True])
+def test_a_completed_record_holds_what_the_claim_wrote(ddb_store: Store, taken_over: bool) -> None:
+    """Written whole, the completed record keeps every attribute of the claim (key, namespace,
+    payload hash, owner, fence, lease) beside the result: nothing a replay, a takeover or an
+    operator reads is lost, after a first claim as after a takeover (fence 2)."""
+    idem = ddb_store.idempotency("whole")
+    first = idem.claim("k", payload={"a": 1})
+    if taken_over:
+        assert first.release()
+        first = idem.claim("k", payload={"a": 1})
+    claimed = idem.record("k")
+    assert claimed is not None
+    first.complete({"r": 1})
+    done = idem.record("k")
+    assert done is not None
+    changed = {k for k in {*claimed, *done} if claimed.get(k) != done.get(k)}
+    assert changed == {"status", "result", "ttl"}, changed
+    assert (done["fence"], done["hash"], done["key"]) == (
+        2 if taken_over else 1,
+        claimed["hash"],
+        "k",
+    )
+    replay = idem.claim("k", payload={"a": 1})
+    assert replay.replay and replay.result == {"r": 1}
 
 
 def test_takeovers_still_add_to_the_fence(ddb_store: Store) -> None:
