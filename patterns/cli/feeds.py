@@ -87,7 +87,7 @@ def _json_argument(text: str, what: str) -> Any:
 def _target_text(feed: Feed) -> str:
     target = feed.target
     where = f"{target.path}:{target.table}" if isinstance(target, LocalTarget) else target.table
-    extra = f" ({target.format})" if target.kind == "redshift" else ""  # type: ignore[union-attr]
+    extra = f" ({target.format})" if target.format is not None else ""
     return f"{target.kind}:{where}{extra}"
 
 

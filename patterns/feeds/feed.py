@@ -11,8 +11,13 @@ Targets, one class each:
 * :class:`RedshiftTarget`: a Redshift table through the Data API, with its COPY format
   (``json``, ``json-ignorecase``, ``csv``, ``parquet``), ``gzip`` and COPY options;
 * :class:`PostgresTarget`: a PostgreSQL table (records read by version, mapped by name onto its
-  columns; JSON lines or CSV by the key's suffix);
+  columns);
 * :class:`LocalTarget`: a table of the embedded SQLite warehouse, for local runs.
+
+The PostgreSQL and local targets read every file as their ``format`` (a key of
+:data:`FILE_FORMATS`) and ``gzip`` say, refusing a file that is not so, as a Redshift COPY
+reads a whole manifest as one format; without a ``format`` they read each file by its content
+(JSON lines or CSV by the key's suffix, gzip by its magic bytes).
 
 Each target's **ledger** (the table whose row per batch keeps a batch from committing twice,
 :mod:`patterns.loaders.base`) is its own by default, named by the loaders' one rule
@@ -29,7 +34,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from stateless_state import InvalidArgument, domain
@@ -39,10 +44,11 @@ from ..loaders.ledger import postgres_ledger, redshift_ledger, same_table
 from ..s3 import check_bucket
 
 if TYPE_CHECKING:
-    from ..loaders.base import Loader
+    from ..loaders.base import FileFormat, FileKind, Loader
 
 __all__ = [
     "COPY_FORMATS",
+    "FILE_FORMATS",
     "MAX_LOCATION_BYTES",
     "Feed",
     "LocalTarget",
@@ -66,6 +72,11 @@ COPY_FORMATS = {
 """A Redshift target's ``format``, and the COPY clause each one is
 (:class:`patterns.loaders.redshift.CopyFormat`)."""
 
+FILE_FORMATS = ("csv", "json")
+"""A PostgreSQL or local target's ``format``: ``csv``, CSV whose first row names the columns (as
+a COPY with ``IGNOREHEADER 1`` reads it), or ``json``, JSON lines
+(:data:`patterns.loaders.base.FileKind`)."""
+
 _PASSWORD = re.compile(r"(^|\s)password\s*=", re.IGNORECASE)
 
 
@@ -77,6 +88,18 @@ def _text(value: Any, what: str) -> str:
 
 def _optional_text(value: Any, what: str) -> str | None:
     return None if value is None else _text(value, what)
+
+
+def _file_format(format: Any, gzip: Any, what: str) -> None:
+    if format is not None and format not in FILE_FORMATS:
+        raise InvalidArgument(
+            f"{what} format {format!r} is not one of {', '.join(FILE_FORMATS)}: give one of "
+            "them, or none to read each file by its content"
+        )
+    if not isinstance(gzip, bool):
+        raise InvalidArgument(f"{what} gzip must be true or false, not {gzip!r}")
+    if gzip and format is None:
+        raise InvalidArgument(f"{what} gzip needs a format: give format csv or json")
 
 
 @dataclass(frozen=True)
@@ -204,11 +227,15 @@ class PostgresTarget:
     at ``dsn``, a libpq connection string **without a password**: the configuration is stored
     in the state table and shown by the CLI, so the password comes from the function's
     environment (``PGPASSWORD``, ``PGPASSFILE``), which libpq reads. ``ledger_table`` defaults
-    to :func:`~patterns.loaders.ledger.postgres_ledger` of ``table``."""
+    to :func:`~patterns.loaders.ledger.postgres_ledger` of ``table``. ``format`` (a key of
+    :data:`FILE_FORMATS`) and ``gzip``: what every file is; none, each file is read by its
+    content."""
 
     dsn: str
     table: str
     ledger_table: str | None = None
+    format: str | None = None
+    gzip: bool = False
 
     kind = "postgres"
 
@@ -216,6 +243,7 @@ class PostgresTarget:
         _text(self.dsn, "PostgreSQL target dsn")
         _text(self.table, "PostgreSQL target table")
         _optional_text(self.ledger_table, "PostgreSQL target ledger_table")
+        _file_format(self.format, self.gzip, "PostgreSQL target")
         if _has_password(self.dsn):
             raise InvalidArgument(
                 "the PostgreSQL target's dsn holds a password, which the configuration would "
@@ -245,7 +273,13 @@ class PostgresTarget:
         """The loader of this target (no connection until its first load)."""
         from ..loaders.postgres import PostgresLoader
 
-        return PostgresLoader(self.dsn, self.table, s3, ledger_table=self.ledger)
+        return PostgresLoader(
+            self.dsn,
+            self.table,
+            s3,
+            ledger_table=self.ledger,
+            file_format=_loader_format(self.format, self.gzip),
+        )
 
     def check(self, stream: str) -> None:
         """The loader's checks of the table and ledger names and of the stream (its batch ids
@@ -273,10 +307,13 @@ class LocalTarget:
     """The table ``table`` (default ``rows``) of the embedded SQLite warehouse at ``path``
     (:class:`~patterns.loaders.sqlite.LocalWarehouseLoader`): a table per feed if you like, and
     one ledger per file, so feeds loading into one file share its lock, as SQLite's one writer
-    at a time makes them anyway."""
+    at a time makes them anyway. ``format`` (a key of :data:`FILE_FORMATS`) and ``gzip``: what
+    every file is; none, each file is read by its content."""
 
     path: str
     table: str = "rows"
+    format: str | None = None
+    gzip: bool = False
 
     kind = "local"
 
@@ -285,6 +322,7 @@ class LocalTarget:
         if "\x00" in self.path:
             raise InvalidArgument("the local target path contains NUL: give a file path")
         _text(self.table, "local target table")
+        _file_format(self.format, self.gzip, "local target")
 
     @property
     def ledger(self) -> str:
@@ -304,7 +342,9 @@ class LocalTarget:
         """The loader of this target (it creates the file and its tables if they are missing)."""
         from ..loaders.sqlite import LocalWarehouseLoader
 
-        return LocalWarehouseLoader(self.path, s3, table=self.table)
+        return LocalWarehouseLoader(
+            self.path, s3, table=self.table, file_format=_loader_format(self.format, self.gzip)
+        )
 
     def check(self, stream: str) -> None:
         """The table's name as SQLite takes it, and not the file's ledger. Without touching the
@@ -315,6 +355,13 @@ class LocalTarget:
 
     def ledger_ddl(self) -> str:
         return "-- the local warehouse creates its ledger itself"
+
+
+def _loader_format(format: str | None, gzip: bool) -> FileFormat | None:
+    """A target's ``format`` and ``gzip`` as its loader takes them (imported with the loader)."""
+    from ..loaders.base import FileFormat
+
+    return None if format is None else FileFormat(cast("FileKind", format), gzip)
 
 
 Target = RedshiftTarget | PostgresTarget | LocalTarget

@@ -32,13 +32,23 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
+
+from stateless_state import InvalidArgument, StatelessStateError
 
 if TYPE_CHECKING:
     from ..batcher.batches import Batch
     from ..batcher.manifest import Manifest, ManifestEntry
 
-__all__ = ["AbandonOutcome", "LoadOutcome", "Loader", "Ticket", "read_records"]
+__all__ = [
+    "AbandonOutcome",
+    "FileFormat",
+    "FileKind",
+    "LoadOutcome",
+    "Loader",
+    "Ticket",
+    "read_records",
+]
 
 
 @dataclass(frozen=True)
@@ -101,12 +111,38 @@ def _quoted(etag: str) -> str:
     return etag if etag.startswith('"') else f'"{etag}"'
 
 
-def read_records(s3: Any, entry: ManifestEntry) -> Iterator[str]:
+FileKind = Literal["csv", "json"]
+"""What a file is read as: ``csv``, CSV whose first row names the columns (Redshift's ``FORMAT
+AS CSV IGNOREHEADER 1``), or ``json``, JSON lines of one object each (``FORMAT AS JSON``)."""
+
+
+@dataclass(frozen=True)
+class FileFormat:
+    """What every file of a target is, as a Redshift COPY's ``FORMAT`` and ``GZIP`` say it for a
+    whole manifest. A file that is not is refused, naming it, so the load fails as that COPY
+    would instead of loading the file by another reading."""
+
+    kind: FileKind
+    gzip: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in get_args(FileKind):
+            raise InvalidArgument(
+                f"file format {self.kind!r} is not one of {', '.join(get_args(FileKind))}"
+            )
+        if not isinstance(self.gzip, bool):
+            raise InvalidArgument(f"file format gzip must be true or false, not {self.gzip!r}")
+
+
+def read_records(
+    s3: Any, entry: ManifestEntry, file_format: FileFormat | None = None
+) -> Iterator[str]:
     """The records of a manifest entry's object, each as canonical JSON: its own content, by
     version id or If-Match (COPY cannot, hence staging). As ``mandatory: true`` in the
     manifest, a missing object or a changed ETag fails the whole load, and the next attempt pins
-    the members again. One ``GetObject``; JSON lines or CSV (by the key's suffix), gzip
-    detected by its magic bytes."""
+    the members again. One ``GetObject``. Read as ``file_format`` says (a file that is not so
+    raises :class:`~stateless_state.StatelessStateError`), or without one by its content: JSON
+    lines or CSV by the key's suffix, gzip detected by its magic bytes."""
     bucket, key = _split_url(entry.url)
     exact: dict[str, str] = {}
     if entry.version_id:
@@ -114,11 +150,16 @@ def read_records(s3: Any, entry: ManifestEntry) -> Iterator[str]:
     elif entry.etag:
         exact["IfMatch"] = _quoted(entry.etag)
     body = s3.get_object(Bucket=bucket, Key=key, **exact)["Body"].read()
-    return _records(key, body)
+    if file_format is None:
+        return _records(key, body)
+    return _declared(entry.url, body, file_format)
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 def _records(key: str, body: bytes) -> Iterator[str]:
-    if body[:2] == b"\x1f\x8b":
+    if body[:2] == _GZIP_MAGIC:
         body = gzip.decompress(body)
     text = body.decode("utf-8")
     name = key.removesuffix(".gz")
@@ -129,3 +170,43 @@ def _records(key: str, body: bytes) -> Iterator[str]:
     for line in text.splitlines():
         if line.strip():
             yield json.dumps(json.loads(line), sort_keys=True)
+
+
+def _declared(url: str, body: bytes, file_format: FileFormat) -> Iterator[str]:
+    """The records of ``body`` read as ``file_format``, all of them before the first is given,
+    so a file refused halfway loads none of its rows."""
+    if (body[:2] == _GZIP_MAGIC) != file_format.gzip:
+        said = "gzipped" if file_format.gzip else "not gzipped"
+        raise StatelessStateError(f"{url} is not {file_format.kind}, {said}, as its target says")
+    if file_format.gzip:
+        body = gzip.decompress(body)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise StatelessStateError(f"{url} is not UTF-8 text ({e}): not {file_format.kind}") from e
+    records: list[str] = []
+    if file_format.kind == "csv":
+        rows = csv.DictReader(io.StringIO(text))
+        for n, row in enumerate(rows, start=2):
+            # DictReader files extra fields under None and fills missing ones with None: a row
+            # of another width than the header is not this CSV (COPY refuses it too).
+            if None in row or None in row.values():
+                raise StatelessStateError(
+                    f"{url} line {n} has another number of fields than its header "
+                    f"{rows.fieldnames}: not the CSV its target says"
+                )
+            records.append(json.dumps(row, sort_keys=True))
+        return iter(records)
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            raise StatelessStateError(
+                f"{url} line {n} is not a JSON object: not the JSON lines its target says"
+            )
+        records.append(json.dumps(record, sort_keys=True))
+    return iter(records)

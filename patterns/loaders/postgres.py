@@ -21,7 +21,8 @@ answer is the same at every isolation level.
 
 Each object is read by the version id or ETag its manifest entry names, so exactly the members'
 own content. Records map onto the target table's columns by name, as Redshift's ``JSON 'auto'``
-does: JSON lines by their keys, CSV by its header; a column a record lacks is NULL, a key no
+does: JSON lines by their keys, CSV by its header (each file as the loader's ``file_format``
+says, or without one by the key's suffix); a column a record lacks is NULL, a key no
 column has is ignored. Every identifier is quoted by :func:`patterns.sql.postgres_identifier`
 (the DDL of :meth:`PostgresLoader.ledger_ddl` too) and every value is a parameter or COPY data:
 no SQL is built from input. Requires ``psycopg`` 3 (``pip install 'psycopg[binary]'``),
@@ -38,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from stateless_state import InvalidArgument, StatelessStateError, clock
 
 from ..sql import postgres_identifier, postgres_name
-from .base import AbandonOutcome, LoadOutcome, Ticket, read_records
+from .base import AbandonOutcome, FileFormat, LoadOutcome, Ticket, read_records
 
 if TYPE_CHECKING:
     from ..batcher.manifest import Manifest
@@ -63,7 +64,9 @@ class PostgresLoader:
     keeps judging its batches by the ledger it judged them by. A feed's target takes its own,
     by the loaders' one rule (:func:`~patterns.loaders.ledger.postgres_ledger`). Every
     load and abandon is one transaction at ``isolation`` (any level is safe: the ledger claim
-    does not depend on it), on a connection of its own, so one loader may serve many threads."""
+    does not depend on it), on a connection of its own, so one loader may serve many threads.
+    ``file_format``: what every file is (:class:`~patterns.loaders.base.FileFormat`), a file
+    that is not failing its batch's load as a COPY would; None reads each file by its content."""
 
     dsn: str
     table: str
@@ -71,6 +74,7 @@ class PostgresLoader:
     ledger_table: str = "stateless_state_ledger"
     isolation: str = "READ COMMITTED"
     connect_timeout: int = 10
+    file_format: FileFormat | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.dsn, str) or not self.dsn.strip():
@@ -201,7 +205,7 @@ class PostgresLoader:
         """Load the batch in one transaction (see the module docstring): the objects are read
         from S3 first (one ``GetObject`` each), then one connection, the ledger claim, one
         ``COPY`` and one ``INSERT ... SELECT``, and the commit."""
-        objects = [(e, list(read_records(self.s3, e))) for e in manifest.entries]
+        objects = [(e, list(read_records(self.s3, e, self.file_format))) for e in manifest.entries]
         with self._transaction() as conn:
             try:
                 found = self._claim(conn, manifest.batch_id, ticket.fence, "loaded")

@@ -4,12 +4,14 @@ Why SQLite rather than DuckDB: several worker processes load at once, and SQLite
 processes write one database file safely (writers take turns under its file lock), while DuckDB
 allows a single writing process per file. SQLite also ships with Python: nothing to install.
 
-A load reads the manifest's objects from S3 (JSON lines or CSV, gzip detected by its magic
-bytes), each by the version id or ETag its entry names, so exactly the members' own content,
-then in **one** ``BEGIN IMMEDIATE`` transaction checks the ledger for the batch, inserts the
-rows, and inserts the ledger row. Two loaders on one batch serialize on the write lock; the
-second sees the ledger row and inserts nothing, so every row is committed once. An abandoned
-batch has a ledger row too (``status = 'abandoned'``), so no loader commits it afterwards.
+A load reads the manifest's objects from S3 (as the loader's ``file_format`` says, refusing a
+file that is not so; without one by content: JSON lines or CSV by the key's suffix, gzip
+detected by its magic bytes), each by the version id or ETag its entry names, so exactly the
+members' own content, then in **one** ``BEGIN IMMEDIATE`` transaction checks the ledger for
+the batch, inserts the rows, and inserts the ledger row. Two loaders on one batch serialize on
+the write lock; the second sees the ledger row and inserts nothing, so every row is committed
+once. An abandoned batch has a ledger row too (``status = 'abandoned'``), so no loader commits
+it afterwards.
 
 One file holds any number of tables (``table``, default ``rows``: one per feed, say), each with
 the same columns, and **one** ledger, ``ledger``, for all of them: SQLite lets one writer at a
@@ -30,7 +32,7 @@ from stateless_state import InvalidArgument, clock
 
 from ..batcher.manifest import Manifest
 from ..sql import sqlite_field, sqlite_identifier
-from .base import AbandonOutcome, LoadOutcome, Ticket, read_records
+from .base import AbandonOutcome, FileFormat, LoadOutcome, Ticket, read_records
 
 __all__ = ["DEFAULT_TABLE", "LEDGER", "LocalWarehouseLoader", "table_identifier"]
 
@@ -68,12 +70,15 @@ def table_identifier(table: str) -> str:
 class LocalWarehouseLoader:
     """Loads batches into ``table`` of a SQLite file at ``path`` (both created if missing),
     reading objects with ``s3`` (a boto3 S3 client). ``table`` holds every loaded record with
-    its object URL and line number; ``ledger`` one row per committed batch of the file."""
+    its object URL and line number; ``ledger`` one row per committed batch of the file.
+    ``file_format``: what every file is (:class:`~patterns.loaders.base.FileFormat`), a file
+    that is not failing its batch's load as a COPY would; None reads each file by its content."""
 
     path: str | Path
     s3: Any
     timeout: float = 60.0
     table: str = DEFAULT_TABLE
+    file_format: FileFormat | None = None
 
     def __post_init__(self) -> None:
         self._table = table_identifier(self.table)
@@ -101,7 +106,7 @@ class LocalWarehouseLoader:
         for entry in manifest.entries:
             rows.extend(
                 (manifest.batch_id, entry.url, n, payload)
-                for n, payload in enumerate(read_records(self.s3, entry))
+                for n, payload in enumerate(read_records(self.s3, entry, self.file_format))
             )
         with self._transaction() as conn:
             done = conn.execute(
