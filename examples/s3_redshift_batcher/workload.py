@@ -51,13 +51,17 @@ __all__ = [
 @dataclass(frozen=True)
 class Place:
     """Where some of the demo's objects are written: a feed's location (``prefix``), the key
-    shapes under it (``{i}`` the object's number) and the extensions of its long keys."""
+    shapes under it (``{i}`` the object's number) and the extensions of its long keys; and the
+    ``format`` (``csv`` with a header, or ``json`` lines) and ``gzip`` its files are written in,
+    as its feed's target declares them (none: each file's by its key's suffix)."""
 
     name: str
     prefix: str
     shapes: tuple[str, ...]
     extensions: tuple[str, ...]
     what: str = ""
+    format: str | None = None
+    gzip: bool = False
 
 
 ONE_STREAM = (
@@ -78,7 +82,8 @@ ONE_STREAM = (
 """One stream: every object in one place, of every format (the local warehouses read each
 file by its extension)."""
 
-# Each feed's files are of one format, as one COPY (FORMAT, GZIP) reads a whole manifest.
+# Each feed's files are of one format, which its target declares (format, gzip): its loader
+# reads every file as that says, as one COPY (FORMAT, GZIP) reads a whole manifest.
 FEEDS = (
     Place(
         "orders",
@@ -88,9 +93,14 @@ FEEDS = (
             "percent%2B{i:05d}.csv.gz",
             "nested/a=b/c=d/{i:05d}.csv.gz",
             "with space & plus+{i:05d}.csv.gz",
+            # No suffix, as exporters name their parts: only the target's format says it is
+            # gzipped CSV, so a load that lost it cannot read the file by its name.
+            "exports/part-{i:05d}",
         ),
         (".csv.gz",),
         "gzipped CSV with a header",
+        "csv",
+        gzip=True,
     ),
     Place(
         "events",
@@ -98,6 +108,7 @@ FEEDS = (
         ("plain/{i:05d}.jsonl", "ünïcødé/データ-{i:05d}.jsonl", "with space+{i:05d}.jsonl"),
         (".jsonl",),
         "JSON lines",
+        "json",
     ),
     Place(
         "catalog",
@@ -105,6 +116,7 @@ FEEDS = (
         ("items/{i:05d}.jsonl", "ünïcødé/品目 {i:05d}.jsonl"),
         (".jsonl",),
         "JSON lines, every key rewritten in 4 rounds",
+        "json",
     ),
 )
 """Three feeds: CSV (gzipped, with a header), JSON lines, and JSON lines whose keys are
@@ -231,9 +243,13 @@ class Bucket:
         """Write object ``i``'s next version (rows tagged with object and version number);
         return the notification S3 sends."""
         number = self.latest[i].number + 1 if i in self.latest else 1
-        key = self.keys[i]
+        key, place = self.keys[i], self.place[i]
         rows = self._rng.randint(1, 20)
-        if key.removesuffix(".gz").endswith(".csv"):
+        if place.format is None:
+            csv, gzipped = key.removesuffix(".gz").endswith(".csv"), key.endswith(".gz")
+        else:
+            csv, gzipped = place.format == "csv", place.gzip
+        if csv:
             lines = "".join(f"{i},{number},{j},row {j}\n" for j in range(rows))
             body = ("id,v,n,note\n" + lines).encode()
         else:
@@ -241,7 +257,7 @@ class Bucket:
                 json.dumps({"id": i, "v": number, "n": j, "note": f"row {j}"}) + "\n"
                 for j in range(rows)
             ).encode()
-        if key.endswith(".gz"):
+        if gzipped:
             body = gzip.compress(body)
         record = put_object(self.s3, self.name, key, body, sequencer=f"{i + 1:08X}{number:08X}")
         version = Version(i, number, key, record["s3"]["object"]["versionId"], rows)

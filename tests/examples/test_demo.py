@@ -70,6 +70,7 @@ def test_demo_runs_to_a_successful_report(chaos: bool) -> None:
     assert rows[0] == rows[1] > 0
     assert 'COPY "stage_' in out and "MANIFEST FORMAT AS CSV GZIP IGNOREHEADER 1" in out
     assert "MANIFEST FORMAT AS JSON 'auto'" in out, "each feed's COPY as its target words it"
+    assert "header; stored: csv, gzip)" in out and "JSON lines; stored: json)" in out
     (written,) = _figure(r"object versions written\s+(\d+)", out)
     unrouted, recorded = _figure(r"unrouted (\d+) object versions .*?: (\d+) recorded", out)
     assert unrouted == recorded >= 1, "every object at no feed's location is recorded"
@@ -132,3 +133,4 @@ def test_demo_into_postgres() -> None:
     feeds = _feeds(out)
     assert all(f[2] == f[3] > 0 for f in feeds.values())
     assert "table demo.orders" in out
+    assert "header; stored: csv, gzip)" in out, "a PostgreSQL target keeps its format too"
