@@ -33,8 +33,9 @@ configuration up to its cache interval old (at most :data:`MAX_CACHE_INTERVAL`),
 of an invocation, so the sweeper keeps sealing and loading the feed's stream for that long
 (:data:`MAX_CACHE_INTERVAL` plus :data:`INVOCATION_MAX`, whatever its own interval) after the
 removal, and drops it once that has passed and the stream is drained. That time is measured
-from when a sweeper first saw the removal, by the sweeper's clock
-(:meth:`FeedsConfig.removal_seen`), never from the remover's clock, which may be behind.
+from when the sweepers saw the removal, by their clocks (:meth:`FeedsConfig.removal_seen`: a
+stamp each sweeper raises to its own time, never lowers), never from the remover's clock,
+which may be behind.
 
 **Where an object goes changes with the configuration**, not retroactively: a new feed with a
 longer prefix, or a feed's location changed, takes the arrivals routed after the change (by each
@@ -574,16 +575,20 @@ class FeedsConfig:
         return self._edit(apply, self._change("remove", [name], who, why), expected)
 
     def removal_seen(self, feed: Feed) -> float:
-        """When a sweeper first saw ``feed``'s removal, by its own clock (epoch seconds).
+        """When this container first saw ``feed``'s removal, as the latest sweeper clock that
+        saw it says (epoch seconds): the time the linger before a drop runs from.
 
         ``removed_at`` is the clock of whoever removed the feed (an operator's laptop may be an
-        hour behind), so the linger before a drop is not measured from it: the first sweeper to
-        see the removal stamps its own time on the stream's claim (one conditional
-        ``UpdateItem``, 1 WCU, per removal; the stamp is kept with the ``removed_at`` it is
-        for, so a feed removed, added again and removed again gets a new one), and every
-        sweeper measures the linger from that stamp. A removal is seen after it was written,
-        so the linger is at least as long as the sweeper's clock says, whatever the remover's.
-        Cached per container once stamped."""
+        hour behind), so the linger is not measured from it. Each sweeper container, the first
+        time it sees the removal, raises a stamp kept on the stream's claim to its own time
+        (one conditional ``UpdateItem``, 1 WCU, per removal and container; the stamp is kept
+        with the ``removed_at`` it is for, so a feed removed, added again and removed again
+        starts again) and measures from the stamp it leaves, by its own clock. A removal is
+        seen after it was written, and a stamp only grows: a sweeper whose clock is behind can
+        only delay another's drop, never hasten it, and measures its own wait by its own clock
+        from its own stamp. The price: a sweeper container started later waits from its own
+        sighting, so the drop comes once some container has lived ``linger`` since it saw the
+        removal (a removed feed meanwhile routes nothing: it only stays listed)."""
         if feed.removed_at is None:
             raise InvalidArgument(f"feed {feed.name!r} is not removed")
         known = self._seen.get((feed.stream, feed.removed_at))
@@ -594,10 +599,14 @@ class FeedsConfig:
             {"config": self.name, "removal_of": feed.removed_at, "removal_seen": now}
         )
         mine = Attr("pk").not_exists() | Attr("config").eq(self.name)
-        unseen = Attr("removal_of").not_exists() | Attr("removal_of").ne(feed.removed_at)
+        behind = (
+            Attr("removal_of").not_exists()
+            | Attr("removal_of").ne(feed.removed_at)
+            | Attr("removal_seen").lt(now)
+        )
         try:
             self.store.table.update_item(
-                keys.stream_owner(feed.stream).item(), update, condition=mine & unseen
+                keys.stream_owner(feed.stream).item(), update, condition=mine & behind
             )
             seen = now
         except ConditionFailed as e:

@@ -166,7 +166,11 @@ class FeedLoader:
                 f"configuration; load it with the deployment of {owner!r}; nothing loaded"
             )
         assert batch.config_version is not None
-        return self._config.at(batch.config_version).feed(self.name).target
+        # By stream, not by name: a feed that took a dropped feed's stream loads the batches
+        # that feed sealed as their version named them.
+        sealed_under = self._config.at(batch.config_version)
+        feed = sealed_under.by_stream(batch.stream)
+        return (feed or sealed_under.feed(self.name)).target
 
     def load(self, ticket: Ticket, manifest: Manifest) -> LoadOutcome:
         return self._loader_for(self.target(ticket.batch)).load(ticket, manifest)
@@ -610,7 +614,7 @@ class S3Feeds:
         seal aged batches, load what waits, unless the feed is paused (sealed, not loaded).
         A removed feed's open batches are sealed whatever their age and loaded, and the feed
         is dropped from the configuration once drained, the cache interval and a whole
-        invocation after a sweeper first saw its removal (by the sweeper's clock:
+        invocation after this sweeper container saw its removal (by its clock:
         :meth:`FeedsConfig.removal_seen`, one ``UpdateItem`` per removal). Loads into different
         targets run at once (:func:`patterns.sweeper.load_due`): a failing target (its
         warehouse down, say) stops only its own loads for this sweep (``deferred``,

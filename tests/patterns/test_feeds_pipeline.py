@@ -208,28 +208,36 @@ def test_the_linger_before_a_drop_is_the_sweepers_time_not_the_removers(
         now.advance(linger - 900)
         swept = sweeper.sweep()
         assert list(swept["loads"].values()) == ["loaded"] and swept["dropped"] == []
-        assert FeedsConfig(ddb_store).removal_seen(removed.feed("orders")) == now.time() - (
-            linger - 1
-        ), "every container measures from the first sweeper's stamp"
         now.advance(2)
         assert sweeper.sweep()["dropped"] == ["orders"]
     assert set(rows_by_object(db)) == {f"s3://{bucket}/orders/late-0.jsonl"}
 
 
-def test_a_feed_removed_again_lingers_again(ddb_store: Store, tmp_path: Path) -> None:
+def test_a_removal_stamp_only_grows_and_a_feed_removed_again_lingers_again(
+    ddb_store: Store, tmp_path: Path
+) -> None:
+    """A sweeper whose clock is an hour behind stamps first: a sweeper with the right clock
+    raises the stamp to its own time (so it waits the whole linger), the one behind keeps its
+    own stamp (measured by its own clock), and a later stamp behind never lowers it."""
     now = ManualClock(time.time())
     with clock.using(now):
         config = FeedsConfig(ddb_store)
         feed = local_feed("orders", "orders/", "feeds-bucket", tmp_path / "o.db")
         config.add(feed, who="op", why="t")
         first = config.remove("orders", who="op", why="t").feed("orders")
-        seen = config.removal_seen(first)
+        behind = FeedsConfig(ddb_store)
+        with clock.using(ManualClock(now.time() - 3600)):
+            assert behind.removal_seen(first) == pytest.approx(now.time() - 3600)
+        right = FeedsConfig(ddb_store)
+        assert right.removal_seen(first) == now.time()
+        assert behind.removal_seen(first) == pytest.approx(now.time() - 3600), "its own"
+        with clock.using(ManualClock(now.time() - 60)):
+            assert FeedsConfig(ddb_store).removal_seen(first) == now.time(), "never lowered"
         now.advance(100)
         config.add(feed, who="op", why="back")
         now.advance(100)
         second = config.remove("orders", who="op", why="t").feed("orders")
-        assert FeedsConfig(ddb_store).removal_seen(first) == seen
-        assert FeedsConfig(ddb_store).removal_seen(second) == seen + 200
+        assert FeedsConfig(ddb_store).removal_seen(second) == now.time(), "a new removal"
         with pytest.raises(InvalidArgument, match="not removed"):
             config.removal_seen(feed)
 
@@ -328,3 +336,62 @@ def test_one_feeds_broken_warehouse_does_not_stop_the_others(
     [failed] = feeds.pipeline("broken").batcher.batches()
     assert failed.error == "ConnectionError: the warehouse is down"
     assert len(rows_by_object(tmp_path / "f.db")) == 3
+
+
+def test_a_sweeper_whose_clock_is_behind_never_hastens_a_drop(
+    ddb_store: Store, s3_bucket: tuple[Any, str], tmp_path: Path
+) -> None:
+    """Found by the adversary: a sweeper an hour behind stamped the removal first, and a
+    sweeper with the right clock dropped the feed a second later, while a warm container still
+    routed to it; the straggler was never loaded. Now the right sweeper waits the linger from
+    its own sighting, and loads it."""
+    s3, bucket = s3_bucket
+    db = tmp_path / "o.db"
+    now = ManualClock(time.time())
+    linger = MAX_CACHE_INTERVAL + INVOCATION_MAX
+    with clock.using(now):
+        config = FeedsConfig(ddb_store)
+        config.add(local_feed("orders", "orders/", bucket, db), who="op", why="t")
+        warm = deployment(ddb_store, s3, bucket, cache_interval=900)
+        warm.prepare()
+        config.remove("orders", who="op", why="retired")
+        behind = deployment(ddb_store, s3, bucket, cache_interval=0, min_load_time=0)
+        right = deployment(ddb_store, s3, bucket, cache_interval=0, min_load_time=0)
+        with clock.using(ManualClock(now.time() - 3600)):
+            assert behind.sweep()["dropped"] == []
+        now.advance(1)
+        assert right.sweep()["dropped"] == [], "a stamp from a clock behind hastens nothing"
+        now.advance(300)
+        late = warm.handle(direct(*objects(s3, bucket, "orders/", 1, "late")), no_time())
+        assert late["by_feed"] == {"orders": 1}
+        swept = right.sweep()
+        assert list(swept["loads"].values()) == ["loaded"] and swept["dropped"] == []
+        now.advance(linger)
+        assert right.sweep()["dropped"] == ["orders"]
+    assert set(rows_by_object(db)) == {f"s3://{bucket}/orders/late-0.jsonl"}
+
+
+def test_a_feed_on_a_dropped_feeds_stream_loads_its_batches_as_they_were_sealed(
+    ddb_store: Store, s3_bucket: tuple[Any, str], tmp_path: Path
+) -> None:
+    """A batch of the stream sealed under a version where another feed (since dropped) had
+    it loads into that feed's target: the version's feed is found by stream, not by the name
+    of the feed that batches the stream now."""
+    s3, bucket = s3_bucket
+    config = FeedsConfig(ddb_store)
+    config.add(local_feed("old", "old/", bucket, tmp_path / "old.db"), who="op", why="t")
+    warm = deployment(ddb_store, s3, bucket, cache_interval=900)
+    warm.prepare()
+    config.remove("old", who="op", why="retired")
+    assert config.drop_removed("old", linger=0) is not None  # no linger: stragglers follow
+    sealed = warm.handle(direct(*objects(s3, bucket, "old/", 3, "late")), no_time())["sealed"]
+    assert len(sealed) == 1, "sealed under the warm container's version, where 'old' lives"
+    new = local_feed("new", "new/", bucket, tmp_path / "new.db", stream="old")
+    config.add(new, who="op", why="takes the stream")
+    sweeper = deployment(ddb_store, s3, bucket, cache_interval=0, min_load_time=0)
+    swept = sweeper.sweep()
+    assert list(swept["loads"].values()) == ["loaded"]
+    assert set(rows_by_object(tmp_path / "old.db")) == {
+        f"s3://{bucket}/old/late-{i}.jsonl" for i in range(3)
+    }
+    assert not (tmp_path / "new.db").exists()
