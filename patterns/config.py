@@ -390,7 +390,7 @@ def pipeline_settings(
     bucket = problems.check(lambda: _require(env, "MANIFEST_BUCKET"))
     if bucket is not None:
         problems.check(lambda: _named("MANIFEST_BUCKET", bucket, lambda: check_bucket(bucket)))
-    prefix = env.get("MANIFEST_PREFIX", "manifests/")
+    prefix = _given(env, "MANIFEST_PREFIX") or "manifests/"
     if stream is not None and lanes is not None:
         longest = batch_id(stream, lanes - 1, 10**12 - 1)
         problems.check(
@@ -536,14 +536,19 @@ def _declared_feeds(name: str, raw: str, problems: _Problems) -> tuple[list[Any]
     return declared, revision if isinstance(revision, int) else None
 
 
-def _locations(env: Mapping[str, str]) -> list[str] | None:
-    """``FEED_LOCATIONS``: the ``bucket/prefix`` entries the functions may read, or None."""
+def _locations(env: Mapping[str, str], problems: _Problems) -> list[str] | None:
+    """``FEED_LOCATIONS``: the ``bucket/prefix`` entries the functions may read, or None; each
+    refused entry kept in ``problems``."""
     raw = _given(env, "FEED_LOCATIONS")
     if raw is None:
         return None
     from .feeds.routing import check_location
 
-    return [_named("FEED_LOCATIONS", raw[:80], partial(check_location, e)) for e in raw.split(",")]
+    entries = [
+        problems.check(partial(_named, "FEED_LOCATIONS", e[:80], partial(check_location, e)))
+        for e in raw.split(",")
+    ]
+    return [e for e in entries if e is not None]
 
 
 def feeds_settings(
@@ -584,27 +589,27 @@ def feeds_settings(
     bucket = problems.check(lambda: _require(env, "MANIFEST_BUCKET"))
     if bucket is not None:
         problems.check(lambda: _named("MANIFEST_BUCKET", bucket, lambda: check_bucket(bucket)))
-    prefix = env.get("MANIFEST_PREFIX", "manifests/")
+    prefix = _given(env, "MANIFEST_PREFIX") or "manifests/"
     longest = batch_id("%" * 255, 255, 10**12 - 1)  # any feed's, percent-encoded
     problems.check(lambda: _named("MANIFEST_PREFIX", prefix, lambda: check_prefix(prefix, longest)))
-    locations = problems.check(lambda: _locations(env))
+    locations = _locations(env, problems)
     declared: list[Any] = []
     revision = None
     source = problems.check(lambda: _declaration(env))
     if source is not None:
+        name_of_source = source[0]
         declared, revision = _declared_feeds(*source, problems)
-    if locations is not None:
-        from .feeds.routing import outside
+        if declared and bucket is not None:
+            from .feeds.pipeline import declared_problems
 
-        for feed in declared:
-            if outside(feed, locations):
-                problems.add(
-                    InvalidArgument(
-                        f"declared feed {feed.name!r} is at s3://{feed.bucket}/{feed.prefix}, "
-                        "outside FEED_LOCATIONS (the locations the functions may read): add "
-                        "its location to them (the template's FeedLocations) or move the feed"
-                    )
-                )
+            for problem in declared_problems(
+                declared,
+                revision=revision or 1,
+                manifest_bucket=bucket,
+                manifest_prefix=prefix,
+                locations=locations,
+            ):
+                problems.add(InvalidArgument(f"{name_of_source}: {problem}"))
     problems.raise_any()
     if s3 is None:
         region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None

@@ -16,9 +16,15 @@ _MAX_KEY_BYTES = 1024  # S3's limit on an object key, in UTF-8 bytes
 # What follows the prefix in the keys the pipeline writes: a manifest
 # (``<batch id, percent-encoded>.<fence>[.r<n>].manifest``) and a staged copy
 # (``staged/<batch id or its sha256>/<sha256 of the member id>/<file name>``).
-_BATCH = r".+/(0|[1-9][0-9]*)/[0-9]{12}"
-_OWN_MANIFEST = re.compile(_BATCH + r"\.(0|[1-9][0-9]*)(\.r[1-9])?\.manifest", re.S)
-_OWN_STAGED = re.compile(r"staged/(" + _BATCH + r"|[0-9a-f]{64})/[0-9a-f]{64}/[^/]+", re.S)
+# A lane is 0..255 (patterns.batcher.MAX_LANES), a seq 12 digits, a fence at most 19 digits
+# (checked against MAX_FENCE); a manifest's stream is percent-encoded (quote's output only), a
+# staged copy's is raw (any characters).
+_LANE_SEQ = r"/(?:[0-9]|[1-9][0-9]|1[0-9]{2}|2[0-4][0-9]|25[0-5])/[0-9]{12}"
+_QUOTED = r"(?:[A-Za-z0-9_.~:/-]|%[0-9A-F]{2})+"
+_OWN_MANIFEST = re.compile(
+    _QUOTED + _LANE_SEQ + r"\.(0|[1-9][0-9]{0,18})(?:\.r[1-9])?\.manifest", re.ASCII
+)
+_OWN_STAGED = re.compile(r"staged/(?:.+" + _LANE_SEQ + r"|[0-9a-f]{64})/[0-9a-f]{64}/[^/]+", re.S)
 # A staged copy's key past its prefix and batch id: "/<sha256 hex>/" and at least one byte.
 _STAGED_SUFFIX = 1 + 64 + 1 + 1
 
@@ -57,7 +63,10 @@ def is_own_key(prefix: str, key: str) -> bool:
     if not key.startswith(prefix):
         return False
     rest = key[len(prefix) :]
-    return bool(_OWN_MANIFEST.fullmatch(rest) or _OWN_STAGED.fullmatch(rest))
+    manifest = _OWN_MANIFEST.fullmatch(rest)
+    if manifest is not None:
+        return int(manifest.group(1)) <= MAX_FENCE
+    return _OWN_STAGED.fullmatch(rest) is not None
 
 
 def check_prefix(prefix: object, longest_batch_id: str) -> str:

@@ -55,7 +55,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -96,6 +97,7 @@ __all__ = [
     "FeedLoader",
     "FeedPipeline",
     "S3Feeds",
+    "declared_problems",
     "target_label",
 ]
 
@@ -251,6 +253,86 @@ class FeedPipeline(S3ToRedshift):
         return super().load(batch_id, context)
 
 
+def _inside_manifests(feed: Feed, bucket: str, prefix: str) -> str | None:
+    """The refusal of ``feed`` if its whole location lies under the manifest location
+    ``bucket``/``prefix``, else None."""
+    if feed.bucket != bucket or not feed.prefix.startswith(prefix):
+        return None
+    return (
+        f"feed {feed.name!r} is located at s3://{feed.bucket}/{feed.prefix}, inside this "
+        f"deployment's manifest location s3://{bucket}/{prefix}, where the pipeline writes its "
+        "own manifests and staged copies (and a lifecycle rule may expire what is there): give "
+        f"it a prefix outside {prefix!r} or another bucket"
+    )
+
+
+def _unreadable(feed: Feed, locations: Iterable[str]) -> str:
+    return (
+        f"feed {feed.name!r} is at s3://{feed.bucket}/{feed.prefix}, outside the locations "
+        f"this deployment may read ({', '.join(locations)}): its loads would be denied; add "
+        "its location to them (FEED_LOCATIONS, the template's FeedLocations) or move the feed"
+    )
+
+
+# The longest time a change records (17 significant digits), so that a declaration measured
+# with it fits whenever it is applied.
+_LATEST_AT = 9_999_999_999.999998
+
+
+def declared_problems(
+    feeds: Iterable[Feed],
+    *,
+    revision: int,
+    manifest_bucket: str,
+    manifest_prefix: str,
+    locations: Sequence[str] | None = None,
+) -> list[str]:
+    """Every reason :meth:`FeedsConfig.declare` (or the deployment) would refuse ``feeds``
+    declared as ``revision``, found without a request: a feed's own checks, a feed declared
+    twice, inside the manifest location or outside ``locations``, the set's checks
+    (:func:`check_feeds`), and its size alone as the version that applies it would store it
+    (each feed paused or not, the latest time a change records): the stored configuration
+    only adds to it. Empty when there is none. The stored configuration is not read, so a
+    clash with a stored feed is found by the first :meth:`S3Feeds.prepare`."""
+    problems: list[str] = []
+    named: dict[str, Feed] = {}
+    for given in feeds:
+        if not isinstance(given, Feed):
+            problems.append(f"expected Feeds, got a {type(given).__name__}")
+            continue
+        feed = replace(given, removed_at=None)
+        if feed.name in named:
+            problems.append(f"feed {feed.name!r} is declared twice: declare it once")
+            continue
+        named[feed.name] = feed
+        try:
+            feed.check()
+        except InvalidArgument as e:
+            problems.append(str(e))
+        inside = _inside_manifests(feed, manifest_bucket, manifest_prefix)
+        if inside is not None:
+            problems.append(inside)
+        if locations is not None and outside(feed, locations):
+            problems.append(_unreadable(feed, locations))
+    if problems:
+        return problems
+    try:
+        check_feeds(named)
+        names = tuple(sorted(named))
+        why = f"declared revision {revision}"
+        change = Change("declare", names, "declared", why, _LATEST_AT)
+        # Whichever spelling of ``paused`` the operator's state gives each feed: the longer one.
+        for paused in (False, True):
+            as_applied = {n: replace(f, paused=paused) for n, f in named.items()}
+            digest = "0" * 64
+            check_size(
+                FeedSet(1, as_applied, declared_revision=revision, declared_digest=digest), change
+            )
+    except InvalidArgument as e:
+        problems.append(str(e))
+    return problems
+
+
 def target_label(target: Target) -> str:
     """The name the target's loader goes by (its ``target``: the key the sweeper groups loads
     by), from the target alone: no loader built, no connection made."""
@@ -319,14 +401,18 @@ class S3Feeds:
                 "manifest_prefix is empty: the pipeline tells its own manifests and staged "
                 "copies from the files it routes by this prefix; give one, e.g. 'manifests/'"
             )
-        self._declared = list(declared)
+        # A declared feed is live once declared (FeedsConfig.declare clears removed_at), and is
+        # checked so: a removed one would hide a clash of locations from the checks.
+        self._declared = [
+            replace(f, removed_at=None) if isinstance(f, Feed) else f for f in declared
+        ]
+        self._declared_revision = declared_revision
         if self._declared and declared_revision is None:
             raise InvalidArgument(
                 "declared feeds need a declared_revision (an int you raise with every change "
                 "of the declaration), so that an older deployment never undoes a newer one's"
             )
         self._check_declared()
-        self._declared_revision = declared_revision
         self._declare_pending = bool(self._declared)
         self._s3 = s3_client
         self._redshift = redshift_client
@@ -355,58 +441,31 @@ class S3Feeds:
         (:meth:`prepare`); reported by every :meth:`sweep` and :meth:`handle`."""
 
     def _check_declared(self) -> None:
-        """Refuse now, when the deployment is built (its cold start, so its deploy), a declared
-        feed that :meth:`FeedsConfig.declare` would refuse on the first :meth:`prepare`: the
-        revision would then be refused by every container. The feed's own checks, those of the
-        declared set together (:func:`check_feeds`) and its size alone
-        (:func:`~patterns.feeds.config.check_size`); the stored configuration is not read (no
-        request), so a clash with a stored feed is found by the first :meth:`prepare`, which
-        then serves the stored configuration (see :attr:`declaration_refused`)."""
-        named: dict[str, Feed] = {}
-        for feed in self._declared:
-            if not isinstance(feed, Feed):
-                raise InvalidArgument(f"expected Feeds, got a {type(feed).__name__}")
-            if feed.name in named:
-                raise InvalidArgument(f"feed {feed.name!r} is declared twice: declare it once")
-            named[feed.name] = feed
-        try:
-            for feed in named.values():
-                feed.check()
-                inside = self._inside_manifests(feed)
-                if inside is not None:
-                    raise InvalidArgument(inside)
-                if self.locations is not None and outside(feed, self.locations):
-                    raise InvalidArgument(self._unreadable(feed))
-            check_feeds(named)
-            # The declaration alone must fit one version (stored feeds only add to it).
-            names = tuple(sorted(named))
-            change = Change("declare", names, "declared", "declared revision", 0.0)
-            check_size(FeedSet(1, named, declared_revision=0, declared_digest="0" * 64), change)
-        except InvalidArgument as e:
+        """Refuse now, when the deployment is built (its cold start, so its deploy), what
+        :func:`declared_problems` finds: every problem at once, naming each feed."""
+        problems = declared_problems(
+            self._declared,
+            revision=self._declared_revision or 1,
+            manifest_bucket=self.manifest_bucket,
+            manifest_prefix=self.manifest_prefix,
+            locations=self.locations,
+        )
+        if problems:
+            listed = (
+                problems[0]
+                if len(problems) == 1
+                else "; ".join(f"({i}) {p}" for i, p in enumerate(problems, 1))
+            )
             raise InvalidArgument(
-                f"declared feeds (FEEDS, or declared=) refused, nothing stored: {e}; fix the "
-                "declaration and deploy again"
-            ) from None
+                f"declared feeds (FEEDS, or declared=) refused, nothing stored: {listed}; fix "
+                "the declaration and deploy again"
+            )
 
     def _unreadable(self, feed: Feed) -> str:
-        return (
-            f"feed {feed.name!r} is at s3://{feed.bucket}/{feed.prefix}, outside the locations "
-            f"this deployment may read ({', '.join(self.locations or ())}): its loads would be "
-            "denied; add its location to them (the template's FeedLocations) or move the feed"
-        )
+        return _unreadable(feed, self.locations or ())
 
     def _inside_manifests(self, feed: Feed) -> str | None:
-        """The refusal of ``feed`` if its whole location lies under the manifest location
-        (every object there is taken for one of the pipeline's own), else None."""
-        if feed.bucket != self.manifest_bucket or not feed.prefix.startswith(self.manifest_prefix):
-            return None
-        return (
-            f"feed {feed.name!r} is located at s3://{feed.bucket}/{feed.prefix}, inside this "
-            f"deployment's manifest location s3://{self.manifest_bucket}/{self.manifest_prefix}, "
-            "where the pipeline writes its own manifests and staged copies (and a lifecycle "
-            "rule may expire what is there): give it a prefix outside "
-            f"{self.manifest_prefix!r} or another bucket"
-        )
+        return _inside_manifests(feed, self.manifest_bucket, self.manifest_prefix)
 
     @classmethod
     def from_env(

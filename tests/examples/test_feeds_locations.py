@@ -164,3 +164,9 @@ def test_a_declared_feed_outside_the_locations_is_refused_at_cold_start() -> Non
     with pytest.raises(InvalidArgument, match="hr") as refused:
         feeds_settings(template.environment(), store=object(), s3=object())  # type: ignore[arg-type]
     assert "FEED_LOCATIONS" in str(refused.value)
+
+
+@pytest.mark.parametrize("prefix", ["", "my manifests/", "m*/"])
+def test_a_manifest_prefix_the_library_refuses_is_refused_at_deploy(prefix: str) -> None:
+    with pytest.raises(Refused, match="ManifestPrefix"):
+        Resolved({**REDSHIFT, "ManifestPrefix": prefix}, "state")

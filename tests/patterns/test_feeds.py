@@ -496,7 +496,7 @@ def test_a_declared_feed_outside_the_readable_locations_is_refused_at_cold_start
     inside, other = feed("orders", "orders/eu/"), replace(feed("hr", "hr/"), bucket="hr-bucket")
     declared = {"revision": 1, "feeds": [inside.to_json(), other.to_json()]}
     env = {**BASE_ENV, "FEEDS": json.dumps(declared), "FEED_LOCATIONS": f"{bucket}/orders/"}
-    with pytest.raises(InvalidArgument, match=r"declared feed 'hr' is at s3://hr-bucket/hr/"):
+    with pytest.raises(InvalidArgument, match=r"FEEDS: feed 'hr' is at s3://hr-bucket/hr/"):
         feeds_settings(env, store=SETTINGS_STORE, s3=object())
     declared["feeds"] = [inside.to_json()]
     env["FEEDS"] = json.dumps(declared)

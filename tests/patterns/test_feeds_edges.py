@@ -412,3 +412,19 @@ def test_a_targets_label_is_its_loaders_name() -> None:
         loader = target.loader(s3=object(), redshift_client=object())
         assert target_label(target) == getattr(loader, "target", None)
     assert "secret" not in target_label(pg)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "manifests/q1 report/0/000000000001.0.manifest",  # the stream is percent-encoded
+        "manifests/a#b/0/000000000001.0.manifest",
+        "manifests/x/4096/000000000001.0.manifest",  # lanes are 0..255
+        "manifests/x/0/000000000001.9223372036854775808.manifest",  # over MAX_FENCE
+        "manifests/x/0/000000000001.0.r0.manifest",  # revisions start at 1
+        "manifests/staged/x/0/000000000001/notahash/data.csv",
+    ],
+)
+def test_a_key_no_writer_of_ours_could_make_is_not_ours(key: str) -> None:
+    """Found by the adversary: shapes near ours, which a whole-bucket feed must route."""
+    assert not is_own_key("manifests/", key)
