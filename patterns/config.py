@@ -72,6 +72,7 @@ from typing import Any, TypeVar
 
 from stateless_state import InvalidArgument, Store, domain
 from stateless_state.clients import aws_client
+from stateless_state.codec import DuplicateKey, loads_strict
 
 from .batcher.arrivals import MAX_ARRIVAL_SIZE
 from .batcher.batches import Thresholds, batch_id
@@ -454,16 +455,6 @@ def _thresholds(env: Mapping[str, str], problems: _Problems) -> Thresholds | Non
 _ONE_STREAM = ("STREAM", "LANES", "THRESHOLD_COUNT", "THRESHOLD_BYTES", "THRESHOLD_AGE")
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object whose every key appears once (``json`` keeps the last of two silently)."""
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"the key {key!r} appears twice in one object")
-        out[key] = value
-    return out
-
-
 def _declaration(env: Mapping[str, str]) -> tuple[str, str] | None:
     """Where the declared feeds come from and their JSON text: ``FEEDS``, or the file
     ``FEEDS_FILE`` names (relative to ``LAMBDA_TASK_ROOT``, the function's code, unless
@@ -500,11 +491,11 @@ def _declared_feeds(name: str, raw: str, problems: _Problems) -> tuple[list[Any]
         "feed as `stateless-state feeds show --json` prints one"
     )
     try:
-        data = json.loads(raw, object_pairs_hook=_unique_keys)
+        data = loads_strict(raw)
     except json.JSONDecodeError as e:
         problems.add(_refused(name, raw[:80], f"not JSON ({e.msg} at {e.pos}): {shape}"))
         return [], None
-    except ValueError as e:
+    except DuplicateKey as e:
         problems.add(_refused(name, raw[:80], f"{e}: {shape}"))
         return [], None
     if (

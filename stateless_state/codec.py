@@ -14,7 +14,16 @@ from typing import Any
 from .domain import number
 from .errors import InvalidArgument, NotSerializable
 
-__all__ = ["Item", "deserialize", "from_item", "serialize", "to_item", "to_json"]
+__all__ = [
+    "DuplicateKey",
+    "Item",
+    "deserialize",
+    "from_item",
+    "loads_strict",
+    "serialize",
+    "to_item",
+    "to_json",
+]
 
 Item = dict[str, Any]
 """An item as Python values (attribute name to value), before :func:`to_item` or after
@@ -31,6 +40,26 @@ def to_json(value: Any, what: str) -> str:
             f"{what} cannot be stored as JSON ({e}); use plain dicts, lists, str, int, float, "
             "bool or None (convert datetimes and Decimals first)"
         ) from None
+
+
+class DuplicateKey(ValueError):
+    """A JSON object named one key twice (:func:`loads_strict`)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKey(f"the key {key!r} appears twice in one object")
+        out[key] = value
+    return out
+
+
+def loads_strict(text: str) -> Any:
+    """``json.loads(text)``, but an object naming a key twice raises :class:`DuplicateKey`
+    (``json`` keeps the last of two silently: in a configuration, the first would be lost
+    unseen). :class:`json.JSONDecodeError` for text that is not JSON."""
+    return json.loads(text, object_pairs_hook=_unique_keys)
 
 
 def serialize(value: Any) -> dict[str, Any]:

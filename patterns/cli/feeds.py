@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stateless_state import InvalidArgument, StateConflict, VersionConflict, clock
+from stateless_state.codec import DuplicateKey, loads_strict
 
 from ..feeds.config import DEFAULT_CONFIG_NAME, FeedsConfig, FeedSet
 from ..feeds.feed import Feed, LocalTarget, feed_from_json
@@ -75,13 +76,15 @@ def _json_argument(text: str, what: str) -> Any:
                 f"cannot read {what} from {text[1:]}: {e.strerror}", EXIT_USAGE
             ) from None
     try:
-        return json.loads(source)
+        return loads_strict(source)
     except json.JSONDecodeError as e:
         raise CliError(
             f"{what} is not JSON ({e.msg} at {e.pos}): give it as `feeds show --json` prints "
             "a feed, inline or as @file",
             EXIT_USAGE,
         ) from None
+    except DuplicateKey as e:
+        raise CliError(f"{what}: {e}; give each field once; nothing changed", EXIT_USAGE) from None
 
 
 def _target_text(feed: Feed) -> str:

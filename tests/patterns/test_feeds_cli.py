@@ -94,6 +94,14 @@ def test_a_feed_that_would_never_load_is_refused_when_added(
     assert FeedsConfig(ddb_store).read().version == 1
 
 
+def test_a_feed_naming_a_field_twice_is_refused(ddb_store: Store, tmp_path: Path) -> None:
+    """JSON keeps the last of two keys silently: the first prefix would be lost unseen."""
+    twice = json.dumps(ORDERS)[:-1] + ', "prefix": "other/"}'
+    r = cli(ddb_store, "feeds", "add", twice, "--why", "x", "--yes", tmp=tmp_path)
+    assert r.returncode == 2 and "'prefix' appears twice" in r.stderr, r.stderr
+    assert FeedsConfig(ddb_store).read().version == 0
+
+
 def test_a_removal_waits_for_the_feed_to_drain(ddb_store: Store, tmp_path: Path) -> None:
     config = FeedsConfig(ddb_store)
     feed = feed_from_json(ORDERS)
