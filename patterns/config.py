@@ -591,7 +591,7 @@ def feeds_settings(
         name_of_source = source[0]
         declared, revision = _declared_feeds(*source, problems)
         if declared and bucket is not None:
-            from .feeds.pipeline import declared_problems
+            from .feeds.config import declared_problems
 
             for problem in declared_problems(
                 declared,

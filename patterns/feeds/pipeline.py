@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import timedelta
 from functools import partial
@@ -76,11 +76,11 @@ from .config import (
     DEFAULT_CONFIG_NAME,
     INVOCATION_MAX,
     MAX_CACHE_INTERVAL,
-    Change,
     FeedsConfig,
     FeedSet,
-    check_feeds,
-    check_size,
+    declared_problems,
+    inside_manifests,
+    unreadable,
 )
 from .feed import Feed, LocalTarget, RedshiftTarget, Target
 from .routing import check_location, outside
@@ -97,7 +97,6 @@ __all__ = [
     "FeedLoader",
     "FeedPipeline",
     "S3Feeds",
-    "declared_problems",
     "target_label",
 ]
 
@@ -253,86 +252,6 @@ class FeedPipeline(S3ToRedshift):
         return super().load(batch_id, context)
 
 
-def _inside_manifests(feed: Feed, bucket: str, prefix: str) -> str | None:
-    """The refusal of ``feed`` if its whole location lies under the manifest location
-    ``bucket``/``prefix``, else None."""
-    if feed.bucket != bucket or not feed.prefix.startswith(prefix):
-        return None
-    return (
-        f"feed {feed.name!r} is located at s3://{feed.bucket}/{feed.prefix}, inside this "
-        f"deployment's manifest location s3://{bucket}/{prefix}, where the pipeline writes its "
-        "own manifests and staged copies (and a lifecycle rule may expire what is there): give "
-        f"it a prefix outside {prefix!r} or another bucket"
-    )
-
-
-def _unreadable(feed: Feed, locations: Iterable[str]) -> str:
-    return (
-        f"feed {feed.name!r} is at s3://{feed.bucket}/{feed.prefix}, outside the locations "
-        f"this deployment may read ({', '.join(locations)}): its loads would be denied; add "
-        "its location to them (FEED_LOCATIONS, the template's FeedLocations) or move the feed"
-    )
-
-
-# The longest time a change records (17 significant digits), so that a declaration measured
-# with it fits whenever it is applied.
-_LATEST_AT = 9_999_999_999.999998
-
-
-def declared_problems(
-    feeds: Iterable[Feed],
-    *,
-    revision: int,
-    manifest_bucket: str,
-    manifest_prefix: str,
-    locations: Sequence[str] | None = None,
-) -> list[str]:
-    """Every reason :meth:`FeedsConfig.declare` (or the deployment) would refuse ``feeds``
-    declared as ``revision``, found without a request: a feed's own checks, a feed declared
-    twice, inside the manifest location or outside ``locations``, the set's checks
-    (:func:`check_feeds`), and its size alone as the version that applies it would store it
-    (each feed paused or not, the latest time a change records): the stored configuration
-    only adds to it. Empty when there is none. The stored configuration is not read, so a
-    clash with a stored feed is found by the first :meth:`S3Feeds.prepare`."""
-    problems: list[str] = []
-    named: dict[str, Feed] = {}
-    for given in feeds:
-        if not isinstance(given, Feed):
-            problems.append(f"expected Feeds, got a {type(given).__name__}")
-            continue
-        feed = replace(given, removed_at=None)
-        if feed.name in named:
-            problems.append(f"feed {feed.name!r} is declared twice: declare it once")
-            continue
-        named[feed.name] = feed
-        try:
-            feed.check()
-        except InvalidArgument as e:
-            problems.append(str(e))
-        inside = _inside_manifests(feed, manifest_bucket, manifest_prefix)
-        if inside is not None:
-            problems.append(inside)
-        if locations is not None and outside(feed, locations):
-            problems.append(_unreadable(feed, locations))
-    if problems:
-        return problems
-    try:
-        check_feeds(named)
-        names = tuple(sorted(named))
-        why = f"declared revision {revision}"
-        change = Change("declare", names, "declared", why, _LATEST_AT)
-        # Whichever spelling of ``paused`` the operator's state gives each feed: the longer one.
-        for paused in (False, True):
-            as_applied = {n: replace(f, paused=paused) for n, f in named.items()}
-            digest = "0" * 64
-            check_size(
-                FeedSet(1, as_applied, declared_revision=revision, declared_digest=digest), change
-            )
-    except InvalidArgument as e:
-        problems.append(str(e))
-    return problems
-
-
 def target_label(target: Target) -> str:
     """The name the target's loader goes by (its ``target``: the key the sweeper groups loads
     by), from the target alone: no loader built, no connection made."""
@@ -462,10 +381,10 @@ class S3Feeds:
             )
 
     def _unreadable(self, feed: Feed) -> str:
-        return _unreadable(feed, self.locations or ())
+        return unreadable(feed, self.locations or ())
 
     def _inside_manifests(self, feed: Feed) -> str | None:
-        return _inside_manifests(feed, self.manifest_bucket, self.manifest_prefix)
+        return inside_manifests(feed, self.manifest_bucket, self.manifest_prefix)
 
     @classmethod
     def from_env(
