@@ -7,6 +7,7 @@ here until its own expiry, which is the record's.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
 from typing import Any, NamedTuple
@@ -17,7 +18,9 @@ __all__ = ["Cached", "ResultCache"]
 
 
 class Cached(NamedTuple):
-    """A completed key's result and the hash of the payload it was completed with (or None)."""
+    """A completed key's result (decoded afresh from its stored JSON at every hit, so a replay
+    from here is what a replay from the table gives: nothing the first caller did to the object
+    it got shows) and the hash of the payload it was completed with (or None)."""
 
     result: Any
     digest: str | None
@@ -34,7 +37,7 @@ class ResultCache:
     def __init__(self, size: int, expires_after: float) -> None:
         self.size = size
         self.expires_after = expires_after
-        self._entries: OrderedDict[str, tuple[Any, float, str | None]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[str, float, str | None]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, record_pk: str) -> Cached | None:
@@ -45,14 +48,17 @@ class ResultCache:
                 self._entries.pop(record_pk, None)
                 return None
             self._entries.move_to_end(record_pk)
-            return Cached(hit[0], hit[2])
+            text, digest = hit[0], hit[2]
+        return Cached(json.loads(text), digest)
 
     def put(
-        self, record_pk: str, result: Any, digest: str | None, until: float | None = None
+        self, record_pk: str, result_json: str, digest: str | None, until: float | None = None
     ) -> None:
-        """Keep ``result`` until ``until`` (epoch seconds; default ``expires_after`` from now)."""
+        """Keep the result, as the JSON text the record stores, until ``until`` (epoch seconds;
+        default ``expires_after`` from now)."""
         with self._lock:
-            self._entries[record_pk] = (result, until or clock.now() + self.expires_after, digest)
+            until = until or clock.now() + self.expires_after
+            self._entries[record_pk] = (result_json, until, digest)
             self._entries.move_to_end(record_pk)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)

@@ -178,7 +178,7 @@ class Claim:
             self.release()
             raise
         if owned.cache is not None:
-            owned.cache.put(owned.record.key["pk"], result, owned.digest)
+            owned.cache.put(owned.record.key["pk"], text, owned.digest)
 
     def release(self) -> bool:
         """Give the key up so a retry can run the body. One conditional ``UpdateItem``.

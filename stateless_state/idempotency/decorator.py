@@ -138,7 +138,8 @@ class _Selection:
             checked = self.check(call.event)
             return SELECTED_NOTHING if checked is None else checked
         if callable(self.validate):
-            return call.apply(self.validate)
+            checked = call.apply(self.validate)
+            return SELECTED_NOTHING if checked is None else checked
         return None
 
 
@@ -199,6 +200,22 @@ def _check_sync(fn: Callable[..., Any]) -> None:
         )
 
 
+def _default_namespace(fn: Callable[..., Any]) -> str:
+    """``fn``'s qualified name. A function defined inside another (``make.<locals>.handler``)
+    or a lambda has a name every function made there shares: the same handler built once per
+    container (or per test) rightly shares its records, but two different handlers a factory
+    makes would replay each other's results, so it is logged as a warning asking for
+    ``namespace=`` where they differ."""
+    name = f"{fn.__module__}.{fn.__qualname__}"
+    if "<locals>" in name or "<lambda>" in name:
+        _log.warning(
+            "@idempotent on %s: every function defined there has this name, so its default "
+            "namespace; if that place makes different functions, give each namespace=...",
+            name,
+        )
+    return name
+
+
 def idempotent(
     store: Any,
     *,
@@ -225,7 +242,9 @@ def idempotent(
             that selects nothing compares as null). A mismatch raises
             :class:`PayloadMismatch`.
         namespace: separates keys of different functions; defaults to the function's qualified
-            name.
+            name, which separates functions of different names only: every function defined
+            inside one other function (a factory's) or every lambda of one place has the same
+            one, so give different such functions each a namespace (a warning is logged).
         raise_on_missing_key: when ``key`` selects nothing (a missing path, JSON ``null``, an
             empty string, or a list or object all of whose members are null, such as the
             multi-select ``[order_id, customer]`` over an event with neither), raise
@@ -250,9 +269,7 @@ def idempotent(
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
         _check_sync(fn)
-        records: Idempotency = store.idempotency(
-            namespace or f"{fn.__module__}.{fn.__qualname__}", **options
-        )
+        records: Idempotency = store.idempotency(namespace or _default_namespace(fn), **options)
         selection = _Selection(key, validate)
 
         @functools.wraps(fn)

@@ -93,28 +93,28 @@ class IdempotencySettings(NamedTuple):
         )
 
 
-def _claimable(old: Mapping[str, Any], now: float) -> bool:
-    """:func:`_claimable_at` evaluated on a record as read: never claimed, released, expired,
-    or in progress under a lease that has ended."""
+def _claimable(old: Mapping[str, Any], now: float, digest: str | None = None) -> bool:
+    """:func:`_claimable_at` evaluated on a record as read: never claimed, expired, or released
+    or in progress under a lease that has ended with the same payload (or none recorded)."""
     status = old.get("status")
-    return (
-        status is None
-        or status == RELEASED
-        or float(old.get("ttl", math.inf)) <= now
-        or (status == IN_PROGRESS and float(old.get("lease_until", math.inf)) <= now)
+    if status is None or float(old.get("ttl", math.inf)) <= now:
+        return True
+    if digest is not None and old.get("hash") not in (None, digest):
+        return False
+    return status == RELEASED or (
+        status == IN_PROGRESS and float(old.get("lease_until", math.inf)) <= now
     )
 
 
-def _claimable_at(now: float) -> Condition:
+def _claimable_at(now: float, digest: str | None = None) -> Condition:
     """The takeover's condition. :func:`_claimable` is this condition on an ALL_OLD: keep the
-    two alike."""
+    two alike. A record a request with another payload started stays that payload's until it
+    expires: a takeover by another payload would be the key reused for another request."""
     status = Attr("status")
-    return (
-        status.not_exists()
-        | status.eq(RELEASED)
-        | Attr("ttl").le(now)
-        | (status.eq(IN_PROGRESS) & Attr("lease_until").le(now))
-    )
+    ended = status.eq(RELEASED) | (status.eq(IN_PROGRESS) & Attr("lease_until").le(now))
+    if digest is not None:
+        ended = ended & (Attr("hash").not_exists() | Attr("hash").eq(digest))
+    return status.not_exists() | Attr("ttl").le(now) | ended
 
 
 def _mismatch(key: IdempotencyKey) -> PayloadMismatch:
@@ -179,13 +179,14 @@ class Idempotency:
 
         Concurrency: of any number of concurrent first claims exactly one gets the key (the
         ``PutItem`` is conditional on the record being absent); a record that exists is taken
-        over by an ``UpdateItem`` conditional on it being claimable (released, expired, or in
-        progress under an ended lease) that adds 1 to its fence, so fences strictly increase
-        while a record lives. Deciding to take over on the failed ``PutItem``'s ``ALL_OLD`` is
-        safe: the ``UpdateItem`` carries the whole claimable condition itself, and if the record
-        changed in between its own ``ALL_OLD`` is judged instead. A record that TTL deleted
-        starts again at fence 1: harmless, since completing and releasing are conditional on
-        the claim's random nonce, never on the fence alone.
+        over by an ``UpdateItem`` conditional on it being claimable (expired, or released or in
+        progress under an ended lease, and then with the same payload hash or none: a crashed
+        request's key is never taken over by another payload) that adds 1 to its fence, so
+        fences strictly increase while a record lives. Deciding to take over on the failed
+        ``PutItem``'s ``ALL_OLD`` is safe: the ``UpdateItem`` carries the whole claimable
+        condition itself, and if the record changed in between its own ``ALL_OLD`` is judged
+        instead. A record that TTL deleted starts again at fence 1: harmless, since completing
+        and releasing are conditional on the claim's random nonce, never on the fence alone.
 
         Cost: the first claim of a key is one conditional ``PutItem`` (1 WCU for a small
         record); a replay or a claim still in progress is the same request failing its
@@ -261,13 +262,13 @@ class Idempotency:
         try:
             return record.create(nonce=nonce, until=until, also_set=values)
         except ConditionFailed as e:
-            if not _claimable(e.old or {}, now):
+            if not _claimable(e.old or {}, now, values.get("hash")):
                 raise
         dropped = ("result",) if "hash" in values else ("result", "hash")
         return record.take(
             nonce=nonce,
             until=until,
-            claimable=_claimable_at(now),
+            claimable=_claimable_at(now, values.get("hash")),
             also_set=values,
             also_remove=dropped,
         )
@@ -281,7 +282,8 @@ class Idempotency:
         if old.get("status") == COMPLETED:
             result = json.loads(old["result"])
             if self._cache is not None:
-                self._cache.put(record.key["pk"], result, old.get("hash"), float(old.get("ttl", 0)))
+                ttl = float(old.get("ttl", 0))
+                self._cache.put(record.key["pk"], old["result"], old.get("hash"), ttl)
             return Claim.replayed(key, result, int(old.get("fence", 0)))
         raise AlreadyInProgress(
             f"idempotency key {key!r} is being processed by another invocation (claim "

@@ -45,9 +45,25 @@ IdempotencyKey: TypeAlias = "str | int | float | bool | Decimal | Sequence[Any] 
 
 
 def payload_hash(payload: Any) -> str:
-    """SHA-256 of the payload's canonical JSON (non-JSON leaves hashed by their repr)."""
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=repr)
-    return hashlib.sha256(text.encode()).hexdigest()
+    """SHA-256 of the payload as :func:`canonical_key` writes it: equal payloads give equal
+    hashes (``1`` and ``1.0``, a tuple and its list), distinct ones distinct hashes (``{1: x}``
+    is refused, never ``{"1": x}``'s twin). :data:`SELECTED_NOTHING` has a hash of its own,
+    taken of text no JSON value is written as. Raises :class:`InvalidArgument` for what
+    :func:`canonical_key` refuses (a set, a datetime, bytes...): such a payload has no one
+    spelling, so it could not be compared; select a key (``key=``), or convert it."""
+    if payload is SELECTED_NOTHING:
+        return hashlib.sha256(b"\x01nothing selected").hexdigest()
+    try:
+        text = canonical_key(payload)
+    except InvalidArgument as e:
+        raise InvalidArgument(
+            f"the payload cannot be compared: {e}; give key= (and validate=) selecting JSON "
+            "values, or pass JSON values"
+        ) from None
+    try:
+        return hashlib.sha256(text.encode()).hexdigest()
+    except UnicodeEncodeError:
+        raise InvalidArgument("the payload holds a lone surrogate and cannot be hashed") from None
 
 
 _MAX_DEPTH = 64
@@ -171,9 +187,21 @@ def _path(obj: Any, path: str) -> Any:
 
 # Compiled on first use (re caches it): only an expression that is not JMESPath needs it.
 _DOTTED = r"[^.\[\]]+(?:\.[^.\[\]]+)*"
-SELECTED_NOTHING = "\x00nothing selected"
-"""What a ``validate`` expression that selects nothing compares as (as Powertools hashes
-null): distinct from every payload a JSON event can carry."""
+
+
+class _Nothing:
+    """The type of :data:`SELECTED_NOTHING`: one object, equal only to itself."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "SELECTED_NOTHING"
+
+
+SELECTED_NOTHING: Any = _Nothing()
+"""What a ``validate`` expression (or callable) that selects nothing compares as (as
+Powertools hashes null): an object no event holds, whose hash (:func:`payload_hash`) is taken
+of text no JSON value is written as, so distinct from every payload a JSON event can carry."""
 
 
 def selector(expression: str, what: str = "key") -> Callable[[Any], Any]:
