@@ -26,6 +26,7 @@ Python is the runtime's version (:data:`RUNTIME`), and source only otherwise.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.metadata
 import io
 import py_compile
@@ -34,9 +35,10 @@ import sys
 import tempfile
 import tomllib
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("stateless_state", "patterns")
@@ -81,14 +83,15 @@ class Artifact:
 
     def zip_bytes(self) -> bytes:
         """The artifact as a zip: sorted entries, fixed dates, readable by everyone (Lambda
-        runs the code as another user than the one who built it), deflated."""
+        runs the code as another user than the one who built it), deflated by zopfli
+        (:func:`_zopfli_deflate`)."""
         buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w") as archive:
+        with _zopfli_deflate(), zipfile.ZipFile(buffer, "w") as archive:
             for name, data in sorted(self.files.items()):
                 entry = zipfile.ZipInfo(name, date_time=_EPOCH)
                 entry.external_attr = 0o100644 << 16
                 entry.compress_type = zipfile.ZIP_DEFLATED
-                archive.writestr(entry, data, compresslevel=9)
+                archive.writestr(entry, data)
         return buffer.getvalue()
 
     def write_zip(self, path: Path) -> int:
@@ -123,6 +126,49 @@ def requirement_name(requirement: str) -> str:
     if match is None:
         raise ArtifactError(f"cannot read the requirement {requirement!r} of pyproject.toml")
     return match.group().lower().replace("_", "-")
+
+
+class _ZopfliStream:
+    """A compressor as zipfile drives one (``compress`` then ``flush``), giving zopfli's raw
+    deflate of everything at the flush: the same format zlib writes, about 3% smaller for
+    Python source (at some seconds per artifact, deterministic)."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def compress(self, data: bytes) -> bytes:
+        self._parts.append(data)
+        return b""
+
+    def flush(self) -> bytes:
+        import zopfli.zopfli  # type: ignore[import-untyped]
+
+        # zlib container: a 2-byte header and a 4-byte checksum around the raw deflate.
+        wrapped: bytes = zopfli.zopfli.compress(b"".join(self._parts), gzip_mode=0)
+        return wrapped[2:-4]
+
+
+@contextlib.contextmanager
+def _zopfli_deflate() -> Iterator[None]:
+    """Within it, zipfile deflates with :class:`_ZopfliStream`. zipfile has no public way to
+    give it a compressor: this replaces its ``_get_compressor`` for deflate, and fails loudly
+    if a Python no longer has it (the build test then reads every entry back)."""
+    original = getattr(zipfile, "_get_compressor", None)
+    if original is None:
+        raise ArtifactError(
+            "this Python's zipfile has no _get_compressor: update tools/lambda_artifact.py"
+        )
+
+    def compressor(compress_type: int, compresslevel: int | None = None) -> Any:
+        if compress_type == zipfile.ZIP_DEFLATED:
+            return _ZopfliStream()
+        return original(compress_type, compresslevel)
+
+    zipfile._get_compressor = compressor  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        zipfile._get_compressor = original  # type: ignore[attr-defined]
 
 
 def bundled_dependencies(root: Path = ROOT) -> list[str]:

@@ -773,9 +773,10 @@ def unreadable(feed: Feed, locations: Iterable[str]) -> str:
     )
 
 
-# The longest time a change records (17 significant digits), so that a declaration measured
-# with it fits whenever it is applied.
-_LATEST_AT = 9_999_999_999.999998
+# A time a change records, written with as many characters as any epoch time from 2001 to
+# 2286 takes (18: 17 significant digits), so that a declaration measured with it fits whenever
+# it is applied.
+_LATEST_AT = 4_102_444_799.1234565
 
 
 def declared_problems(

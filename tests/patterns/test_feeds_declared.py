@@ -12,13 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from patterns.config import SettingsRefused, feeds_settings
 from patterns.feeds import Feed, FeedsConfig, LocalTarget, S3Feeds
-from patterns.feeds.config import MAX_CONFIG_BYTES, Change, FeedSet
-from stateless_state import InvalidArgument, Store
+from patterns.feeds.config import _LATEST_AT, MAX_CONFIG_BYTES, Change, FeedSet
+from stateless_state import InvalidArgument, Store, clock
 from stateless_state.codec import to_json
 from tests.patterns.test_feeds_pipeline import deployment, local_feed
+from tests.support.clocks import ManualClock
 
 REVISION = 10**12 - 1  # the highest revision a declaration may have
 BASE = {"STATELESS_STATE_TABLE": "state", "MANIFEST_BUCKET": "my-manifests"}
@@ -90,7 +93,13 @@ def test_a_declaration_the_build_accepts_is_never_refused_for_its_size_when_appl
 
 
 def test_a_configuration_at_exactly_the_limit_is_written(ddb_store: Store, tmp_path: Path) -> None:
-    """The largest configuration check_size accepts is storable (no ItemTooLarge)."""
+    """The largest configuration check_size accepts is storable (no ItemTooLarge). One time
+    for both declarations: a change records it, and its digits count."""
+    with clock.using(ManualClock(1_796_000_000.25)):
+        _at_the_limit(ddb_store, tmp_path)
+
+
+def _at_the_limit(ddb_store: Store, tmp_path: Path) -> None:
     config = FeedsConfig(ddb_store)
     base = build_size(declaration(tmp_path, 0))
     hi = MAX_CONFIG_BYTES - base + 10
@@ -153,3 +162,8 @@ def test_every_bad_feed_location_entry_is_reported_at_once() -> None:
         feeds_settings(env, s3=object())
     located = [p for p in refused.value.problems if "FEED_LOCATIONS" in p]
     assert len(located) == 2, located
+
+
+@given(st.floats(min_value=1e9, max_value=1e10 - 1, allow_nan=False))
+def test_no_time_a_change_records_is_written_longer_than_the_measured_one(at: float) -> None:
+    assert len(json.dumps(at)) <= len(json.dumps(_LATEST_AT))
