@@ -506,7 +506,7 @@ def _declared_feeds(name: str, raw: str, problems: _Problems) -> tuple[list[Any]
         problems.add(_refused(name, raw[:80], shape))
         return [], None
     revision = data["revision"]
-    problems.check(
+    checked = problems.check(
         lambda: _named(
             name,
             raw[:80],
@@ -524,7 +524,7 @@ def _declared_feeds(name: str, raw: str, problems: _Problems) -> tuple[list[Any]
             problems.check(partial(_named, where, feed.name, feed.check))
         if feed is not None and len(problems.found) == before:
             declared.append(feed)
-    return declared, revision if isinstance(revision, int) else None
+    return declared, checked
 
 
 def _locations(env: Mapping[str, str], problems: _Problems) -> list[str] | None:
@@ -590,9 +590,10 @@ def feeds_settings(
     if source is not None:
         name_of_source = source[0]
         declared, revision = _declared_feeds(*source, problems)
-        if declared and bucket is not None:
+        if declared:
             from .feeds.config import declared_problems
 
+            # A revision refused above is reported there; the feeds are checked all the same.
             for problem in declared_problems(
                 declared,
                 revision=revision or 1,

@@ -83,7 +83,7 @@ from stateless_state.expressions import Attr, Update
 from ..batcher import Batcher, BatchState
 from ..loaders.ledger import same_table
 from .feed import Feed, LocalTarget, feed_from_json
-from .routing import Router, outside
+from .routing import Router, outside, undecidable
 
 if TYPE_CHECKING:
     from stateless_state.versioned import Version, Versioned
@@ -105,6 +105,7 @@ __all__ = [
     "check_size",
     "declaration_digest",
     "declared_problems",
+    "feed_set_problems",
     "inside_manifests",
     "unreadable",
 ]
@@ -272,13 +273,25 @@ def check_feeds(feeds: Mapping[str, Feed]) -> None:
     that is the ledger of another target in the same warehouse (every load into one would
     write rows into the other's ledger; PostgreSQL databases compared by host, port and
     dbname, :func:`~patterns.feeds.feed.postgres_database`, whatever the dsn's spelling).
-    Raises :class:`InvalidArgument` naming both feeds."""
-    Router(feeds.values())
+    Raises :class:`InvalidArgument` naming both feeds (the first of :func:`feed_set_problems`)."""
+    problems = feed_set_problems(feeds)
+    if problems:
+        raise InvalidArgument(problems[0])
+
+
+def feed_set_problems(feeds: Mapping[str, Feed]) -> list[str]:
+    """Every clash :func:`check_feeds` refuses, each naming its two feeds; empty when none."""
+    problems: list[str] = []
+    located: dict[tuple[str, str, str], Feed] = {}
     streams: dict[str, Feed] = {}
     for feed in feeds.values():
+        if not feed.removed:
+            other = located.setdefault(feed.location, feed)
+            if other is not feed:
+                problems.append(undecidable(feed, other))
         other = streams.setdefault(feed.stream, feed)
         if other is not feed:
-            raise InvalidArgument(
+            problems.append(
                 f"feed {feed.name!r} batches stream {feed.stream!r}, which is feed "
                 f"{other.name!r}'s: each feed has its own stream (its batches and its dedupe "
                 "records are the stream's); give it another stream"
@@ -295,11 +308,12 @@ def check_feeds(feeds: Mapping[str, Feed]) -> None:
             if not same_table(target.table, theirs.ledger, fold_case=target.fold_case):
                 continue
             if theirs.warehouse == target.warehouse:
-                raise InvalidArgument(
+                problems.append(
                     f"feed {feed.name!r} loads into {target.table!r}, the ledger table of "
                     f"feed {other.name!r}'s target: its rows would land in that ledger; load "
                     "into another table or give that target another ledger_table"
                 )
+    return problems
 
 
 class FeedsConfig:
@@ -326,8 +340,9 @@ class FeedsConfig:
         # (the configuration, when it was read on the monotonic clock)
         self._cached: tuple[FeedSet, float] | None = None
         self._versions: dict[int, FeedSet] = {}
-        # (stream, removed_at) -> when a sweeper first saw that removal (never changes)
-        self._seen: dict[tuple[str, float], float] = {}
+        # (stream, removed_at) -> the stamp this container left or found for that removal, and
+        # its monotonic clock then (neither changes)
+        self._seen: dict[tuple[str, float], tuple[float, float]] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -596,8 +611,8 @@ class FeedsConfig:
             raise InvalidArgument(f"feed {feed.name!r} is not removed")
         known = self._seen.get((feed.stream, feed.removed_at))
         if known is not None:
-            return known
-        now = clock.now()
+            return known[0]
+        now, sighted = clock.now(), clock.monotonic()
         update = Update().set_all(
             {"config": self.name, "removal_of": feed.removed_at, "removal_seen": now}
         )
@@ -621,12 +636,22 @@ class FeedsConfig:
                     "configuration's to drop"
                 ) from None
             seen = float(old["removal_seen"])
-        self._seen[(feed.stream, feed.removed_at)] = seen
+        self._seen[(feed.stream, feed.removed_at)] = (seen, sighted)
         return seen
 
+    def lingered(self, feed: Feed, linger: float) -> bool:
+        """Whether ``linger`` seconds have passed since ``feed``'s removal as this container
+        can tell: by the wall clock from the stamp (:meth:`removal_seen`) and, so that a clock
+        stepped forward (an NTP correction) cannot shorten the wait, by the monotonic clock
+        from this container's own sighting. The first call stamps (one ``UpdateItem``)."""
+        stamp = self.removal_seen(feed)
+        assert feed.removed_at is not None
+        _, sighted = self._seen[(feed.stream, feed.removed_at)]
+        return stamp + linger <= clock.now() and clock.monotonic() - sighted >= linger
+
     def drop_removed(self, name: str, *, linger: float, who: str = "sweeper") -> FeedSet | None:
-        """Drop the removed feed ``name`` from the configuration when a sweeper saw its
-        removal at least ``linger`` seconds ago (:meth:`removal_seen`) and it is drained;
+        """Drop the removed feed ``name`` from the configuration when this container saw its
+        removal at least ``linger`` seconds ago (:meth:`lingered`) and it is drained;
         returns the version written, or None (nothing to drop yet). The read of "drained" and
         the write are safe apart: past ``linger`` no container routes to the feed any more, so
         nothing can join its stream in between."""
@@ -638,7 +663,7 @@ class FeedsConfig:
             old = current.feeds.get(name)
             if old is None or old.removed_at is None:
                 return None
-            if self.removal_seen(old) + linger > clock.now():
+            if not self.lingered(old, linger):
                 return None
             if self.undrained(old):
                 return None
@@ -782,54 +807,67 @@ _LATEST_AT = 4_102_444_799.1234565
 def declared_problems(
     feeds: Iterable[Feed],
     *,
-    revision: int,
-    manifest_bucket: str,
+    revision: Any,
+    manifest_bucket: str | None,
     manifest_prefix: str,
     locations: Sequence[str] | None = None,
 ) -> list[str]:
     """Every reason :meth:`FeedsConfig.declare` (or the deployment) would refuse ``feeds``
-    declared as ``revision``, found without a request: a feed's own checks, a feed declared
-    twice, inside the manifest location or outside ``locations``, the set's checks
-    (:func:`check_feeds`), and its size alone as the version that applies it would store it
-    (each feed paused or not, the latest time a change records): the stored configuration
-    only adds to it. Empty when there is none. The stored configuration is not read, so a
-    clash with a stored feed is found by the first :meth:`patterns.feeds.S3Feeds.prepare`."""
+    declared as ``revision``, found without a request, all of them: the revision's range, each
+    feed's own checks, a feed declared twice, inside the manifest location (unless
+    ``manifest_bucket`` is unknown) or outside ``locations``, every clash of the set
+    (:func:`feed_set_problems`, over the feeds whose own checks passed), and, when there
+    is none, the set's size as the version that applies it would store it (each feed paused
+    or not, the latest time a change records): the stored configuration only adds to it.
+    Empty when there is none. The stored configuration is not read, so a clash with a stored
+    feed is found by the first :meth:`patterns.feeds.S3Feeds.prepare`."""
     problems: list[str] = []
+    try:
+        domain.integer(revision, "declared revision", minimum=1, maximum=10**12 - 1)
+    except InvalidArgument as e:
+        problems.append(str(e))
     named: dict[str, Feed] = {}
+    seen: set[str] = set()
     for given in feeds:
         if not isinstance(given, Feed):
             problems.append(f"expected Feeds, got a {type(given).__name__}")
             continue
         feed = replace(given, removed_at=None)
-        if feed.name in named:
+        if feed.name in seen:
             problems.append(f"feed {feed.name!r} is declared twice: declare it once")
             continue
-        named[feed.name] = feed
+        seen.add(feed.name)
         try:
             feed.check()
+            named[feed.name] = feed
         except InvalidArgument as e:
             problems.append(str(e))
-        inside = inside_manifests(feed, manifest_bucket, manifest_prefix)
+        inside = (
+            None
+            if manifest_bucket is None
+            else inside_manifests(feed, manifest_bucket, manifest_prefix)
+        )
         if inside is not None:
             problems.append(inside)
         if locations is not None and outside(feed, locations):
             problems.append(unreadable(feed, locations))
-    if problems:
-        return problems
-    try:
-        check_feeds(named)
+    clashes = feed_set_problems(named)
+    problems += clashes
+    if not problems:
         names = tuple(sorted(named))
-        why = f"declared revision {revision}"
-        change = Change("declare", names, "declared", why, _LATEST_AT)
+        change = Change("declare", names, "declared", f"declared revision {revision}", _LATEST_AT)
         # Whichever spelling of ``paused`` the operator's state gives each feed: the longer one.
         for paused in (False, True):
             as_applied = {n: replace(f, paused=paused) for n, f in named.items()}
             digest = "0" * 64
-            check_size(
-                FeedSet(1, as_applied, declared_revision=revision, declared_digest=digest), change
-            )
-    except InvalidArgument as e:
-        problems.append(str(e))
+            try:
+                check_size(
+                    FeedSet(1, as_applied, declared_revision=revision, declared_digest=digest),
+                    change,
+                )
+            except InvalidArgument as e:
+                problems.append(str(e))
+                break
     return problems
 
 

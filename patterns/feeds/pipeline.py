@@ -61,7 +61,7 @@ from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from stateless_state import InvalidArgument, MalformedEvent, StateConflict, Store, clock, domain
+from stateless_state import InvalidArgument, MalformedEvent, StateConflict, Store, domain
 from stateless_state.clients import aws_client
 from stateless_state.errors import ConditionFailed, TransactionCanceled
 from stateless_state.retry import LambdaContext
@@ -362,9 +362,11 @@ class S3Feeds:
     def _check_declared(self) -> None:
         """Refuse now, when the deployment is built (its cold start, so its deploy), what
         :func:`declared_problems` finds: every problem at once, naming each feed."""
+        if not self._declared:
+            return
         problems = declared_problems(
             self._declared,
-            revision=self._declared_revision or 1,
+            revision=self._declared_revision,
             manifest_bucket=self.manifest_bucket,
             manifest_prefix=self.manifest_prefix,
             locations=self.locations,
@@ -636,7 +638,7 @@ class S3Feeds:
             if feed.removed_at is None:
                 continue
             try:
-                gone = self.config.removal_seen(feed) + linger <= clock.now()
+                gone = self.config.lingered(feed, linger)
                 if gone and self.config.drop_removed(name, linger=linger) is not None:
                     out["dropped"].append(name)
             except Exception as e:  # reported; the other feeds are swept all the same
