@@ -385,13 +385,7 @@ def pipeline_settings(
     )
     lanes = problems.check(lambda: _integer(env, "LANES", 1, maximum=256))
     thresholds = _thresholds(env, problems)
-    lease = problems.check(
-        lambda: _seconds(env, "LOAD_LEASE", 300, minimum=1, maximum=MAX_LOAD_LEASE)
-    )
-    bucket = problems.check(lambda: _require(env, "MANIFEST_BUCKET"))
-    if bucket is not None:
-        problems.check(lambda: _named("MANIFEST_BUCKET", bucket, lambda: check_bucket(bucket)))
-    prefix = _given(env, "MANIFEST_PREFIX") or "manifests/"
+    lease, bucket, prefix = _lease_and_manifests(env, problems)
     if stream is not None and lanes is not None:
         longest = batch_id(stream, lanes - 1, 10**12 - 1)
         problems.check(
@@ -450,6 +444,21 @@ def _thresholds(env: Mapping[str, str], problems: _Problems) -> Thresholds | Non
         )
         return None
     return Thresholds(count=count, bytes=size, age=age)
+
+
+def _lease_and_manifests(
+    env: Mapping[str, str], problems: _Problems
+) -> tuple[float | None, str | None, str]:
+    """``LOAD_LEASE``, ``MANIFEST_BUCKET`` and ``MANIFEST_PREFIX`` as both deployments read
+    them (a refused value None, its problem kept); the prefix is checked by the caller, which
+    knows the longest batch id it must hold."""
+    lease = problems.check(
+        lambda: _seconds(env, "LOAD_LEASE", 300, minimum=1, maximum=MAX_LOAD_LEASE)
+    )
+    bucket = problems.check(lambda: _require(env, "MANIFEST_BUCKET"))
+    if bucket is not None:
+        problems.check(lambda: _named("MANIFEST_BUCKET", bucket, lambda: check_bucket(bucket)))
+    return lease, bucket, _given(env, "MANIFEST_PREFIX") or "manifests/"
 
 
 _ONE_STREAM = ("STREAM", "LANES", "THRESHOLD_COUNT", "THRESHOLD_BYTES", "THRESHOLD_AGE")
@@ -574,13 +583,7 @@ def feeds_settings(
     interval = problems.check(
         lambda: _seconds(env, "FEEDS_CACHE_INTERVAL", 60, minimum=0, maximum=900, allow_zero=True)
     )
-    lease = problems.check(
-        lambda: _seconds(env, "LOAD_LEASE", 300, minimum=1, maximum=MAX_LOAD_LEASE)
-    )
-    bucket = problems.check(lambda: _require(env, "MANIFEST_BUCKET"))
-    if bucket is not None:
-        problems.check(lambda: _named("MANIFEST_BUCKET", bucket, lambda: check_bucket(bucket)))
-    prefix = _given(env, "MANIFEST_PREFIX") or "manifests/"
+    lease, bucket, prefix = _lease_and_manifests(env, problems)
     longest = batch_id("%" * 255, 255, 10**12 - 1)  # any feed's, percent-encoded
     problems.check(lambda: _named("MANIFEST_PREFIX", prefix, lambda: check_prefix(prefix, longest)))
     locations = _locations(env, problems)
