@@ -11,10 +11,7 @@ such as the fifty feeds of a data platform, to a file shipped with the code
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +25,7 @@ from tests.examples.test_feeds_template import (
     Refused,
     Resolved,
 )
+from tests.support.sam import sam_build
 from tools.lambda_artifact import ROOT, function
 
 EXAMPLE = ROOT / "examples" / "s3_feeds"
@@ -115,24 +113,10 @@ def test_the_build_ships_feeds_json_beside_the_handler(tmp_path: Path) -> None:
     """``sam build`` of an example holding ``feeds.json`` (as the README says to write it):
     each function's code is the artifact and the file, at the top of the code directory,
     where ``FEEDS_FILE=feeds.json`` names it, and the cold start declares its fifty feeds."""
-    source = tmp_path / "s3_feeds"
-    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns(".aws-sam", "__pycache__"))
     text = json.dumps(declaration(50), indent=2)
-    (source / "feeds.json").write_text(text)
-    artifacts = tmp_path / "build"
-    proc = subprocess.run(
-        # ROOT given: the copied Makefile would look for the repository above the copy.
-        ["make", "--makefile", str(source / "Makefile"), "build-LoaderFunction", f"ROOT={ROOT}"],
-        cwd=source,
-        env={**os.environ, "ARTIFACTS_DIR": str(artifacts)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    artifacts = sam_build(EXAMPLE, "LoaderFunction", tmp_path, files={"feeds.json": text})
     built = {p.relative_to(artifacts).as_posix() for p in artifacts.rglob("*") if p.is_file()}
-    assert built == {*function(source / "handler.py").files, "feeds.json"}
+    assert built == {*function(EXAMPLE / "handler.py").files, "feeds.json"}
     # The function's settings, as its cold start reads them from the code directory.
     env = {**deployed(50, in_file=True).environment(), "LAMBDA_TASK_ROOT": str(artifacts)}
     settings = feeds_settings(env, store=object(), s3=object())  # type: ignore[arg-type]

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import os
 import re
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -31,6 +29,7 @@ from patterns.testing import direct, put_object
 from stateless_state import Store
 from stateless_state.testing import DynamoDBLocal, fresh_table_name
 from tests.support.lambda_runtime import run_as_lambda, runtime_packages
+from tests.support.sam import sam_build
 from tools.house import imports, modules
 from tools.lambda_artifact import (
     LAYER_ROOT,
@@ -59,24 +58,6 @@ def functions(example: Path) -> dict[str, dict[str, Any]]:
         for name, resource in template["Resources"].items()
         if resource["Type"] == "AWS::Serverless::Function"
     }
-
-
-def sam_build(example: Path, logical_id: str, scratch: Path) -> Path:
-    """What ``sam build`` does for one function built by a Makefile; its build folder."""
-    source = scratch / "source"
-    shutil.copytree(example, source, ignore=shutil.ignore_patterns(".aws-sam", ".git"))
-    artifacts = scratch / "build" / logical_id
-    proc = subprocess.run(
-        ["make", "--makefile", str(example / "Makefile"), f"build-{logical_id}"],
-        cwd=source,
-        env={**os.environ, "ARTIFACTS_DIR": str(artifacts)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return artifacts
 
 
 def tree(folder: Path) -> dict[str, bytes]:

@@ -6,12 +6,18 @@ publish."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tools.lambda_artifact import ROOT
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
 TRANSACT_ACTIONS = {
@@ -225,3 +231,30 @@ def published_metrics(
                     key = (directive["Namespace"], metric["Name"], dims)
                     published[key] = max(published.get(key, 0), doc[metric["Name"]])
     return published
+
+
+def sam_build(
+    example: Path, logical_id: str, scratch: Path, files: Mapping[str, str] | None = None
+) -> Path:
+    """What ``sam build`` does for one function built by a Makefile: the example copied (with
+    ``files`` written into the copy, as a user adds them), then the copy's ``build-<id>``
+    target; returns the function's build folder."""
+    source = scratch / "source"
+    shutil.copytree(
+        example, source, ignore=shutil.ignore_patterns(".aws-sam", ".git", "__pycache__")
+    )
+    for name, text in (files or {}).items():
+        (source / name).write_text(text)
+    artifacts = scratch / "build" / logical_id
+    proc = subprocess.run(
+        # ROOT given: the copied Makefile would look for the repository above the copy.
+        ["make", "--makefile", str(source / "Makefile"), f"build-{logical_id}", f"ROOT={ROOT}"],
+        cwd=source,
+        env={**os.environ, "ARTIFACTS_DIR": str(artifacts)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return artifacts
