@@ -5,6 +5,7 @@ a removal refused until drained, and the hot path's cost per arrival unchanged b
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 
 from patterns.batcher import BatchState, Thresholds
 from patterns.feeds import Feed, FeedsConfig, LocalTarget, S3Feeds
-from patterns.feeds.config import INVOCATION_MAX, MAX_CACHE_INTERVAL
+from patterns.feeds.config import INVOCATION_MAX, MAX_CACHE_INTERVAL, FeedSet
 from patterns.loaders.sqlite import LocalWarehouseLoader
 from patterns.pipeline import S3ToRedshift
 from patterns.testing import direct, put_object, s3_record, sqs
@@ -61,6 +62,21 @@ def objects(s3: Any, bucket: str, prefix: str, n: int, tag: str) -> list[dict[st
         key = f"{prefix}{tag}-{i}.jsonl"
         out.append(put_object(s3, bucket, key, body.encode(), sequencer=f"{i:08X}"))
     return out
+
+
+def removed_under_a_warm_container(
+    store: Store, s3: Any, bucket: str, name: str, db: Path, remover: clock.Clock | None = None
+) -> tuple[FeedsConfig, S3Feeds, FeedSet]:
+    """What a straggler's test starts from: the feed ``name`` (at ``name/``) added, a
+    container that read it (and caches it for 900 s), then the feed removed (by ``remover``'s
+    clock, if given). Returns the configuration, the warm container and the removal."""
+    config = FeedsConfig(store)
+    config.add(local_feed(name, f"{name}/", bucket, db), who="op", why="t")
+    warm = deployment(store, s3, bucket, cache_interval=900)
+    warm.prepare()
+    with clock.using(remover) if remover is not None else contextlib.nullcontext():
+        removed = config.remove(name, who="op", why="retired")
+    return config, warm, removed
 
 
 def rows_by_object(db: Path) -> dict[str, int]:
@@ -193,12 +209,10 @@ def test_the_linger_before_a_drop_is_the_sweepers_time_not_the_removers(
     now = ManualClock(time.time())
     linger = MAX_CACHE_INTERVAL + INVOCATION_MAX
     with clock.using(now):
-        config = FeedsConfig(ddb_store)
-        config.add(local_feed("orders", "orders/", bucket, db), who="op", why="t")
-        warm = deployment(ddb_store, s3, bucket, cache_interval=900)
-        warm.prepare()
-        with clock.using(ManualClock(now.time() - 3600)):
-            removed = config.remove("orders", who="op", why="retired")
+        behind = ManualClock(now.time() - 3600)
+        _, warm, removed = removed_under_a_warm_container(
+            ddb_store, s3, bucket, "orders", db, remover=behind
+        )
         assert removed.feed("orders").removed_at == pytest.approx(now.time() - 3600)
         sweeper = deployment(ddb_store, s3, bucket, cache_interval=0, min_load_time=0)
         assert sweeper.sweep()["dropped"] == [], "removed_at + linger is past, but not seen"
@@ -350,11 +364,7 @@ def test_a_sweeper_whose_clock_is_behind_never_hastens_a_drop(
     now = ManualClock(time.time())
     linger = MAX_CACHE_INTERVAL + INVOCATION_MAX
     with clock.using(now):
-        config = FeedsConfig(ddb_store)
-        config.add(local_feed("orders", "orders/", bucket, db), who="op", why="t")
-        warm = deployment(ddb_store, s3, bucket, cache_interval=900)
-        warm.prepare()
-        config.remove("orders", who="op", why="retired")
+        _, warm, _ = removed_under_a_warm_container(ddb_store, s3, bucket, "orders", db)
         behind = deployment(ddb_store, s3, bucket, cache_interval=0, min_load_time=0)
         right = deployment(ddb_store, s3, bucket, cache_interval=0, min_load_time=0)
         with clock.using(ManualClock(now.time() - 3600)):
@@ -378,11 +388,9 @@ def test_a_feed_on_a_dropped_feeds_stream_loads_its_batches_as_they_were_sealed(
     it loads into that feed's target: the version's feed is found by stream, not by the name
     of the feed that batches the stream now."""
     s3, bucket = s3_bucket
-    config = FeedsConfig(ddb_store)
-    config.add(local_feed("old", "old/", bucket, tmp_path / "old.db"), who="op", why="t")
-    warm = deployment(ddb_store, s3, bucket, cache_interval=900)
-    warm.prepare()
-    config.remove("old", who="op", why="retired")
+    config, warm, _ = removed_under_a_warm_container(
+        ddb_store, s3, bucket, "old", tmp_path / "old.db"
+    )
     assert config.drop_removed("old", linger=0) is not None  # no linger: stragglers follow
     sealed = warm.handle(direct(*objects(s3, bucket, "old/", 3, "late")), no_time())["sealed"]
     assert len(sealed) == 1, "sealed under the warm container's version, where 'old' lives"

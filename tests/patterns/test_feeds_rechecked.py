@@ -22,6 +22,7 @@ from tests.patterns.test_feeds_pipeline import (
     local_feed,
     no_time,
     objects,
+    removed_under_a_warm_container,
     rows_by_object,
 )
 from tests.support.clocks import ManualClock
@@ -40,11 +41,7 @@ def test_a_sweeper_clock_stepped_forward_never_hastens_the_drop(
     db = tmp_path / "o.db"
     now = ManualClock(time.time())
     with clock.using(now):
-        config = FeedsConfig(ddb_store)
-        config.add(local_feed("orders", "orders/", bucket, db), who="op", why="t")
-        warm = deployment(ddb_store, s3, bucket, cache_interval=900)
-        warm.prepare()
-        config.remove("orders", who="op", why="retired")
+        _, warm, _ = removed_under_a_warm_container(ddb_store, s3, bucket, "orders", db)
         sweeper = deployment(ddb_store, s3, bucket, cache_interval=0, min_load_time=0)
         with clock.using(ManualClock(now.time() - 3600)):
             assert sweeper.sweep()["dropped"] == []
