@@ -817,8 +817,9 @@ def declared_problems(
     feed's own checks, a feed declared twice, inside the manifest location (unless
     ``manifest_bucket`` is unknown) or outside ``locations``, every clash of the set
     (:func:`feed_set_problems`, over the feeds whose own checks passed), and, when there
-    is none, the set's size as the version that applies it would store it (each feed paused
-    or not, the latest time a change records): the stored configuration only adds to it.
+    is none, the set's size as the version that applies it would store it (unpaused, the
+    longer spelling; the latest time a change records): the stored configuration only adds
+    to it.
     Empty when there is none. The stored configuration is not read, so a clash with a stored
     feed is found by the first :meth:`patterns.feeds.S3Feeds.prepare`."""
     problems: list[str] = []
@@ -856,18 +857,16 @@ def declared_problems(
     if not problems:
         names = tuple(sorted(named))
         change = Change("declare", names, "declared", f"declared revision {revision}", _LATEST_AT)
-        # Whichever spelling of ``paused`` the operator's state gives each feed: the longer one.
-        for paused in (False, True):
-            as_applied = {n: replace(f, paused=paused) for n, f in named.items()}
-            digest = "0" * 64
-            try:
-                check_size(
-                    FeedSet(1, as_applied, declared_revision=revision, declared_digest=digest),
-                    change,
-                )
-            except InvalidArgument as e:
-                problems.append(str(e))
-                break
+        # The operator's pause is kept when applied: measured unpaused, the longer spelling
+        # (Feed.to_json writes ``"paused": false`` for every feed).
+        as_applied = {n: replace(f, paused=False) for n, f in named.items()}
+        digest = "0" * 64
+        try:
+            check_size(
+                FeedSet(1, as_applied, declared_revision=revision, declared_digest=digest), change
+            )
+        except InvalidArgument as e:
+            problems.append(str(e))
     return problems
 
 
