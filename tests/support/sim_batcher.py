@@ -24,6 +24,7 @@ Both check :func:`patterns.testing.check_batches` over what every caller was tol
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import hashlib
 import itertools
@@ -78,6 +79,12 @@ _SHM = Path("/dev/shm")
 _SCRATCH = Path(tempfile.mkdtemp(prefix="sim-warehouse-", dir=_SHM if _SHM.is_dir() else None))
 _FILES = itertools.count()
 atexit.register(shutil.rmtree, _SCRATCH, ignore_errors=True)
+
+
+LOADED: collections.Counter[str] = collections.Counter()
+"""Per scenario, how many checked schedules ended with rows in the warehouse. A test reads it so
+that an exploration whose every load failed (a stand-in answering S3 with 403, say) cannot pass
+for one whose invariants held over loads."""
 
 
 def warehouse_file() -> Path:
@@ -183,9 +190,9 @@ def lifecycle(world: sim.World, *, operator: bool = True) -> None:
             for o in world.outcomes:
                 if o.status == "ok" and o.name.split("#")[0] in ("a", "b"):
                     history.delivered.update(a.id for a in parse_s3_event(o.event).arrivals)
-            check_batches(
-                sweeper.batcher, history, commits=commits(path), complete=_complete(world)
-            )
+            committed = commits(path)
+            LOADED["lifecycle" if operator else "pipeline"] += bool(committed)
+            check_batches(sweeper.batcher, history, commits=committed, complete=_complete(world))
         finally:
             discard(path)
 
@@ -321,7 +328,9 @@ def abandon(world: sim.World) -> None:
     def invariants() -> None:
         try:
             batches = list(operator.batcher.batches())
-            check_commits(batches, history, commits(path), complete=_complete(world))
+            committed = commits(path)
+            LOADED["abandon"] += bool(committed)
+            check_commits(batches, history, committed, complete=_complete(world))
         finally:
             discard(path)
 
