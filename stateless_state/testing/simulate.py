@@ -98,12 +98,15 @@ class Simulation:
         check: Check | None = None,
         faults: Faults | None = None,
         strategy: Scheduler | Hypothesis | None = None,
+        workers: int = 1,
     ) -> Exploration:
         """Deliver ``event`` ``deliveries`` times to ``build(world)``'s handler under the schedules
         of ``strategy`` (default: every schedule with at most one preemption,
         ``Exhaustive(preemptions=1)``) and ``faults`` (default :data:`DEFAULT_FAULTS`), running
         ``check(world)`` after each (without one, only the simulation's own errors fail: a
-        handler that raises is an outcome, ``world.outcomes``, not a failure).
+        handler that raises is an outcome, ``world.outcomes``, not a failure). ``workers`` > 1
+        runs a ``RandomWalk`` or ``PCT`` on that many forked processes (see
+        :func:`~stateless_state.testing.simulation.explore`).
 
         Returns what was explored when ``check`` held in every schedule (``finished``: the
         whole space under the bounds). Raises
@@ -118,6 +121,7 @@ class Simulation:
             strategy if strategy is not None else Exhaustive(preemptions=1),
             faults=faults if faults is not None else DEFAULT_FAULTS,
             setup=setup,
+            workers=workers,
         )
         if not result.failures:
             return result

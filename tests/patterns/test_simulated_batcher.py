@@ -31,7 +31,7 @@ def test_every_batch_invariant_holds_under_the_ci_bounds(spec: Spec) -> None:
         assert result.schedules == bound, str(result)
     # No schedule's warehouse outlives the next one's, those stopped as repeats (never checked)
     # included: in memory, a long exploration's would add up.
-    left = {p.name.split(".")[0] for p in sim_batcher._SCRATCH.iterdir()}
+    left = {p.name.split(".")[0] for p in sim_batcher.scratch().iterdir()}
     assert len(left) <= 1, (result.pruned, sorted(left))
 
 

@@ -12,7 +12,7 @@ import pytest
 from stateless_state import Store, commit_with_completion, idempotent
 from stateless_state.testing import Simulation, SimulationFailed
 from stateless_state.testing.simulate import DEFAULT_FAULTS
-from stateless_state.testing.simulation import Exhaustive, Faults, ReplayLine, World
+from stateless_state.testing.simulation import Exhaustive, Faults, RandomWalk, ReplayLine, World
 
 TABLE = "shop"
 EVENT = {"order_id": "o-1", "amount": 5}
@@ -153,6 +153,25 @@ def test_a_racy_handler_is_found_and_its_pasted_replay_reproduces_it(
     assert replayed is not None
     assert replayed.requests == failed.requests
     assert str(replayed.error) == str(failed.error)
+
+
+def test_on_two_workers_the_racy_handler_is_found_at_the_same_schedule(
+    simulation: Simulation,
+) -> None:
+    found = []
+    for workers in (1, 2):
+        with pytest.raises(SimulationFailed) as failed:
+            simulation.run(
+                charge_racy,
+                EVENT,
+                setup=tables,
+                check=charged_once,
+                strategy=RandomWalk(60, seed=3),
+                workers=workers,
+            )
+        assert failed.value.run is not None
+        found.append((failed.value.run.line, failed.value.run.requests))
+    assert found[0] == found[1]
 
 
 def test_a_replay_of_a_schedule_that_holds_returns_it(simulation: Simulation) -> None:

@@ -28,6 +28,7 @@ import collections
 import contextlib
 import hashlib
 import itertools
+import os
 import shutil
 import sqlite3
 import tempfile
@@ -92,9 +93,18 @@ def warehouse_file() -> Path:
     schedule's file goes first: a schedule the reducing search stops as a repeat, or one that
     raised, never reaches the check that discards its own (one schedule runs at a time, and its
     checks are done before the next one's scenario asks for its file)."""
-    for left in _SCRATCH.iterdir():
+    mine = scratch()
+    for left in mine.iterdir():
         left.unlink(missing_ok=True)
-    return _SCRATCH / f"{next(_FILES)}.db"
+    return mine / f"{next(_FILES)}.db"
+
+
+def scratch() -> Path:
+    """This process's directory of warehouse files: a parallel exploration's workers are forks,
+    each clearing what it left (and only that)."""
+    mine = _SCRATCH / str(os.getpid())
+    mine.mkdir(exist_ok=True)
+    return mine
 
 
 def discard(path: Path) -> None:

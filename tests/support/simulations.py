@@ -37,7 +37,7 @@ class Spec:
     ci_faults: sim.Faults | None = None
 
     def explore(
-        self, *, ci: bool = False, max_failures: int = 1, memoize: bool = True
+        self, *, ci: bool = False, max_failures: int = 1, memoize: bool = True, workers: int = 1
     ) -> sim.Exploration:
         strategy = self.ci() if ci else self.full()
         faults = self.ci_faults if ci and self.ci_faults is not None else self.faults
@@ -48,6 +48,7 @@ class Spec:
             setup=self.setup,
             max_failures=max_failures,
             memoize=memoize,
+            workers=workers,
         )
 
 

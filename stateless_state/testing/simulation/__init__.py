@@ -32,15 +32,18 @@ schedule: the same requests in the same order.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ... import clock
+from ...errors import InvalidArgument
 from .backend import Backend
+from .parallel import Ran, explore_on
 from .schedule import FAULTS, Faults, Option, ReplayLine
-from .schedulers import PCT, Drawn, Exhaustive, Pruned, RandomWalk, Replay, Scheduler
+from .schedulers import PCT, Drawn, Exhaustive, Pruned, RandomWalk, Replay, Scheduler, shard
 from .world import EPOCH, LATENCY, Engine, Outcome, SetupClock, SimulationError, Step, World
 
 __all__ = [
@@ -214,6 +217,7 @@ def explore(
     setup: Scenario | None = None,
     max_failures: int = 1,
     memoize: bool = True,
+    workers: int = 1,
 ) -> Exploration:
     """Run ``scenario`` under the schedules ``strategy`` chooses (default: 100 seeded random
     walks), injecting up to ``faults`` per schedule; stop after ``max_failures`` failures.
@@ -229,9 +233,28 @@ def explore(
     schedule reached is answered from memory instead of by moto (:mod:`.memo`): exhaustive
     search, whose schedules share long prefixes, asks moto only where a schedule departs.
     :func:`replay` never memoizes, so replaying a failure also checks the memo.
+
+    ``workers`` > 1 runs a :class:`RandomWalk` or :class:`PCT` on that many forked processes
+    (Linux and macOS), schedule ``i`` on worker ``i mod workers``, each with its own in-process
+    AWS and memo: about ``workers`` times the schedules per second on as many cores. The report
+    is a serial run's: the same first ``max_failures`` failures by schedule (a random walk's
+    schedules, steps and failures are exactly a serial walk's; a PCT worker learns the length
+    of its schedules from its own, so its change points can differ). Each failure is replayed
+    here to rebuild its run, and one that does not fail again raises :class:`SimulationError`:
+    the scenario depends on something outside the simulation. A scenario's own state outside
+    AWS (files, globals) is each worker's copy; give files a name per process.
     """
     faults = faults or Faults()
     strategy = strategy if strategy is not None else RandomWalk()
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InvalidArgument(f"workers must be a whole number >= 1, got {workers!r}")
+    if workers > 1:
+        if isinstance(strategy, Hypothesis):
+            raise InvalidArgument(
+                "Hypothesis draws each schedule after the one before (to shrink a failure), so "
+                "it cannot be split between workers: explore it with workers=1"
+            )
+        shards = [shard(strategy, w, workers) for w in range(workers)]
     if not isinstance(strategy, Hypothesis):
         if vars(strategy).get("_explored"):
             raise SimulationError(
@@ -241,6 +264,10 @@ def explore(
         vars(strategy)["_explored"] = True
     report = Exploration(strategy=repr(strategy))
     started = time.perf_counter()
+    if workers > 1:
+        _explore_on(shards, scenario, faults, setup, max_failures, memoize, report, started)
+        report.elapsed = time.perf_counter() - started
+        return report
     with Backend(memo=memoize) as backend:
         _prepare(backend, setup)
         if isinstance(strategy, Hypothesis):
@@ -265,6 +292,64 @@ def explore(
     report.finished = report.finished and isinstance(strategy, Exhaustive) and strategy.finished
     report.elapsed = time.perf_counter() - started
     return report
+
+
+def _explore_on(
+    shards: list[Scheduler],
+    scenario: Scenario,
+    faults: Faults,
+    setup: Scenario | None,
+    max_failures: int,
+    memoize: bool,
+    report: Exploration,
+    started: float,
+) -> None:
+    """:func:`explore` on ``len(shards)`` processes (:mod:`.parallel`)."""
+    workers = len(shards)
+
+    def work(worker: int, wanted: Callable[[int], bool], tell: Callable[[Ran], None]) -> None:
+        mine = shards[worker]
+        with Backend(memo=memoize) as backend:
+            _prepare(backend, setup)
+            # a seeded strategy's k-th schedule on this worker is schedule worker + k * workers
+            for index in itertools.count(worker, workers):
+                if not wanted(index):
+                    return
+                seed = mine.begin()
+                if seed is None:
+                    return
+                run, steps = _run_one(scenario, mine, faults, backend, seed)
+                if run is None or run.error is None:
+                    tell(Ran(index, steps, pruned=run is None))
+                else:
+                    tell(Ran(index, steps, line=str(run.line), error=type(run.error).__name__))
+
+    found: dict[int, float] = {}
+
+    def seen(ran: Ran) -> None:
+        if ran.line is not None:
+            found[ran.index] = time.perf_counter() - started
+
+    ran = explore_on(workers, work, max_failures, seen)
+    for r in ran:
+        report.steps += r.steps
+        if r.pruned:
+            report.pruned += 1
+            continue
+        report.schedules += 1
+        if r.line is None:
+            continue
+        again = replay(scenario, r.line, setup=setup)
+        if again.error is None or type(again.error).__name__ != r.error:
+            raise SimulationError(
+                f"schedule {r.line} failed a check in a worker ({r.error}) but replayed here "
+                f"{'without failing' if again.error is None else f'with {again.error!r}'}: the "
+                "scenario depends on something outside the simulation (a file, a global, the "
+                "process), which each worker has its own copy of"
+            )
+        report.failures.append(
+            Failure(again, report.schedules, found[r.index], _name(scenario), _setup(setup))
+        )
 
 
 def _explore_hypothesis(

@@ -8,6 +8,7 @@ when it has nothing left to try), then at each step to pick one of the listed op
 
 from __future__ import annotations
 
+import copy
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,7 +18,16 @@ from ...errors import InvalidArgument
 from .footprint import Footprint, dependent
 from .schedule import Option
 
-__all__ = ["PCT", "Drawn", "Exhaustive", "Pruned", "RandomWalk", "Replay", "Scheduler"]
+__all__ = [
+    "PCT",
+    "Drawn",
+    "Exhaustive",
+    "Pruned",
+    "RandomWalk",
+    "Replay",
+    "Scheduler",
+    "shard",
+]
 
 
 class Scheduler(Protocol):
@@ -63,6 +73,7 @@ class RandomWalk:
     fault_rate: float = 0.1
     preemptions: int | None = None
     _done: int = field(default=0, repr=False)
+    _stride: int = field(default=1, repr=False)
     _rng: random.Random = field(default_factory=random.Random, repr=False)
 
     def __post_init__(self) -> None:
@@ -84,7 +95,7 @@ class RandomWalk:
         return self._rng.choice(plain)
 
     def end(self) -> None:
-        self._done += 1
+        self._done += self._stride
 
 
 @dataclass
@@ -108,6 +119,7 @@ class PCT:
     steps_hint: int = 40
     preemptions: int | None = None
     _done: int = field(default=0, repr=False)
+    _stride: int = field(default=1, repr=False)
     _rng: random.Random = field(default_factory=random.Random, repr=False)
     _priority: dict[int, float] = field(default_factory=dict, repr=False)
     _changes: list[int] = field(default_factory=list, repr=False)
@@ -152,8 +164,31 @@ class PCT:
         return best
 
     def end(self) -> None:
-        self._done += 1
+        self._done += self._stride
         self._longest = max(self._longest, self._step)
+
+
+def shard(strategy: Scheduler, index: int, count: int) -> Scheduler:
+    """A fresh copy of ``strategy`` that begins only its schedules ``i`` with
+    ``i % count == index``, in order: one worker's share of a parallel exploration.
+
+    Only seeded strategies shard, whose schedule ``i`` is drawn from its own seed: a
+    :class:`RandomWalk`'s share is exactly those schedules of the serial walk. A :class:`PCT`
+    shard learns its schedules' length (k) from the schedules it ran itself, so its change points
+    can fall elsewhere than a serial run's. :class:`Exhaustive` and :class:`Drawn` choose each
+    schedule from the ones before it, and do not shard.
+    """
+    if not isinstance(strategy, RandomWalk | PCT):
+        raise InvalidArgument(
+            f"{type(strategy).__name__} chooses each schedule from the ones it ran before, so it "
+            "cannot be split between workers: explore it with workers=1, or use RandomWalk or "
+            "PCT with workers"
+        )
+    if not 0 <= index < count:
+        raise InvalidArgument(f"shard {index} of {count} does not exist")
+    copied = copy.deepcopy(strategy)
+    copied._done, copied._stride = index, count
+    return copied
 
 
 class Pruned(Exception):
