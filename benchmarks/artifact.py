@@ -47,12 +47,13 @@ class Sizes:
     """The function with bytecode, as built where the building Python is the runtime's (here
     compiled by this Python: the size is what matters, the ``.pyc`` of 3.12 are alike)."""
     left_out: Size
-    """What the runtime provides and the artifact leaves out, zipped the same way."""
+    """What the runtime provides and the artifact leaves out, deflated by zlib (level 9): zopfli
+    took minutes on its 24 MB for 0.3% less (17,439 KB against 17,499 KB)."""
     python: str
 
 
-def _size(artifact: Artifact) -> Size:
-    return Size(len(artifact.files), artifact.size, len(artifact.zip_bytes()))
+def _size(artifact: Artifact, *, zopfli: bool = True) -> Size:
+    return Size(len(artifact.files), artifact.size, len(artifact.zip_bytes(zopfli=zopfli)))
 
 
 def _runtime_provided() -> Artifact:
@@ -74,7 +75,7 @@ def run() -> Sizes:
         function=_size(function(HANDLER, runtime=RUNTIME)),
         layer=_size(layer(runtime=RUNTIME)),
         compiled=_size(function(HANDLER, runtime=here)),
-        left_out=_size(_runtime_provided()),
+        left_out=_size(_runtime_provided(), zopfli=False),
         python=here,
     )
 
@@ -85,7 +86,7 @@ def markdown(sizes: Sizes) -> list[str]:
         ("the example's function (`sam build`, `make package`)", sizes.function),
         ("the layer (`make layer`)", sizes.layer),
         (f"the function with bytecode (a build on {RUNTIME}'s own Python)", sizes.compiled),
-        ("left out: boto3 and what it needs (the runtime's)", sizes.left_out),
+        ("left out: boto3 and what it needs (the runtime's; zlib -9)", sizes.left_out),
     ]
     built_here = "source only" if sizes.python != RUNTIME else "with bytecode"
     return [
