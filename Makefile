@@ -33,8 +33,10 @@ lint: $(STAMP)
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
+# Two pytest workers (pytest-xdist), each a session of its own (its own DynamoDB Local and
+# PostgreSQL): the suite waits on engines and subprocesses, and alone it used 1.1 of 2 cores.
 test: setup lint docs check-dist
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 2
 
 # The distribution as a user gets it (tools/check_dist.py): the sdist and the wheel built and
 # checked by twine --strict, the wheel with its testing extra in a clean virtual env, the shipped

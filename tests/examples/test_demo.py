@@ -20,7 +20,9 @@ def _demo(*args: str) -> str:
         [sys.executable, "-m", "examples.s3_redshift_batcher.demo", *args, "--no-progress"],
         capture_output=True,
         text=True,
-        timeout=300,
+        # a hang guard: the chaos run took 112 s alone on a slow 2-core machine, 199 s beside
+        # the suite's other worker
+        timeout=600,
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
