@@ -115,6 +115,11 @@ class Simulation:
         ``simulation.replay(...)`` call to paste; the exception's ``run`` is that schedule."""
         if deliveries < 1:
             raise InvalidArgument(f"deliveries must be >= 1, got {deliveries}")
+        if strategy is None and workers != 1:
+            raise InvalidArgument(
+                f"workers={workers!r} splits a RandomWalk or PCT between processes, and the "
+                "default strategy is exhaustive: pass strategy=RandomWalk(...) or PCT(...)"
+            )
         scenario = _scenario(build, event, deliveries, check)
         result = explore(
             scenario,

@@ -209,6 +209,10 @@ def _run_one(
     return Run(line, [t.outcome for t in run.tasks], list(run.trace), error), run.steps
 
 
+_MOST_WORKERS = 64
+"""The most processes ``explore`` forks: more than any machine's cores it is meant for."""
+
+
 def explore(
     scenario: Scenario,
     strategy: Scheduler | Hypothesis | None = None,
@@ -240,20 +244,33 @@ def explore(
     is a serial run's: the same first ``max_failures`` failures by schedule (a random walk's
     schedules, steps and failures are exactly a serial walk's; a PCT worker learns the length
     of its schedules from its own, so its change points can differ). Each failure is replayed
-    here to rebuild its run, and one that does not fail again raises :class:`SimulationError`:
-    the scenario depends on something outside the simulation. A scenario's own state outside
-    AWS (files, globals) is each worker's copy; give files a name per process.
+    here to rebuild its run, and one that does not fail again with the same exception and
+    message raises :class:`SimulationError`: the scenario depends on something outside the
+    simulation. An exception that escapes a worker's schedule is raised here only if a serial
+    run would meet it (no ``max_failures`` failures before it); workers past the last schedule
+    wanted are stopped, not waited for. At most 64 workers, and no more than the schedules. A
+    scenario's own state outside AWS (files, globals) is each worker's copy; give files a name
+    per process.
     """
     faults = faults or Faults()
     strategy = strategy if strategy is not None else RandomWalk()
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise InvalidArgument(f"workers must be a whole number >= 1, got {workers!r}")
+    for name, value in (("workers", workers), ("max_failures", max_failures)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidArgument(f"{name} must be a whole number >= 1, got {value!r}")
+    if workers > _MOST_WORKERS:
+        raise InvalidArgument(
+            f"workers={workers} would fork as many processes: at most {_MOST_WORKERS}, about "
+            "the cores this machine has"
+        )
     if workers > 1:
         if isinstance(strategy, Hypothesis):
             raise InvalidArgument(
                 "Hypothesis draws each schedule after the one before (to shrink a failure), so "
                 "it cannot be split between workers: explore it with workers=1"
             )
+        # a worker without a schedule would only run the set-up
+        if isinstance(strategy, RandomWalk | PCT):
+            workers = max(1, min(workers, strategy.schedules))
         shards = [shard(strategy, w, workers) for w in range(workers)]
     if not isinstance(strategy, Hypothesis):
         if vars(strategy).get("_explored"):
@@ -322,7 +339,7 @@ def _explore_on(
                 if run is None or run.error is None:
                     tell(Ran(index, steps, pruned=run is None))
                 else:
-                    tell(Ran(index, steps, line=str(run.line), error=type(run.error).__name__))
+                    tell(Ran(index, steps, line=str(run.line), error=_said(run.error)))
 
     found: dict[int, float] = {}
 
@@ -340,16 +357,25 @@ def _explore_on(
         if r.line is None:
             continue
         again = replay(scenario, r.line, setup=setup)
-        if again.error is None or type(again.error).__name__ != r.error:
+        if again.error is None or _said(again.error) != r.error:
             raise SimulationError(
                 f"schedule {r.line} failed a check in a worker ({r.error}) but replayed here "
-                f"{'without failing' if again.error is None else f'with {again.error!r}'}: the "
-                "scenario depends on something outside the simulation (a file, a global, the "
+                f"{'without failing' if again.error is None else f'with {_said(again.error)}'}: "
+                "the scenario depends on something outside the simulation (a file, a global, the "
                 "process), which each worker has its own copy of"
             )
         report.failures.append(
             Failure(again, report.schedules, found[r.index], _name(scenario), _setup(setup))
         )
+
+
+def _said(error: BaseException) -> str:
+    """An exception as a worker and this process compare it: its type and message."""
+    try:
+        message = str(error)
+    except Exception:  # a message that cannot be told is compared by its type alone
+        message = "(a message that cannot be shown)"
+    return f"{type(error).__name__}: {message}"
 
 
 def _explore_hypothesis(
