@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from stateless_state import Store, commit_with_completion, idempotent
+from stateless_state import InvalidArgument, Store, commit_with_completion, idempotent
 from stateless_state.testing import Simulation, SimulationFailed
 from stateless_state.testing.simulate import DEFAULT_FAULTS
 from stateless_state.testing.simulation import Exhaustive, Faults, RandomWalk, ReplayLine, World
@@ -172,6 +172,15 @@ def test_on_two_workers_the_racy_handler_is_found_at_the_same_schedule(
         assert failed.value.run is not None
         found.append((failed.value.run.line, failed.value.run.requests))
     assert found[0] == found[1]
+
+
+def test_workers_without_a_strategy_say_to_name_one(simulation: Simulation) -> None:
+    """The default strategy is exhaustive, which cannot be split: the error names the fix
+    rather than an Exhaustive the caller never wrote; a bad count is refused as such."""
+    with pytest.raises(InvalidArgument, match=r"default strategy is exhaustive: pass strategy="):
+        simulation.run(charge_racy, EVENT, setup=tables, check=charged_once, workers=2)
+    with pytest.raises(InvalidArgument, match="workers must be a whole number >= 1, got 0"):
+        simulation.run(charge_racy, EVENT, setup=tables, check=charged_once, workers=0)
 
 
 def test_a_replay_of_a_schedule_that_holds_returns_it(simulation: Simulation) -> None:
