@@ -115,12 +115,7 @@ class Simulation:
         ``simulation.replay(...)`` call to paste; the exception's ``run`` is that schedule."""
         if deliveries < 1:
             raise InvalidArgument(f"deliveries must be >= 1, got {deliveries}")
-        if (
-            strategy is None
-            and not isinstance(workers, bool)
-            and isinstance(workers, int)
-            and workers > 1
-        ):
+        if strategy is None and isinstance(workers, int) and workers > 1:
             raise InvalidArgument(
                 f"workers={workers!r} splits a RandomWalk or PCT between processes, and the "
                 "default strategy is exhaustive: pass strategy=RandomWalk(...) or PCT(...)"

@@ -259,8 +259,8 @@ def explore(
             raise InvalidArgument(f"{name} must be a whole number >= 1, got {value!r}")
     if workers > _MOST_WORKERS:
         raise InvalidArgument(
-            f"workers={workers} would fork as many processes: at most {_MOST_WORKERS}, about "
-            "the cores this machine has"
+            f"workers={workers} would fork as many processes: at most {_MOST_WORKERS}; give it "
+            "the cores this machine has (os.cpu_count())"
         )
     if workers > 1:
         if isinstance(strategy, Hypothesis):

@@ -91,12 +91,8 @@ def explore_on(
                     continue
                 del reading[conn]
                 conn.close()
-                if kind == "done":
-                    running[worker] = _ALL
-                    continue
-                index = running[worker]
-                running[worker] = _ALL
-                if index <= bound.value:
+                index, running[worker] = running[worker], _ALL
+                if kind != "done" and index <= bound.value:
                     bound.value = index
                     stopped = (index, _raised(worker, index, kind, body))
         if stopped is not None and stopped[0] <= bound.value:
